@@ -1,0 +1,263 @@
+#include "pipeline/kafka/kafka_client.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace vigil::kafka {
+namespace {
+
+bool IsSecretKey(std::string_view key) {
+  return key.find("password") != std::string_view::npos ||
+         key.find("secret") != std::string_view::npos ||
+         key.find("sasl.oauthbearer.config") != std::string_view::npos;
+}
+
+// Takes ownership of an RdKafka::Error and throws it as a KafkaError if it is an error.
+void ThrowIfError(RdKafka::Error* raw, std::string_view what) {
+  std::unique_ptr<RdKafka::Error> error(raw);
+  if (!error) return;
+  throw KafkaError(fmt::format("{}: {}", what, error->str()), error->code(),
+                   error->is_retriable(), error->txn_requires_abort(), error->is_fatal());
+}
+
+}  // namespace
+
+KafkaError::KafkaError(std::string what, RdKafka::ErrorCode code, bool retriable,
+                       bool abortable, bool fatal)
+    : std::runtime_error(std::move(what)),
+      code_(code),
+      retriable_(retriable),
+      abortable_(abortable),
+      fatal_(fatal) {}
+
+std::unique_ptr<RdKafka::Conf> MakeConf(const Properties& properties) {
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  for (const auto& [key, value] : properties) {
+    std::string error;
+    if (conf->set(key, value, error) != RdKafka::Conf::CONF_OK) {
+      throw std::invalid_argument(fmt::format("kafka property {} = {}: {}", key,
+                                              IsSecretKey(key) ? "<redacted>" : value, error));
+    }
+  }
+  return conf;
+}
+
+// Remembers the first delivery failure since the last Flush.
+class Producer::DeliveryReports : public RdKafka::DeliveryReportCb {
+ public:
+  void dr_cb(RdKafka::Message& message) override {
+    if (message.err() == RdKafka::ERR_NO_ERROR) return;
+    std::lock_guard lock(mutex_);
+    if (!failure_) {
+      failure_ = KafkaError(fmt::format("delivery to {} failed: {}", message.topic_name(),
+                                        message.errstr()),
+                            message.err());
+    }
+  }
+  std::optional<KafkaError> Take() {
+    std::lock_guard lock(mutex_);
+    auto failure = std::move(failure_);
+    failure_.reset();
+    return failure;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::optional<KafkaError> failure_;
+};
+
+Producer::Producer(const Properties& properties) : reports_(std::make_unique<DeliveryReports>()) {
+  auto conf = MakeConf(properties);
+  std::string error;
+  if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports_.get()), error) !=
+      RdKafka::Conf::CONF_OK) {
+    throw std::logic_error(error);
+  }
+  producer_.reset(RdKafka::Producer::create(conf.get(), error));
+  if (!producer_) {
+    throw KafkaError("creating the Kafka producer: " + error, RdKafka::ERR__INVALID_ARG);
+  }
+}
+
+Producer::~Producer() {
+  if (producer_) producer_->flush(5000);
+}
+
+void Producer::Produce(const std::string& topic, std::string_view key, std::string_view value,
+                       int32_t partition) {
+  for (;;) {
+    const auto err = producer_->produce(
+        topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+        value.size(), key.data(), key.size(), 0, nullptr, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) return;
+    if (err != RdKafka::ERR__QUEUE_FULL) {
+      throw KafkaError(fmt::format("producing to {}: {}", topic, RdKafka::err2str(err)), err);
+    }
+    producer_->poll(50);  // bounded queue: wait for deliveries instead of buffering more
+  }
+}
+
+void Producer::ProduceTombstone(const std::string& topic, std::string_view key) {
+  for (;;) {
+    const auto err =
+        producer_->produce(topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                           nullptr, 0, key.data(), key.size(), 0, nullptr, nullptr);
+    if (err == RdKafka::ERR_NO_ERROR) return;
+    if (err != RdKafka::ERR__QUEUE_FULL) {
+      throw KafkaError(fmt::format("producing a tombstone to {}: {}", topic, RdKafka::err2str(err)),
+                       err);
+    }
+    producer_->poll(50);
+  }
+}
+
+void Producer::Flush(std::chrono::milliseconds timeout) {
+  const auto err = producer_->flush(static_cast<int>(timeout.count()));
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw KafkaError(fmt::format("flush: {}", RdKafka::err2str(err)), err, true);
+  }
+  if (auto failure = reports_->Take()) throw *failure;
+}
+
+void Producer::InitTransactions(std::chrono::milliseconds timeout) {
+  ThrowIfError(producer_->init_transactions(static_cast<int>(timeout.count())),
+               "init_transactions");
+}
+
+void Producer::BeginTransaction() {
+  ThrowIfError(producer_->begin_transaction(), "begin_transaction");
+}
+
+void Producer::SendOffsetsToTransaction(const std::vector<RdKafka::TopicPartition*>& offsets,
+                                        const RdKafka::ConsumerGroupMetadata& group,
+                                        std::chrono::milliseconds timeout) {
+  ThrowIfError(producer_->send_offsets_to_transaction(
+                   offsets, const_cast<RdKafka::ConsumerGroupMetadata*>(&group),
+                   static_cast<int>(timeout.count())),
+               "send_offsets_to_transaction");
+}
+
+void Producer::CommitTransaction(std::chrono::milliseconds timeout) {
+  ThrowIfError(producer_->commit_transaction(static_cast<int>(timeout.count())),
+               "commit_transaction");
+  reports_->Take();  // failures surface through commit_transaction itself
+}
+
+void Producer::AbortTransaction(std::chrono::milliseconds timeout) {
+  ThrowIfError(producer_->abort_transaction(static_cast<int>(timeout.count())),
+               "abort_transaction");
+  reports_->Take();  // aborted records report purge errors; they are expected
+}
+
+void Producer::Poll(std::chrono::milliseconds timeout) {
+  producer_->poll(static_cast<int>(timeout.count()));
+}
+
+Consumer::Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance) {
+  auto conf = MakeConf(properties);
+  std::string error;
+  if (rebalance && conf->set("rebalance_cb", rebalance, error) != RdKafka::Conf::CONF_OK) {
+    throw std::logic_error(error);
+  }
+  consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
+  if (!consumer_) {
+    throw KafkaError("creating the Kafka consumer: " + error, RdKafka::ERR__INVALID_ARG);
+  }
+}
+
+Consumer::~Consumer() {
+  if (consumer_ && !closed_) consumer_->close();
+}
+
+void Consumer::Subscribe(const std::vector<std::string>& topics) {
+  const auto err = consumer_->subscribe(topics);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw KafkaError(fmt::format("subscribe: {}", RdKafka::err2str(err)), err);
+  }
+}
+
+int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
+                   std::chrono::milliseconds timeout) {
+  std::string error;
+  std::unique_ptr<RdKafka::Topic> t(RdKafka::Topic::create(&handle, topic, nullptr, error));
+  if (!t) throw KafkaError("topic handle " + topic + ": " + error, RdKafka::ERR__INVALID_ARG);
+  RdKafka::Metadata* raw = nullptr;
+  const auto err = handle.metadata(false, t.get(), &raw, static_cast<int>(timeout.count()));
+  std::unique_ptr<RdKafka::Metadata> metadata(raw);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw KafkaError(fmt::format("metadata of {}: {}", topic, RdKafka::err2str(err)), err, true);
+  }
+  for (const auto* tm : *metadata->topics()) {
+    if (tm->topic() != topic) continue;
+    if (tm->err() != RdKafka::ERR_NO_ERROR) {
+      throw KafkaError(fmt::format("topic {}: {}", topic, RdKafka::err2str(tm->err())), tm->err());
+    }
+    return static_cast<int>(tm->partitions()->size());
+  }
+  throw KafkaError("topic " + topic + " not in metadata", RdKafka::ERR_UNKNOWN_TOPIC_OR_PART);
+}
+
+void Consumer::AssignAllFromBeginning(const std::string& topic,
+                                      std::chrono::milliseconds timeout) {
+  const int partitions = PartitionCount(*consumer_, topic, timeout);
+  std::vector<RdKafka::TopicPartition*> assignment;
+  for (int p = 0; p < partitions; ++p) {
+    assignment.push_back(
+        RdKafka::TopicPartition::create(topic, p, RdKafka::Topic::OFFSET_BEGINNING));
+  }
+  const auto err = consumer_->assign(assignment);
+  RdKafka::TopicPartition::destroy(assignment);
+  if (err != RdKafka::ERR_NO_ERROR) {
+    throw KafkaError(fmt::format("assign {}: {}", topic, RdKafka::err2str(err)), err);
+  }
+}
+
+std::optional<Record> Consumer::Poll(std::chrono::milliseconds timeout) {
+  std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(timeout.count())));
+  switch (message->err()) {
+    case RdKafka::ERR_NO_ERROR: {
+      Record record;
+      record.topic = message->topic_name();
+      record.partition = message->partition();
+      record.offset = message->offset();
+      record.timestamp_ms = message->timestamp().timestamp;
+      if (message->key_pointer()) {
+        record.key.emplace(static_cast<const char*>(message->key_pointer()), message->key_len());
+      }
+      if (message->payload()) {
+        record.value.emplace(static_cast<const char*>(message->payload()), message->len());
+      }
+      return record;
+    }
+    case RdKafka::ERR__TIMED_OUT:
+    case RdKafka::ERR__PARTITION_EOF:
+      return std::nullopt;
+    default:
+      throw KafkaError(fmt::format("consume: {}", message->errstr()), message->err());
+  }
+}
+
+std::vector<Record> Consumer::ReadUntilIdle(std::chrono::milliseconds idle, size_t max) {
+  std::vector<Record> records;
+  auto last = std::chrono::steady_clock::now();
+  while (records.size() < max) {
+    if (auto record = Poll(std::chrono::milliseconds(100))) {
+      records.push_back(std::move(*record));
+      last = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - last >= idle) {
+      break;
+    }
+  }
+  return records;
+}
+
+void Consumer::Close() {
+  if (!closed_) {
+    consumer_->close();
+    closed_ = true;
+  }
+}
+
+}  // namespace vigil::kafka

@@ -1,0 +1,24 @@
+// The vigil executable: one binary, one subcommand per job.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "pipeline/doctor.h"
+#include "pipeline/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Vigil: streaming analysis of home-monitoring telemetry (ECG, ventilation, CO2, adherence) "
+      "over Apache Kafka."};
+  app.set_version_flag("--version", std::string("vigil ") + vigil::Version());
+  app.require_subcommand(1);
+
+  std::string bootstrap = "localhost:9092";
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check that a Kafka cluster has the v1 topics and supports transactions");
+  doctor->add_option("--kafka", bootstrap, "Kafka bootstrap servers")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);
+  return 0;
+}

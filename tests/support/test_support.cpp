@@ -1,0 +1,44 @@
+#include "support/test_support.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace vigil::testing {
+
+namespace {
+std::string FromEnv(const char* name, const char* fallback) {
+  const char* env = std::getenv(name);
+  return env && *env ? env : fallback;
+}
+}  // namespace
+
+std::string KafkaBootstrap() { return FromEnv("VIGIL_TEST_KAFKA", VIGIL_TEST_KAFKA_DEFAULT); }
+
+std::filesystem::path VigilBinary() { return FromEnv("VIGIL_BINARY", VIGIL_BINARY_DEFAULT); }
+
+std::filesystem::path SourceDir() {
+  return FromEnv("VIGIL_SOURCE_DIR", VIGIL_SOURCE_DIR_DEFAULT);
+}
+
+std::filesystem::path SharedData(const std::string& relative) {
+  const std::filesystem::path root = FromEnv("VIGIL_SHARED_DATA", VIGIL_SHARED_DATA_DEFAULT);
+  const auto path = relative.empty() ? root : root / relative;
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error(fmt::format(
+        "reference data missing: {} does not exist. Accuracy tests need ../shared/data beside "
+        "the project (see ../shared/data/README.md); set VIGIL_SHARED_DATA to point elsewhere",
+        path.string()));
+  }
+  return path;
+}
+
+std::string UniqueName(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return fmt::format("{}-{}-{}", prefix, getpid(), counter++);
+}
+
+}  // namespace vigil::testing
