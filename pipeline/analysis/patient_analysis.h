@@ -1,0 +1,144 @@
+// Everything Vigil does for one patient, independent of Kafka: the operator chains over the
+// patient's signal streams, event-time bookkeeping (sequence numbers, reordering, gaps,
+// watermark), the alert manager and the aggregators. The Kafka service and the offline replay
+// both drive this class, which is why they produce the same alerts and aggregates.
+//
+// Threading: one PatientAnalysis is used by one thread at a time (the patient's serial lane).
+// The AnalysisPlan it shares with other patients is immutable and thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "operators/core/event.h"
+#include "operators/core/signal.h"
+#include "operators/core/stream_operator.h"
+#include "vigil/v1/aggregate.pb.h"
+#include "vigil/v1/alert.pb.h"
+#include "vigil/v1/state.pb.h"
+
+namespace vigil::analysis {
+
+// Alert-manager policy (service-wide; per-patient thresholds live in the operators' parameters).
+struct AlertPolicy {
+  // At most this many RAISED alerts per patient per hour of device time; further ones are
+  // counted in the next record's `suppressed_count` instead of being sent. High-priority alerts
+  // are never rate limited.
+  int max_raised_per_hour = 12;
+  // A cleared condition that comes back within this time re-opens the same alert (hysteresis
+  // against flapping) instead of raising a new one.
+  double reopen_within_s = 60;
+  // Latching (high-priority) alerts stay active this long after their condition ends, then clear.
+  double latch_hold_s = 300;
+  // Technical conditions suppress the clinical ECG / respiratory alerts that overlap them.
+  bool technical_suppresses_clinical = true;
+};
+
+struct OperatorConfig {
+  std::string name;            // registry name
+  ops::Parameters parameters;  // keys without the "<name>." prefix
+};
+
+struct AnalysisConfig {
+  std::vector<OperatorConfig> operators;
+  AlertPolicy alerts;
+  // IANA zone used for therapy days when the patient's configuration names none.
+  std::string default_time_zone = "Europe/Copenhagen";
+  // Frames up to this much older than the patient's newest are reordered; older ones rejected.
+  double reorder_tolerance_s = 5;
+  // A hole of more than this between consecutive frames of a stream is a gap (signal lost).
+  double gap_tolerance_s = 0.5;
+  // Emit minute aggregates (and therapy-day / 30-day aggregates when adherence runs).
+  bool minute_aggregates = true;
+};
+
+// The operators built from an AnalysisConfig, plus the policy. Immutable.
+class AnalysisPlan {
+ public:
+  // Builds every configured operator. Throws ops::OptionError naming "<operator>.<key>" and the
+  // value on a bad parameter, std::invalid_argument for an unknown operator name.
+  static std::shared_ptr<const AnalysisPlan> Make(AnalysisConfig config);
+
+  // The same plan with per-patient parameter overrides ("<operator>.<key>" -> value) applied;
+  // operators without overrides are shared with this plan. Throws like Make.
+  std::shared_ptr<const AnalysisPlan> WithOverrides(
+      const std::map<std::string, double>& overrides) const;
+
+  const AnalysisConfig& config() const { return config_; }
+  std::span<const std::shared_ptr<const ops::StreamOperator>> operators() const {
+    return operators_;
+  }
+
+ private:
+  AnalysisConfig config_;
+  std::vector<std::shared_ptr<const ops::StreamOperator>> operators_;
+};
+
+// One decoded signal frame (physical units) as it arrived.
+struct FrameView {
+  std::string_view device_id;
+  ops::Signal signal = ops::Signal::kUnknown;
+  int lead = 0;                 // vigil.v1.EcgLead number; 0 for non-ECG
+  uint64_t sequence = 0;
+  ops::TimeUs first_sample_us = 0;
+  double sample_rate_hz = 0;
+  std::span<const float> values;
+};
+
+enum class FrameOutcome {
+  kProcessed,   // analysed (possibly after reordering)
+  kDuplicate,   // sequence already seen: ignored
+  kTooLate,     // older than the reordering tolerance: counted and dropped
+};
+
+// What processing produced; the caller publishes it (Kafka) or writes it (JSON Lines).
+struct Outputs {
+  std::vector<v1::Alert> alerts;
+  std::vector<v1::Aggregate> aggregates;
+  ops::Events events;  // raw operator events (beats, breaths, episodes), for replay output
+  void clear() {
+    alerts.clear();
+    aggregates.clear();
+    events.clear();
+  }
+};
+
+class PatientAnalysis {
+ public:
+  PatientAnalysis(std::string patient_id, std::shared_ptr<const AnalysisPlan> plan);
+  ~PatientAnalysis();
+  PatientAnalysis(PatientAnalysis&&) noexcept;
+  PatientAnalysis& operator=(PatientAnalysis&&) noexcept;
+
+  const std::string& patient_id() const;
+
+  FrameOutcome OnFrame(const FrameView& frame, Outputs& out);
+  void OnDeviceEvent(std::string_view device_id, const ops::DeviceEventView& event, Outputs& out);
+
+  // Processing-time check: devices silent for longer than `offline_after_s` (measured on the
+  // caller's clock, e.g. Kafka record timestamps) raise "device offline"; their return clears it.
+  void CheckDevicesOnline(ops::TimeUs processing_now_us, double offline_after_s, Outputs& out);
+
+  // End of a finite recording (replay): flush reorder buffers, close episodes and windows.
+  void Finish(Outputs& out);
+
+  // Per-patient configuration changed (thresholds, time zone): operator states are kept.
+  void SetPlan(std::shared_ptr<const AnalysisPlan> plan, std::string time_zone);
+
+  // Device-time watermark: the newest sample end time processed.
+  ops::TimeUs watermark_us() const;
+
+  v1::PatientStateSnapshot Snapshot() const;
+  // Throws ops::SnapshotError when the snapshot does not fit the current plan's operators.
+  void Restore(const v1::PatientStateSnapshot& snapshot);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil::analysis
