@@ -66,6 +66,10 @@ enum class EpisodeKind : uint8_t {
   // CO2
   kSleepHypoventilation,   // HYPOVENTILATION
   kHypercapnia,            // HYPERCAPNIA
+  kCo2RisingTrend,         // CO2_TREND
+  // Adherence
+  kNonCompliance,          // NON_COMPLIANCE
+  kAdherenceDecline,       // ADHERENCE_DECLINE
   // Any signal
   kSignalLost,             // SIGNAL_LOST
 };
