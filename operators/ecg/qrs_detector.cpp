@@ -26,8 +26,11 @@ float Median(const std::array<float, N>& values) {
 
 }  // namespace
 
-void ValidateQrsOptions(const QrsOptions& o) {
-  using ops::RequireRange;
+void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
+  auto RequireRange = [&](std::string_view field, double value, double lo, double hi) {
+    // Fields are named "<prefix><option>" (e.g. "ecg.arrhythmia.notch_hz").
+    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo, hi);
+  };
   RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
   const double nyquist = o.sample_rate_hz / 2;
   RequireRange("qrs.baseline_hz", o.baseline_hz, 0, 2);

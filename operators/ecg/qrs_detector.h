@@ -42,6 +42,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "operators/core/snapshot.h"
@@ -70,8 +71,8 @@ struct QrsOptions {
   double replace_ratio = 1.5;      // absolute floor of the integral's peak (flat line)
 };
 
-// Throws ops::OptionError (field "qrs.<name>") for an option out of range.
-void ValidateQrsOptions(const QrsOptions& options);
+// Throws ops::OptionError naming "<prefix><option>" and the value for an option out of range.
+void ValidateQrsOptions(const QrsOptions& options, std::string_view prefix = "qrs.");
 
 struct QrsDetection {
   int64_t sample = 0;            // fiducial point on the input's sample axis (delay corrected)
