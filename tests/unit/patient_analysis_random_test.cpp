@@ -113,7 +113,7 @@ TEST(PatientAnalysisRandom, SurvivesMischiefAndSnapshotsExactly) {
     CheckAlertLifecycles(a.alerts);
     size_t beats = 0;
     for (const auto& e : a.events) beats += std::holds_alternative<ops::Beat>(e);
-    EXPECT_GT(beats, 300u) << "the stream must exercise the ECG operators";
+    EXPECT_GT(beats, 200u) << "the stream must exercise the ECG operators";
 
     std::mt19937 rng(seed * 7919);
     const size_t cut = std::uniform_int_distribution<size_t>(1, frames.size() - 1)(rng);
