@@ -51,9 +51,13 @@ std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const ops::Parameters& parame
                learning_beats, "must be a whole number");
   ops::RequireRange(Prefix() + "learning_beats", learning_beats, 3, 50);
   c.learning_beats = static_cast<int>(learning_beats);
+  const double max_templates = p.Get("max_templates", c.max_templates);
+  ops::Require(max_templates == std::floor(max_templates), Prefix() + "max_templates",
+               max_templates, "must be a whole number");
+  ops::RequireRange(Prefix() + "max_templates", max_templates, 2, 16);
+  c.max_templates = static_cast<int>(max_templates);
   c.match_corr = p.Get("match_corr", c.match_corr);
   c.v_corr = p.Get("v_corr", c.v_corr);
-  c.wide_qrs_s = p.Get("wide_qrs_s", c.wide_qrs_s);
   c.wide_ratio = p.Get("wide_ratio", c.wide_ratio);
   c.amplitude_ratio = p.Get("amplitude_ratio", c.amplitude_ratio);
   c.premature_ratio = p.Get("premature_ratio", c.premature_ratio);

@@ -16,7 +16,7 @@
 // except sample_rate_hz (notch_hz, notch_q, baseline_hz, lowpass_hz, band_low_hz,
 // band_high_hz, integration_s, peak_hold_s, threshold_fraction, refractory_s, t_wave_s,
 // searchback_factor, learning_s, min_slope_mv_s, replace_ratio) and the
-// BeatClassifierOptions fields (learning_beats, match_corr, v_corr, wide_qrs_s, wide_ratio,
+// BeatClassifierOptions fields (learning_beats, max_templates, match_corr, v_corr, wide_ratio,
 // amplitude_ratio, premature_ratio). Make throws ops::OptionError naming
 // "ecg.arrhythmia.<key>" and the value for a value out of range or an unknown key.
 //
