@@ -5,6 +5,8 @@
 
 #include "pipeline/doctor.h"
 #include "pipeline/eval/eval_command.h"
+#include "pipeline/replay/replay_command.h"
+#include "pipeline/report/report_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +21,9 @@ int main(int argc, char** argv) {
       "doctor", "Check that a Kafka cluster has the v1 topics and supports transactions");
   doctor->add_option("--kafka", bootstrap, "Kafka bootstrap servers")->capture_default_str();
 
+  // The subcommands, one line each.
+  vigil::replay::AddReplayCommand(app);
+  vigil::report::AddReportCommand(app);
   vigil::eval::AddEvalCommand(app);
 
   CLI11_PARSE(app, argc, argv);
