@@ -5,6 +5,7 @@
 
 #include "pipeline/doctor.h"
 #include "pipeline/replay/replay_command.h"
+#include "pipeline/simulate/simulate_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
 
   // The subcommands, one line each.
   vigil::replay::AddReplayCommand(app);
+  vigil::simulate::AddSimulateCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);
