@@ -81,7 +81,12 @@ const Templates& Shapes() {
 }  // namespace
 
 EcgGenerator::EcgGenerator(const PatientProfile& profile, ops::TimeUs start_us, uint64_t seed)
-    : profile_(profile), start_us_(start_us), rng_(seed), noise_(DeriveSeed(seed, 1)) {
+    : profile_(profile),
+      start_us_(start_us),
+      rng_(seed),
+      effects_rng_(DeriveSeed(seed, 3)),
+      noise_(DeriveSeed(seed, 1)),
+      effects_noise_(DeriveSeed(seed, 4)) {
   rsa_amp_ = rng_.Uniform(0.02, 0.05);
   mayer_amp_ = rng_.Uniform(0.015, 0.035);
   mayer_phase_ = rng_.Uniform(0, 2 * kPi);
@@ -282,7 +287,7 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
           const float amp = static_cast<float>(p.level > 0 ? p.level : 0.06);
           for (int i = i0; i < i1; ++i) {
             if (((a + i) & 63) == 0) {
-              const double hz = std::clamp(f_inc_ / 4294967296.0 * kFs + 0.1 * rng_.Normal(),
+              const double hz = std::clamp(f_inc_ / 4294967296.0 * kFs + 0.1 * effects_rng_.Normal(),
                                            4.5, 8.5);
               f_inc_ = PhaseIncrement(hz, kFs);
             }
@@ -297,11 +302,11 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
           for (int i = i0; i < i1; ++i) {
             if (((a + i) & 31) == 0) {
               for (size_t c = 0; c < 3; ++c) {
-                const double now = vf_inc_[c] == 0 ? rng_.Uniform(4.0, 7.0)
+                const double now = vf_inc_[c] == 0 ? effects_rng_.Uniform(4.0, 7.0)
                                                    : vf_inc_[c] / 4294967296.0 * kFs;
-                vf_inc_[c] = PhaseIncrement(std::clamp(now + 0.25 * rng_.Normal(), 4.0, 7.0), kFs);
+                vf_inc_[c] = PhaseIncrement(std::clamp(now + 0.25 * effects_rng_.Normal(), 4.0, 7.0), kFs);
               }
-              vf_gain_ = std::clamp(vf_gain_ + 0.08 * rng_.Normal(), 0.5, 1.3);
+              vf_gain_ = std::clamp(vf_gain_ + 0.08 * effects_rng_.Normal(), 0.5, 1.3);
             }
             float v = 0;
             for (size_t c = 0; c < 3; ++c) {
@@ -317,9 +322,9 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
           // (first-order approach to each) plus strong EMG.
           const float amp = static_cast<float>(p.level > 0 ? p.level : 1.0);
           for (int i = i0; i < i1; ++i) {
-            if (rng_.Chance(1.0 / 80)) motion_target_ = amp * static_cast<float>(rng_.Normal());
+            if (effects_rng_.Chance(1.0 / 80)) motion_target_ = amp * static_cast<float>(effects_rng_.Normal());
             motion_ += 0.08f * (motion_target_ - motion_);
-            block[i] += motion_ + 0.15f * amp * noise_.Next();
+            block[i] += motion_ + 0.15f * amp * effects_noise_.Next();
           }
           break;
         }

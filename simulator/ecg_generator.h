@@ -76,8 +76,10 @@ class EcgGenerator {
 
   PatientProfile profile_;
   ops::TimeUs start_us_;
-  Rng rng_;
+  Rng rng_;          // beat decisions (RR, PVCs)
+  Rng effects_rng_;  // sample-wise effects: separate, so block sizes do not change the output
   NoiseSource noise_;
+  NoiseSource effects_noise_;
   std::vector<EcgPlan> plans_;  // pending and active, in start order
   size_t first_plan_ = 0;       // plans before this index have ended
   std::array<float, kRing> ring_{};

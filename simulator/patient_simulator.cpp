@@ -61,14 +61,17 @@ void PatientBlock::Clear() {
 }
 
 PatientSimulator::PatientSimulator(const PatientProfile& profile, const SimulationOptions& options)
-    : profile_(profile), options_(options), plan_rng_(DeriveSeed(profile.seed, 0x504c414e)) {
+    : profile_(profile),
+      options_(options),
+      plan_rng_(DeriveSeed(profile.seed, 0x504c414e)),
+      night_rng_(DeriveSeed(profile.seed, 0x4e49474854)) {
   if (!(options.event_rate >= 0)) throw std::invalid_argument("event_rate must be >= 0");
   if (options.end_us <= options.start_us) throw std::invalid_argument("end must be after start");
   now_us_ = options.start_us;
   ecg_planned_until_ = options.start_us;
   ecg_last_plan_end_ = options.start_us;
   if (profile.has_niv()) {
-    history_ = BuildAdherenceHistory(profile, options.start_us, plan_rng_, pending_truth_);
+    history_ = BuildAdherenceHistory(profile, options.start_us, night_rng_, pending_truth_);
     const double usage = std::max(history_.tonight_usage_h, 0.5);
     session_ = {options.start_us, options.start_us + ops::FromSeconds(std::round(usage * 3600))};
   }
@@ -265,9 +268,9 @@ void PatientSimulator::Next(int seconds, PatientBlock& block) {
       double usage = 0;
       do {
         ++night_;
-        usage = DrawNightUsage(profile_, plan_rng_);
+        usage = DrawNightUsage(profile_, night_rng_);
       } while (usage < 5.0 / 60);
-      const ops::TimeUs bedtime = LocalBedtime(options_.start_us, night_, plan_rng_.Uniform(0, 90));
+      const ops::TimeUs bedtime = LocalBedtime(options_.start_us, night_, night_rng_.Uniform(0, 90));
       session_ = {bedtime, bedtime + ops::FromSeconds(std::round(usage * 3600))};
     }
   }

@@ -3,8 +3,8 @@
 // block in device time.
 //
 // Determinism: everything follows from (cohort seed, patient index, options); the same inputs
-// give the same samples, events and truth, whatever the block size used to pull them... except
-// that block boundaries must be whole seconds (NIV and CO2 sessions start on whole seconds).
+// give the same samples, events and truth whatever the (whole-second) block size used to pull
+// them: every random decision has its own stream, consumed in device-time order.
 //
 // Threading: one PatientSimulator is used by one thread at a time; different patients are
 // independent and may be generated on different threads.
@@ -84,7 +84,8 @@ class PatientSimulator {
 
   PatientProfile profile_;
   SimulationOptions options_;
-  Rng plan_rng_;
+  Rng plan_rng_;    // ECG conditions, hour by hour
+  Rng night_rng_;   // future nights' schedule (separate: block sizes must not reorder draws)
   AdherenceHistory history_;
   std::vector<TruthEvent> pending_truth_;
   std::unique_ptr<EcgGenerator> ecg_;
