@@ -3,11 +3,25 @@
 #include <algorithm>
 #include <array>
 
+#include "operators/adherence/therapy_usage.h"
+#include "operators/respiration/breath_segmentation.h"
+#include "operators/respiration/leak.h"
+#include "operators/respiration/respiratory_events.h"
+
 namespace vigil::analysis {
 namespace {
 
 // THE list. One line per operator; keep it sorted by name.
-const std::array<OperatorEntry, 0> kOperators = {};
+const std::array<OperatorEntry, 4> kOperators = {{
+    {"adherence.usage", "therapy sessions, noon-to-noon therapy days, compliance and decline",
+     [](const ops::Parameters& p) { return ops::TherapyUsage::Make(ops::TherapyUsageOptions::FromParameters(p)); }},
+    {"respiration.breaths", "breath segmentation: Vt, Ti/Te, rate, minute ventilation, peak flow",
+     [](const ops::Parameters& p) { return ops::BreathSegmentation::Make(ops::BreathSegmentationOptions::FromParameters(p)); }},
+    {"respiration.events", "apnea and hypopnea (AASM with SpO2, ResMed convention without), AHI",
+     [](const ops::Parameters& p) { return ops::RespiratoryEvents::Make(ops::RespiratoryEventOptions::FromParameters(p)); }},
+    {"respiration.leak", "unintentional leak, large leak (> 24 L/min) and disconnection",
+     [](const ops::Parameters& p) { return ops::LeakMonitor::Make(ops::LeakOptions::FromParameters(p)); }},
+}};
 
 }  // namespace
 
