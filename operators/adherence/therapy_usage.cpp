@@ -313,7 +313,12 @@ void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chu
   }
   const TimeUs period = static_cast<TimeUs>(1e6 / chunk.sample_rate_hz);
   if (s.next_expected_us != 0 && std::llabs(chunk.first_sample_us - s.next_expected_us) > 2 * period) {
-    c.CloseSession(s.last_on_end);  // data stopped: the session ended at its last "on" second
+    // Data stopped and resumed. A break shorter than mask_off_s (refitting the mask, the device
+    // starting a new file) does not end the session, as a short "off" in the data would not;
+    // a longer one ends it at its last "on" second.
+    if (chunk.first_sample_us - s.last_on_end > FromSeconds(options_.mask_off_s)) {
+      c.CloseSession(s.last_on_end);
+    }
     s.block_n = 0;
     s.block_sum = 0;
   }
@@ -363,11 +368,12 @@ void TherapyUsage::OnDeviceEvent(OperatorState& state, const DeviceEventView& ev
   c.Advance(event.time_us);
 }
 
-void TherapyUsage::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs, Events& out) const {
+void TherapyUsage::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs to_us,
+                         Events& out) const {
   auto& s = Cast(state);
   if (signal != Signal::kAirwayPressure || options_.session_source != 0) return;
   Ctx c{options_, zone_, s, out};
-  c.CloseSession(s.last_on_end);
+  if (to_us - s.last_on_end > FromSeconds(options_.mask_off_s)) c.CloseSession(s.last_on_end);
   s.block_n = 0;
   s.block_sum = 0;
 }

@@ -2,7 +2,9 @@
 //
 // Sessions (CLINICAL.md): mask on to mask off. From signals (default): therapy is on while
 // airway pressure (1-s means) is >= `mask_on_pressure_cm_h2o` with valid flow; a session ends
-// after `mask_off_s` of "off", or at the last sample before a gap in the data. From device
+// after `mask_off_s` (60 s) of "off", or at the last sample before a gap in the data longer than
+// that (a shorter break - refitting the mask, the device starting a new file - continues the
+// session, as ResMed counts it). From device
 // events instead (`session_source` = 1): kSessionStart / kSessionStop. Sessions shorter than
 // `min_session_min` (5 min) are ignored.
 // Therapy day: noon to noon in `time_zone` (see therapy_day.h). Nightly usage = the overlap of
@@ -37,7 +39,7 @@ struct TherapyUsageOptions {
   int session_source = 0;                // 0 signals (pressure + flow), 1 device session events
   double min_session_min = 5;
   double mask_on_pressure_cm_h2o = 2.5;
-  double mask_off_s = 30;
+  double mask_off_s = 60;
   AdherenceRules rules;
 
   // Numeric keys from `parameters` (`adherence.usage.*`); the zone is the patient's (a string,

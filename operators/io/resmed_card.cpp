@@ -180,7 +180,10 @@ ResmedCard ReadResmedCard(const fs::path& root, const ResmedCardOptions& o) {
       const ops::TimeUs t0 = FileStartUtc(f, o);
       for (const auto& a : f.annotations) {
         if (a.text == "Recording starts" || a.text == "Recording ends") continue;
-        card.scored_events.push_back({t0 + ops::FromSeconds(a.onset_s), a.duration_s, a.text});
+        // ResMed stamps an event when it has scored it, i.e. at its end (an apnea of 13 s at
+        // "+21177" ends there; the flow shows it in the 13 s before): the start is onset - duration.
+        card.scored_events.push_back(
+            {t0 + ops::FromSeconds(a.onset_s - a.duration_s), a.duration_s, a.text});
       }
       continue;
     }

@@ -56,7 +56,7 @@ struct CardSeries {
 
 // An event the device scored itself (EVE file), e.g. "Obstructive Apnea", "Hypopnea".
 struct CardScoredEvent {
-  ops::TimeUs start_us = 0;
+  ops::TimeUs start_us = 0;       // the file's onset minus the duration (ResMed stamps the end)
   double duration_s = 0;
   std::string label;
 };

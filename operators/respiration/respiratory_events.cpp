@@ -31,10 +31,17 @@ struct EventState final : OperatorState {
   TimeUs block_start_us = 0;
   TimeUs next_expected_us = 0;
   // envelope ring: block maxima and their start times
+  double block_sum = 0;
   std::array<double, kMaxWindowBlocks> ring_max{};
+  std::array<double, kMaxWindowBlocks> ring_sum{};
   std::array<TimeUs, kMaxWindowBlocks> ring_time{};
   int64_t blocks = 0;  // since the last discontinuity
   double amplitude_baseline = 0;
+  double ventilation_baseline = 0;
+  // amplitude history for the baseline: one envelope value per second outside candidates
+  std::vector<float> history;
+  int64_t history_pushes = 0;
+  int blocks_since_push = 0;
   // open candidate
   bool in_candidate = false;
   bool candidate_aasm = false;
@@ -56,6 +63,10 @@ struct EventState final : OperatorState {
     block_fill = 0;
     block_max = 0;
     blocks = 0;
+    history_pushes = 0;
+    blocks_since_push = 0;
+    amplitude_baseline = 0;
+    ventilation_baseline = 0;
     in_candidate = false;
     in_apnea_run = false;
   }
@@ -67,12 +78,18 @@ struct EventState final : OperatorState {
     w.Put<uint8_t>(flow_baseline_ready);
     w.Put<int32_t>(block_fill);
     w.Put(block_max);
+    w.Put(block_sum);
     w.Put(block_start_us);
     w.Put(next_expected_us);
     w.PutSpan<double>(ring_max);
+    w.PutSpan<double>(ring_sum);
     w.PutSpan<TimeUs>(ring_time);
     w.Put(blocks);
     w.Put(amplitude_baseline);
+    w.Put(ventilation_baseline);
+    w.PutSpan<float>(history);
+    w.Put(history_pushes);
+    w.Put<int32_t>(blocks_since_push);
     w.Put<uint8_t>(in_candidate);
     w.Put<uint8_t>(candidate_aasm);
     w.Put(candidate_start_us);
@@ -109,17 +126,25 @@ struct EventState final : OperatorState {
     s.flow_baseline_ready = r.Get<uint8_t>();
     s.block_fill = r.Get<int32_t>();
     s.block_max = r.Get<double>();
+    s.block_sum = r.Get<double>();
     s.block_start_us = r.Get<TimeUs>();
     s.next_expected_us = r.Get<TimeUs>();
     const auto rm = r.GetVector<double>(kMaxWindowBlocks);
+    const auto rs = r.GetVector<double>(kMaxWindowBlocks);
     const auto rt = r.GetVector<TimeUs>(kMaxWindowBlocks);
-    if (rm.size() != kMaxWindowBlocks || rt.size() != kMaxWindowBlocks) {
+    if (rm.size() != kMaxWindowBlocks || rs.size() != kMaxWindowBlocks ||
+        rt.size() != kMaxWindowBlocks) {
       throw SnapshotError("respiration.events: ring size");
     }
     std::copy(rm.begin(), rm.end(), s.ring_max.begin());
+    std::copy(rs.begin(), rs.end(), s.ring_sum.begin());
     std::copy(rt.begin(), rt.end(), s.ring_time.begin());
     s.blocks = r.Get<int64_t>();
     s.amplitude_baseline = r.Get<double>();
+    s.ventilation_baseline = r.Get<double>();
+    s.history = r.GetVector<float>(100000);
+    s.history_pushes = r.Get<int64_t>();
+    s.blocks_since_push = r.Get<int32_t>();
     s.in_candidate = r.Get<uint8_t>();
     s.candidate_aasm = r.Get<uint8_t>();
     s.candidate_start_us = r.Get<TimeUs>();
@@ -174,7 +199,8 @@ RespiratoryEventOptions RespiratoryEventOptions::FromParameters(const Parameters
   o.min_event_s = p.Get("min_event_s", o.min_event_s);
   o.max_event_s = p.Get("max_event_s", o.max_event_s);
   o.envelope_window_s = p.Get("envelope_window_s", o.envelope_window_s);
-  o.baseline_tau_s = p.Get("baseline_tau_s", o.baseline_tau_s);
+  o.ventilation_window_s = p.Get("ventilation_window_s", o.ventilation_window_s);
+  o.baseline_window_s = p.Get("baseline_window_s", o.baseline_window_s);
   o.warmup_s = p.Get("warmup_s", o.warmup_s);
   o.flow_baseline_tau_s = p.Get("flow_baseline_tau_s", o.flow_baseline_tau_s);
   p.CheckAllUsed();
@@ -193,7 +219,9 @@ std::unique_ptr<const RespiratoryEvents> RespiratoryEvents::Make(
   RequireRange("respiration.events.max_event_s", o.max_event_s, o.min_event_s, 600);
   RequireRange("respiration.events.envelope_window_s", o.envelope_window_s, kBlockS,
                kBlockS * kMaxWindowBlocks);
-  RequireRange("respiration.events.baseline_tau_s", o.baseline_tau_s, 10, 1200);
+  RequireRange("respiration.events.ventilation_window_s", o.ventilation_window_s, 1,
+               kBlockS * (kMaxWindowBlocks - 1));
+  RequireRange("respiration.events.baseline_window_s", o.baseline_window_s, 10, 1200);
   RequireRange("respiration.events.warmup_s", o.warmup_s, 0, 1200);
   RequireRange("respiration.events.flow_baseline_tau_s", o.flow_baseline_tau_s, 1, 600);
   return std::unique_ptr<const RespiratoryEvents>(new RespiratoryEvents(o));
@@ -312,8 +340,11 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
   const int per_block = std::max(1, static_cast<int>(std::lround(chunk.sample_rate_hz * kBlockS)));
   const double block_s = per_block * dt;
   const int w = WindowBlocks(options_);
+  const int wv = std::clamp(static_cast<int>(std::lround(options_.ventilation_window_s / kBlockS)),
+                            1, kMaxWindowBlocks - 1);
   const double flow_alpha = dt / options_.flow_baseline_tau_s;
-  const double amp_alpha = block_s / options_.baseline_tau_s;
+  const int blocks_per_second = std::max(1, static_cast<int>(std::lround(1.0 / block_s)));
+  std::vector<float> scratch;
   const int64_t warmup_blocks = static_cast<int64_t>(options_.warmup_s / block_s);
   const double apnea_level = 1 - options_.apnea_drop;
   const double min_event_us = options_.min_event_s * 1e6;
@@ -340,48 +371,79 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
       s.block_start_us = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz,
                                     static_cast<int64_t>(i));
       s.block_max = a;
-    } else if (a > s.block_max) {
-      s.block_max = a;
+      s.block_sum = a;
+    } else {
+      if (a > s.block_max) s.block_max = a;
+      s.block_sum += a;
     }
     if (++s.block_fill < per_block) continue;
     s.block_fill = 0;
 
-    // A block is complete: update the envelope and the candidate.
-    const int slot = static_cast<int>(s.blocks % w);
+    // A block is complete: update both envelopes and the candidate.
+    const int slot = static_cast<int>(s.blocks % kMaxWindowBlocks);
     s.ring_max[slot] = s.block_max;
+    s.ring_sum[slot] = s.block_sum / per_block;
     s.ring_time[slot] = s.block_start_us;
     ++s.blocks;
     const TimeUs now = s.block_start_us;
-    if (s.blocks < w) continue;
-    double env = 0;
-    for (int k = 0; k < w; ++k) env = std::max(env, s.ring_max[k]);
-    const TimeUs oldest = s.ring_time[s.blocks % w];  // start of the window's first block
+    if (s.blocks < std::max(w, wv)) continue;
+    const auto at = [&](int64_t block) { return static_cast<int>(block % kMaxWindowBlocks); };
+    double env = 0;  // peak excursion over the last w blocks
+    for (int k = 1; k <= w; ++k) env = std::max(env, s.ring_max[at(s.blocks - k)]);
+    double vent = 0;  // mean |flow| over the last wv blocks (ventilation)
+    for (int k = 1; k <= wv; ++k) vent += s.ring_sum[at(s.blocks - k)];
+    vent /= wv;
+    const TimeUs oldest = s.ring_time[at(s.blocks - w)];  // start of the peak window
+    // The ventilation window is centred on its middle block: its times lag by wv / 2 blocks.
+    const TimeUs vent_now = s.ring_time[at(s.blocks - 1 - wv / 2)];
 
-    if (s.blocks < warmup_blocks || s.amplitude_baseline <= 0) {
-      // Warm-up: plain running mean, no scoring.
-      const double alpha = std::max(amp_alpha, 1.0 / static_cast<double>(s.blocks - w + 1));
-      s.amplitude_baseline += alpha * (env - s.amplitude_baseline);
+    // The baselines: medians of the last `baseline_window_s` of per-second values seen outside
+    // candidates (robust to sighs and to the breaths of an arousal).
+    const auto push_history = [&] {
+      if (++s.blocks_since_push < blocks_per_second) return;
+      s.blocks_since_push = 0;
+      const size_t cap = static_cast<size_t>(options_.baseline_window_s);
+      if (s.history.size() != 2 * cap) s.history.assign(2 * cap, 0.0f);
+      const size_t pos = static_cast<size_t>(s.history_pushes % static_cast<int64_t>(cap));
+      s.history[pos] = static_cast<float>(env);
+      s.history[cap + pos] = static_cast<float>(vent);
+      ++s.history_pushes;
+      const size_t n_hist = std::min<size_t>(cap, static_cast<size_t>(s.history_pushes));
+      const auto median = [&](size_t offset) {
+        scratch.assign(s.history.begin() + static_cast<std::ptrdiff_t>(offset),
+                       s.history.begin() + static_cast<std::ptrdiff_t>(offset + n_hist));
+        std::nth_element(scratch.begin(),
+                         scratch.begin() + static_cast<std::ptrdiff_t>(n_hist / 2), scratch.end());
+        return static_cast<double>(scratch[n_hist / 2]);
+      };
+      s.amplitude_baseline = median(0);
+      s.ventilation_baseline = median(cap);
+    };
+    if (s.blocks < warmup_blocks || s.amplitude_baseline <= 0 || s.ventilation_baseline <= 0) {
+      push_history();  // warm-up: no scoring
       continue;
     }
     const double ratio = env / s.amplitude_baseline;
+    const double vent_ratio = vent / s.ventilation_baseline;
     if (!s.in_candidate) {
       const bool spo2_valid = !s.spo2.empty() && s.spo2_latest_us >= now - spo2_recent_us;
-      const double level = spo2_valid ? 1 - options_.hypopnea_drop
-                                      : options_.device_hypopnea_fraction;
-      if (ratio <= level) {
+      const bool open = spo2_valid ? ratio <= 1 - options_.hypopnea_drop
+                                   : vent_ratio <= options_.device_hypopnea_fraction ||
+                                         ratio <= apnea_level;
+      if (open) {
         s.in_candidate = true;
         s.candidate_aasm = spo2_valid;
-        s.candidate_start_us = oldest;
-        s.candidate_min_ratio = ratio;
+        s.candidate_start_us = spo2_valid ? oldest : std::min(oldest, vent_now);
+        s.candidate_min_ratio = spo2_valid ? ratio : vent_ratio;
         s.in_apnea_run = false;
         s.best_apnea_start_us = s.best_apnea_end_us = 0;
       } else {
-        s.amplitude_baseline += amp_alpha * (env - s.amplitude_baseline);
+        push_history();
         continue;
       }
     }
-    // Inside a candidate (baseline frozen).
-    s.candidate_min_ratio = std::min(s.candidate_min_ratio, ratio);
+    // Inside a candidate (baselines frozen).
+    s.candidate_min_ratio = std::min(s.candidate_min_ratio, s.candidate_aasm ? ratio : vent_ratio);
     if (ratio <= apnea_level) {
       if (!s.in_apnea_run) {
         s.in_apnea_run = true;
@@ -394,10 +456,13 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
         s.best_apnea_end_us = now;
       }
     }
-    const double level = s.candidate_aasm ? 1 - options_.hypopnea_drop
-                                          : options_.device_hypopnea_fraction;
-    const double elapsed = static_cast<double>(now - s.candidate_start_us);
-    if (ratio <= level && elapsed <= max_event_us) continue;
+    const bool still_low = s.candidate_aasm
+                               ? ratio <= 1 - options_.hypopnea_drop
+                               : vent_ratio <= options_.device_hypopnea_fraction ||
+                                     ratio <= apnea_level || s.in_apnea_run;
+    const TimeUs end_us = s.candidate_aasm ? now : std::max(now, vent_now);
+    const double elapsed = static_cast<double>(end_us - s.candidate_start_us);
+    if (still_low && elapsed <= max_event_us) continue;
     // The candidate ended (or became too long to be an event).
     s.in_candidate = false;
     if (elapsed > max_event_us) {
@@ -418,14 +483,14 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
            {"min_duration", options_.min_event_s, "s", ">="}}));
     } else if (elapsed >= min_event_us) {
       if (s.candidate_aasm) {
-        s.pending.push_back({s.candidate_start_us, now, drop});
+        s.pending.push_back({s.candidate_start_us, end_us, drop});
       } else {
         ++s.hypopneas;
         out.emplace_back(MakeEpisode(
-            EpisodeKind::kHypopnea, s.candidate_start_us, now,
-            fmt::format("amplitude <= {:.0f} % of baseline for >= {:.0f} s",
+            EpisodeKind::kHypopnea, s.candidate_start_us, end_us,
+            fmt::format("ventilation <= {:.0f} % of baseline for >= {:.0f} s",
                         options_.device_hypopnea_fraction * 100, options_.min_event_s),
-            "device convention (ResMed), no SpO2: amplitude <= 50 % for >= 10 s",
+            "device convention (ResMed), no SpO2: ventilation <= 50 % for >= 10 s",
             {{"amplitude_drop", drop * 100, "%"}, {"duration", elapsed * 1e-6, "s"}},
             {{"amplitude_fraction", options_.device_hypopnea_fraction * 100, "%", "<="},
              {"min_duration", options_.min_event_s, "s", ">="}}));

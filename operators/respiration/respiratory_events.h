@@ -3,8 +3,9 @@
 //
 // Amplitude: the largest |flow - flow baseline| in a sliding window of `envelope_window_s`
 // (longer than half a breath, so normal breathing never looks flat), on 0.2 s blocks. The
-// pre-event baseline amplitude is its running mean (time constant `baseline_tau_s`), frozen while
-// an event candidate is open, valid after `warmup_s` of continuous flow. The window's lag is
+// pre-event baseline amplitude is the median of the per-second amplitudes of the last
+// `baseline_window_s` outside event candidates (robust to sighs and arousal breaths), frozen while
+// a candidate is open, valid after `warmup_s` of continuous flow. The window's lag is
 // taken out of the event times: an event starts where the last normal-sized peak ended and ends
 // at the first normal-sized peak again.
 //
@@ -14,8 +15,11 @@
 //    amplitude <= (1 - hypopnea_drop) x baseline (>= 30 % drop) for >= min_event_s, and SpO2 falls
 //    >= desaturation_pct below its pre-event level (mean of the 10 s before) between the start
 //    and `desaturation_lookahead_s` after the end. Scored once that SpO2 has arrived.
-//  - HYPOPNEA, device convention (ResMed), without SpO2: amplitude <= device_hypopnea_fraction x
-//    baseline (<= 50 %) for >= min_event_s.
+//  - HYPOPNEA, device convention (ResMed), without SpO2: ventilation <= device_hypopnea_fraction
+//    x baseline ventilation (<= 50 %) for >= min_event_s. Ventilation, as the device measures it,
+//    is the mean |flow - baseline| over `ventilation_window_s` (about one breath), centred, and
+//    its baseline is the median like the amplitude's: breath-to-breath variation of single peaks
+//    does not make an event, a sustained fall of the air moved does.
 // Candidates longer than `max_event_s` are not events (mask off, sensor problem), and neither is
 // anything cut by a gap in the flow (a gap is signal lost, never an apnea). Episodes are
 // reported after the fact (Phase::kClosed only). Finish() emits Measurement "ahi" (events per
@@ -40,7 +44,8 @@ struct RespiratoryEventOptions {
   double min_event_s = 10;
   double max_event_s = 120;
   double envelope_window_s = 2.5;
-  double baseline_tau_s = 120;
+  double ventilation_window_s = 5;
+  double baseline_window_s = 120;
   double warmup_s = 60;
   double flow_baseline_tau_s = 20;
 

@@ -22,6 +22,22 @@ std::optional<double> Percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
+// Time-weighted percentile: each value counts for `weight` seconds. Breath quantities are
+// summarised over time, as a device samples them every 2 s, not over breaths (fast breathing
+// would otherwise count more, and pull the median rate up).
+std::optional<double> WeightedPercentile(std::vector<std::pair<double, double>> v, double p) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  double total = 0;
+  for (const auto& [x, w] : v) total += w;
+  double acc = 0;
+  for (const auto& [x, w] : v) {
+    acc += w;
+    if (acc >= p * total) return x;
+  }
+  return v.back().first;
+}
+
 std::string Iso(ops::TimeUs t) {
   const date::sys_time<std::chrono::milliseconds> tp{std::chrono::milliseconds(t / 1000)};
   return date::format("%FT%TZ", tp);
@@ -155,23 +171,25 @@ CardReplayResult ReplayCard(const io::ResmedCard& card, const CardReplayOptions&
       }
     }
     if (d.usage_min > 0) line.ahi = (line.apneas + line.hypopneas) / (d.usage_min / 60.0);
-    std::vector<double> lk, rr, vt, mv;
+    std::vector<double> lk;
+    std::vector<std::pair<double, double>> rr, vt, mv;
     for (const auto& [t, v] : leak) {
       if (inside(t)) lk.push_back(v);
     }
     for (const auto& b : breaths) {
       if (!inside(b.start_us)) continue;
-      rr.push_back(b.respiratory_rate_bpm);
-      vt.push_back(b.tidal_volume_ml);
-      mv.push_back(b.minute_ventilation_lpm);
+      const double w = ops::ToSeconds(b.end_us - b.start_us);
+      rr.emplace_back(b.respiratory_rate_bpm, w);
+      vt.emplace_back(b.tidal_volume_ml, w);
+      mv.emplace_back(b.minute_ventilation_lpm, w);
     }
     line.breaths = rr.size();
     line.leak_p50_lpm = Percentile(lk, 0.5);
     line.leak_p95_lpm = Percentile(lk, 0.95);
     if (line.leak_p50_lpm && !line.large_leak_min) line.large_leak_min = 0;
-    line.rr_median = Percentile(rr, 0.5);
-    line.vt_median_ml = Percentile(vt, 0.5);
-    line.mv_median_lpm = Percentile(mv, 0.5);
+    line.rr_median = WeightedPercentile(rr, 0.5);
+    line.vt_median_ml = WeightedPercentile(vt, 0.5);
+    line.mv_median_lpm = WeightedPercentile(mv, 0.5);
     for (const auto& [t, m] : day_measures) {
       if (t != d.end_us) continue;
       if (m.first == "adherence_score") line.adherence_score = m.second;
