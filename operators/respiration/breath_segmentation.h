@@ -28,7 +28,7 @@
 namespace vigil::ops {
 
 struct BreathSegmentationOptions {
-  double baseline_tau_s = 20;
+  double baseline_tau_s = 60;
   double hysteresis_lpm = 2.0;
   double min_tidal_volume_ml = 60;
   double min_phase_s = 0.25;

@@ -31,7 +31,7 @@ struct LeakOptions {
   double disconnect_pressure_cm_h2o = 1.0;
   double disconnect_flow_lpm = 60;
   double disconnect_min_s = 5;
-  double offset_window_s = 10;
+  double offset_window_s = 60;  // many breaths: whole-breath flow integrates to ~0
   double vent_k_lpm = 0;          // intended leak = k * sqrt(P cmH2O); e.g. ~10 for a nasal mask
   double intended_leak_lpm = -1;  // fixed intended leak; -1 = from settings / vent curve
 
