@@ -408,6 +408,8 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
       s.history[pos] = static_cast<float>(env);
       s.history[cap + pos] = static_cast<float>(vent);
       ++s.history_pushes;
+      // The medians move slowly: refresh them every 5 s (and at every push while warming up).
+      if (s.history_pushes > 10 && s.history_pushes % 5 != 0) return;
       const size_t n_hist = std::min<size_t>(cap, static_cast<size_t>(s.history_pushes));
       const auto median = [&](size_t offset) {
         scratch.assign(s.history.begin() + static_cast<std::ptrdiff_t>(offset),
