@@ -97,6 +97,22 @@ void ReadStr(const fs::path& path, const ResmedCardOptions& o, ResmedCard& card)
     d.mv_median_lpm = per_day("MinVent.50", r, 1);
     const double mode = per_day("Mode", r, 1);
     d.mode = std::isnan(mode) ? -1 : static_cast<int>(mode);
+    // The first setting present in this order describes the mode in use (CPAP, AutoSet,
+    // bilevel S/ST, VAuto); the card holds only the ones its model supports.
+    for (const auto& [lo, hi] : {std::pair{"S.C.Press", "S.C.Press"},
+                                 std::pair{"S.AS.MinPress", "S.AS.MaxPress"},
+                                 std::pair{"S.BL.EPAP", "S.BL.IPAP"},
+                                 std::pair{"S.VA.MinEPAP", "S.VA.MaxIPAP"}}) {
+      const double a = per_day(lo, r, 1), b = per_day(hi, r, 1);
+      if (std::isnan(a) || std::isnan(b)) continue;
+      if ((d.mode == 1 && std::string_view(lo) != "S.AS.MinPress") ||
+          (d.mode == 0 && std::string_view(lo) != "S.C.Press")) {
+        continue;
+      }
+      d.epap_cm_h2o = a;
+      d.ipap_cm_h2o = b;
+      break;
+    }
     const auto noon = date::local_days{date::days{day.time_since_epoch()}} + std::chrono::hours(12);
     for (size_t k = 0; k < slots; ++k) {
       const float a = on.values[r * slots + k], b = off.values[r * slots + k];
@@ -200,6 +216,22 @@ ResmedCard ReadResmedCard(const fs::path& root, const ResmedCardOptions& o) {
       s.type = ops::DeviceEventView::Type::kSessionStart;
       s.time_us = start;
       card.device_events.push_back(s);
+      // The settings in force for this session (from the STR record of its therapy day).
+      for (const auto& day : card.days) {
+        const bool in_day = std::any_of(day.sessions_utc.begin(), day.sessions_utc.end(),
+                                        [&](const auto& on_off) {
+                                          return start >= on_off.first - 120 * ops::kMicrosPerSecond &&
+                                                 start <= on_off.second;
+                                        });
+        if (!in_day || std::isnan(day.epap_cm_h2o)) continue;
+        ops::DeviceEventView settings;
+        settings.type = ops::DeviceEventView::Type::kSettings;
+        settings.time_us = start;
+        settings.epap_cm_h2o = day.epap_cm_h2o;
+        settings.ipap_cm_h2o = day.ipap_cm_h2o;
+        card.device_events.push_back(settings);
+        break;
+      }
       ops::DeviceEventView e;
       e.type = ops::DeviceEventView::Type::kSessionStop;
       e.time_us = end;

@@ -18,6 +18,7 @@
 // the field; a card without STR.edf or DATALOG fails with CardError.
 #pragma once
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -72,7 +73,10 @@ struct StrDay {
   double rr_median = 0;            // breaths/min
   double vt_median_ml = 0;
   double mv_median_lpm = 0;
-  int mode = -1;
+  int mode = -1;                   // STR "Mode" (0 CPAP, 1 AutoSet, 3 S, 6 VAuto, ...)
+  // Pressure settings of the day (cmH2O, NaN when not applicable): for CPAP both are the set
+  // pressure; auto modes give the lower (epap) and upper (ipap) limits; bilevel EPAP and IPAP.
+  double epap_cm_h2o = std::nan(""), ipap_cm_h2o = std::nan("");
   std::vector<std::pair<ops::TimeUs, ops::TimeUs>> sessions_utc;  // mask on/off (minute resolution)
   bool has_data() const { return usage_min > 0; }
 };

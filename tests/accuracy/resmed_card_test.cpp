@@ -48,8 +48,21 @@ TEST(ResmedCard, ReadsTheAirSenseCard) {
   EXPECT_EQ(card.scored_events.size(), 10u);
   EXPECT_EQ(card.scored_events[2].label, "Obstructive Apnea");
   EXPECT_EQ(card.scored_events[2].duration_s, 13);
-  // Session events: a start and a stop per BRP file.
-  EXPECT_EQ(card.device_events.size(), 2 * 41u);
+  // Session events: a start and a stop per BRP file, and the day's settings at each start.
+  int starts = 0, stops = 0, settings = 0;
+  for (const auto& e : card.device_events) {
+    starts += e.type == ops::DeviceEventView::Type::kSessionStart;
+    stops += e.type == ops::DeviceEventView::Type::kSessionStop;
+    if (e.type == ops::DeviceEventView::Type::kSettings) {
+      ++settings;
+      EXPECT_GE(e.epap_cm_h2o, 4);  // AutoSet limits: 4..20 cmH2O
+      EXPECT_LE(e.epap_cm_h2o, e.ipap_cm_h2o);
+      EXPECT_LE(e.ipap_cm_h2o, 20);
+    }
+  }
+  EXPECT_EQ(starts, 41);
+  EXPECT_EQ(stops, 41);
+  EXPECT_EQ(settings, 41);
 }
 
 TEST(ResmedCard, TimeZoneIsAParameter) {
