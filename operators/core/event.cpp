@@ -28,6 +28,7 @@ std::string_view EpisodeName(EpisodeKind kind) {
     case EpisodeKind::kNonCompliance: return "NON_COMPLIANCE";
     case EpisodeKind::kAdherenceDecline: return "ADHERENCE_DECLINE";
     case EpisodeKind::kSignalLost: return "SIGNAL_LOST";
+    case EpisodeKind::kDeviceOffline: return "DEVICE_OFFLINE";
   }
   return "UNKNOWN";
 }

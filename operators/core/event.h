@@ -72,6 +72,7 @@ enum class EpisodeKind : uint8_t {
   kAdherenceDecline,       // ADHERENCE_DECLINE
   // Any signal
   kSignalLost,             // SIGNAL_LOST
+  kDeviceOffline,          // DEVICE_OFFLINE (raised by the runtime, not by operators)
 };
 std::string_view EpisodeName(EpisodeKind kind);
 

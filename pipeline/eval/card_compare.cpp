@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <iostream>
+#include <memory>
 #include <map>
 
 namespace vigil::eval {
@@ -261,6 +263,22 @@ int RunEvalCard(const std::filesystem::path& jsonl, const std::filesystem::path&
     err << "vigil eval-card: " << e.what() << '\n';
     return 1;
   }
+}
+
+void AddEvalCardCommand(CLI::App& app) {
+  struct Args {
+    std::string jsonl, card, tz = "Europe/Copenhagen";
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand(
+      "eval-card", "Compare a card replay with the card's own STR.edf summaries and EVE events");
+  cmd->add_option("replay", args->jsonl, "JSON Lines from `vigil replay <card-dir>`")->required();
+  cmd->add_option("--card", args->card, "The ResMed card folder")->required();
+  cmd->add_option("--tz", args->tz, "IANA zone of the device clock")->capture_default_str();
+  cmd->callback([args] {
+    const int rc = RunEvalCard(args->jsonl, args->card, args->tz, std::cout, std::cerr);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
 }
 
 }  // namespace vigil::eval

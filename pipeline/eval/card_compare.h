@@ -8,6 +8,8 @@
 // other STR days summarise nights whose recordings are not on the card.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <filesystem>
 #include <istream>
 #include <optional>
@@ -60,6 +62,9 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
                            double match_s = 10);
 
 void PrintComparison(const CardComparison& c, std::ostream& out);
+
+// Adds `vigil eval-card <replay.jsonl> --card <dir> [--tz zone]` to `app`.
+void AddEvalCardCommand(CLI::App& app);
 
 int RunEvalCard(const std::filesystem::path& jsonl, const std::filesystem::path& card_dir,
                 const std::string& time_zone, std::ostream& out, std::ostream& err);
