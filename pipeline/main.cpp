@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "pipeline/console/alert_console.h"
 #include "pipeline/doctor.h"
 #include "pipeline/eval/card_compare.h"
 #include "pipeline/eval/eval_command.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
 
   // The subcommands, one line each.
   vigil::replay::AddReplayCommand(app);
+  vigil::console::AddConsoleCommands(app);
   vigil::report::AddReportCommand(app);
   vigil::eval::AddEvalCommand(app);
   vigil::simulate::AddSimulateCommand(app);
