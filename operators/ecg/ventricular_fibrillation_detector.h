@@ -31,8 +31,8 @@ namespace vigil::ecg {
 struct VentricularFibrillationOptions {
   double window_s = 4.0;
   double step_s = 1.0;
-  double leakage_max = 0.65;
-  double boxes_min = 0.10;
+  double leakage_max = 0.62;
+  double boxes_min = 0.23;
   double min_amplitude_mv = 0.15;
   double flutter_leakage_max = 0.30;
   double min_s = 4.0;
