@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "pipeline/doctor.h"
+#include "pipeline/replay/replay_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -17,6 +18,9 @@ int main(int argc, char** argv) {
   auto* doctor = app.add_subcommand(
       "doctor", "Check that a Kafka cluster has the v1 topics and supports transactions");
   doctor->add_option("--kafka", bootstrap, "Kafka bootstrap servers")->capture_default_str();
+
+  // The subcommands, one line each.
+  vigil::replay::AddReplayCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);
