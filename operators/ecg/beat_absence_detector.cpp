@@ -10,6 +10,8 @@ namespace vigil::ecg {
 BeatAbsenceDetector BeatAbsenceDetector::Make(const BeatAbsenceOptions& o) {
   ops::RequireRange("pause_s", o.pause_s, 1, 30);
   ops::RequireRange("asystole_s", o.asystole_s, 2, 10);  // IEC 60601-2-27: alarm within 10 s
+  ops::RequireRange("asystole_activity_ratio", o.activity_ratio, 0.05, 1);
+  ops::RequireRange("asystole_activity_slope_mv_s", o.activity_slope_mv_s, 0.1, 100);
   return BeatAbsenceDetector(o);
 }
 

@@ -3,7 +3,8 @@
 // signal is present and usable. Time without a QRS is counted from the latest of: the last
 // beat, the end of unusable signal (gap, lead off, flat line, saturation, noise - where a QRS
 // may have been missed, so its absence proves nothing) and the end of a fibrillatory window
-// (VF is not asystole). Both open as soon as that time reaches their limit, with the start set
+// (VF is not asystole), and of QRS-like activity the detector did not report (see
+// BeatAbsenceOptions::activity_ratio). Both open as soon as that time reaches their limit, with the start set
 // to that reference (normally the last beat), and close at the next beat, or when the signal
 // becomes unusable (the condition can no longer be verified; the alert stage latches asystole).
 #pragma once
@@ -16,6 +17,14 @@ namespace vigil::ecg {
 struct BeatAbsenceOptions {
   double pause_s = 3.0;
   double asystole_s = 4.0;
+  // A stretch without detected beats but with slopes (1-30 Hz band) of at least
+  // min(`activity_ratio` x the patient's recent QRS slope, `activity_slope_mv_s`) holds QRS
+  // complexes the detector missed (low amplitude, odd morphology, a detector that learnt its
+  // levels on an artefact): it is not asystole. A real asystole keeps at most P waves (about
+  // 0.1-0.25 mV over 40-60 ms, i.e. < 6 mV/s). The rhythm analyzer applies this rule through
+  // OnUnusable.
+  double activity_ratio = 0.3;
+  double activity_slope_mv_s = 10.0;
 };
 
 class BeatAbsenceDetector {

@@ -16,6 +16,7 @@
 // belongs to one patient stream and is used by one thread at a time.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -76,6 +77,10 @@ class RhythmAnalyzer {
   void ProcessBlock(RhythmState& s, const ops::Chunk& part, std::span<const ops::Beat> beats,
                     size_t& next_beat, ops::TimeUs beats_final_until_us, ops::Events& out) const;
   void OnBeat(RhythmState& s, const ops::Beat& beat, ops::Events& out) const;
+  // True when the beats around [from_us, to_us] form an organised rhythm (VF veto).
+  bool OrganizedRhythm(const RhythmState& s, ops::TimeUs from_us, ops::TimeUs to_us) const;
+  // Decides pause / asystole up to `now_us` after judging the VF steps that ended by then.
+  void AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Events& out) const;
 
   RhythmOptions options_;
   EcgSignalQuality quality_;
@@ -96,6 +101,15 @@ class RhythmState final : public ops::OperatorState {
   void Save(ops::SnapshotWriter& w) const;
   void Load(ops::SnapshotReader& r);
 
+  struct Step {
+    ops::TimeUs start_us = 0;
+    ops::TimeUs end_us = 0;
+    float max_slope_mv_s = 0;
+  };
+  std::deque<Step> steps_;             // VF steps not yet judged for QRS-like activity
+  std::deque<ops::TimeUs> recent_beats_;  // last beats, to tell which steps held one
+  std::deque<float> beat_step_slopes_;  // steepest slope of the last steps that held a beat
+  double qrs_slope_mv_s_ = 0;          // their median: the patient's QRS slope; 0 = none yet
   bool started_ = false;
   bool after_gap_ = false;
   ops::TimeUs last_sample_us_ = 0;

@@ -54,6 +54,7 @@ VentricularFibrillationDetector VentricularFibrillationDetector::Make(
   ops::RequireRange("vf_min_s", o.min_s, 0, 60);
   ops::RequireRange("vf_confirm_windows", o.confirm_windows, 1, 20);
   ops::RequireRange("vf_clear_s", o.clear_s, 0, 60);
+  ops::RequireRange("vf_organized_rate_max_bpm", o.organized_rate_max_bpm, 0, 400);
   return VentricularFibrillationDetector(o);
 }
 
@@ -78,6 +79,26 @@ float VentricularFibrillationDetector::Filter(State& s, float x) const {
   }
   const double y = Run(hp, s.z, x);
   return static_cast<float>(Run(lp, s.z + 2, y));
+}
+
+float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::TimeUs from_us,
+                                                          ops::TimeUs to_us) {
+  if (s.window.empty() || s.written == 0 || s.sample_rate_hz <= 0) return NAN;
+  const auto index = [&s](ops::TimeUs t) {
+    return static_cast<int64_t>(std::llround(ops::ToSeconds(t - s.reset_us) * s.sample_rate_hz));
+  };
+  const auto newest = static_cast<int64_t>(s.written) - 1;
+  const auto oldest = std::max<int64_t>(0, newest - static_cast<int64_t>(s.window.size()) + 1);
+  const int64_t a = std::max(index(from_us), oldest);
+  const int64_t b = std::min(index(to_us), newest);
+  if (a > b) return NAN;
+  float lo = INFINITY, hi = -INFINITY;
+  for (int64_t k = a; k <= b; ++k) {
+    const float v = s.window[static_cast<size_t>(k) % s.window.size()];
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  return hi - lo;
 }
 
 VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<float>& x,
@@ -170,6 +191,20 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
     for (size_t i = 0; i < x.size(); ++i) x[i] = s.window[(head + i) % s.window.size()];
     f = Features(x, s.sample_rate_hz);
   }
+  {
+    // Steepest slope of the newest step: lets the rhythm stage tell a silent signal (asystole)
+    // from QRS complexes the beat detector missed.
+    const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
+                                         std::min<uint64_t>(s.written, s.window.size()) - 1);
+    const size_t size = s.window.size();
+    double slope = 0;
+    for (uint64_t k = 0; k < step; ++k) {
+      const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
+      const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
+      slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
+    }
+    f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+  }
   f.start_us = start_us;
   f.end_us = end_us;
   f.usable = usable;
@@ -217,6 +252,7 @@ void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const 
   for (double v : z) w.Put<double>(v);
   w.PutSpan<float>(window);
   w.Put<uint64_t>(written);
+  w.Put<int64_t>(reset_us);
   w.Put<uint64_t>(since_step);
   w.Put<int64_t>(next_sample_us);
   w.Put<int32_t>(consecutive);
@@ -234,6 +270,7 @@ void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   for (double& v : z) v = r.Get<double>();
   window = r.GetVector<float>();
   written = r.Get<uint64_t>();
+  reset_us = r.Get<int64_t>();
   since_step = r.Get<uint64_t>();
   next_sample_us = r.Get<int64_t>();
   consecutive = r.Get<int32_t>();

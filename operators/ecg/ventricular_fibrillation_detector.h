@@ -38,6 +38,11 @@ struct VentricularFibrillationOptions {
   double min_s = 4.0;
   int confirm_windows = 2;
   double clear_s = 2.0;
+  // Organised-rhythm veto, applied by the rhythm analyzer through `usable`: when the beats of
+  // the window (at least 3) come at a median rate below this, with at least half of the
+  // intervals within 15 % of the median, the heart is beating in an organised rhythm (wide paced
+  // or ventricular complexes can look fibrillatory to the waveform features). 0 disables.
+  double organized_rate_max_bpm = 150;
 };
 
 struct VfWindowFeatures {
@@ -46,6 +51,7 @@ struct VfWindowFeatures {
   double leakage = 1;
   double boxes = 0;
   double amplitude_mv = 0;
+  double step_max_slope_mv_s = 0;  // steepest slope in the newest step (QRS-like activity)
   bool usable = false;
   bool fibrillatory = false;
 };
@@ -61,6 +67,7 @@ class VentricularFibrillationDetector {
     double z[4] = {0, 0, 0, 0};       // two biquads' direct-form-II-transposed memories
     std::vector<float> window;        // ring of the last window_s of filtered samples
     uint64_t written = 0;             // samples written into the ring since the last reset
+    ops::TimeUs reset_us = 0;         // time of the first sample after the last reset
     uint64_t since_step = 0;
     ops::TimeUs next_sample_us = 0;
     int consecutive = 0;
@@ -81,6 +88,10 @@ class VentricularFibrillationDetector {
   void OnGap(State& state, ops::Events& out) const;
   void Finish(State& state, ops::Events& out) const;
 
+  // Peak-to-peak of the filtered signal over [from_us, to_us] as far as the ring still holds
+  // it; NaN when it holds none of it. Used for QRS amplitudes at beat times.
+  static float FilteredPeakToPeak(const State& state, ops::TimeUs from_us, ops::TimeUs to_us);
+
   // Features of one window of filtered samples (oldest first). Pure, exposed for tests.
   static VfWindowFeatures Features(const std::vector<float>& x, double sample_rate_hz);
 
@@ -100,7 +111,10 @@ void VentricularFibrillationDetector::Process(State& s, const ops::Chunk& chunk,
                                               UsableFn&& usable, ops::Events& out,
                                               std::vector<VfWindowFeatures>* windows) const {
   if (chunk.values.empty()) return;
-  if (s.sample_rate_hz != chunk.sample_rate_hz) Reset(s, chunk.sample_rate_hz);
+  if (s.sample_rate_hz != chunk.sample_rate_hz || s.window.empty()) {
+    Reset(s, chunk.sample_rate_hz);
+  }
+  if (s.written == 0) s.reset_us = chunk.first_sample_us;
   const auto step = static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5);
   for (size_t i = 0; i < chunk.values.size(); ++i) {
     float x = chunk.values[i];
