@@ -7,7 +7,7 @@
 // eval`); the rate test drives the registered operator directly (resampled signals are not
 // WFDB files), writing the same beat lines.
 // Floors: gross QRS Se and +P >= 99.5 % (task requirement); ventricular Se/+P floors are
-// regression guards set below the measured development values (Se 78.7, +P 77.0).
+// regression guards set below the measured development values (Se 84.3, +P 76.1).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -114,7 +114,7 @@ TEST(EcgBeatsAccuracy, MitdbQrsAndVentricularBeats) {
   EXPECT_GE(all.PPlus(), 99.5);
   EXPECT_GE(late.Se(), 99.5);
   EXPECT_GE(late.PPlus(), 99.5);
-  EXPECT_GE(all.VSe(), 75.0);
+  EXPECT_GE(all.VSe(), 80.0);
   EXPECT_GE(all.VPPlus(), 72.0);
   fs::remove_all(dir);
 }
