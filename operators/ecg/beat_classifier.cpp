@@ -140,7 +140,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
   for (auto& t : templates_) t.weight *= kWeightDecay;
   if (best >= 0) {
     Template& t = templates_[static_cast<size_t>(best)];
-    for (size_t k = 0; k < t.shape.size(); ++k) t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    for (size_t k = 0; k < t.shape.size(); ++k) {
+      t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    }
     t.width += kTemplateRate * (width - t.width);
     t.p2p += kTemplateRate * (p2p - t.p2p);
     t.weight += 1;
@@ -154,8 +156,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
     templates_.push_back(std::move(fresh));
     return static_cast<int>(templates_.size()) - 1;
   }
-  const auto weakest = std::min_element(templates_.begin(), templates_.end(),
-                                        [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  const auto weakest =
+      std::min_element(templates_.begin(), templates_.end(),
+                       [](const Template& a, const Template& b) { return a.weight < b.weight; });
   const auto index = static_cast<size_t>(weakest - templates_.begin());
   *weakest = std::move(fresh);
   corr_[index] = 1.0f;
@@ -166,7 +169,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
 int BeatClassifier::Dominant() const {
   int best = 0;
   for (size_t i = 1; i < templates_.size(); ++i) {
-    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) best = static_cast<int>(i);
+    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) {
+      best = static_cast<int>(i);
+    }
   }
   return best;
 }
@@ -257,11 +262,15 @@ void BeatClassifier::Save(ops::SnapshotWriter& w) const {
 }
 
 void BeatClassifier::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("classifier: unknown version");
+  if (r.Get<uint32_t>() != kSnapshotVersion) {
+    throw ops::SnapshotError("classifier: unknown version");
+  }
   if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
   const auto size = static_cast<size_t>(window_size());
   const auto count = r.Get<uint64_t>();
-  if (count > static_cast<uint64_t>(options_.max_templates)) throw ops::SnapshotError("classifier: too many templates");
+  if (count > static_cast<uint64_t>(options_.max_templates)) {
+    throw ops::SnapshotError("classifier: too many templates");
+  }
   std::vector<Template> templates;
   for (uint64_t i = 0; i < count; ++i) {
     Template t;

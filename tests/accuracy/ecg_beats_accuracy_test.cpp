@@ -95,8 +95,8 @@ TEST(EcgBeatsAccuracy, MitdbQrsAndVentricularBeats) {
     vigil::eval::AddRecord(report, vigil::eval::EvaluateRecord(replay, record));
   }
   const auto json = fs::current_path() / "ecg_beats_accuracy.json";  // kept for the report
-  ASSERT_EQ(RunCommand(fmt::format("{} eval --replays {} --records {} --json {} > /dev/null", Quoted(vigil_bin),
-                            Quoted(dir), Quoted(mitdb), Quoted(json))),
+  ASSERT_EQ(RunCommand(fmt::format("{} eval --replays {} --records {} --json {} > /dev/null",
+                                   Quoted(vigil_bin), Quoted(dir), Quoted(mitdb), Quoted(json))),
             0);
   std::ifstream json_in(json);
   const std::string json_text((std::istreambuf_iterator<char>(json_in)), {});
@@ -170,9 +170,9 @@ TEST(EcgBeatsAccuracy, OtherSamplingRates) {
                                          vigil::eval::ReadReplayBeats(replay, rate), rate));
     }
     const auto& g = report.gross_beats.all;
-    std::cout << fmt::format("{:6.0f} Hz: beats {} FN {} FP {} Se {:.3f} +P {:.3f} VSe {:.2f} V+P {:.2f}\n",
-                             rate, g.ref_beats, g.fn, g.fp, g.Se(), g.PPlus(), g.VSe(),
-                             g.VPPlus());
+    std::cout << fmt::format(
+        "{:6.0f} Hz: beats {} FN {} FP {} Se {:.3f} +P {:.3f} VSe {:.2f} V+P {:.2f}\n", rate,
+        g.ref_beats, g.fn, g.fp, g.Se(), g.PPlus(), g.VSe(), g.VPPlus());
     EXPECT_GE(g.Se(), 99.5) << rate;
     EXPECT_GE(g.PPlus(), 99.5) << rate;
   }
