@@ -4,7 +4,9 @@
 #include <iostream>
 
 #include "pipeline/doctor.h"
+#include "pipeline/eval/eval_command.h"
 #include "pipeline/replay/replay_command.h"
+#include "pipeline/report/report_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
 
   // The subcommands, one line each.
   vigil::replay::AddReplayCommand(app);
+  vigil::report::AddReportCommand(app);
+  vigil::eval::AddEvalCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);

@@ -99,11 +99,15 @@ Aggregator::Aggregator(std::string patient_id, std::string time_zone, bool minut
       time_zone_(std::move(time_zone)),
       minute_windows_(minute_windows) {}
 
-Aggregator::Minute& Aggregator::MinuteFor(ops::TimeUs t) {
+Aggregator::Minute* Aggregator::MinuteFor(ops::TimeUs t) {
   const auto start = FloorMinute(t);
+  if (start < closed_until_us_) {
+    ++late_events_;
+    return nullptr;
+  }
   auto& m = minutes_[start];
   m.start_us = start;
-  return m;
+  return &m;
 }
 
 Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) {
@@ -119,8 +123,7 @@ Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) {
 void Aggregator::OnEcgCoverage(ops::TimeUs from_us, ops::TimeUs to_us) {
   if (!minute_windows_) return;
   for (ops::TimeUs s = FloorMinute(from_us); s < to_us; s += kMinuteUs) {
-    auto& m = MinuteFor(s);
-    m.ecg_us += static_cast<double>(Overlap(s, s + kMinuteUs, from_us, to_us));
+    if (auto* m = MinuteFor(s)) m->ecg_us += static_cast<double>(Overlap(s, s + kMinuteUs, from_us, to_us));
   }
 }
 
@@ -130,11 +133,12 @@ void Aggregator::OnEvent(const ops::Event& event) {
         using T = std::decay_t<decltype(e)>;
         if constexpr (std::is_same_v<T, ops::Beat>) {
           if (!minute_windows_) return;
-          auto& m = MinuteFor(e.time_us);
-          m.any = true;
-          ++m.beats;
-          if (e.label == ops::BeatClass::kVentricular) ++m.v_beats;
-          if (e.heart_rate_bpm > 0) m.hr.push_back(e.heart_rate_bpm);
+          auto* m = MinuteFor(e.time_us);
+          if (!m) return;
+          m->any = true;
+          ++m->beats;
+          if (e.label == ops::BeatClass::kVentricular) ++m->v_beats;
+          if (e.heart_rate_bpm > 0) m->hr.push_back(e.heart_rate_bpm);
         } else if constexpr (std::is_same_v<T, ops::Breath>) {
           auto& d = DayFor(e.start_us);
           ++d.breaths;
@@ -142,13 +146,14 @@ void Aggregator::OnEvent(const ops::Event& event) {
           d.vt.Add(e.tidal_volume_ml);
           d.mv.Add(e.minute_ventilation_lpm);
           if (!minute_windows_) return;
-          auto& m = MinuteFor(e.start_us);
-          m.any = true;
-          m.rr.push_back(e.respiratory_rate_bpm);
-          m.vt.push_back(e.tidal_volume_ml);
-          m.mv.push_back(e.minute_ventilation_lpm);
-          m.peak.push_back(e.peak_inspiratory_flow_lpm);
-          if (e.end_tidal_co2_mm_hg) m.co2.push_back(*e.end_tidal_co2_mm_hg);
+          auto* m = MinuteFor(e.start_us);
+          if (!m) return;
+          m->any = true;
+          m->rr.push_back(e.respiratory_rate_bpm);
+          m->vt.push_back(e.tidal_volume_ml);
+          m->mv.push_back(e.minute_ventilation_lpm);
+          m->peak.push_back(e.peak_inspiratory_flow_lpm);
+          if (e.end_tidal_co2_mm_hg) m->co2.push_back(*e.end_tidal_co2_mm_hg);
         } else if constexpr (std::is_same_v<T, ops::Measurement>) {
           const bool leak = e.name == "leak_lpm";
           const bool pressure = e.name == "pressure_cm_h2o";
@@ -156,19 +161,19 @@ void Aggregator::OnEvent(const ops::Event& event) {
           if (leak) DayFor(e.time_us).leak.Add(e.value);
           if (pressure) DayFor(e.time_us).pressure.Add(e.value);
           if (!minute_windows_ || !(leak || pressure || co2)) return;
-          auto& m = MinuteFor(e.time_us);
-          m.any = true;
-          (leak ? m.leak : pressure ? m.pressure : m.co2).push_back(static_cast<float>(e.value));
+          auto* m = MinuteFor(e.time_us);
+          if (!m) return;
+          m->any = true;
+          (leak ? m->leak : pressure ? m->pressure : m->co2).push_back(static_cast<float>(e.value));
         } else if constexpr (std::is_same_v<T, ops::Episode>) {
           const bool apnea = e.kind == ops::EpisodeKind::kApnea;
           const bool hypopnea = e.kind == ops::EpisodeKind::kHypopnea;
           if ((apnea || hypopnea) && e.phase == ops::Episode::Phase::kClosed) {
             auto& d = DayFor(e.start_us);
             (apnea ? d.apneas : d.hypopneas)++;
-            if (minute_windows_) {
-              auto& m = MinuteFor(e.start_us);
-              m.any = true;
-              (apnea ? m.apneas : m.hypopneas)++;
+            if (auto* m = minute_windows_ ? MinuteFor(e.start_us) : nullptr) {
+              m->any = true;
+              (apnea ? m->apneas : m->hypopneas)++;
             }
           }
           if (e.kind == ops::EpisodeKind::kAtrialFibrillation && minute_windows_) {
@@ -308,7 +313,8 @@ void Aggregator::EmitDay(const ops::TherapyDay& day) {
 void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>& out) {
   for (auto& a : pending_) out.push_back(std::move(a));
   pending_.clear();
-  while (!minutes_.empty() && minutes_.begin()->first + kMinuteUs <= watermark_us) {
+  const ops::TimeUs close_before = watermark_us - kAllowedLatenessUs;
+  while (!minutes_.empty() && minutes_.begin()->first + kMinuteUs <= close_before) {
     auto& m = minutes_.begin()->second;
     for (const auto& [start, unused] : af_open_) {
       m.af_us += static_cast<double>(Overlap(m.start_us, m.start_us + kMinuteUs, start, watermark_us));
@@ -316,12 +322,15 @@ void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>&
     if (m.any || m.ecg_us > 0) EmitMinute(m, out);
     minutes_.erase(minutes_.begin());
   }
+  // Every minute that ended by `close_before` is closed now, with or without data, so a late
+  // event cannot reopen (and publish a second aggregate for) it.
+  closed_until_us_ = std::max(closed_until_us_, FloorMinute(close_before));
   // Day statistics of days long past whose TherapyDay never came (no adherence operator).
   while (days_.size() > 3) days_.erase(days_.begin());
 }
 
 void Aggregator::Finish(std::vector<v1::Aggregate>& out) {
-  AdvanceTo(std::numeric_limits<ops::TimeUs>::max() - kMinuteUs, out);
+  AdvanceTo(std::numeric_limits<ops::TimeUs>::max() / 2, out);
 }
 
 std::string Aggregator::Snapshot() const {
@@ -353,6 +362,8 @@ std::string Aggregator::Snapshot() const {
   for (const auto& [start, unused] : af_open_) w.Put<int64_t>(start);
   w.Put<uint64_t>(pending_.size());
   for (const auto& a : pending_) w.PutString(a.SerializeAsString());
+  w.Put<int64_t>(closed_until_us_);
+  w.Put<uint64_t>(late_events_);
   return w.Take();
 }
 
@@ -398,7 +409,11 @@ void Aggregator::Restore(std::string_view bytes) {
     if (!a.ParseFromString(r.GetString())) throw ops::SnapshotError("aggregator: bad aggregate");
     pending.push_back(std::move(a));
   }
+  const auto closed_until = r.Get<int64_t>();
+  const auto late = r.Get<uint64_t>();
   r.ExpectEnd();
+  closed_until_us_ = closed_until;
+  late_events_ = late;
   minutes_ = std::move(minutes);
   days_ = std::move(days);
   usage_history_ = std::move(history);

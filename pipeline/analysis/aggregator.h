@@ -8,6 +8,7 @@
 
 #include <array>
 #include <deque>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,6 +51,13 @@ class Aggregator {
   // End of a recording: closes the open minute.
   void Finish(std::vector<v1::Aggregate>& out);
 
+  // Events that arrived after their minute was published (dropped from minute windows).
+  uint64_t late_events() const { return late_events_; }
+
+  // How long after a minute ends it stays open for delayed operator events (QRS detection,
+  // breath segmentation, episode confirmation report events seconds after they happen).
+  static constexpr ops::TimeUs kAllowedLatenessUs = 30 * ops::kMicrosPerSecond;
+
   std::string Snapshot() const;
   void Restore(std::string_view bytes);  // throws ops::SnapshotError
 
@@ -70,7 +78,8 @@ class Aggregator {
     uint32_t apneas = 0, hypopneas = 0, breaths = 0;
   };
 
-  Minute& MinuteFor(ops::TimeUs t);
+  // nullptr when the minute of `t` is already closed.
+  Minute* MinuteFor(ops::TimeUs t);
   Day& DayFor(ops::TimeUs t);
   void EmitMinute(const Minute& m, std::vector<v1::Aggregate>& out) const;
   void EmitDay(const ops::TherapyDay& day);
@@ -79,6 +88,10 @@ class Aggregator {
   std::string time_zone_;
   bool minute_windows_;
   std::map<ops::TimeUs, Minute> minutes_;   // open minutes by start
+  // Minutes that start before this are closed: events for them arrive too late and are only
+  // counted (operators emit with a delay; kAllowedLatenessUs covers their normal delay).
+  ops::TimeUs closed_until_us_ = std::numeric_limits<ops::TimeUs>::min();
+  uint64_t late_events_ = 0;
   std::map<std::string, Day> days_;         // by therapy date
   ops::TimeUs day_cache_start_ = 0, day_cache_end_ = 0;
   std::string day_cache_date_;

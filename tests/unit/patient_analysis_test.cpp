@@ -8,6 +8,7 @@
 #include <array>
 
 #include "operators/core/options.h"
+#include "pipeline/analysis/aggregator.h"
 
 namespace {
 
@@ -213,6 +214,33 @@ TEST(AnalysisPlan, UnknownOperatorAndBadOverrideNameTheKey) {
   EXPECT_THROW(analysis::AnalysisPlan::Make(tz), ops::OptionError);
   auto plan = Plan();
   EXPECT_THROW(plan->WithOverrides({{"test.recorder.x", 1}}), std::exception);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Aggregator, LateBeatNeverPublishesAMinuteTwice) {
+  analysis::Aggregator agg("p", "Europe/Copenhagen", true);
+  std::vector<v1::Aggregate> out;
+  auto beat = [&](double s) {
+    ops::Beat b;
+    b.time_us = kT0 + ops::FromSeconds(s);
+    b.heart_rate_bpm = 60;
+    agg.OnEvent(b);
+  };
+  for (int i = 0; i < 60; ++i) beat(i);
+  agg.AdvanceTo(kT0 + ops::FromSeconds(60 + 29), out);
+  EXPECT_TRUE(out.empty()) << "the minute stays open for delayed events";
+  beat(59.5);  // a delayed beat within the allowed lateness still counts
+  agg.AdvanceTo(kT0 + ops::FromSeconds(60 + 30), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].cardiac().beats(), 61u);
+  beat(59.9);  // too late now
+  agg.AdvanceTo(kT0 + ops::FromSeconds(200), out);
+  agg.Finish(out);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(agg.late_events(), 1u);
 }
 
 }  // namespace
