@@ -8,6 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 source "$here/common.sh"
 
+# chromium: the report screenshot test; prometheus: promtool for the alerting-rule tests.
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   openjdk-17-jre-headless maven
@@ -15,6 +16,7 @@ packages=(
   prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libedf-dev libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev zlib1g-dev libcivetweb-dev python3 python3-venv
+  chromium prometheus
 )
 
 install_packages() {

@@ -24,7 +24,11 @@ std::string_view EpisodeName(EpisodeKind kind) {
     case EpisodeKind::kDisconnection: return "DISCONNECTION";
     case EpisodeKind::kSleepHypoventilation: return "HYPOVENTILATION";
     case EpisodeKind::kHypercapnia: return "HYPERCAPNIA";
+    case EpisodeKind::kCo2RisingTrend: return "CO2_TREND";
+    case EpisodeKind::kNonCompliance: return "NON_COMPLIANCE";
+    case EpisodeKind::kAdherenceDecline: return "ADHERENCE_DECLINE";
     case EpisodeKind::kSignalLost: return "SIGNAL_LOST";
+    case EpisodeKind::kDeviceOffline: return "DEVICE_OFFLINE";
   }
   return "UNKNOWN";
 }

@@ -66,8 +66,13 @@ enum class EpisodeKind : uint8_t {
   // CO2
   kSleepHypoventilation,   // HYPOVENTILATION
   kHypercapnia,            // HYPERCAPNIA
+  kCo2RisingTrend,         // CO2_TREND
+  // Adherence
+  kNonCompliance,          // NON_COMPLIANCE
+  kAdherenceDecline,       // ADHERENCE_DECLINE
   // Any signal
   kSignalLost,             // SIGNAL_LOST
+  kDeviceOffline,          // DEVICE_OFFLINE (raised by the runtime, not by operators)
 };
 std::string_view EpisodeName(EpisodeKind kind);
 

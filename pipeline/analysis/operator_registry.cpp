@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <array>
 
+#include "operators/ecg/ecg_monitor.h"
+
 namespace vigil::analysis {
 namespace {
 
 // THE list. One line per operator; keep it sorted by name.
-const std::array<OperatorEntry, 0> kOperators = {};
+const std::array<OperatorEntry, 1> kOperators = {{
+    {"ecg.arrhythmia", "ECG: filters, QRS detection, N/V/Q beat classification, heart rate",
+     [](const ops::Parameters& p) -> std::unique_ptr<const ops::StreamOperator> { return ecg::EcgMonitor::Make(p); }},
+}};
 
 }  // namespace
 

@@ -55,6 +55,9 @@ struct AnalysisConfig {
   double gap_tolerance_s = 0.5;
   // Emit minute aggregates (and therapy-day / 30-day aggregates when adherence runs).
   bool minute_aggregates = true;
+  // A gap at least this long also raises a (technical, low) "signal lost" alert; shorter gaps
+  // only reset the operators.
+  double signal_lost_alert_s = 10;
 };
 
 // The operators built from an AnalysisConfig, plus the policy. Immutable.
@@ -63,6 +66,10 @@ class AnalysisPlan {
   // Builds every configured operator. Throws ops::OptionError naming "<operator>.<key>" and the
   // value on a bad parameter, std::invalid_argument for an unknown operator name.
   static std::shared_ptr<const AnalysisPlan> Make(AnalysisConfig config);
+
+  // A plan over operators built elsewhere (tests, benchmarks): `config.operators` is ignored.
+  static std::shared_ptr<const AnalysisPlan> FromOperators(
+      AnalysisConfig config, std::vector<std::shared_ptr<const ops::StreamOperator>> operators);
 
   // The same plan with per-patient parameter overrides ("<operator>.<key>" -> value) applied;
   // operators without overrides are shared with this plan. Throws like Make.
@@ -88,6 +95,9 @@ struct FrameView {
   ops::TimeUs first_sample_us = 0;
   double sample_rate_hz = 0;
   std::span<const float> values;
+  // Processing time the record arrived (e.g. its Kafka timestamp), microseconds since the
+  // epoch; 0 when unknown (offline replay). Only device-offline checks use it.
+  ops::TimeUs arrival_us = 0;
 };
 
 enum class FrameOutcome {
@@ -136,6 +146,17 @@ class PatientAnalysis {
 
   // Device-time watermark: the newest sample end time processed.
   ops::TimeUs watermark_us() const;
+
+  // Counters since construction (metrics): frames reordered, frames whose predecessor never
+  // came (a gap was declared instead), ECG frames of non-primary leads not analysed.
+  struct Counters {
+    uint64_t reordered = 0;
+    uint64_t gaps = 0;
+    uint64_t secondary_lead_frames = 0;
+    uint64_t suppressed_by_technical = 0;
+    uint64_t suppressed_by_rate_limit = 0;
+  };
+  Counters counters() const;
 
   v1::PatientStateSnapshot Snapshot() const;
   // Throws ops::SnapshotError when the snapshot does not fit the current plan's operators.

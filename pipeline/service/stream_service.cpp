@@ -196,7 +196,7 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   }
   limits_.max_record_bytes = static_cast<size_t>(config_.limits.max_record_bytes);
   limits_.max_frames_per_record = static_cast<size_t>(config_.limits.max_frames_per_record);
-  limits_.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
+  limits_.frame.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = config_.limits.threads > 0 ? config_.limits.threads : hw;
   threads_ = std::make_unique<tbb::global_control>(
@@ -343,6 +343,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
     view.first_sample_us = f.first_sample_us;
     view.sample_rate_hz = f.sample_rate_hz;
     view.values = f.values;
+    view.arrival_us = work.record.timestamp_ms * 1000;
     analysis::FrameOutcome outcome;
     try {
       outcome = slot.analysis->OnFrame(view, out);

@@ -281,6 +281,7 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
       v.first_sample_us = f.first_sample_us;
       v.sample_rate_hz = f.sample_rate_hz;
       v.values = f.values;
+      v.arrival_us = record.timestamp_ms * 1000;
       it->second.OnFrame(v, o);
     }
     for (const auto& e : d->events) it->second.OnDeviceEvent(e.device_id, e.view, o);

@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -34,6 +37,18 @@ std::filesystem::path SharedData(const std::string& relative) {
         path.string()));
   }
   return path;
+}
+
+std::string RunCommand(const std::string& command, int* exit_code) {
+  std::string output;
+  *exit_code = -1;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  if (status != -1 && WIFEXITED(status)) *exit_code = WEXITSTATUS(status);
+  return output;
 }
 
 std::string UniqueName(const std::string& prefix) {

@@ -20,6 +20,10 @@ std::filesystem::path SourceDir();
 // looked in when the folder or `relative` inside it is missing, so accuracy tests fail loudly.
 std::filesystem::path SharedData(const std::string& relative = "");
 
+// Runs `command` through the shell; returns its standard output and sets `*exit_code` to its
+// exit status (-1 if it could not be started or was killed by a signal).
+std::string RunCommand(const std::string& command, int* exit_code);
+
 // A name unique to this process and call, for topics, groups and transactional ids.
 std::string UniqueName(const std::string& prefix);
 

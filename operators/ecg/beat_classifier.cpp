@@ -1,0 +1,254 @@
+#include "operators/ecg/beat_classifier.h"
+
+#include <fmt/format.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+
+#include "operators/core/options.h"
+
+namespace vigil::ecg {
+namespace {
+
+constexpr uint32_t kSnapshotVersion = 1;
+constexpr float kTemplateRate = 1.0f / 16;
+constexpr double kWeightDecay = 0.995;  // half-life ~140 beats
+
+int Samples(double seconds, double fs) {
+  return std::max(1, static_cast<int>(std::lround(seconds * fs)));
+}
+
+}  // namespace
+
+void ValidateBeatClassifierOptions(const BeatClassifierOptions& o, std::string_view prefix) {
+  auto field = [&](const char* name) { return fmt::format("{}{}", prefix, name); };
+  ops::RequireRange(field("learning_beats"), o.learning_beats, 3, 50);
+  ops::RequireRange(field("max_templates"), o.max_templates, 2, 16);
+  ops::RequireRange(field("match_corr"), o.match_corr, 0.5, 0.999);
+  ops::RequireRange(field("v_corr"), o.v_corr, 0.1, o.match_corr);
+  ops::RequireRange(field("wide_ratio"), o.wide_ratio, 1.05, 3);
+  ops::RequireRange(field("amplitude_ratio"), o.amplitude_ratio, 1.05, 5);
+  ops::RequireRange(field("premature_ratio"), o.premature_ratio, 0.5, 0.99);
+}
+
+BeatClassifier::BeatClassifier(const BeatClassifierOptions& options, double fs)
+    : options_(options), fs_(fs) {
+  ValidateBeatClassifierOptions(options_);
+  half_ = Samples(0.2, fs);
+  qrs_half_ = Samples(0.1, fs);
+  shift_ = Samples(0.01, fs);
+  width_half_ = Samples(0.15, fs);
+}
+
+std::vector<float> BeatClassifier::Prepare(std::span<const float> window) const {
+  // Baseline = median of the window (most of +-200 ms around a QRS is near the isoelectric
+  // level), robust to the complex itself.
+  std::vector<float> beat(window.begin(), window.end());
+  std::vector<float> tmp = beat;
+  std::nth_element(tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(tmp.size() / 2),
+                   tmp.end());
+  const float base = tmp[tmp.size() / 2];
+  for (auto& v : beat) v -= base;
+  return beat;
+}
+
+float BeatClassifier::Width(std::span<const float> beat) const {
+  // RMS duration of the slope energy around the fiducial point: squared slopes weight the
+  // QRS far above P and T waves, and a slowly conducted (ventricular) complex spreads them.
+  double sum = 0, sum_t = 0, sum_tt = 0;
+  for (int i = half_ - width_half_ + 1; i <= half_ + width_half_; ++i) {
+    const double d = beat[static_cast<size_t>(i)] - beat[static_cast<size_t>(i - 1)];
+    const double e = d * d;
+    const double t = i - half_;
+    sum += e;
+    sum_t += e * t;
+    sum_tt += e * t * t;
+  }
+  if (sum <= 0) return 0;
+  const double mean = sum_t / sum;
+  return static_cast<float>(std::sqrt(std::max(0.0, sum_tt / sum - mean * mean)) / fs_);
+}
+
+float BeatClassifier::BestCorrelation(std::span<const float> a, std::span<const float> t) const {
+  // Pearson correlation of a's QRS part (shifted by -shift..shift) with t's QRS part.
+  const int len = 2 * qrs_half_ + 1;
+  const Eigen::Map<const Eigen::ArrayXf> tq(t.data() + half_ - qrs_half_, len);
+  const Eigen::ArrayXf tc = tq - tq.mean();
+  const float tn = std::sqrt(tc.square().sum());
+  float best = -1;
+  for (int s = -shift_; s <= shift_; ++s) {
+    const Eigen::Map<const Eigen::ArrayXf> aq(a.data() + half_ - qrs_half_ + s, len);
+    const float am = aq.mean();
+    const float an = std::sqrt((aq - am).square().sum());
+    if (an <= 0 || tn <= 0) continue;
+    best = std::max(best, ((aq - am) * tc).sum() / (an * tn));
+  }
+  return best;
+}
+
+float BeatClassifier::PeakToPeak(std::span<const float> beat) const {
+  const auto q = beat.subspan(static_cast<size_t>(half_ - qrs_half_),
+                              static_cast<size_t>(2 * qrs_half_ + 1));
+  const auto [lo, hi] = std::minmax_element(q.begin(), q.end());
+  return *hi - *lo;
+}
+
+int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
+  int best = -1;
+  float best_corr = -2;
+  for (size_t i = 0; i < templates_.size(); ++i) {
+    const Template& t = templates_[i];
+    const float ratio = t.width > 0 ? width / t.width : 1;
+    if (ratio > options_.wide_ratio || ratio * options_.wide_ratio < 1) continue;
+    const float c = BestCorrelation(h.beat, t.shape);
+    if (c >= options_.match_corr && c > best_corr) {
+      best_corr = c;
+      best = static_cast<int>(i);
+    }
+  }
+  if (!update) return best;
+  for (auto& t : templates_) t.weight *= kWeightDecay;
+  if (best >= 0) {
+    Template& t = templates_[static_cast<size_t>(best)];
+    for (size_t k = 0; k < t.shape.size(); ++k) t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    t.width += kTemplateRate * (width - t.width);
+    t.p2p += kTemplateRate * (p2p - t.p2p);
+    t.weight += 1;
+    return best;
+  }
+  Template fresh{h.beat, width, p2p, 1.0};
+  if (static_cast<int>(templates_.size()) < options_.max_templates) {
+    templates_.push_back(std::move(fresh));
+    return static_cast<int>(templates_.size()) - 1;
+  }
+  const auto weakest = std::min_element(templates_.begin(), templates_.end(),
+                                        [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  *weakest = std::move(fresh);
+  return static_cast<int>(weakest - templates_.begin());
+}
+
+int BeatClassifier::Dominant() const {
+  int best = 0;
+  for (size_t i = 1; i < templates_.size(); ++i) {
+    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+ClassifiedBeat BeatClassifier::Classify(const Held& h, bool update) {
+  ClassifiedBeat c;
+  c.id = h.id;
+  const float width = Width(h.beat);
+  const float p2p = PeakToPeak(h.beat);
+  const int matched = Match(h, width, p2p, update);
+  const int dominant = Dominant();
+  const Template& d = templates_[static_cast<size_t>(dominant)];
+  BeatFeatures& f = c.features;
+  f.correlation = BestCorrelation(h.beat, d.shape);
+  f.width_s = width;
+  f.width_ratio = d.width > 0 ? width / d.width : 1;
+  f.amplitude_ratio = d.p2p > 0 ? p2p / d.p2p : 1;
+  f.prematurity = (normal_rr_ > 0 && h.rr_s > 0) ? static_cast<float>(h.rr_s / normal_rr_) : 0;
+
+  const bool wide = f.width_ratio >= options_.wide_ratio;
+  const bool large = f.amplitude_ratio >= options_.amplitude_ratio;
+  const bool premature = f.prematurity > 0 && f.prematurity < options_.premature_ratio;
+  if (matched == dominant) {
+    c.label = 'N';
+  } else if (f.correlation < options_.v_corr && (premature || wide || large)) {
+    c.label = 'V';
+  } else if (f.correlation < options_.match_corr && f.width_ratio >= 1.5 * options_.wide_ratio) {
+    c.label = 'V';
+  } else if (f.correlation < 0.5 * options_.v_corr) {
+    c.label = 'Q';
+  } else {
+    c.label = 'N';
+  }
+  if (matched == dominant && h.rr_s > 0) {
+    normal_rr_ = normal_rr_ > 0 ? normal_rr_ + 0.125 * (h.rr_s - normal_rr_) : h.rr_s;
+  }
+  return c;
+}
+
+void BeatClassifier::Add(int64_t id, std::span<const float> window, double rr_s,
+                         std::vector<ClassifiedBeat>& out) {
+  if (static_cast<int>(window.size()) != window_size()) {
+    throw std::invalid_argument(fmt::format("BeatClassifier::Add: window of {} samples, want {}",
+                                            window.size(), window_size()));
+  }
+  ++seen_;
+  if (seen_ <= options_.learning_beats) {
+    // Learning: cluster now, label once the dominant morphology is known.
+    Held h{id, Prepare(window), rr_s};
+    Match(h, Width(h.beat), PeakToPeak(h.beat), true);
+    held_.push_back(std::move(h));
+    if (seen_ == options_.learning_beats) Flush(out);
+    return;
+  }
+  out.push_back(Classify(Held{id, Prepare(window), rr_s}, true));
+}
+
+void BeatClassifier::Flush(std::vector<ClassifiedBeat>& out) {
+  while (!held_.empty()) {
+    out.push_back(Classify(held_.front(), false));
+    held_.pop_front();
+  }
+}
+
+void BeatClassifier::Save(ops::SnapshotWriter& w) const {
+  w.Put<uint32_t>(kSnapshotVersion);
+  w.Put<int32_t>(half_);
+  w.Put<uint64_t>(templates_.size());
+  for (const auto& t : templates_) {
+    w.PutSpan<float>(t.shape);
+    w.Put<float>(t.width);
+    w.Put<float>(t.p2p);
+    w.Put<double>(t.weight);
+  }
+  w.Put<double>(normal_rr_);
+  w.Put<int64_t>(seen_);
+  w.Put<uint64_t>(held_.size());
+  for (const auto& h : held_) {
+    w.Put<int64_t>(h.id);
+    w.PutSpan<float>(h.beat);
+    w.Put<double>(h.rr_s);
+  }
+}
+
+void BeatClassifier::Load(ops::SnapshotReader& r) {
+  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("classifier: unknown version");
+  if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
+  const auto size = static_cast<size_t>(window_size());
+  const auto count = r.Get<uint64_t>();
+  if (count > static_cast<uint64_t>(options_.max_templates)) throw ops::SnapshotError("classifier: too many templates");
+  std::vector<Template> templates;
+  for (uint64_t i = 0; i < count; ++i) {
+    Template t;
+    t.shape = r.GetVector<float>();
+    if (t.shape.size() != size) throw ops::SnapshotError("classifier: template size");
+    t.width = r.Get<float>();
+    t.p2p = r.Get<float>();
+    t.weight = r.Get<double>();
+    templates.push_back(std::move(t));
+  }
+  const double normal_rr = r.Get<double>();
+  const auto seen = r.Get<int64_t>();
+  const auto held_count = r.Get<uint64_t>();
+  if (held_count > 1000) throw ops::SnapshotError("classifier: too many held beats");
+  std::deque<Held> held;
+  for (uint64_t i = 0; i < held_count; ++i) {
+    Held h;
+    h.id = r.Get<int64_t>();
+    h.beat = r.GetVector<float>();
+    if (h.beat.size() != size) throw ops::SnapshotError("classifier: beat size");
+    h.rr_s = r.Get<double>();
+    held.push_back(std::move(h));
+  }
+  templates_ = std::move(templates);
+  normal_rr_ = normal_rr;
+  seen_ = seen;
+  held_ = std::move(held);
+}
+
+}  // namespace vigil::ecg

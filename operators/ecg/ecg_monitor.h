@@ -1,0 +1,130 @@
+// The ECG operator ("ecg.arrhythmia", input Signal::kEcg): filter -> QRS detection -> beat
+// classification -> heart rate, emitting one ops::Beat per detected QRS complex.
+//
+// Per chunk (EcgMonitor::Process):
+//   1. QrsDetector (qrs_detector.h) conditions the signal (baseline high-pass, mains notch,
+//      low-pass), detects QRS complexes and returns them with delay-corrected fiducial points;
+//   2. each detection's conditioned window goes to the BeatClassifier (beat_classifier.h),
+//      which labels it N / V / Q against the patient's running normal template;
+//   3. RR and the monitor-rule heart rate (heart_rate.h) complete the ops::Beat, whose time is
+//      the fiducial sample's device time (chunk start time + index / rate).
+// Rhythm analysis (AF, VT, VF, asystole, pause, brady/tachy, signal quality) plugs in after
+// step 3: EcgMonitorState::OnBeat is the one place every emitted beat passes through, and
+// Process/OnGap/Finish are where a raw-signal stage (VF, signal quality) would see the chunks.
+//
+// Parameters (keys without the "ecg.arrhythmia." prefix), all optional: the QrsOptions fields
+// except sample_rate_hz (notch_hz, notch_q, baseline_hz, lowpass_hz, band_low_hz,
+// band_high_hz, integration_s, peak_hold_s, threshold_fraction, refractory_s, t_wave_s,
+// searchback_factor, learning_s, min_slope_mv_s, replace_ratio) and the
+// BeatClassifierOptions fields (learning_beats, max_templates, match_corr, v_corr, wide_ratio,
+// amplitude_ratio, premature_ratio). Make throws ops::OptionError naming
+// "ecg.arrhythmia.<key>" and the value for a value out of range or an unknown key.
+//
+// Sampling rate: taken from the chunks (125-1000 Hz). Chunks at another rate are ignored (no
+// beats; a signal-quality stage reports it). A rate change restarts the state. A notch or
+// low-pass corner too close to a low rate's Nyquist frequency is lowered/disabled for that
+// rate rather than failing on data.
+//
+// Gaps (OnGap): the beat still held is emitted, the filters restart, no RR spans the gap; the
+// learnt thresholds and template are kept. Beat.sample counts samples received (gaps excluded).
+//
+// Latency: a beat is emitted about 0.5 s after its R peak (t_wave_s hold + detector lag), the
+// first `learning_beats` beats of a stream only once the template exists.
+//
+// Threading: the operator is immutable and shared; one EcgMonitorState per patient stream,
+// used by one thread at a time.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "operators/core/stream_operator.h"
+#include "operators/ecg/beat_classifier.h"
+#include "operators/ecg/heart_rate.h"
+#include "operators/ecg/qrs_detector.h"
+
+namespace vigil::ecg {
+
+struct EcgMonitorOptions {
+  QrsOptions qrs;                    // sample_rate_hz is ignored (taken from the data)
+  BeatClassifierOptions classifier;
+};
+
+class EcgMonitorState;
+
+class EcgMonitor final : public ops::StreamOperator {
+ public:
+  static constexpr std::string_view kName = "ecg.arrhythmia";
+  static constexpr std::string_view kVersion = "1.0.0";
+
+  // Throws ops::OptionError (see above).
+  static std::unique_ptr<const EcgMonitor> Make(const ops::Parameters& parameters);
+  static std::unique_ptr<const EcgMonitor> Make(const EcgMonitorOptions& options);
+
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
+  std::span<const ops::Signal> inputs() const override;
+  std::unique_ptr<ops::OperatorState> MakeState() const override;
+  void Process(ops::OperatorState& state, ops::Signal signal, const ops::Chunk& chunk,
+               ops::Events& out) const override;
+  void OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs from_us,
+             ops::TimeUs to_us, ops::Events& out) const override;
+  void Finish(ops::OperatorState& state, ops::Events& out) const override;
+
+  const EcgMonitorOptions& options() const { return options_; }
+  // The QRS options used at `sample_rate_hz` (corners adapted to the rate as described above).
+  QrsOptions QrsOptionsAt(double sample_rate_hz) const;
+
+ private:
+  explicit EcgMonitor(const EcgMonitorOptions& options) : options_(options) {}
+  EcgMonitorOptions options_;
+};
+
+// Per-patient state: created by EcgMonitor::MakeState, snapshot to bytes and restored.
+// Throws std::invalid_argument when handed to another operator's methods.
+class EcgMonitorState final : public ops::OperatorState {
+ public:
+  std::string Snapshot() const override;
+  void Restore(std::string_view bytes) override;
+
+ private:
+  friend class EcgMonitor;
+  explicit EcgMonitorState(const EcgMonitor& op) : op_(&op) {}
+
+  void Start(double sample_rate_hz);
+  // Classifies new detections and emits the beats the classifier released.
+  void Emit(std::vector<QrsDetection>& detections, ops::Events& out);
+  void EmitClassified(ops::Events& out);
+  // Every emitted beat passes here (the hook for rhythm analysis).
+  void OnBeat(const ops::Beat& beat, ops::Events& out);
+  ops::TimeUs TimeOf(int64_t sample) const;
+
+  const EcgMonitor* op_;
+  double sample_rate_hz_ = 0;  // 0 until the first chunk
+  std::optional<QrsDetector> qrs_;
+  std::optional<BeatClassifier> classifier_;
+  HeartRateTracker heart_rate_;
+  // Device time of sample `anchor_sample_` (see EcgMonitor::Process).
+  int64_t anchor_sample_ = 0;
+  ops::TimeUs anchor_us_ = 0;
+  bool anchored_ = false;
+  int64_t last_beat_sample_ = -1;  // -1: no previous beat (start or after a gap)
+  // Detections waiting for their label (the classifier holds its first beats).
+  struct Waiting {
+    int64_t sample;
+    ops::TimeUs time_us;
+    float rr_s;
+    float heart_rate_bpm;
+  };
+  std::deque<Waiting> waiting_;  // front has id waiting_first_id_
+  int64_t waiting_first_id_ = 0;
+  std::vector<QrsDetection> detections_;       // scratch
+  std::vector<ClassifiedBeat> classified_;     // scratch
+  std::vector<float> window_;                  // scratch
+};
+
+}  // namespace vigil::ecg

@@ -1,0 +1,429 @@
+#include "operators/ecg/qrs_detector.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+#include "operators/core/options.h"
+
+namespace vigil::ecg {
+namespace {
+
+constexpr uint32_t kSnapshotVersion = 1;
+
+int Samples(double seconds, double fs) {
+  return std::max(1, static_cast<int>(std::lround(seconds * fs)));
+}
+
+template <size_t N>
+float Median(const std::array<float, N>& values) {
+  std::array<float, N> v = values;
+  std::sort(v.begin(), v.end());
+  return N % 2 ? v[N / 2] : 0.5f * (v[N / 2 - 1] + v[N / 2]);
+}
+
+}  // namespace
+
+void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
+  auto RequireRange = [&](std::string_view field, double value, double lo, double hi) {
+    // Fields are named "<prefix><option>" (e.g. "ecg.arrhythmia.notch_hz").
+    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo, hi);
+  };
+  RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
+  const double nyquist = o.sample_rate_hz / 2;
+  RequireRange("qrs.baseline_hz", o.baseline_hz, 0, 2);
+  if (o.notch_hz != 0) RequireRange("qrs.notch_hz", o.notch_hz, 10, nyquist * 0.98);
+  RequireRange("qrs.notch_q", o.notch_q, 1, 100);
+  if (o.lowpass_hz != 0) RequireRange("qrs.lowpass_hz", o.lowpass_hz, 20, nyquist * 0.95);
+  RequireRange("qrs.band_low_hz", o.band_low_hz, 1, 20);
+  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2, std::min(40.0, nyquist * 0.9));
+  RequireRange("qrs.integration_s", o.integration_s, 0.03, 0.2);
+  RequireRange("qrs.peak_hold_s", o.peak_hold_s, 0.02, 0.2);
+  RequireRange("qrs.threshold_fraction", o.threshold_fraction, 0.05, 0.9);
+  RequireRange("qrs.refractory_s", o.refractory_s, 0.1, 0.4);
+  RequireRange("qrs.t_wave_s", o.t_wave_s, o.refractory_s, 0.6);
+  RequireRange("qrs.searchback_factor", o.searchback_factor, 1.1, 3);
+  RequireRange("qrs.learning_s", o.learning_s, 0.5, 10);
+  RequireRange("qrs.min_slope_mv_s", o.min_slope_mv_s, 0, 100);
+  RequireRange("qrs.replace_ratio", o.replace_ratio, 1, 10);
+}
+
+QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
+  ValidateQrsOptions(options_);
+  const double fs = options_.sample_rate_hz;
+  filters::Sections cond;
+  if (options_.baseline_hz > 0) {
+    const auto s = filters::BaselineWanderHighPass(fs, options_.baseline_hz, 2);
+    cond.insert(cond.end(), s.begin(), s.end());
+  }
+  if (options_.notch_hz > 0) {
+    const auto s = filters::Notch(options_.notch_hz, options_.notch_q, fs);
+    cond.insert(cond.end(), s.begin(), s.end());
+  }
+  if (options_.lowpass_hz > 0) {
+    const auto s = filters::ButterworthLowPass(2, options_.lowpass_hz, fs);
+    cond.insert(cond.end(), s.begin(), s.end());
+  }
+  conditioning_ = filters::BiquadCascade(cond);
+  band_ = filters::BiquadCascade(
+      filters::ButterworthBandPass(1, options_.band_low_hz, options_.band_high_hz, fs));
+  // The R peak's energy sits around 10-20 Hz: the delay there is what shifts it.
+  cond_delay_ = cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
+  window_ = Samples(options_.integration_s, fs);
+  hold_ = Samples(options_.peak_hold_s, fs);
+  refractory_ = Samples(options_.refractory_s, fs);
+  t_wave_ = Samples(options_.t_wave_s, fs);
+  learning_ = Samples(options_.learning_s, fs);
+  // From the integral's peak back to the middle of the QRS in the conditioned signal: the
+  // band-pass delay, half a sample for the difference and half the integration window.
+  detect_to_centre_ = static_cast<int>(std::lround(
+      band_.GroupDelaySamples(10, fs) + 0.5 + (window_ - 1) / 2.0));
+  fiducial_before_ = Samples(0.1, fs);
+  fiducial_after_ = Samples(0.08, fs);
+  slope_scale_ = fs;
+  ring_.assign(std::bit_ceil(static_cast<size_t>(8 * fs)), 0.0f);
+  mwi_ring_.assign(static_cast<size_t>(window_), 0.0f);
+}
+
+float QrsDetector::Conditioned(int64_t index) const {
+  if (index < 0 || index >= n_ || index < n_ - ring_capacity()) return 0;
+  return ring_[static_cast<size_t>(index) & (ring_.size() - 1)];
+}
+
+float QrsDetector::Threshold() const {
+  const float q = Median(qrs_levels_);
+  const float noise = Median(noise_levels_);
+  return std::max(static_cast<float>(options_.min_slope_mv_s),
+                  noise + static_cast<float>(options_.threshold_fraction) * (q - noise));
+}
+
+double QrsDetector::MeanRr() const {
+  const int64_t count = std::min<int64_t>(rr_inserted_, kLevels);
+  if (count == 0) return 1.0;
+  double sum = 0;
+  for (int64_t i = 0; i < count; ++i) sum += rr_[static_cast<size_t>(i)];
+  return sum / static_cast<double>(count);
+}
+
+void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetection>& out) {
+  const size_t mask = ring_.size() - 1;
+  const float inv_window = 1.0f / static_cast<float>(window_);
+  const auto slope_scale = static_cast<float>(slope_scale_);
+  for (const float x : samples) {
+    if (std::isfinite(x)) {
+      if (!primed_) {
+        offset_ = x;
+        primed_ = true;
+      }
+      last_valid_ = x - offset_;
+    }
+    const auto y = static_cast<float>(conditioning_.Step(last_valid_));
+    ring_[static_cast<size_t>(n_) & mask] = y;
+    const auto b = static_cast<float>(band_.Step(y));
+    const float e = std::abs(b - prev_band_) * slope_scale;
+    prev_band_ = b;
+    const size_t wi = static_cast<size_t>(n_ % window_);
+    mwi_sum_ += static_cast<double>(e) - static_cast<double>(mwi_ring_[wi]);
+    mwi_ring_[wi] = e;
+    const float m = static_cast<float>(mwi_sum_) * inv_window;
+    seg_max_slope_ = std::max(seg_max_slope_, e);
+    if (have_cand_) {
+      if (m > cand_.height) {
+        cand_.height = m;
+        cand_.index = n_;
+        cand_.slope = seg_max_slope_;
+      } else if (m < 0.5f * cand_.height || n_ - cand_.index >= hold_) {
+        have_cand_ = false;
+        OnPeak(cand_, out);
+      }
+    } else if (m > mwi_prev_) {  // a rise starts a new candidate peak
+      have_cand_ = true;
+      seg_max_slope_ = e;
+      cand_ = Peak{n_, m, e, 0};
+    }
+    mwi_prev_ = m;
+    if (have_pending_ && n_ - pending_.index >= t_wave_) CommitPending(out);
+    if (learning_done_) {
+      // Time-driven search-back: no beat for too long and unexamined peaks are waiting.
+      if (last_beat_ >= 0 && peak_count_ > searched_peak_count_ &&
+          static_cast<double>(n_ - last_beat_) >
+              options_.searchback_factor * MeanRr() * options_.sample_rate_hz) {
+        while (SearchBack(n_ + 1, out)) {
+        }
+        searched_peak_count_ = peak_count_;
+      }
+    } else if (n_ + 1 >= learning_) {
+      ++n_;
+      FinishLearning(out);
+      continue;
+    }
+    ++n_;
+  }
+}
+
+void QrsDetector::OnPeak(const Peak& peak, std::vector<QrsDetection>& out) {
+  Peak& stored = peaks_[static_cast<size_t>(peak_count_ % kPeakHistory)];
+  stored = peak;
+  ++peak_count_;
+  if (!learning_done_) {
+    learning_max_ = std::max(learning_max_, peak.height);
+    return;
+  }
+  Decide(stored, out);
+}
+
+void QrsDetector::FinishLearning(std::vector<QrsDetection>& out) {
+  learning_done_ = true;
+  qrs_levels_.fill(learning_max_);
+  noise_levels_.fill(0);
+  // Decide the learning period's peaks now that levels exist (first beats are not lost).
+  const int64_t first = std::max<int64_t>(0, peak_count_ - kPeakHistory);
+  for (int64_t i = first; i < peak_count_; ++i) {
+    Decide(peaks_[static_cast<size_t>(i % kPeakHistory)], out);
+  }
+  searched_peak_count_ = peak_count_;
+}
+
+void QrsDetector::Decide(Peak& peak, std::vector<QrsDetection>& out) {
+  const double fs = options_.sample_rate_hz;
+  if (last_beat_ >= 0 &&
+      static_cast<double>(peak.index - last_beat_) > options_.searchback_factor * MeanRr() * fs) {
+    while (SearchBack(peak.index, out)) {
+    }
+  }
+  const float threshold = Threshold();
+  if (ReplacesPending(peak) && peak.height > threshold) {
+    ReplacePending(peak);
+    return;
+  }
+  if (last_beat_ >= 0 && peak.index - last_beat_ < refractory_) return;  // same complex
+  if (peak.height > threshold) {
+    const bool t_wave = last_beat_ >= 0 && peak.index - last_beat_ < t_wave_ &&
+                        peak.slope < 0.5f * last_beat_slope_;
+    if (!t_wave) {
+      AcceptBeat(peak, false, out);
+      return;
+    }
+  }
+  noise_levels_[static_cast<size_t>(noise_inserted_++ % kLevels)] = peak.height;
+}
+
+bool QrsDetector::SearchBack(int64_t before_index, std::vector<QrsDetection>& out) {
+  const float half = 0.5f * Threshold();
+  Peak* best = nullptr;
+  const int64_t first = std::max<int64_t>(0, peak_count_ - kPeakHistory);
+  const int64_t oldest_usable = n_ - ring_capacity() + fiducial_before_ + detect_to_centre_ + 1;
+  for (int64_t i = first; i < peak_count_; ++i) {
+    Peak& p = peaks_[static_cast<size_t>(i % kPeakHistory)];
+    if (p.kind != 0 || p.index <= last_beat_ + refractory_ || p.index >= before_index) continue;
+    if (p.index < oldest_usable || p.height <= half) continue;
+    if (p.index - last_beat_ < t_wave_ && p.slope < 0.5f * last_beat_slope_) continue;
+    if (!best || p.height > best->height) best = &p;
+  }
+  if (!best) return false;
+  AcceptBeat(*best, true, out);
+  return true;
+}
+
+bool QrsDetector::ReplacesPending(const Peak& peak) const {
+  return have_pending_ && peak.index - pending_.index < t_wave_ &&
+         peak.height > static_cast<float>(options_.replace_ratio) * pending_.height &&
+         peak.slope > pending_.slope;
+}
+
+void QrsDetector::ReplacePending(Peak& peak) {
+  // Undo what accepting the pending beat taught the levels, then accept `peak` in its place.
+  for (auto& p : peaks_) {
+    if (p.index == pending_.index) p.kind = 0;
+  }
+  qrs_levels_[static_cast<size_t>((qrs_inserted_ - 1) % kLevels)] = peak.height;
+  noise_levels_[static_cast<size_t>(noise_inserted_++ % kLevels)] = pending_.height;
+  if (before_pending_ >= 0) {
+    const double rr = static_cast<double>(peak.index - before_pending_) / options_.sample_rate_hz;
+    rr_[static_cast<size_t>((rr_inserted_ - 1) % kLevels)] = std::min(rr, 2.0);
+  }
+  peak.kind = 1;
+  pending_ = peak;
+  pending_searchback_ = false;
+  last_beat_ = peak.index;
+  last_beat_slope_ = peak.slope;
+}
+
+void QrsDetector::AcceptBeat(Peak& peak, bool searchback, std::vector<QrsDetection>& out) {
+  if (have_pending_) CommitPending(out);
+  peak.kind = 1;
+  qrs_levels_[static_cast<size_t>(qrs_inserted_++ % kLevels)] = peak.height;
+  if (last_beat_ >= 0) {
+    // Long pauses would stretch the search-back interval for many beats: clamp.
+    const double rr = static_cast<double>(peak.index - last_beat_) / options_.sample_rate_hz;
+    rr_[static_cast<size_t>(rr_inserted_++ % kLevels)] = std::min(rr, 2.0);
+  }
+  before_pending_ = last_beat_;
+  last_beat_ = peak.index;
+  last_beat_slope_ = peak.slope;
+  have_pending_ = true;
+  pending_ = peak;
+  pending_searchback_ = searchback;
+}
+
+void QrsDetector::CommitPending(std::vector<QrsDetection>& out) {
+  have_pending_ = false;
+  const Peak& peak = pending_;
+  const int64_t centre = peak.index - detect_to_centre_;
+  const int64_t lo = std::max({centre - fiducial_before_, n_ - ring_capacity() + 1, int64_t{0}});
+  const int64_t hi = std::min(centre + fiducial_after_, n_);
+  int64_t best = std::clamp(centre, lo, hi);
+  float best_abs = -1;
+  for (int64_t k = lo; k <= hi; ++k) {
+    const float a = std::abs(ring_[static_cast<size_t>(k) & (ring_.size() - 1)]);
+    if (a > best_abs) {
+      best_abs = a;
+      best = k;
+    }
+  }
+  QrsDetection d;
+  d.conditioned_index = best;
+  d.sample = std::max<int64_t>(0, best - cond_delay_);
+  d.amplitude_mv = ring_[static_cast<size_t>(best) & (ring_.size() - 1)];
+  d.peak_height = peak.height;
+  d.searchback = pending_searchback_;
+  out.push_back(d);
+}
+
+void QrsDetector::Flush(std::vector<QrsDetection>& out) {
+  if (have_pending_) CommitPending(out);
+}
+
+void QrsDetector::Restart(std::vector<QrsDetection>& out) {
+  Flush(out);
+  conditioning_.Reset();
+  band_.Reset();
+  prev_band_ = 0;
+  primed_ = false;
+  last_valid_ = 0;
+  std::fill(mwi_ring_.begin(), mwi_ring_.end(), 0.0f);
+  mwi_sum_ = 0;
+  mwi_prev_ = 0;
+  have_cand_ = false;
+  seg_max_slope_ = 0;
+  last_beat_ = -1;
+  last_beat_slope_ = 0;
+  searched_peak_count_ = peak_count_;
+  for (auto& p : peaks_) p.kind = 1;  // nothing before the gap may be searched back
+}
+
+void QrsDetector::Save(ops::SnapshotWriter& w) const {
+  w.Put<uint32_t>(kSnapshotVersion);
+  w.Put<double>(options_.sample_rate_hz);
+  w.Put<int32_t>(window_);
+  w.PutSpan<double>(conditioning_.SaveState());
+  w.PutSpan<double>(band_.SaveState());
+  w.Put<int64_t>(n_);
+  w.Put<float>(last_valid_);
+  w.Put<float>(offset_);
+  w.Put<uint8_t>(primed_);
+  w.Put<float>(prev_band_);
+  w.PutSpan<float>(ring_);
+  w.PutSpan<float>(mwi_ring_);
+  w.Put<double>(mwi_sum_);
+  w.Put<float>(mwi_prev_);
+  w.Put<uint8_t>(have_cand_);
+  w.Put<int64_t>(cand_.index);
+  w.Put<float>(cand_.height);
+  w.Put<float>(cand_.slope);
+  w.Put<float>(seg_max_slope_);
+  for (const auto& p : peaks_) {
+    w.Put<int64_t>(p.index);
+    w.Put<float>(p.height);
+    w.Put<float>(p.slope);
+    w.Put<uint8_t>(p.kind);
+  }
+  w.Put<int64_t>(peak_count_);
+  w.Put<int64_t>(searched_peak_count_);
+  w.PutSpan<float>(qrs_levels_);
+  w.PutSpan<float>(noise_levels_);
+  w.Put<int64_t>(qrs_inserted_);
+  w.Put<int64_t>(noise_inserted_);
+  w.PutSpan<double>(rr_);
+  w.Put<int64_t>(rr_inserted_);
+  w.Put<int64_t>(last_beat_);
+  w.Put<float>(last_beat_slope_);
+  w.Put<uint8_t>(have_pending_);
+  w.Put<int64_t>(pending_.index);
+  w.Put<float>(pending_.height);
+  w.Put<float>(pending_.slope);
+  w.Put<uint8_t>(pending_searchback_);
+  w.Put<int64_t>(before_pending_);
+  w.Put<uint8_t>(learning_done_);
+  w.Put<float>(learning_max_);
+}
+
+void QrsDetector::Load(ops::SnapshotReader& r) {
+  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("qrs: unknown version");
+  if (r.Get<double>() != options_.sample_rate_hz || r.Get<int32_t>() != window_) {
+    throw ops::SnapshotError("qrs: snapshot of a detector with other options");
+  }
+  // Decode into a copy so a failure leaves this detector unchanged.
+  QrsDetector d = *this;
+  auto check = [](size_t got, size_t want, const char* what) {
+    if (got != want) throw ops::SnapshotError(fmt::format("qrs: {} has {} values, want {}", what, got, want));
+  };
+  const auto cond = r.GetVector<double>();
+  check(cond.size(), conditioning_.SaveState().size(), "conditioning state");
+  d.conditioning_.LoadState(cond);
+  const auto band = r.GetVector<double>();
+  check(band.size(), band_.SaveState().size(), "band-pass state");
+  d.band_.LoadState(band);
+  d.n_ = r.Get<int64_t>();
+  d.last_valid_ = r.Get<float>();
+  d.offset_ = r.Get<float>();
+  d.primed_ = r.Get<uint8_t>() != 0;
+  d.prev_band_ = r.Get<float>();
+  d.ring_ = r.GetVector<float>();
+  check(d.ring_.size(), ring_.size(), "ring");
+  d.mwi_ring_ = r.GetVector<float>();
+  check(d.mwi_ring_.size(), mwi_ring_.size(), "integration window");
+  d.mwi_sum_ = r.Get<double>();
+  d.mwi_prev_ = r.Get<float>();
+  d.have_cand_ = r.Get<uint8_t>() != 0;
+  d.cand_.index = r.Get<int64_t>();
+  d.cand_.height = r.Get<float>();
+  d.cand_.slope = r.Get<float>();
+  d.seg_max_slope_ = r.Get<float>();
+  for (auto& p : d.peaks_) {
+    p.index = r.Get<int64_t>();
+    p.height = r.Get<float>();
+    p.slope = r.Get<float>();
+    p.kind = r.Get<uint8_t>();
+  }
+  d.peak_count_ = r.Get<int64_t>();
+  d.searched_peak_count_ = r.Get<int64_t>();
+  const auto q = r.GetVector<float>();
+  check(q.size(), kLevels, "qrs levels");
+  std::copy(q.begin(), q.end(), d.qrs_levels_.begin());
+  const auto nl = r.GetVector<float>();
+  check(nl.size(), kLevels, "noise levels");
+  std::copy(nl.begin(), nl.end(), d.noise_levels_.begin());
+  d.qrs_inserted_ = r.Get<int64_t>();
+  d.noise_inserted_ = r.Get<int64_t>();
+  const auto rr = r.GetVector<double>();
+  check(rr.size(), kLevels, "rr");
+  std::copy(rr.begin(), rr.end(), d.rr_.begin());
+  d.rr_inserted_ = r.Get<int64_t>();
+  d.last_beat_ = r.Get<int64_t>();
+  d.last_beat_slope_ = r.Get<float>();
+  d.have_pending_ = r.Get<uint8_t>() != 0;
+  d.pending_.index = r.Get<int64_t>();
+  d.pending_.height = r.Get<float>();
+  d.pending_.slope = r.Get<float>();
+  d.pending_.kind = 1;
+  d.pending_searchback_ = r.Get<uint8_t>() != 0;
+  d.before_pending_ = r.Get<int64_t>();
+  d.learning_done_ = r.Get<uint8_t>() != 0;
+  d.learning_max_ = r.Get<float>();
+  *this = std::move(d);
+}
+
+}  // namespace vigil::ecg

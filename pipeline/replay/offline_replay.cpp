@@ -1,0 +1,93 @@
+#include "pipeline/replay/offline_replay.h"
+
+#include <fmt/format.h>
+
+#include "pipeline/analysis/frame_decoder.h"
+#include "pipeline/analysis/operator_registry.h"
+#include "pipeline/output/json_lines.h"
+
+namespace vigil::replay {
+
+analysis::AnalysisConfig DefaultAnalysisConfig() {
+  analysis::AnalysisConfig config;
+  for (const auto& entry : analysis::Operators()) {
+    config.operators.push_back({std::string(entry.name), {}});
+  }
+  return config;
+}
+
+ReplayStats ReplayToJsonLines(TelemetrySource& source,
+                              std::shared_ptr<const analysis::AnalysisPlan> plan,
+                              const std::string& patient_id, const ReplayOutputOptions& options,
+                              std::ostream& out, std::ostream& diagnostics) {
+  ReplayStats stats;
+  analysis::PatientAnalysis patient(patient_id, std::move(plan));
+  analysis::Outputs outputs;
+  const ops::TimeUs origin = source.origin_us();
+  const analysis::DecodeLimits limits;
+  std::vector<float> values;
+
+  auto write = [&] {
+    for (const auto& event : outputs.events) {
+      if (const auto* beat = std::get_if<ops::Beat>(&event)) {
+        ++stats.beats;
+        if (options.beats) out << output::BeatLine(*beat, origin) << '\n';
+      } else if (const auto* episode = std::get_if<ops::Episode>(&event)) {
+        if (episode->phase != ops::Episode::Phase::kClosed) continue;
+        ++stats.episodes;
+        if (options.episodes) out << output::EpisodeLine(*episode, origin) << '\n';
+      }
+    }
+    for (const auto& alert : outputs.alerts) {
+      ++stats.alerts;
+      if (options.alerts) out << output::AlertLine(alert) << '\n';
+    }
+    for (const auto& aggregate : outputs.aggregates) {
+      ++stats.aggregates;
+      if (!options.aggregates) continue;
+      out << output::AggregateLine(aggregate) << '\n';
+      if (aggregate.window() == v1::WINDOW_KIND_THERAPY_DAY) {
+        out << output::TherapyDayLine(aggregate) << '\n';
+      }
+    }
+    outputs.clear();
+  };
+
+  v1::TelemetryEnvelope envelope;
+  while (source.Next(envelope)) {
+    ++stats.envelopes;
+    for (int i = 0; i < envelope.events_size(); ++i) {
+      const auto& e = envelope.events(i);
+      if (auto view = analysis::DecodeDeviceEvent(e)) {
+        patient.OnDeviceEvent(e.device_id(), *view, outputs);
+      }
+    }
+    for (int i = 0; i < envelope.frames_size(); ++i) {
+      const auto& f = envelope.frames(i);
+      if (auto rejection = analysis::DecodeFrame(f, i, limits, values)) {
+        ++stats.rejected_frames;
+        diagnostics << fmt::format("rejected envelope {} {}: {}\n", stats.envelopes - 1,
+                                   v1::DeadLetterReason_Name(rejection->reason), rejection->detail);
+        continue;
+      }
+      ++stats.frames;
+      stats.samples += values.size();
+      analysis::FrameView view;
+      view.device_id = f.device_id();
+      view.signal = analysis::ToSignal(f.kind());
+      view.lead = f.lead();
+      view.sequence = f.sequence();
+      view.first_sample_us = f.first_sample_time_us();
+      view.sample_rate_hz = f.sample_rate_hz();
+      view.values = values;
+      patient.OnFrame(view, outputs);
+    }
+    write();
+  }
+  patient.Finish(outputs);
+  write();
+  out.flush();
+  return stats;
+}
+
+}  // namespace vigil::replay

@@ -1,0 +1,43 @@
+// The offline replay: a recording through the same PatientAnalysis the service runs, written as
+// JSON Lines (see pipeline/output/json_lines.h). No broker involved.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+
+#include "pipeline/analysis/patient_analysis.h"
+#include "pipeline/replay/telemetry_source.h"
+
+namespace vigil::replay {
+
+struct ReplayStats {
+  uint64_t envelopes = 0;
+  uint64_t frames = 0;
+  uint64_t samples = 0;
+  uint64_t rejected_frames = 0;   // would have been dead-lettered by the service
+  uint64_t beats = 0;
+  uint64_t episodes = 0;
+  uint64_t alerts = 0;
+  uint64_t aggregates = 0;
+};
+
+// Which lines to write. Beats and minute aggregates are many; evaluation needs beats.
+struct ReplayOutputOptions {
+  bool beats = true;
+  bool episodes = true;
+  bool alerts = true;
+  bool aggregates = true;
+};
+
+// Runs `source` through a PatientAnalysis built from `plan` and writes the lines to `out`.
+// Frames the service would dead-letter are reported on `diagnostics` with their reason and
+// skipped. Throws only for I/O failures of the source.
+ReplayStats ReplayToJsonLines(TelemetrySource& source,
+                              std::shared_ptr<const analysis::AnalysisPlan> plan,
+                              const std::string& patient_id, const ReplayOutputOptions& options,
+                              std::ostream& out, std::ostream& diagnostics);
+
+// An AnalysisConfig that runs every registered operator with its default parameters.
+analysis::AnalysisConfig DefaultAnalysisConfig();
+
+}  // namespace vigil::replay

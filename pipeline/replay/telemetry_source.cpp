@@ -1,0 +1,113 @@
+#include "pipeline/replay/telemetry_source.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "operators/io/wfdb_record.h"
+
+namespace vigil::replay {
+namespace {
+
+v1::EcgLead LeadOf(const std::string& description) {
+  static const std::pair<const char*, v1::EcgLead> kLeads[] = {
+      {"MLII", v1::ECG_LEAD_MLII}, {"MLI", v1::ECG_LEAD_I}, {"MLIII", v1::ECG_LEAD_III},
+      {"I", v1::ECG_LEAD_I},       {"II", v1::ECG_LEAD_II}, {"III", v1::ECG_LEAD_III},
+      {"aVR", v1::ECG_LEAD_AVR},   {"aVL", v1::ECG_LEAD_AVL}, {"aVF", v1::ECG_LEAD_AVF},
+      {"V1", v1::ECG_LEAD_V1},     {"V2", v1::ECG_LEAD_V2}, {"V3", v1::ECG_LEAD_V3},
+      {"V4", v1::ECG_LEAD_V4},     {"V5", v1::ECG_LEAD_V5}, {"V6", v1::ECG_LEAD_V6}};
+  for (const auto& [name, lead] : kLeads) {
+    if (description == name) return lead;
+  }
+  return v1::ECG_LEAD_SINGLE;  // "ECG" and unnamed single leads
+}
+
+class WfdbSource : public TelemetrySource {
+ public:
+  WfdbSource(const std::filesystem::path& record, const SourceOptions& options)
+      : options_(options), record_(io::ReadWfdbRecord(record)) {
+    if (!(options.frame_s > 0)) {
+      throw std::invalid_argument(fmt::format("frame_s = {}: must be > 0", options.frame_s));
+    }
+    per_frame_ = std::max<int64_t>(
+        1, std::llround(options.frame_s * record_.header.sampling_frequency));
+    sequences_.assign(record_.header.signals.size(), 0);
+  }
+
+  bool Next(v1::TelemetryEnvelope& envelope) override {
+    const int64_t total = record_.header.num_samples;
+    if (position_ >= total) return false;
+    envelope.Clear();
+    envelope.set_patient_id(options_.patient_id);
+    envelope.set_gateway_id("vigil-replay");
+    const int64_t n = std::min(per_frame_, total - position_);
+    const double fs = record_.header.sampling_frequency;
+    for (size_t s = 0; s < record_.header.signals.size(); ++s) {
+      const auto& spec = record_.header.signals[s];
+      auto* f = envelope.add_frames();
+      f->set_device_id("wfdb-" + record_.header.record_name);
+      f->set_kind(v1::SIGNAL_KIND_ECG);
+      f->set_unit(v1::UNIT_MILLIVOLT);
+      f->set_sample_rate_hz(fs);
+      f->set_first_sample_time_us(ops::SampleTime(options_.start_us, fs, position_));
+      f->set_sequence(++sequences_[s]);
+      f->set_gain(1.0 / spec.gain);
+      f->set_offset(-spec.baseline / spec.gain);
+      f->set_lead(LeadOf(spec.description));
+      const int bits = spec.adc_resolution > 0 ? spec.adc_resolution : 12;
+      f->set_adc_min(spec.adc_zero - (1 << (bits - 1)));
+      f->set_adc_max(spec.adc_zero + (1 << (bits - 1)) - 1);
+      const auto& adc = record_.adc[s];
+      auto* samples = f->mutable_samples();
+      samples->Reserve(static_cast<int>(n));
+      for (int64_t i = 0; i < n; ++i) samples->Add(adc[static_cast<size_t>(position_ + i)]);
+    }
+    position_ += n;
+    return true;
+  }
+
+  ops::TimeUs origin_us() const override { return options_.start_us; }
+
+  std::string description() const override {
+    return fmt::format("WFDB record {} ({} signals, {} Hz, {} samples)", record_.header.record_name,
+                       record_.header.signals.size(), record_.header.sampling_frequency,
+                       record_.header.num_samples);
+  }
+
+ private:
+  SourceOptions options_;
+  io::WfdbRecord record_;
+  int64_t per_frame_ = 0;
+  int64_t position_ = 0;
+  std::vector<uint64_t> sequences_;
+};
+
+}  // namespace
+
+std::unique_ptr<TelemetrySource> OpenWfdbRecord(const std::filesystem::path& record,
+                                                const SourceOptions& options) {
+  try {
+    return std::make_unique<WfdbSource>(record, options);
+  } catch (const io::WfdbError& e) {
+    throw std::runtime_error(e.what());
+  }
+}
+
+std::unique_ptr<TelemetrySource> OpenRecording(const std::filesystem::path& path,
+                                               const SourceOptions& options) {
+  auto header = path;
+  header += ".hea";
+  if (std::filesystem::exists(header)) return OpenWfdbRecord(path, options);
+  if (path.extension() == ".hea" || path.extension() == ".dat" || path.extension() == ".atr") {
+    auto stem = path;
+    return OpenWfdbRecord(stem.replace_extension(), options);
+  }
+  throw std::runtime_error(fmt::format(
+      "{}: not a recording Vigil can replay (expected a WFDB record path without extension, "
+      "with {}.hea beside it)",
+      path.string(), path.filename().string()));
+}
+
+}  // namespace vigil::replay

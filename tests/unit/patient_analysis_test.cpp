@@ -1,0 +1,246 @@
+// PatientAnalysis with a test-only operator that records what reaches it: frames in sequence
+// order despite reordering, duplicates and late frames refused, gaps reported (never as data),
+// one ECG lead per device, and snapshot/restore mid-stream giving the uninterrupted output.
+#include "pipeline/analysis/patient_analysis.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+
+#include "operators/core/options.h"
+#include "pipeline/analysis/aggregator.h"
+
+namespace {
+
+using namespace vigil;
+using analysis::FrameOutcome;
+using analysis::FrameView;
+using analysis::Outputs;
+using analysis::PatientAnalysis;
+using ops::TimeUs;
+
+constexpr TimeUs kT0 = 1'767'225'600'000'000;
+
+// Emits one Measurement "chunk" per chunk (value = first sample) and "gap" per gap; raises an
+// asystole episode when a chunk is all zeros (to exercise alerts through the analysis).
+class RecorderOperator : public ops::StreamOperator {
+ public:
+  struct State : ops::OperatorState {
+    double sum = 0;
+    int64_t chunks = 0;
+    std::string Snapshot() const override {
+      ops::SnapshotWriter w;
+      w.Put(sum);
+      w.Put(chunks);
+      return w.Take();
+    }
+    void Restore(std::string_view bytes) override {
+      ops::SnapshotReader r(bytes);
+      const double s = r.Get<double>();
+      const auto c = r.Get<int64_t>();
+      r.ExpectEnd();
+      sum = s;
+      chunks = c;
+    }
+  };
+  std::string_view name() const override { return "test.recorder"; }
+  std::string_view version() const override { return "1.0.0"; }
+  std::span<const ops::Signal> inputs() const override { return kInputs; }
+  std::unique_ptr<ops::OperatorState> MakeState() const override { return std::make_unique<State>(); }
+  void Process(ops::OperatorState& state, ops::Signal, const ops::Chunk& chunk,
+               ops::Events& out) const override {
+    auto& s = dynamic_cast<State&>(state);
+    bool all_zero = true;
+    for (float v : chunk.values) {
+      s.sum += v;
+      all_zero &= v == 0;
+    }
+    ++s.chunks;
+    out.push_back(ops::Measurement{"chunk", chunk.values[0], chunk.first_sample_us});
+    out.push_back(ops::Measurement{"running_sum", s.sum, chunk.first_sample_us});
+    if (all_zero) {
+      ops::Episode e;
+      e.kind = ops::EpisodeKind::kAsystole;
+      e.phase = ops::Episode::Phase::kClosed;
+      e.start_us = chunk.first_sample_us;
+      e.end_us = chunk.end_us();
+      out.push_back(e);
+    }
+  }
+  void OnGap(ops::OperatorState&, ops::Signal, TimeUs from, TimeUs to, ops::Events& out) const override {
+    out.push_back(ops::Measurement{"gap", ops::ToSeconds(to - from), from});
+  }
+
+ private:
+  static constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
+};
+
+std::shared_ptr<const analysis::AnalysisPlan> Plan(double reorder_s = 5) {
+  analysis::AnalysisConfig config;
+  config.reorder_tolerance_s = reorder_s;
+  config.minute_aggregates = false;
+  return analysis::AnalysisPlan::FromOperators(config, {std::make_shared<RecorderOperator>()});
+}
+
+struct Feed {
+  std::vector<std::vector<float>> storage;
+  FrameView Frame(uint64_t seq, float value, int lead = 1, const char* device = "dev") {
+    storage.emplace_back(250, value);
+    FrameView f;
+    f.device_id = device;
+    f.signal = ops::Signal::kEcg;
+    f.lead = lead;
+    f.sequence = seq;
+    f.sample_rate_hz = 250;
+    f.first_sample_us = kT0 + static_cast<TimeUs>(seq - 1) * 1'000'000;
+    f.values = storage.back();
+    return f;
+  }
+};
+
+std::vector<double> Chunks(const Outputs& out, const std::string& name = "chunk") {
+  std::vector<double> v;
+  for (const auto& e : out.events) {
+    if (const auto* m = std::get_if<ops::Measurement>(&e); m && m->name == name) v.push_back(m->value);
+  }
+  return v;
+}
+
+TEST(PatientAnalysis, ReordersWithinToleranceAndRefusesDuplicates) {
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  EXPECT_EQ(p.OnFrame(feed.Frame(1, 1), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.Frame(3, 3), out), FrameOutcome::kProcessed);  // held back
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1}));
+  EXPECT_EQ(p.OnFrame(feed.Frame(2, 2), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(p.OnFrame(feed.Frame(2, 2), out), FrameOutcome::kDuplicate);
+  EXPECT_EQ(p.OnFrame(feed.Frame(3, 3), out), FrameOutcome::kDuplicate);
+  EXPECT_TRUE(Chunks(out, "gap").empty());
+  EXPECT_EQ(p.counters().reordered, 1u);
+}
+
+TEST(PatientAnalysis, MissingFrameBecomesAGapAfterToleranceAndLateArrivalIsRefused) {
+  PatientAnalysis p("p", Plan(2));
+  Feed feed;
+  Outputs out;
+  p.OnFrame(feed.Frame(1, 1), out);
+  p.OnFrame(feed.Frame(3, 3), out);
+  p.OnFrame(feed.Frame(4, 4), out);  // 3 s beyond the expected frame 2 > 2 s tolerance
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 3, 4}));
+  EXPECT_EQ(Chunks(out, "gap"), (std::vector<double>{1.0}));
+  EXPECT_EQ(p.OnFrame(feed.Frame(2, 2), out), FrameOutcome::kTooLate);
+  EXPECT_EQ(p.counters().gaps, 1u);
+}
+
+TEST(PatientAnalysis, LongGapRaisesSignalLostNeverAsystole) {
+  PatientAnalysis p("p", Plan(1));
+  Feed feed;
+  Outputs out;
+  p.OnFrame(feed.Frame(1, 1), out);
+  p.OnFrame(feed.Frame(40, 1), out);  // 38 s without samples
+  p.Finish(out);
+  bool lost = false;
+  for (const auto& a : out.alerts) {
+    EXPECT_NE(a.condition(), v1::CONDITION_ASYSTOLE);
+    lost |= a.condition() == v1::CONDITION_SIGNAL_LOST;
+  }
+  EXPECT_TRUE(lost);
+}
+
+TEST(PatientAnalysis, OnlyTheFirstEcgLeadOfADeviceIsAnalysed) {
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  p.OnFrame(feed.Frame(1, 1, /*lead=*/13), out);
+  p.OnFrame(feed.Frame(1, 7, /*lead=*/7), out);
+  p.OnFrame(feed.Frame(2, 2, /*lead=*/13), out);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 2}));
+  EXPECT_EQ(p.counters().secondary_lead_frames, 1u);
+}
+
+TEST(PatientAnalysis, AlertsComeFromOperatorEpisodes) {
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  p.OnFrame(feed.Frame(1, 1), out);
+  p.OnFrame(feed.Frame(2, 0), out);
+  p.Finish(out);
+  ASSERT_FALSE(out.alerts.empty());
+  EXPECT_EQ(out.alerts.front().condition(), v1::CONDITION_ASYSTOLE);
+  EXPECT_EQ(out.alerts.front().patient_id(), "p");
+  EXPECT_EQ(out.alerts.front().onset_time_us(), kT0 + 1'000'000);
+}
+
+TEST(PatientAnalysis, SnapshotRestoreMidStreamEqualsUninterruptedRun) {
+  Feed feed;
+  const std::vector<uint64_t> order = {1, 2, 4, 3, 5, 7, 6, 8, 9, 10};
+  auto value = [](uint64_t seq) { return seq % 4 == 0 ? 0.0f : static_cast<float>(seq); };
+
+  PatientAnalysis straight("p", Plan());
+  Outputs a;
+  for (auto seq : order) straight.OnFrame(feed.Frame(seq, value(seq)), a);
+  straight.Finish(a);
+
+  PatientAnalysis first("p", Plan());
+  Outputs b;
+  for (size_t i = 0; i < 6; ++i) first.OnFrame(feed.Frame(order[i], value(order[i])), b);  // 7 pending
+  const auto snapshot = first.Snapshot();
+  PatientAnalysis second("p", Plan());
+  second.Restore(snapshot);
+  for (size_t i = 6; i < order.size(); ++i) second.OnFrame(feed.Frame(order[i], value(order[i])), b);
+  second.Finish(b);
+
+  EXPECT_EQ(Chunks(a, "running_sum"), Chunks(b, "running_sum"));
+  ASSERT_EQ(a.alerts.size(), b.alerts.size());
+  ASSERT_FALSE(a.alerts.empty());
+  for (size_t i = 0; i < a.alerts.size(); ++i) {
+    EXPECT_EQ(a.alerts[i].SerializeAsString(), b.alerts[i].SerializeAsString()) << i;
+  }
+}
+
+TEST(AnalysisPlan, UnknownOperatorAndBadOverrideNameTheKey) {
+  analysis::AnalysisConfig config;
+  config.operators.push_back({"no.such.operator", {}});
+  try {
+    analysis::AnalysisPlan::Make(config);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("operators[0].name = no.such.operator"), std::string::npos);
+  }
+  analysis::AnalysisConfig tz;
+  tz.default_time_zone = "Mars/Olympus";
+  EXPECT_THROW(analysis::AnalysisPlan::Make(tz), ops::OptionError);
+  auto plan = Plan();
+  EXPECT_THROW(plan->WithOverrides({{"test.recorder.x", 1}}), std::exception);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Aggregator, LateBeatNeverPublishesAMinuteTwice) {
+  analysis::Aggregator agg("p", "Europe/Copenhagen", true);
+  std::vector<v1::Aggregate> out;
+  auto beat = [&](double s) {
+    ops::Beat b;
+    b.time_us = kT0 + ops::FromSeconds(s);
+    b.heart_rate_bpm = 60;
+    agg.OnEvent(b);
+  };
+  for (int i = 0; i < 60; ++i) beat(i);
+  agg.AdvanceTo(kT0 + ops::FromSeconds(60 + 29), out);
+  EXPECT_TRUE(out.empty()) << "the minute stays open for delayed events";
+  beat(59.5);  // a delayed beat within the allowed lateness still counts
+  agg.AdvanceTo(kT0 + ops::FromSeconds(60 + 30), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].cardiac().beats(), 61u);
+  beat(59.9);  // too late now
+  agg.AdvanceTo(kT0 + ops::FromSeconds(200), out);
+  agg.Finish(out);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(agg.late_events(), 1u);
+}
+
+}  // namespace
