@@ -10,6 +10,7 @@
 #include "pipeline/replay/replay_command.h"
 #include "pipeline/report/report_command.h"
 #include "pipeline/simulate/simulate_command.h"
+#include "pipeline/service/service_commands.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   vigil::eval::AddEvalCommand(app);
   vigil::simulate::AddSimulateCommand(app);
   vigil::eval::AddEvalCardCommand(app);
+  vigil::service::AddRunCommand(app);
+  vigil::service::AddTailCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);
