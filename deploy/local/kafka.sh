@@ -114,6 +114,12 @@ start() {
     log "broker already running on $bootstrap (pid $(cat "$pidfile"))"
   else
     local t0=$SECONDS
+    local p
+    for p in "$port" "$controller_port"; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p is already in use (another broker with another data folder? 'ss -ltnp | grep :$p' shows who)"
+      fi
+    done
     write_config
     if [[ ! -f "$data/log/meta.properties" ]]; then
       local cluster_id
@@ -129,7 +135,7 @@ start() {
     log "broker starting on $bootstrap (pid $!, data ${data#$VIGIL_ROOT/})"
     local deadline=$((SECONDS + 120))
     until answers; do
-      running || { tail -20 "$logfile" "$data/broker.out" >&2; die "broker exited during start-up"; }
+      running || { tail -n 20 "$logfile" "$data/broker.out" >&2; die "broker exited during start-up"; }
       ((SECONDS < deadline)) || die "broker did not answer within 120 s (log: $logfile)"
       sleep 0.2
     done

@@ -80,7 +80,16 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
       view.first_sample_us = f.first_sample_time_us();
       view.sample_rate_hz = f.sample_rate_hz();
       view.values = values;
-      patient.OnFrame(view, outputs);
+      const auto outcome = patient.OnFrame(view, outputs);
+      if (outcome != analysis::FrameOutcome::kProcessed) {
+        // The service dead-letters these too (reasons DUPLICATE and TOO_LATE).
+        ++stats.rejected_frames;
+        diagnostics << fmt::format("rejected envelope {} frames[{}]: {} (sequence {})\n",
+                                   stats.envelopes - 1, i,
+                                   outcome == analysis::FrameOutcome::kDuplicate ? "DUPLICATE"
+                                                                                  : "TOO_LATE",
+                                   f.sequence());
+      }
     }
     write();
   }

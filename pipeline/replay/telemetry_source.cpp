@@ -34,6 +34,15 @@ class WfdbSource : public TelemetrySource {
     per_frame_ = std::max<int64_t>(
         1, std::llround(options.frame_s * record_.header.sampling_frequency));
     sequences_.assign(record_.header.signals.size(), 0);
+    // Telemetry identifies a stream by device, kind and lead: a channel whose lead repeats an
+    // earlier one (vfdb labels both channels "ECG") would collide with it, so it is not sent.
+    std::vector<v1::EcgLead> seen;
+    for (const auto& spec : record_.header.signals) {
+      const auto lead = LeadOf(spec.description);
+      const bool repeat = std::find(seen.begin(), seen.end(), lead) != seen.end();
+      send_.push_back(!repeat);
+      if (!repeat) seen.push_back(lead);
+    }
   }
 
   bool Next(v1::TelemetryEnvelope& envelope) override {
@@ -45,6 +54,7 @@ class WfdbSource : public TelemetrySource {
     const int64_t n = std::min(per_frame_, total - position_);
     const double fs = record_.header.sampling_frequency;
     for (size_t s = 0; s < record_.header.signals.size(); ++s) {
+      if (!send_[s]) continue;
       const auto& spec = record_.header.signals[s];
       auto* f = envelope.add_frames();
       f->set_device_id("wfdb-" + record_.header.record_name);
@@ -82,6 +92,7 @@ class WfdbSource : public TelemetrySource {
   int64_t per_frame_ = 0;
   int64_t position_ = 0;
   std::vector<uint64_t> sequences_;
+  std::vector<bool> send_;  // per signal: false for a channel whose lead repeats an earlier one
 };
 
 }  // namespace

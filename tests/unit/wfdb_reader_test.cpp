@@ -151,3 +151,23 @@ TEST_F(WfdbReaderTest, TruncatedAuxIsAnError) {
 }
 
 }  // namespace
+
+#include "pipeline/replay/telemetry_source.h"
+
+namespace {
+
+TEST_F(WfdbReaderTest, ReplaySourceSendsOneStreamPerLead) {
+  // Two channels both labelled "ECG" (as in vfdb): one stream, never duplicate sequences.
+  Write("v.hea", "v 2 250 500\nv.dat 16 200 16 0 0 0 0 ECG\nv.dat 16 200 16 0 0 0 0 ECG\n");
+  Write("v.dat", std::string(500 * 2 * 2, '\0'));
+  auto source = vigil::replay::OpenWfdbRecord(dir_ / "v", {});
+  vigil::v1::TelemetryEnvelope envelope;
+  uint64_t expected_sequence = 1;
+  while (source->Next(envelope)) {
+    ASSERT_EQ(envelope.frames_size(), 1);
+    EXPECT_EQ(envelope.frames(0).sequence(), expected_sequence++);
+  }
+  EXPECT_EQ(expected_sequence, 3u);  // 500 samples at 250 Hz in 1-s frames
+}
+
+}  // namespace
