@@ -198,7 +198,7 @@ void RhythmAnalyzer::AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Eve
 void RhythmAnalyzer::Process(RhythmState& s, const ops::Chunk& ecg,
                              std::span<const ops::Beat> beats, ops::TimeUs beats_final_until_us,
                              ops::Events& out) const {
-  if (!s.started_) {
+  if (!s.started_ && !ecg.values.empty()) {
     s.started_ = true;
     absence_.Start(s.absence_, ecg.first_sample_us);
   }

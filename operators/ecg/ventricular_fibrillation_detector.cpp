@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "operators/core/options.h"
@@ -219,7 +220,8 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
     s.last_fibrillatory_end_us = end_us;
     // The newest step of the window is what this window adds; its middle is the end estimate.
     const auto seen_until = end_us - ops::FromSeconds(options_.step_s / 2);
-    s.tracker.Present(start_us, seen_until, 0);
+    // The tracker only records the run here; confirmation also needs confirm_windows below.
+    s.tracker.Present(start_us, seen_until, std::numeric_limits<ops::TimeUs>::max());
     if (!s.tracker.open && s.consecutive >= options_.confirm_windows &&
         seen_until - s.tracker.run_start_us >= ops::FromSeconds(options_.min_s)) {
       s.tracker.open = true;
