@@ -199,12 +199,16 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
                                          std::min<uint64_t>(s.written, s.window.size()) - 1);
     const size_t size = s.window.size();
     double slope = 0;
+    float lo = s.window[static_cast<size_t>((s.written - 1) % size)], hi = lo;
     for (uint64_t k = 0; k < step; ++k) {
       const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
       const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
       slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
+      lo = std::min(lo, s.window[i]);
+      hi = std::max(hi, s.window[i]);
     }
     f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+    f.step_p2p_mv = hi - lo;
   }
   f.start_us = start_us;
   f.end_us = end_us;
