@@ -25,6 +25,10 @@ struct BeatAbsenceOptions {
   // OnUnusable.
   double activity_ratio = 0.3;
   double activity_slope_mv_s = 10.0;
+  // Likewise a stretch whose band-passed (1-30 Hz) peak-to-peak reaches `activity_p2p_mv` is not
+  // the near-silent signal of asystole (at most P waves of 0.1-0.25 mV): on MIT-BIH 116 the
+  // complexes shrink for seconds within electrode artefact and the detector loses them.
+  double activity_p2p_mv = 0.5;
 };
 
 class BeatAbsenceDetector {

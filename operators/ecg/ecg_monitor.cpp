@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "operators/core/options.h"
@@ -12,7 +13,7 @@
 namespace vigil::ecg {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;  // 2: rhythm stage state appended
 constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
 constexpr double kMinRate = 125, kMaxRate = 1000;
 constexpr ops::TimeUs kReanchorUs = 1000;
@@ -62,6 +63,7 @@ std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const ops::Parameters& parame
   c.wide_ratio = p.Get("wide_ratio", c.wide_ratio);
   c.amplitude_ratio = p.Get("amplitude_ratio", c.amplitude_ratio);
   c.premature_ratio = p.Get("premature_ratio", c.premature_ratio);
+  o.rhythm = RhythmOptionsFrom(p);
   p.CheckAllUsed();
   return Make(o);
 }
@@ -74,7 +76,12 @@ std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const EcgMonitorOptions& opti
   ValidateQrsOptions(q, Prefix());
   if (q.notch_hz != 0) ops::RequireRange(Prefix() + "notch_hz", q.notch_hz, 40, 70);
   ValidateBeatClassifierOptions(options.classifier, Prefix());
-  return std::unique_ptr<const EcgMonitor>(new EcgMonitor(options));
+  try {
+    return std::unique_ptr<const EcgMonitor>(new EcgMonitor(options));
+  } catch (const ops::OptionError& e) {
+    // The rhythm stage names its fields without the operator prefix.
+    throw ops::OptionError(Prefix() + e.field(), "", e.what());
+  }
 }
 
 QrsOptions EcgMonitor::QrsOptionsAt(double fs) const {
@@ -115,15 +122,36 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
   s.detections_.clear();
   s.qrs_->Process(chunk.values, s.detections_);
   s.Emit(s.detections_, out);
+  // No beat can still come before the oldest beat waiting for its label, nor, because of the
+  // detector's search-back, before about 1.5 mean RR ago.
+  ops::TimeUs final_until =
+      chunk.end_us() - ops::FromSeconds(std::clamp(1.5 * s.mean_rr_s_ + 0.1, 0.5, 3.0));
+  if (!s.waiting_.empty()) final_until = std::min(final_until, s.waiting_.front().time_us - 1);
+  RunRhythm(s, chunk, final_until, out);
 }
 
-void EcgMonitor::OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs, ops::TimeUs,
-                       ops::Events& out) const {
+void EcgMonitor::RunRhythm(EcgMonitorState& s, const ops::Chunk& chunk,
+                           ops::TimeUs beats_final_until_us, ops::Events& out) const {
+  rhythm_.Process(*s.rhythm_, chunk, s.new_beats_, beats_final_until_us, out);
+  s.new_beats_.clear();
+}
+
+void EcgMonitor::OnDeviceEvent(ops::OperatorState& state, const ops::DeviceEventView& event,
+                               ops::Events&) const {
+  auto& s = Cast(state);
+  if (event.type == ops::DeviceEventView::Type::kLeadOff) rhythm_.OnLeadOff(*s.rhythm_, true);
+  if (event.type == ops::DeviceEventView::Type::kLeadOn) rhythm_.OnLeadOff(*s.rhythm_, false);
+}
+
+void EcgMonitor::OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs from_us,
+                       ops::TimeUs to_us, ops::Events& out) const {
   auto& s = Cast(state);
   if (signal != ops::Signal::kEcg || !s.qrs_) return;
   s.detections_.clear();
   s.qrs_->Restart(s.detections_);
   s.Emit(s.detections_, out);
+  RunRhythm(s, ops::Chunk{from_us, s.sample_rate_hz_, {}}, from_us, out);
+  rhythm_.OnGap(*s.rhythm_, from_us, to_us, out);
   s.last_beat_sample_ = -1;
   s.heart_rate_.Reset();
   s.anchored_ = false;
@@ -138,6 +166,9 @@ void EcgMonitor::Finish(ops::OperatorState& state, ops::Events& out) const {
   s.classified_.clear();
   s.classifier_->Flush(s.classified_);
   s.EmitClassified(out);
+  RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(),
+            out);
+  rhythm_.Finish(*s.rhythm_, out);
 }
 
 void EcgMonitorState::Start(double fs) {
@@ -151,6 +182,9 @@ void EcgMonitorState::Start(double fs) {
   last_beat_sample_ = -1;
   waiting_.clear();
   waiting_first_id_ = 0;
+  rhythm_ = op_->rhythm().MakeState();
+  new_beats_.clear();
+  mean_rr_s_ = 0.8;
 }
 
 ops::TimeUs EcgMonitorState::TimeOf(int64_t sample) const {
@@ -203,7 +237,11 @@ void EcgMonitorState::EmitClassified(ops::Events& out) {
   classified_.clear();
 }
 
-void EcgMonitorState::OnBeat(const ops::Beat& beat, ops::Events& out) { out.emplace_back(beat); }
+void EcgMonitorState::OnBeat(const ops::Beat& beat, ops::Events& out) {
+  out.emplace_back(beat);
+  new_beats_.push_back(beat);
+  if (beat.rr_s > 0) mean_rr_s_ += 0.125 * (std::min(beat.rr_s, 3.0f) - mean_rr_s_);
+}
 
 std::string EcgMonitorState::Snapshot() const {
   ops::SnapshotWriter w;
@@ -225,6 +263,10 @@ std::string EcgMonitorState::Snapshot() const {
       w.Put<float>(x.rr_s);
       w.Put<float>(x.heart_rate_bpm);
     }
+    // Beats are handed to the rhythm stage within the call that emitted them, so none is
+    // pending between calls.
+    w.PutString(rhythm_->Snapshot());
+    w.Put<double>(mean_rr_s_);
   }
   return w.Take();
 }
@@ -257,6 +299,8 @@ void EcgMonitorState::Restore(std::string_view bytes) {
       x.heart_rate_bpm = r.Get<float>();
       s.waiting_.push_back(x);
     }
+    s.rhythm_->Restore(r.GetString());
+    s.mean_rr_s_ = r.Get<double>();
   }
   r.ExpectEnd();
   sample_rate_hz_ = s.sample_rate_hz_;
@@ -269,6 +313,9 @@ void EcgMonitorState::Restore(std::string_view bytes) {
   last_beat_sample_ = s.last_beat_sample_;
   waiting_ = std::move(s.waiting_);
   waiting_first_id_ = s.waiting_first_id_;
+  rhythm_ = s.rhythm_ ? std::move(s.rhythm_) : op_->rhythm().MakeState();
+  new_beats_.clear();
+  mean_rr_s_ = s.mean_rr_s_;
 }
 
 }  // namespace vigil::ecg

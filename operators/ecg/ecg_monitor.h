@@ -8,16 +8,20 @@
 //      which labels it N / V / Q against the patient's running normal template;
 //   3. RR and the monitor-rule heart rate (heart_rate.h) complete the ops::Beat, whose time is
 //      the fiducial sample's device time (chunk start time + index / rate).
-// Rhythm analysis (AF, VT, VF, asystole, pause, brady/tachy, signal quality) plugs in after
-// step 3: EcgMonitorState::OnBeat is the one place every emitted beat passes through, and
-// Process/OnGap/Finish are where a raw-signal stage (VF, signal quality) would see the chunks.
+//   4. the rhythm stage (rhythm_analyzer.h) gets the raw chunk and the beats emitted for it and
+//      emits the rhythm, alarm and signal-quality episodes (AF, VT, VF/VFL, asystole, pause,
+//      brady/tachy and their extreme forms, noise, flat line, saturation, lead off). It decides
+//      time-based rules only up to where no further beat can come (the classifier's waiting
+//      beats and the detector's search-back bound that time).
 //
 // Parameters (keys without the "ecg.arrhythmia." prefix), all optional: the QrsOptions fields
 // except sample_rate_hz (notch_hz, notch_q, baseline_hz, lowpass_hz, band_low_hz,
 // band_high_hz, integration_s, peak_hold_s, threshold_fraction, refractory_s, t_wave_s,
 // searchback_factor, learning_s, min_slope_mv_s, replace_ratio) and the
 // BeatClassifierOptions fields (learning_beats, max_templates, match_corr, v_corr, wide_ratio,
-// amplitude_ratio, premature_ratio). Make throws ops::OptionError naming
+// amplitude_ratio, premature_ratio) and the rhythm parameters (RhythmOptionsFrom in
+// rhythm_analyzer.h: hr_low_bpm, hr_high_bpm, pause_s, asystole_s, af_threshold, vt_min_beats,
+// vf_min_s, quality_noise_hf_rms_mv, ...). Make throws ops::OptionError naming
 // "ecg.arrhythmia.<key>" and the value for a value out of range or an unknown key.
 //
 // Sampling rate: taken from the chunks (125-1000 Hz). Chunks at another rate are ignored (no
@@ -46,12 +50,14 @@
 #include "operators/ecg/beat_classifier.h"
 #include "operators/ecg/heart_rate.h"
 #include "operators/ecg/qrs_detector.h"
+#include "operators/ecg/rhythm_analyzer.h"
 
 namespace vigil::ecg {
 
 struct EcgMonitorOptions {
   QrsOptions qrs;                    // sample_rate_hz is ignored (taken from the data)
   BeatClassifierOptions classifier;
+  RhythmOptions rhythm;
 };
 
 class EcgMonitorState;
@@ -74,14 +80,23 @@ class EcgMonitor final : public ops::StreamOperator {
   void OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs from_us,
              ops::TimeUs to_us, ops::Events& out) const override;
   void Finish(ops::OperatorState& state, ops::Events& out) const override;
+  // Lead off / lead on reach the signal-quality stage.
+  void OnDeviceEvent(ops::OperatorState& state, const ops::DeviceEventView& event,
+                     ops::Events& out) const override;
 
   const EcgMonitorOptions& options() const { return options_; }
+  const RhythmAnalyzer& rhythm() const { return rhythm_; }
   // The QRS options used at `sample_rate_hz` (corners adapted to the rate as described above).
   QrsOptions QrsOptionsAt(double sample_rate_hz) const;
 
  private:
-  explicit EcgMonitor(const EcgMonitorOptions& options) : options_(options) {}
+  explicit EcgMonitor(const EcgMonitorOptions& options)
+      : options_(options), rhythm_(RhythmAnalyzer::Make(options.rhythm)) {}
+  // Hands the beats emitted since the last call and `chunk` to the rhythm stage.
+  void RunRhythm(EcgMonitorState& s, const ops::Chunk& chunk, ops::TimeUs beats_final_until_us,
+                 ops::Events& out) const;
   EcgMonitorOptions options_;
+  RhythmAnalyzer rhythm_;
 };
 
 // Per-patient state: created by EcgMonitor::MakeState, snapshot to bytes and restored.
@@ -93,7 +108,7 @@ class EcgMonitorState final : public ops::OperatorState {
 
  private:
   friend class EcgMonitor;
-  explicit EcgMonitorState(const EcgMonitor& op) : op_(&op) {}
+  explicit EcgMonitorState(const EcgMonitor& op) : op_(&op), rhythm_(op.rhythm().MakeState()) {}
 
   void Start(double sample_rate_hz);
   // Classifies new detections and emits the beats the classifier released.
@@ -125,6 +140,9 @@ class EcgMonitorState final : public ops::OperatorState {
   std::vector<QrsDetection> detections_;       // scratch
   std::vector<ClassifiedBeat> classified_;     // scratch
   std::vector<float> window_;                  // scratch
+  std::unique_ptr<RhythmState> rhythm_;
+  std::vector<ops::Beat> new_beats_;           // emitted, not yet given to the rhythm stage
+  double mean_rr_s_ = 0.8;                     // bounds the detector's search-back delay
 };
 
 }  // namespace vigil::ecg

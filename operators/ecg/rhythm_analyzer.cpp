@@ -71,6 +71,7 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   b.asystole_s = p.Get("asystole_s", b.asystole_s);
   b.activity_ratio = p.Get("asystole_activity_ratio", b.activity_ratio);
   b.activity_slope_mv_s = p.Get("asystole_activity_slope_mv_s", b.activity_slope_mv_s);
+  b.activity_p2p_mv = p.Get("asystole_activity_p2p_mv", b.activity_p2p_mv);
   return o;
 }
 
@@ -133,7 +134,8 @@ void RhythmAnalyzer::ProcessBlock(RhythmState& s, const ops::Chunk& part,
   for (const auto& w : windows) {
     if (w.fibrillatory) absence_.OnUnusable(s.absence_, w.start_us, w.end_us, out);
     const auto step_us = ops::FromSeconds(options_.vf.step_s);
-    s.steps_.push_back({w.end_us - step_us, w.end_us, static_cast<float>(w.step_max_slope_mv_s)});
+    s.steps_.push_back({w.end_us - step_us, w.end_us, static_cast<float>(w.step_max_slope_mv_s),
+                        static_cast<float>(w.step_p2p_mv)});
     while (s.steps_.size() > 64) s.steps_.pop_front();
   }
   const auto end_us = part.end_us();
@@ -188,7 +190,7 @@ void RhythmAnalyzer::AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Eve
     if (s.qrs_slope_mv_s_ > 0) {
       limit = std::min(limit, options_.absence.activity_ratio * s.qrs_slope_mv_s_);
     }
-    if (step.max_slope_mv_s >= limit) {
+    if (step.max_slope_mv_s >= limit || step.p2p_mv >= options_.absence.activity_p2p_mv) {
       absence_.OnUnusable(s.absence_, step.start_us, step.end_us, out);
     }
   }
@@ -198,7 +200,7 @@ void RhythmAnalyzer::AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Eve
 void RhythmAnalyzer::Process(RhythmState& s, const ops::Chunk& ecg,
                              std::span<const ops::Beat> beats, ops::TimeUs beats_final_until_us,
                              ops::Events& out) const {
-  if (!s.started_) {
+  if (!s.started_ && !ecg.values.empty()) {
     s.started_ = true;
     absence_.Start(s.absence_, ecg.first_sample_us);
   }
@@ -252,6 +254,7 @@ void RhythmState::Save(ops::SnapshotWriter& w) const {
     w.Put<int64_t>(st.start_us);
     w.Put<int64_t>(st.end_us);
     w.Put<float>(st.max_slope_mv_s);
+    w.Put<float>(st.p2p_mv);
   }
   const std::vector<int64_t> beats(recent_beats_.begin(), recent_beats_.end());
   w.PutSpan<int64_t>(beats);
@@ -280,6 +283,7 @@ void RhythmState::Load(ops::SnapshotReader& r) {
     st.start_us = r.Get<int64_t>();
     st.end_us = r.Get<int64_t>();
     st.max_slope_mv_s = r.Get<float>();
+    st.p2p_mv = r.Get<float>();
     steps_.push_back(st);
   }
   const auto beats = r.GetVector<int64_t>(16);

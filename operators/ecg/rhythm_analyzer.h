@@ -105,6 +105,7 @@ class RhythmState final : public ops::OperatorState {
     ops::TimeUs start_us = 0;
     ops::TimeUs end_us = 0;
     float max_slope_mv_s = 0;
+    float p2p_mv = 0;
   };
   std::deque<Step> steps_;             // VF steps not yet judged for QRS-like activity
   std::deque<ops::TimeUs> recent_beats_;  // last beats, to tell which steps held one

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "operators/core/options.h"
@@ -198,12 +199,16 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
                                          std::min<uint64_t>(s.written, s.window.size()) - 1);
     const size_t size = s.window.size();
     double slope = 0;
+    float lo = s.window[static_cast<size_t>((s.written - 1) % size)], hi = lo;
     for (uint64_t k = 0; k < step; ++k) {
       const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
       const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
       slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
+      lo = std::min(lo, s.window[i]);
+      hi = std::max(hi, s.window[i]);
     }
     f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+    f.step_p2p_mv = hi - lo;
   }
   f.start_us = start_us;
   f.end_us = end_us;
@@ -219,7 +224,8 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
     s.last_fibrillatory_end_us = end_us;
     // The newest step of the window is what this window adds; its middle is the end estimate.
     const auto seen_until = end_us - ops::FromSeconds(options_.step_s / 2);
-    s.tracker.Present(start_us, seen_until, 0);
+    // The tracker only records the run here; confirmation also needs confirm_windows below.
+    s.tracker.Present(start_us, seen_until, std::numeric_limits<ops::TimeUs>::max());
     if (!s.tracker.open && s.consecutive >= options_.confirm_windows &&
         seen_until - s.tracker.run_start_us >= ops::FromSeconds(options_.min_s)) {
       s.tracker.open = true;

@@ -52,6 +52,7 @@ struct VfWindowFeatures {
   double boxes = 0;
   double amplitude_mv = 0;
   double step_max_slope_mv_s = 0;  // steepest slope in the newest step (QRS-like activity)
+  double step_p2p_mv = 0;          // peak-to-peak of the newest step
   bool usable = false;
   bool fibrillatory = false;
 };

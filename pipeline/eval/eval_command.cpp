@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "pipeline/eval/episode_eval.h"
 #include "pipeline/eval/evaluation.h"
 
 namespace vigil::eval {
@@ -20,10 +21,24 @@ struct EvalArgs {
   std::string records_dir;
   std::string json_out;
   double window_s = 0.15;
+  bool episodes = false;     // score episode lines (rhythms) instead of beats
+  std::string cinc;          // CinC 2017 REFERENCE.csv (with --episodes)
 };
+
+int RunEpisodes(const EvalArgs& a) {
+  const auto ev = EvaluateEpisodes(a.replays_dir, a.records_dir, a.cinc);
+  PrintEpisodeEvaluation(ev, std::cout);
+  if (!a.json_out.empty()) {
+    std::ofstream out(a.json_out);
+    out << EpisodeEvaluationJson(ev);
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", a.json_out));
+  }
+  return 0;
+}
 
 int Run(const EvalArgs& a) {
   namespace fs = std::filesystem;
+  if (a.episodes) return RunEpisodes(a);
   BeatScoringOptions options;
   options.match_window_s = a.window_s;
   EvaluationReport report;
@@ -64,6 +79,14 @@ void AddEvalCommand(CLI::App& app) {
   auto* records = cmd->add_option("--records", args->records_dir,
                                   "Folder of the reference records (batch form)");
   cmd->add_option("--json", args->json_out, "Also write the scores as JSON to this file");
+  auto* episodes = cmd->add_flag(
+      "--episodes", args->episodes,
+      "Score rhythm episodes (AF, VF/VFL: EC57/epicmp episode and duration Se/+P, onset delay) "
+      "instead of beats (batch form)");
+  cmd->add_option("--cinc", args->cinc,
+                  "CinC 2017 REFERENCE.csv: score AF versus rest per record (with --episodes)")
+      ->needs(episodes);
+  episodes->needs(replays);
   cmd->add_option("--window", args->window_s, "Match window in seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));

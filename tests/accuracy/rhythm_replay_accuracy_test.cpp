@@ -1,0 +1,134 @@
+// Rhythm accuracy through the real contract: `vigil replay <record> --out <record>.jsonl` for
+// every reference record, then `vigil eval --episodes` (CLI, JSON kept for the report); the
+// floors are asserted on the eval library reading the same files. Every record's numbers are
+// printed. Floors (issue 3):
+//   - AF on MIT-BIH 201 and 203: duration Se and +P >= 90 %;
+//   - VF/VFL on vfdb: episode Se >= 90 %, median onset delay <= 10 s;
+//   - AF on CinC 2017 (1500 records): F1 >= 0.80;
+//   - no asystole anywhere in mitdb or cinc2017.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "pipeline/eval/episode_eval.h"
+#include "support/test_support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using vigil::testing::SharedData;
+
+std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+int RunCommand(const std::string& command) {
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Replays every record named by `<db>/*.hea` (or the names in `names`) into a fresh folder.
+fs::path ReplayAll(const std::string& db, const std::vector<std::string>& names) {
+  const auto dir = fs::temp_directory_path() / vigil::testing::UniqueName("vigil-rhythm-" + db);
+  fs::create_directories(dir);
+  const auto data = SharedData(db);
+  // One shell loop rather than one std::system per record: 1500 CinC records.
+  std::string list;
+  for (const auto& n : names) list += n + "\n";
+  const auto list_file = dir / "records.txt";
+  std::ofstream(list_file) << list;
+  const auto command = fmt::format(
+      "while read r; do {} replay {}/$r --out {}/$r.jsonl --no-aggregates >/dev/null 2>&1 || "
+      "{{ echo \"replay failed: $r\"; exit 1; }}; done < {}",
+      Quoted(vigil::testing::VigilBinary()), Quoted(data), Quoted(dir), Quoted(list_file));
+  EXPECT_EQ(RunCommand(command), 0);
+  fs::remove(list_file);
+  return dir;
+}
+
+std::vector<std::string> HeaderNames(const std::string& db) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(SharedData(db))) {
+    if (e.path().extension() == ".hea") names.push_back(e.path().stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// `vigil eval --episodes` on the folder; returns the library's evaluation of the same files.
+vigil::eval::EpisodeEvaluation Evaluate(const fs::path& dir, const std::string& db,
+                                        const std::string& extra = "") {
+  const auto json = fs::current_path() / fmt::format("rhythm_{}_accuracy.json", db);
+  EXPECT_EQ(RunCommand(fmt::format("{} eval --episodes --replays {} --records {} {} --json {} "
+                                   "> /dev/null",
+                                   Quoted(vigil::testing::VigilBinary()), Quoted(dir),
+                                   Quoted(SharedData(db)), extra, Quoted(json))),
+            0);
+  std::ifstream in(json);
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(text.find("\"episodes\""), std::string::npos);
+  const auto cinc = extra.empty() ? fs::path() : SharedData("cinc2017/REFERENCE.csv");
+  auto ev = vigil::eval::EvaluateEpisodes(dir, SharedData(db), cinc);
+  std::ostringstream table;
+  vigil::eval::PrintEpisodeEvaluation(ev, table);
+  std::cout << table.str();
+  return ev;
+}
+
+int Count(const vigil::eval::EpisodeEvaluation& ev, const std::string& kind) {
+  const auto all = ev.counts.find("");
+  if (all == ev.counts.end()) return 0;
+  const auto it = all->second.find(kind);
+  return it == all->second.end() ? 0 : it->second;
+}
+
+TEST(RhythmReplayAccuracy, Mitdb) {
+  const auto names = HeaderNames("mitdb");
+  ASSERT_EQ(names.size(), 26u);
+  const auto dir = ReplayAll("mitdb", names);
+  const auto ev = Evaluate(dir, "mitdb");
+  for (const auto& row : ev.af) {
+    if (row.record != "201" && row.record != "203") continue;
+    EXPECT_GE(row.score.DurationSensitivity(), 0.90) << row.record;
+    EXPECT_GE(row.score.DurationPositivePredictivity(), 0.90) << row.record;
+  }
+  EXPECT_EQ(Count(ev, "ASYS"), 0);
+  fs::remove_all(dir);
+}
+
+TEST(RhythmReplayAccuracy, Vfdb) {
+  const auto names = HeaderNames("vfdb");
+  ASSERT_EQ(names.size(), 11u);
+  const auto dir = ReplayAll("vfdb", names);
+  const auto ev = Evaluate(dir, "vfdb");
+  vigil::eval::EpisodeScore total;
+  for (const auto& row : ev.vf) total += row.score;
+  EXPECT_GE(total.EpisodeSensitivity(), 0.90);
+  EXPECT_LE(total.MedianOnsetDelay(), 10.0);
+  fs::remove_all(dir);
+}
+
+TEST(RhythmReplayAccuracy, Cinc2017) {
+  const auto labels = vigil::eval::ReadCincReference(SharedData("cinc2017/REFERENCE.csv"));
+  ASSERT_EQ(labels.size(), 1500u);
+  std::vector<std::string> names;
+  for (const auto& [name, label] : labels) names.push_back(name);
+  const auto dir = ReplayAll("cinc2017", names);
+  const auto ev = Evaluate(dir, "cinc2017",
+                           "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
+  ASSERT_EQ(ev.cinc.size(), 1500u);
+  EXPECT_GE(vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80);
+  EXPECT_EQ(Count(ev, "ASYS"), 0);
+  for (const auto& [record, kinds] : ev.counts) {
+    if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace

@@ -1,0 +1,471 @@
+// The rhythm stage on constructed signals and beat series: each CLINICAL.md rule just under and
+// just over its threshold and duration, the extreme forms, pauses, gaps and unusable signal that
+// must not become asystole, per-patient overrides, and snapshot/restore mid-episode.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "operators/core/options.h"
+#include "operators/ecg/rhythm_analyzer.h"
+
+namespace {
+
+namespace ops = vigil::ops;
+using vigil::ecg::RhythmAnalyzer;
+using vigil::ecg::RhythmOptions;
+using ops::EpisodeKind;
+
+constexpr double kFs = 250;
+
+// A clean ECG-like signal: a low, slow baseline wave (P/T-like, never flat) plus 1 mV narrow
+// QRS spikes at the given beat times.
+std::vector<float> CleanEcg(double seconds, const std::vector<double>& beat_s, double qrs_mv = 1.0,
+                            unsigned seed = 1, int half_width = 10, double sigma = 2.0) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> noise(0, 0.005f);
+  std::vector<float> x(static_cast<size_t>(seconds * kFs));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kFs;
+    x[i] = static_cast<float>(0.05 * std::sin(2 * std::numbers::pi * 0.7 * t)) + noise(rng);
+  }
+  for (double b : beat_s) {
+    for (int k = -half_width; k <= half_width; ++k) {
+      const auto i = static_cast<int64_t>(std::llround(b * kFs)) + k;
+      if (i < 0 || i >= static_cast<int64_t>(x.size())) continue;
+      x[static_cast<size_t>(i)] +=
+          static_cast<float>(qrs_mv * std::exp(-0.5 * k * k / (sigma * sigma)));
+    }
+  }
+  return x;
+}
+
+std::vector<double> BeatsEvery(double from_s, double to_s, double rr_s) {
+  std::vector<double> b;
+  for (double t = from_s; t < to_s; t += rr_s) b.push_back(t);
+  return b;
+}
+
+std::vector<ops::Beat> ToBeats(const std::vector<double>& times, const std::string& labels = "") {
+  std::vector<ops::Beat> beats;
+  for (size_t i = 0; i < times.size(); ++i) {
+    ops::Beat b;
+    b.time_us = ops::FromSeconds(times[i]);
+    b.sample = std::llround(times[i] * kFs);
+    b.label = i < labels.size() && labels[i] == 'V' ? ops::BeatClass::kVentricular
+                                                    : ops::BeatClass::kNormal;
+    if (i) b.rr_s = static_cast<float>(times[i] - times[i - 1]);
+    beats.push_back(b);
+  }
+  return beats;
+}
+
+struct Gap {
+  double from_s, to_s;
+};
+
+// Feeds the signal in 0.5 s chunks with the beats up to each chunk's end (final there), as
+// ecg_monitor does; a gap drops the samples in it and is reported with OnGap.
+ops::Events Feed(const RhythmAnalyzer& analyzer, vigil::ecg::RhythmState& state,
+                const std::vector<float>& x, const std::vector<ops::Beat>& beats,
+                const std::vector<Gap>& gaps = {}, bool finish = true, size_t from = 0,
+                size_t to = SIZE_MAX) {
+  ops::Events out;
+  const size_t chunk = static_cast<size_t>(kFs / 2);
+  size_t next = 0;
+  while (next < beats.size() && beats[next].sample < static_cast<int64_t>(from)) ++next;
+  to = std::min(to, x.size());
+  for (size_t i = from; i < to; i += chunk) {
+    const size_t n = std::min(chunk, to - i);
+    const ops::TimeUs start = ops::SampleTime(0, kFs, static_cast<int64_t>(i));
+    bool in_gap = false;
+    for (const auto& g : gaps) {
+      if (ops::ToSeconds(start) >= g.from_s && ops::ToSeconds(start) < g.to_s) in_gap = true;
+      if (std::abs(ops::ToSeconds(start) - g.from_s) < 1e-9) {
+        analyzer.OnGap(state, ops::FromSeconds(g.from_s), ops::FromSeconds(g.to_s), out);
+      }
+    }
+    if (in_gap) {
+      while (next < beats.size() && beats[next].sample < static_cast<int64_t>(i + n)) ++next;
+      continue;
+    }
+    const ops::Chunk c{start, kFs, std::span<const float>(x).subspan(i, n)};
+    const size_t first = next;
+    while (next < beats.size() && beats[next].time_us < c.end_us()) ++next;
+    analyzer.Process(state, c, std::span(beats).subspan(first, next - first), c.end_us(), out);
+  }
+  if (finish) analyzer.Finish(state, out);
+  return out;
+}
+
+ops::Events Feed(const RhythmAnalyzer& analyzer, const std::vector<float>& x,
+                const std::vector<ops::Beat>& beats, const std::vector<Gap>& gaps = {}) {
+  auto state = analyzer.MakeState();
+  return Feed(analyzer, *state, x, beats, gaps);
+}
+
+std::vector<ops::Episode> Episodes(const ops::Events& events, EpisodeKind kind,
+                                   ops::Episode::Phase phase = ops::Episode::Phase::kOpened) {
+  std::vector<ops::Episode> out;
+  for (const auto& e : events) {
+    if (const auto* p = std::get_if<ops::Episode>(&e); p && p->kind == kind && p->phase == phase) {
+      out.push_back(*p);
+    }
+  }
+  return out;
+}
+
+RhythmAnalyzer WithParameters(const ops::Parameters& parameters) {
+  ops::ParameterReader reader("ecg.arrhythmia", parameters);
+  const auto options = vigil::ecg::RhythmOptionsFrom(reader);
+  reader.CheckAllUsed();
+  return RhythmAnalyzer::Make(options);
+}
+
+const RhythmAnalyzer& Default() {
+  static const RhythmAnalyzer analyzer = RhythmAnalyzer::Make({});
+  return analyzer;
+}
+
+// Steady rhythm at `bpm` for `seconds` (after 5 s at 75 bpm so the heart rate is established).
+ops::Events SteadyRate(const RhythmAnalyzer& analyzer, double bpm, double seconds) {
+  auto beats = BeatsEvery(0.5, 5.5, 0.8);
+  const auto rest = BeatsEvery(beats.back() + 60 / bpm, beats.back() + seconds, 60 / bpm);
+  beats.insert(beats.end(), rest.begin(), rest.end());
+  const double total = beats.back() + 1.0;
+  return Feed(analyzer, CleanEcg(total, beats), ToBeats(beats));
+}
+
+TEST(HeartRateLimits, BradycardiaJustUnderAndOverTheLimit) {
+  // 20 s of steady rhythm: the 12-RR mean settles within a few seconds.
+  EXPECT_TRUE(Episodes(SteadyRate(Default(), 41, 25), EpisodeKind::kBradycardia).empty());
+  const auto slow = SteadyRate(Default(), 39, 25);
+  ASSERT_EQ(Episodes(slow, EpisodeKind::kBradycardia).size(), 1u);
+  EXPECT_TRUE(Episodes(slow, EpisodeKind::kExtremeBradycardia).empty());
+  const auto& e = Episodes(slow, EpisodeKind::kBradycardia)[0];
+  EXPECT_EQ(e.why.limits.at(0).value, 40);
+  EXPECT_LT(e.why.measures.at(0).value, 40);
+  EXPECT_FALSE(e.why.rule.empty());
+  EXPECT_FALSE(e.why.algorithm.empty());
+}
+
+TEST(HeartRateLimits, DurationJustUnderAndOverTenSeconds) {
+  // Beats carry the monitor-rule heart rate (as ecg_monitor's do): 39 bpm from 10 s on, for
+  // just under and just over 10 s, 60 bpm otherwise.
+  for (const double seconds : {9.5, 10.5}) {
+    const auto times = BeatsEvery(0.5, 40, 0.5);
+    auto beats = ToBeats(times);
+    for (auto& b : beats) {
+      const double t = ops::ToSeconds(b.time_us);
+      b.heart_rate_bpm = t >= 10 && t <= 10 + seconds + 1e-6 ? 39 : 60;
+    }
+    const auto events = Feed(Default(), CleanEcg(41, times), beats);
+    const auto brady = Episodes(events, EpisodeKind::kBradycardia);
+    if (seconds < 10) {
+      EXPECT_TRUE(brady.empty()) << seconds;
+    } else {
+      ASSERT_EQ(brady.size(), 1u) << seconds;
+      EXPECT_EQ(brady[0].start_us, ops::FromSeconds(10.0));
+      const auto closed = Episodes(events, EpisodeKind::kBradycardia, ops::Episode::Phase::kClosed);
+      ASSERT_EQ(closed.size(), 1u);
+      EXPECT_EQ(closed[0].end_us, ops::FromSeconds(21.0));  // the first beat back above 40
+    }
+  }
+}
+
+TEST(HeartRateLimits, TachycardiaAndExtremeForms) {
+  EXPECT_TRUE(Episodes(SteadyRate(Default(), 138, 20), EpisodeKind::kTachycardia).empty());
+  const auto fast = SteadyRate(Default(), 145, 20);
+  EXPECT_EQ(Episodes(fast, EpisodeKind::kTachycardia).size(), 1u);
+  EXPECT_TRUE(Episodes(fast, EpisodeKind::kExtremeTachycardia).empty());
+  // Extreme: high limit + 20 = 160.
+  EXPECT_TRUE(Episodes(SteadyRate(Default(), 157, 20), EpisodeKind::kExtremeTachycardia).empty());
+  const auto extreme = SteadyRate(Default(), 165, 20);
+  EXPECT_EQ(Episodes(extreme, EpisodeKind::kExtremeTachycardia).size(), 1u);
+  EXPECT_EQ(Episodes(extreme, EpisodeKind::kTachycardia).size(), 1u);
+  // Extreme brady: low limit - 10 = 30.
+  EXPECT_TRUE(Episodes(SteadyRate(Default(), 32, 30), EpisodeKind::kExtremeBradycardia).empty());
+  EXPECT_EQ(Episodes(SteadyRate(Default(), 28, 30), EpisodeKind::kExtremeBradycardia).size(), 1u);
+}
+
+TEST(HeartRateLimits, ExtremeLimitsFollowFloorAndCap) {
+  // Low limit 35 -> extreme 25 would be below the floor of 30.
+  const auto low = vigil::ecg::HeartRateLimits::Make({.low_bpm = 35});
+  EXPECT_EQ(low.extreme_low_bpm(), 30);
+  const auto high = vigil::ecg::HeartRateLimits::Make({.high_bpm = 170});
+  EXPECT_EQ(high.extreme_high_bpm(), 180);
+}
+
+TEST(HeartRateLimits, PerPatientOverrideTakesEffect) {
+  const auto analyzer = WithParameters({{"hr_low_bpm", 50}, {"hr_min_s", 5}});
+  const auto events = SteadyRate(analyzer, 46, 12);
+  const auto brady = Episodes(events, EpisodeKind::kBradycardia);
+  ASSERT_EQ(brady.size(), 1u);
+  EXPECT_EQ(brady[0].why.limits.at(0).value, 50);
+  EXPECT_TRUE(Episodes(SteadyRate(Default(), 46, 12), EpisodeKind::kBradycardia).empty());
+}
+
+TEST(BeatAbsence, PauseJustOverThreeSecondsButNotUnder) {
+  for (const double pause : {2.8, 3.3}) {
+    auto beats = BeatsEvery(0.5, 10, 0.8);
+    const double resume = beats.back() + pause;
+    const auto after = BeatsEvery(resume, resume + 5, 0.8);
+    beats.insert(beats.end(), after.begin(), after.end());
+    const auto events = Feed(Default(), CleanEcg(beats.back() + 1, beats), ToBeats(beats));
+    const auto pauses = Episodes(events, EpisodeKind::kPause, ops::Episode::Phase::kClosed);
+    EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+    if (pause < 3) {
+      EXPECT_TRUE(pauses.empty());
+    } else {
+      ASSERT_EQ(pauses.size(), 1u);
+      EXPECT_NEAR(ops::ToSeconds(pauses[0].end_us - pauses[0].start_us), pause, 0.01);
+    }
+  }
+}
+
+TEST(BeatAbsence, AsystoleAfterFourSecondsWithSignalPresent) {
+  auto beats = BeatsEvery(0.5, 10, 0.8);
+  const double last = beats.back();
+  for (const double silence : {3.8, 6.0}) {
+    auto all = beats;
+    all.push_back(last + silence);
+    const auto events = Feed(Default(), CleanEcg(last + silence + 1, all), ToBeats(all));
+    const auto asystole = Episodes(events, EpisodeKind::kAsystole);
+    if (silence < 4) {
+      EXPECT_TRUE(asystole.empty());
+    } else {
+      ASSERT_EQ(asystole.size(), 1u);
+      EXPECT_EQ(asystole[0].start_us, ops::FromSeconds(last));  // true start: the last beat
+      const auto closed = Episodes(events, EpisodeKind::kAsystole, ops::Episode::Phase::kClosed);
+      ASSERT_EQ(closed.size(), 1u);
+      EXPECT_EQ(closed[0].end_us, ops::FromSeconds(last + silence));
+    }
+  }
+}
+
+TEST(BeatAbsence, GapIsNeverAsystoleOrPause) {
+  auto beats = BeatsEvery(0.5, 10, 0.8);
+  const auto after = BeatsEvery(22, 30, 0.8);
+  beats.insert(beats.end(), after.begin(), after.end());
+  const auto events = Feed(Default(), CleanEcg(31, beats), ToBeats(beats), {{10.5, 21.5}});
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kPause).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kBradycardia).empty());
+}
+
+TEST(BeatAbsence, NoAsystoleInNoiseFlatLineOrLeadOff) {
+  auto beats = BeatsEvery(0.5, 10, 0.8);
+  const double last = beats.back();
+  const auto base = CleanEcg(25, beats);
+  // Noise: 0.3 mV white noise where the beats stop (the detector may miss beats in it).
+  auto noisy = base;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> n(0, 0.3f);
+  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < noisy.size(); ++i) noisy[i] += n(rng);
+  auto events = Feed(Default(), noisy, ToBeats(beats));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kVentricularFibrillation).empty());
+  EXPECT_FALSE(Episodes(events, EpisodeKind::kEcgNoise).empty());
+  // Flat line (disconnected input).
+  auto flat = base;
+  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < flat.size(); ++i) flat[i] = 0.2f;
+  events = Feed(Default(), flat, ToBeats(beats));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+  EXPECT_FALSE(Episodes(events, EpisodeKind::kEcgFlatLine).empty());
+  // Lead off: the device marks the samples invalid.
+  auto off = base;
+  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < off.size(); ++i) off[i] = NAN;
+  events = Feed(Default(), off, ToBeats(beats));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kVentricularFibrillation).empty());
+  EXPECT_FALSE(Episodes(events, EpisodeKind::kEcgLeadOff).empty());
+}
+
+TEST(BeatAbsence, MissedQrsComplexesAreNotAsystole) {
+  // The signal keeps its QRS complexes but the detector reports none after 10 s.
+  const auto all = BeatsEvery(0.5, 30, 0.8);
+  std::vector<double> reported;
+  for (double b : all) if (b < 10) reported.push_back(b);
+  const auto events = Feed(Default(), CleanEcg(31, all), ToBeats(reported));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+}
+
+TEST(SignalQuality, SaturationIsReported) {
+  auto beats = BeatsEvery(0.5, 20, 0.8);
+  // Wide 3 mV complexes; the amplifier clips everything above 1 mV for about 90 ms.
+  auto x = CleanEcg(21, beats, 3.0, 1, 30, 8.0);
+  for (auto& v : x) v = std::min(v, 1.0f);
+  const auto events = Feed(Default(), x, ToBeats(beats));
+  EXPECT_FALSE(Episodes(events, EpisodeKind::kEcgSaturation).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kEcgNoise).empty());
+}
+
+TEST(VentricularTachycardia, FiveVentricularBeatsAtOrAboveHundred) {
+  auto run = [](int v_beats, double v_rr) {
+    auto beats = BeatsEvery(0.5, 8, 0.8);
+    std::string labels(beats.size(), 'N');
+    for (int k = 0; k < v_beats; ++k) {
+      beats.push_back(beats.back() + v_rr);
+      labels += 'V';
+    }
+    const auto after = BeatsEvery(beats.back() + 1.0, beats.back() + 6, 0.8);
+    beats.insert(beats.end(), after.begin(), after.end());
+    labels.append(after.size(), 'N');
+    return Feed(Default(), CleanEcg(beats.back() + 1, beats), ToBeats(beats, labels));
+  };
+  EXPECT_EQ(Episodes(run(5, 0.5), EpisodeKind::kVentricularTachycardia).size(), 1u);  // 120 bpm
+  EXPECT_TRUE(Episodes(run(4, 0.5), EpisodeKind::kVentricularTachycardia).empty());
+  EXPECT_TRUE(Episodes(run(6, 0.63), EpisodeKind::kVentricularTachycardia).empty());  // 95 bpm
+  const auto events = run(8, 0.4);
+  const auto closed =
+      Episodes(events, EpisodeKind::kVentricularTachycardia, ops::Episode::Phase::kClosed);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(closed[0].end_us - closed[0].start_us), 7 * 0.4, 1e-3);
+  EXPECT_EQ(closed[0].why.measures.at(0).value, 8);
+}
+
+std::vector<double> IrregularBeats(double from_s, double to_s, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> rr(0.45, 1.1);
+  std::vector<double> b{from_s};
+  while (b.back() < to_s) b.push_back(b.back() + rr(rng));
+  return b;
+}
+
+TEST(AtrialFibrillation, IrregularRhythmIsAfWithItsStart) {
+  auto beats = BeatsEvery(0.5, 30, 0.8);
+  const auto af = IrregularBeats(30.5, 120, 3);
+  beats.insert(beats.end(), af.begin(), af.end());
+  const auto back = BeatsEvery(beats.back() + 0.8, beats.back() + 40, 0.8);
+  beats.insert(beats.end(), back.begin(), back.end());
+  const auto events = Feed(Default(), CleanEcg(beats.back() + 1, beats), ToBeats(beats));
+  const auto closed =
+      Episodes(events, EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(closed[0].start_us), 30.5, 6.0);
+  EXPECT_NEAR(ops::ToSeconds(closed[0].end_us), af.back(), 8.0);
+  // Burden so far is in the explanation.
+  EXPECT_GT(closed[0].why.measures.at(2).value, 30);
+}
+
+TEST(AtrialFibrillation, EctopyAndBigeminyAreNotAf) {
+  // Sinus at 75 bpm with a premature beat every 4th beat (with compensatory pause).
+  std::vector<double> ectopy{0.5};
+  for (int i = 1; i < 120; ++i) ectopy.push_back(ectopy.back() + (i % 4 == 0 ? 0.5 : i % 4 == 1 ? 1.1 : 0.8));
+  auto events = Feed(Default(), CleanEcg(ectopy.back() + 1, ectopy), ToBeats(ectopy));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAtrialFibrillation).empty());
+  // Atrial bigeminy: short-long alternation.
+  std::vector<double> bigeminy{0.5};
+  for (int i = 1; i < 120; ++i) bigeminy.push_back(bigeminy.back() + (i % 2 ? 0.55 : 1.05));
+  events = Feed(Default(), CleanEcg(bigeminy.back() + 1, bigeminy), ToBeats(bigeminy));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAtrialFibrillation).empty());
+}
+
+// Ventricular fibrillation: an oscillation of 3-7 Hz whose rate and amplitude (0.2-1 mV) wander
+// from wave to wave, as coarse VF does.
+std::vector<float> Fibrillation(double seconds, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> step(0, 1);
+  std::vector<float> x(static_cast<size_t>(seconds * kFs));
+  double phase = 0, f = 5, a = 0.6;
+  for (auto& v : x) {
+    f = std::clamp(f + 0.15 * step(rng), 3.0, 7.0);
+    a = std::clamp(a + 0.02 * step(rng), 0.2, 1.0);
+    phase += 2 * std::numbers::pi * f / kFs;
+    v = static_cast<float>(a * std::sin(phase));
+  }
+  return x;
+}
+
+TEST(VentricularFibrillation, FibrillatoryWaveformForFourSeconds) {
+  const auto beats = BeatsEvery(0.5, 20, 0.8);
+  auto x = CleanEcg(40, beats);
+  const auto vf = Fibrillation(20, 5);
+  std::copy(vf.begin(), vf.end(), x.begin() + static_cast<ptrdiff_t>(20 * kFs));
+  const auto events = Feed(Default(), x, ToBeats(beats));
+  auto opened = Episodes(events, EpisodeKind::kVentricularFibrillation);
+  const auto flutter = Episodes(events, EpisodeKind::kVentricularFlutter);
+  opened.insert(opened.end(), flutter.begin(), flutter.end());
+  ASSERT_EQ(opened.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(opened[0].start_us), 20, 2.0);
+  // VF is not asystole even though no beat is reported in it.
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kPause).empty());
+
+  // Three seconds of it are not enough.
+  auto short_run = CleanEcg(40, beats);
+  std::copy(vf.begin(), vf.begin() + static_cast<ptrdiff_t>(3 * kFs),
+            short_run.begin() + static_cast<ptrdiff_t>(20 * kFs));
+  const auto short_events = Feed(Default(), short_run, ToBeats(beats));
+  EXPECT_TRUE(Episodes(short_events, EpisodeKind::kVentricularFibrillation).empty());
+  EXPECT_TRUE(Episodes(short_events, EpisodeKind::kVentricularFlutter).empty());
+}
+
+TEST(VentricularFibrillation, SinusRhythmIsNotVf) {
+  const auto beats = BeatsEvery(0.5, 60, 0.8);
+  const auto events = Feed(Default(), CleanEcg(61, beats), ToBeats(beats));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kVentricularFibrillation).empty());
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kVentricularFlutter).empty());
+  for (const auto& e : events) EXPECT_FALSE(std::holds_alternative<ops::Episode>(e));
+}
+
+TEST(RhythmState, SnapshotRestoreMidEpisodeGivesTheSameOutput) {
+  // AF then VF then asystole, cut in the middle of each.
+  auto beats = BeatsEvery(0.5, 20, 0.8);
+  const auto af = IrregularBeats(20.5, 80, 11);
+  beats.insert(beats.end(), af.begin(), af.end());
+  auto x = CleanEcg(120, beats);
+  const auto vf = Fibrillation(15, 9);
+  std::copy(vf.begin(), vf.end(), x.begin() + static_cast<ptrdiff_t>(90 * kFs));
+  const auto reference = Feed(Default(), x, ToBeats(beats));
+  ASSERT_FALSE(Episodes(reference, EpisodeKind::kAtrialFibrillation).empty());
+
+  for (const double cut_s : {50.0, 97.0, 112.0}) {
+    const auto cut = static_cast<size_t>(cut_s * kFs);
+    auto first = Default().MakeState();
+    auto events = Feed(Default(), *first, x, ToBeats(beats), {}, false, 0, cut);
+    const std::string bytes = first->Snapshot();
+    auto second = Default().MakeState();
+    second->Restore(bytes);
+    EXPECT_EQ(second->Snapshot(), bytes);
+    const auto rest = Feed(Default(), *second, x, ToBeats(beats), {}, true, cut);
+    events.insert(events.end(), rest.begin(), rest.end());
+    ASSERT_EQ(events.size(), reference.size()) << cut_s;
+    for (size_t i = 0; i < events.size(); ++i) {
+      const auto* a = std::get_if<ops::Episode>(&events[i]);
+      const auto* b = std::get_if<ops::Episode>(&reference[i]);
+      ASSERT_TRUE(a && b);
+      EXPECT_EQ(a->kind, b->kind);
+      EXPECT_EQ(a->phase, b->phase);
+      EXPECT_EQ(a->start_us, b->start_us);
+      EXPECT_EQ(a->end_us, b->end_us);
+    }
+  }
+}
+
+TEST(RhythmState, RestoreRejectsGarbageAndKeepsState) {
+  auto state = Default().MakeState();
+  const auto before = state->Snapshot();
+  EXPECT_THROW(state->Restore("not a snapshot"), ops::SnapshotError);
+  EXPECT_EQ(state->Snapshot(), before);
+}
+
+TEST(RhythmOptions, BadValuesThrowNamingTheField) {
+  try {
+    WithParameters({{"hr_low_bpm", 5}});
+    FAIL() << "expected OptionError";
+  } catch (const ops::OptionError& e) {
+    EXPECT_EQ(e.field(), "hr_low_bpm");
+    EXPECT_NE(std::string(e.what()).find("5"), std::string::npos);
+  }
+  EXPECT_THROW(WithParameters({{"asystole_s", 12}}), ops::OptionError);
+  EXPECT_THROW(WithParameters({{"af_window_beats", 8.5}}), ops::OptionError);
+  EXPECT_THROW(WithParameters({{"vf_leakage_max", 1.5}}), ops::OptionError);
+  EXPECT_THROW(WithParameters({{"hr_lowbpm", 45}}), ops::OptionError);  // unknown key
+  EXPECT_NO_THROW(WithParameters({{"hr_low_bpm", 45}, {"pause_s", 2.5}}));
+}
+
+}  // namespace
