@@ -235,13 +235,19 @@ void WriteJsonLines(const CardReplayResult& r, std::ostream& out) {
 }
 
 int RunCardReplay(const std::filesystem::path& card_dir, const std::filesystem::path& out_file,
-                  const std::string& time_zone, std::ostream& err) {
+                  const std::string& time_zone, std::ostream& err,
+                  const std::map<std::string, double>& overrides) {
   try {
     io::ResmedCardOptions co;
     co.time_zone = time_zone;
     const auto card = io::ReadResmedCard(card_dir, co);
     CardReplayOptions ro;
     ro.time_zone = time_zone;
+    for (const auto& [key, value] : overrides) {
+      const auto dot = key.rfind('.');
+      if (dot == std::string::npos) throw std::invalid_argument(key + ": expected operator.key");
+      ro.parameters[key.substr(0, dot)][key.substr(dot + 1)] = value;
+    }
     const auto result = ReplayCard(card, ro);
     std::ofstream out(out_file);
     if (!out) {

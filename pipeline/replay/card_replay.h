@@ -60,7 +60,9 @@ void WriteJsonLines(const CardReplayResult& result, std::ostream& out);
 bool IsResmedCard(const std::filesystem::path& path);
 
 // `vigil replay <card-dir> --out <file.jsonl>`: returns the process exit code; messages to err.
+// `overrides` are per-patient parameters "<operator>.<key>" -> value (`--set`).
 int RunCardReplay(const std::filesystem::path& card_dir, const std::filesystem::path& out_file,
-                  const std::string& time_zone, std::ostream& err);
+                  const std::string& time_zone, std::ostream& err,
+                  const std::map<std::string, double>& overrides = {});
 
 }  // namespace vigil::replay

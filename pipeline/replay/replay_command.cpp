@@ -43,7 +43,10 @@ std::map<std::string, double> ParseOverrides(const std::vector<std::string>& ite
 
 int RunOffline(const ReplayArgs& args) {
   // A ResMed SD card: its own path to JSON Lines (therapy days, episodes; see card_replay.h).
-  if (IsResmedCard(args.recording)) return RunCardReplay(args.recording, args.out, args.time_zone, std::cerr);
+  if (IsResmedCard(args.recording)) {
+    return RunCardReplay(args.recording, args.out, args.time_zone, std::cerr,
+                         ParseOverrides(args.overrides));
+  }
   SourceOptions options;
   options.patient_id = args.patient;
   options.frame_s = args.frame_s;
