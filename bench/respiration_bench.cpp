@@ -17,7 +17,7 @@ namespace ops = vigil::ops;
 
 const vigil::io::ResmedCard& Card() {
   static const auto card = vigil::io::ReadResmedCard(
-      std::filesystem::path(VIGIL_BENCH_SHARED_DATA) / "resmed/airsense10-autoset");
+      std::filesystem::path(VIGIL_SHARED_DATA_DEFAULT) / "resmed/airsense10-autoset");
   return card;
 }
 

@@ -8,6 +8,7 @@
 #include "pipeline/eval/eval_command.h"
 #include "pipeline/replay/replay_command.h"
 #include "pipeline/report/report_command.h"
+#include "pipeline/simulate/simulate_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   vigil::replay::AddReplayCommand(app);
   vigil::report::AddReportCommand(app);
   vigil::eval::AddEvalCommand(app);
+  vigil::simulate::AddSimulateCommand(app);
   vigil::eval::AddEvalCardCommand(app);
 
   CLI11_PARSE(app, argc, argv);
