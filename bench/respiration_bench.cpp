@@ -33,12 +33,15 @@ void RunChain(benchmark::State& state, const std::vector<const ops::StreamOperat
     for (const auto& item : items) {
       if (!item.series) continue;
       const auto chunk = item.chunk();
+      bool read = false;
       for (size_t k = 0; k < ops_list.size(); ++k) {
         const auto in = ops_list[k]->inputs();
         if (std::find(in.begin(), in.end(), item.series->signal) == in.end()) continue;
         ops_list[k]->Process(*states[k], item.series->signal, chunk, out);
-        samples += static_cast<int64_t>(chunk.values.size());
+        read = true;
       }
+      // Each recorded sample counts once, however many operators of the chain read it.
+      if (read) samples += static_cast<int64_t>(chunk.values.size());
       out.clear();
     }
     benchmark::DoNotOptimize(out.data());

@@ -22,7 +22,8 @@ namespace vigil::analysis {
 class BinnedQuantiles {
  public:
   BinnedQuantiles(double lo, double hi, int bins);
-  void Add(double value);
+  // `weight` counts: e.g. a breath weighted by its duration in 0.1 s (see aggregator.cpp).
+  void Add(double value, uint32_t weight = 1);
   uint64_t count() const { return count_; }
   // q in [0, 1]; NaN when empty.
   double Quantile(double q) const;

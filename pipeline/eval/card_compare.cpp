@@ -111,8 +111,8 @@ ReplayLines ParseReplayLines(std::istream& in) {
     } else if (type->second == "episode") {
       ReplayEpisode e;
       e.rhythm = kv.count("rhythm") ? kv.at("rhythm") : "";
-      e.start_us = static_cast<ops::TimeUs>(Number(kv, "start_us").value_or(0));
-      e.end_us = static_cast<ops::TimeUs>(Number(kv, "end_us").value_or(0));
+      if (const auto us = Number(kv, "start_us")) e.start_us = static_cast<ops::TimeUs>(*us);
+      e.start_s = Number(kv, "start").value_or(0);
       out.episodes.push_back(e);
     }
   }
@@ -141,9 +141,15 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
   for (const auto& e : card.scored_events) {
     if (IsRespiratoryEve(e.label)) eve.push_back(&e);
   }
+  // Relative episode times count from the card's first telemetry item (CardTelemetry order).
+  ops::TimeUs origin = card.device_events.empty() ? 0 : card.device_events.front().time_us;
+  if (!card.series.empty()) origin = std::min(origin, card.series.front().first_sample_us);
+  std::vector<ops::TimeUs> starts;
   std::vector<const ReplayEpisode*> mine;
   for (const auto& e : lines.episodes) {
-    if (e.rhythm == "APNEA" || e.rhythm == "HYPOPNEA") mine.push_back(&e);
+    if (e.rhythm != "APNEA" && e.rhythm != "HYPOPNEA") continue;
+    mine.push_back(&e);
+    starts.push_back(e.start_us ? *e.start_us : origin + ops::FromSeconds(e.start_s));
   }
   std::vector<bool> used(mine.size(), false);
   const ops::TimeUs tol = ops::FromSeconds(match_s);
@@ -165,7 +171,7 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
     ops::TimeUs best_d = tol + 1;
     for (size_t i = 0; i < mine.size(); ++i) {
       if (used[i]) continue;
-      const ops::TimeUs d = std::llabs(mine[i]->start_us - e->start_us);
+      const ops::TimeUs d = std::llabs(starts[i] - e->start_us);
       if (d <= tol && d < best_d) {
         best = i;
         best_d = d;
@@ -177,9 +183,9 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
       if (day) ++day->matched;
     }
   }
-  for (const auto* m : mine) {
+  for (const ops::TimeUs t : starts) {
     ++c.vigil_events;
-    if (DayComparison* day = day_of(m->start_us)) ++day->vigil_events;
+    if (DayComparison* day = day_of(t)) ++day->vigil_events;
   }
   for (auto& [date, row] : by_date) {
     if (!row.device && !row.vigil) continue;

@@ -1,4 +1,4 @@
-// `vigil eval-card`: compares a card replay (JSON Lines from `vigil replay <card>`) with the
+// `vigil eval-card`: compares a card replay (JSON Lines from `vigil replay <card-dir>`) with the
 // card's own figures: STR.edf per therapy day (usage, sessions, AHI, leak p50/p95, median
 // respiratory rate, tidal volume and minute ventilation) and the device-scored EVE events
 // (apneas and hypopneas; arousals and other annotations are not respiratory events), matched
@@ -22,7 +22,7 @@
 
 namespace vigil::eval {
 
-// The subset of a replay's lines the comparison reads.
+// The subset of a replay's lines the comparison reads (pipeline/output/json_lines.h).
 struct ReplayDay {
   std::string date;
   double usage_min = 0;
@@ -31,7 +31,10 @@ struct ReplayDay {
 };
 struct ReplayEpisode {
   std::string rhythm;
-  ops::TimeUs start_us = 0, end_us = 0;
+  // Absolute times ("start_us") or seconds from the replay's origin ("start", as `vigil replay`
+  // writes them; for a card the origin is its first telemetry item, the first session start).
+  std::optional<ops::TimeUs> start_us;
+  double start_s = 0;
 };
 struct ReplayLines {
   std::vector<ReplayDay> days;

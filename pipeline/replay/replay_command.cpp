@@ -5,7 +5,6 @@
 #include <fstream>
 #include <iostream>
 
-#include "pipeline/replay/card_replay.h"
 #include "pipeline/replay/offline_replay.h"
 #include "pipeline/service/kafka_replay.h"
 #include "pipeline/service/stream_service.h"
@@ -47,13 +46,14 @@ std::map<std::string, double> ParseOverrides(const std::vector<std::string>& ite
 }
 
 int RunOffline(const ReplayArgs& args) {
-  // A ResMed SD card: its own path to JSON Lines (therapy days, episodes; see card_replay.h).
-  if (IsResmedCard(args.recording)) return RunCardReplay(args.recording, args.out, args.time_zone, std::cerr);
   SourceOptions options;
   options.patient_id = args.patient;
   options.frame_s = args.frame_s;
+  options.device_time_zone = args.time_zone;
   auto source = OpenRecording(args.recording, options);
-  auto plan = analysis::AnalysisPlan::Make(DefaultAnalysisConfig());
+  auto config = DefaultAnalysisConfig();
+  config.default_time_zone = args.time_zone;
+  auto plan = analysis::AnalysisPlan::Make(config);
   plan = plan->WithOverrides(ParseOverrides(args.overrides));
   ReplayOutputOptions what;
   what.beats = !args.no_beats;

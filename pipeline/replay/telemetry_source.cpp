@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "operators/io/wfdb_record.h"
+#include "pipeline/replay/card_source.h"
 
 namespace vigil::replay {
 namespace {
@@ -111,6 +112,7 @@ std::unique_ptr<TelemetrySource> OpenRecording(const std::filesystem::path& path
   auto header = path;
   header += ".hea";
   if (std::filesystem::exists(header)) return OpenWfdbRecord(path, options);
+  if (std::filesystem::exists(path / "STR.edf")) return OpenResmedCard(path, options);
   if (path.extension() == ".hea" || path.extension() == ".dat" || path.extension() == ".atr") {
     auto stem = path;
     return OpenWfdbRecord(stem.replace_extension(), options);

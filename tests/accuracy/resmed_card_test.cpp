@@ -10,7 +10,8 @@
 #include "operators/io/edf_file.h"
 #include "operators/io/resmed_card.h"
 #include "pipeline/eval/card_compare.h"
-#include "pipeline/replay/card_replay.h"
+#include "pipeline/replay/offline_replay.h"
+#include "pipeline/replay/telemetry_source.h"
 #include "support/test_support.h"
 
 namespace {
@@ -102,18 +103,25 @@ TEST(ResmedCard, MalformedFileNamesFileAndField) {
   std::filesystem::remove_all(dir);
 }
 
-struct CardCase {
-  const char* folder;
-};
-
 class CardAccuracy : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(CardAccuracy, ReplayAgreesWithTheDevice) {
-  const auto card = io::ReadResmedCard(SharedData(std::string("resmed/") + GetParam()));
-  const auto result = vigil::replay::ReplayCard(card, {});
+  // Exactly what `vigil replay <card-dir>` does: the card as telemetry through PatientAnalysis.
+  const auto dir = SharedData(std::string("resmed/") + GetParam());
+  vigil::replay::SourceOptions so;
+  auto source = vigil::replay::OpenRecording(dir, so);
+  auto plan = vigil::analysis::AnalysisPlan::Make(vigil::replay::DefaultAnalysisConfig());
+  vigil::replay::ReplayOutputOptions what;
+  what.beats = false;
   std::stringstream jsonl;
-  vigil::replay::WriteJsonLines(result, jsonl);
+  std::ostringstream diagnostics;
+  const auto stats =
+      vigil::replay::ReplayToJsonLines(*source, plan, "card", what, jsonl, diagnostics);
+  EXPECT_EQ(stats.rejected_frames, 0u) << diagnostics.str();
   const auto lines = vigil::eval::ParseReplayLines(jsonl);
+  io::ResmedCardOptions co;
+  co.read_signals = false;
+  const auto card = io::ReadResmedCard(dir, co);
   const auto c = vigil::eval::CompareCard(lines, card);
   std::ostringstream table;
   vigil::eval::PrintComparison(c, table);

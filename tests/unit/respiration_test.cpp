@@ -144,6 +144,29 @@ TEST(LeakMonitor, LargeLeakNeedsMoreThan24LpmForTenSeconds) {
   }
 }
 
+TEST(LeakMonitor, DisconnectionFromAVeryLargeLeakOrOpenCircuit) {
+  const auto op = ops::LeakMonitor::Make({});
+  // Device leak of 100 L/min (>= 90) for 10 s: a disconnection (and a large leak).
+  auto state = op->MakeState();
+  vt::Stream s{ops::Signal::kLeak, kT0, 0.5, {}};
+  for (int t = 0; t < 120; t += 2) s.values.push_back(t >= 40 && t < 50 ? 100.0f : 5.0f);
+  auto events = vt::Run(*op, *state, {s}, 20);
+  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(), 1u);
+  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kClosed).size(), 1u);
+  // 3 s of it is not (disconnect_min_s = 5 s).
+  auto state2 = op->MakeState();
+  vt::Stream s2{ops::Signal::kLeak, kT0, 0.5, {}};
+  for (int t = 0; t < 120; t += 2) s2.values.push_back(t >= 40 && t < 44 ? 100.0f : 5.0f);
+  events = vt::Run(*op, *state2, {s2}, 20);
+  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).empty());
+  // Without a device leak: pressure near 0 while the blower drives > 60 L/min into open air.
+  auto state3 = op->MakeState();
+  vt::Stream p{ops::Signal::kAirwayPressure, kT0, 25, std::vector<float>(25 * 300, 0.3f)};
+  vt::Stream f{ops::Signal::kFlow, kT0, 25, std::vector<float>(25 * 300, 120.0f)};
+  events = vt::Run(*op, *state3, {p, f}, 10);
+  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(), 1u);
+}
+
 TEST(LeakMonitor, EstimatedFromTotalFlowMinusIntendedLeak) {
   ops::LeakOptions o;
   o.intended_leak_lpm = 20;
