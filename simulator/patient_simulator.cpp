@@ -159,11 +159,15 @@ void PatientSimulator::StartSession(std::vector<TruthEvent>& truth) {
     TruthKind kind;
     double per_hour, min_s, max_s, level_lo, level_hi;
   };
+  // Hypopneas drop flow to 25-42 % (a 58-75 % drop): without SpO2 the detectors apply the
+  // device convention (<= 50 %), and the measured amplitude carries cardiogenic oscillation and
+  // noise on top, so drops closer to 50 % would be ambiguous truth. Disconnections last
+  // minutes (mask pulled off in sleep with the blower running), not seconds.
   const NivSpec specs[] = {
-      {TruthKind::kApnea, rng.Uniform(0.3, 4), 11, 35, 0.0, 0.06},
-      {TruthKind::kHypopnea, rng.Uniform(0.5, 6), 12, 45, 0.35, 0.48},
+      {TruthKind::kApnea, rng.Uniform(0.3, 4), 11, 35, 0.0, 0.04},
+      {TruthKind::kHypopnea, rng.Uniform(0.5, 6), 12, 45, 0.25, 0.42},
       {TruthKind::kLargeLeak, 0.15, 60, 900, 28, 60},
-      {TruthKind::kDisconnection, 0.05, 20, 120, 150, 190},
+      {TruthKind::kDisconnection, 0.05, 45, 300, 150, 190},
   };
   std::vector<NivPlan> plans;
   for (const auto& spec : specs) {
