@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "pipeline/doctor.h"
+#include "pipeline/eval/card_compare.h"
 #include "pipeline/eval/eval_command.h"
 #include "pipeline/replay/replay_command.h"
 #include "pipeline/report/report_command.h"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   vigil::report::AddReportCommand(app);
   vigil::eval::AddEvalCommand(app);
   vigil::simulate::AddSimulateCommand(app);
+  vigil::eval::AddEvalCardCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);

@@ -91,16 +91,21 @@ class BeatClassifier {
   };
   struct Template {
     std::vector<float> shape;
+    std::vector<float> unit_qrs;  // QRS part, mean removed, unit norm (derived from shape)
     float width = 0;
     float p2p = 0;
     double weight = 0;  // decaying count of matching beats
   };
-  std::vector<float> Prepare(std::span<const float> window) const;
+  std::vector<float> Prepare(std::span<const float> window);
   float Width(std::span<const float> beat) const;
-  float BestCorrelation(std::span<const float> a, std::span<const float> b) const;
   float PeakToPeak(std::span<const float> beat) const;
-  // Index of the matching template (updated with the beat), or a new one; -1 when learning
-  // is not finished and `update` is false.
+  void Normalise(Template& t) const;
+  // Norms of the beat's QRS part (mean removed) at every alignment shift, for Correlation.
+  void PrepareShifts(std::span<const float> beat);
+  // Best Pearson correlation of the prepared beat with a template over the shifts.
+  float Correlation(std::span<const float> beat, const Template& t) const;
+  // Index of the matching template (updated with the beat when `update`), or of a new one;
+  // -1 when nothing matches and `update` is false. Fills corr_ for every template.
   int Match(const Held& beat, float width, float p2p, bool update);
   int Dominant() const;
   ClassifiedBeat Classify(const Held& beat, bool update);
@@ -113,6 +118,8 @@ class BeatClassifier {
   double normal_rr_ = 0;  // running mean of RR before dominant-template beats (s), 0 = unknown
   int64_t seen_ = 0;
   std::deque<Held> held_;
+  // Scratch (not state).
+  std::vector<float> shift_norm_, corr_, scratch_;
 };
 
 }  // namespace vigil::ecg

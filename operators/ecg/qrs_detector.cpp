@@ -85,6 +85,7 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   slope_scale_ = fs;
   ring_.assign(std::bit_ceil(static_cast<size_t>(8 * fs)), 0.0f);
   mwi_ring_.assign(static_cast<size_t>(window_), 0.0f);
+  UpdateSearchBackLimit();
 }
 
 float QrsDetector::Conditioned(int64_t index) const {
@@ -111,6 +112,9 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
   const size_t mask = ring_.size() - 1;
   const float inv_window = 1.0f / static_cast<float>(window_);
   const auto slope_scale = static_cast<float>(slope_scale_);
+  // Position in the integration window, advanced without a division per sample.
+  size_t wi = static_cast<size_t>(n_ % window_);
+  const auto window = static_cast<size_t>(window_);
   for (const float x : samples) {
     if (std::isfinite(x)) {
       if (!primed_) {
@@ -124,9 +128,9 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
     const auto b = static_cast<float>(band_.Step(y));
     const float e = std::abs(b - prev_band_) * slope_scale;
     prev_band_ = b;
-    const size_t wi = static_cast<size_t>(n_ % window_);
     mwi_sum_ += static_cast<double>(e) - static_cast<double>(mwi_ring_[wi]);
     mwi_ring_[wi] = e;
+    if (++wi == window) wi = 0;
     const float m = static_cast<float>(mwi_sum_) * inv_window;
     seg_max_slope_ = std::max(seg_max_slope_, e);
     if (have_cand_) {
@@ -147,9 +151,8 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
     if (have_pending_ && n_ - pending_.index >= t_wave_) CommitPending(out);
     if (learning_done_) {
       // Time-driven search-back: no beat for too long and unexamined peaks are waiting.
-      if (last_beat_ >= 0 && peak_count_ > searched_peak_count_ &&
-          static_cast<double>(n_ - last_beat_) >
-              options_.searchback_factor * MeanRr() * options_.sample_rate_hz) {
+      if (last_beat_ >= 0 && n_ - last_beat_ > searchback_samples_ &&
+          peak_count_ > searched_peak_count_) {
         while (SearchBack(n_ + 1, out)) {
         }
         searched_peak_count_ = peak_count_;
@@ -186,10 +189,13 @@ void QrsDetector::FinishLearning(std::vector<QrsDetection>& out) {
   searched_peak_count_ = peak_count_;
 }
 
+void QrsDetector::UpdateSearchBackLimit() {
+  searchback_samples_ = static_cast<int64_t>(options_.searchback_factor * MeanRr() *
+                                             options_.sample_rate_hz);
+}
+
 void QrsDetector::Decide(Peak& peak, std::vector<QrsDetection>& out) {
-  const double fs = options_.sample_rate_hz;
-  if (last_beat_ >= 0 &&
-      static_cast<double>(peak.index - last_beat_) > options_.searchback_factor * MeanRr() * fs) {
+  if (last_beat_ >= 0 && peak.index - last_beat_ > searchback_samples_) {
     while (SearchBack(peak.index, out)) {
     }
   }
@@ -243,6 +249,7 @@ void QrsDetector::ReplacePending(Peak& peak) {
   if (before_pending_ >= 0) {
     const double rr = static_cast<double>(peak.index - before_pending_) / options_.sample_rate_hz;
     rr_[static_cast<size_t>((rr_inserted_ - 1) % kLevels)] = std::min(rr, 2.0);
+    UpdateSearchBackLimit();
   }
   peak.kind = 1;
   pending_ = peak;
@@ -259,6 +266,7 @@ void QrsDetector::AcceptBeat(Peak& peak, bool searchback, std::vector<QrsDetecti
     // Long pauses would stretch the search-back interval for many beats: clamp.
     const double rr = static_cast<double>(peak.index - last_beat_) / options_.sample_rate_hz;
     rr_[static_cast<size_t>(rr_inserted_++ % kLevels)] = std::min(rr, 2.0);
+    UpdateSearchBackLimit();
   }
   before_pending_ = last_beat_;
   last_beat_ = peak.index;
@@ -412,6 +420,7 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   check(rr.size(), kLevels, "rr");
   std::copy(rr.begin(), rr.end(), d.rr_.begin());
   d.rr_inserted_ = r.Get<int64_t>();
+  d.UpdateSearchBackLimit();
   d.last_beat_ = r.Get<int64_t>();
   d.last_beat_slope_ = r.Get<float>();
   d.have_pending_ = r.Get<uint8_t>() != 0;

@@ -131,6 +131,7 @@ class QrsDetector {
   void FinishLearning(std::vector<QrsDetection>& out);
   float Threshold() const;
   double MeanRr() const;
+  void UpdateSearchBackLimit();
 
   QrsOptions options_;
   // Immutable after construction.
@@ -161,6 +162,7 @@ class QrsDetector {
   int64_t qrs_inserted_ = 0, noise_inserted_ = 0;
   std::array<double, kLevels> rr_{};
   int64_t rr_inserted_ = 0;
+  int64_t searchback_samples_ = 0;  // searchback_factor x mean RR, derived from rr_
   int64_t last_beat_ = -1;         // integral-peak index of the last beat (-1 = none)
   float last_beat_slope_ = 0;
   // The last accepted beat is held for `t_wave_s` before it is emitted: a much larger complex

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "pipeline/replay/card_replay.h"
 #include "pipeline/replay/offline_replay.h"
 
 namespace vigil::replay {
@@ -18,6 +19,7 @@ struct ReplayArgs {
   bool no_beats = false;
   bool no_aggregates = false;
   double frame_s = 1.0;
+  std::string time_zone = "Europe/Copenhagen";  // device clock and therapy days (ResMed cards)
 };
 
 std::map<std::string, double> ParseOverrides(const std::vector<std::string>& items) {
@@ -40,6 +42,8 @@ std::map<std::string, double> ParseOverrides(const std::vector<std::string>& ite
 }
 
 int RunOffline(const ReplayArgs& args) {
+  // A ResMed SD card: its own path to JSON Lines (therapy days, episodes; see card_replay.h).
+  if (IsResmedCard(args.recording)) return RunCardReplay(args.recording, args.out, args.time_zone, std::cerr);
   SourceOptions options;
   options.patient_id = args.patient;
   options.frame_s = args.frame_s;
@@ -71,9 +75,9 @@ void AddReplayCommand(CLI::App& app) {
   auto args = std::make_shared<ReplayArgs>();
   auto* cmd = app.add_subcommand(
       "replay",
-      "Run a recording (WFDB record path without extension) through the analysis, offline to "
-      "JSON Lines");
-  cmd->add_option("recording", args->recording, "Recording: WFDB record path without extension")
+      "Run a recording (WFDB record path without extension, or a ResMed SD card folder) through "
+      "the analysis, offline to JSON Lines");
+  cmd->add_option("recording", args->recording, "Recording: WFDB record path without extension, or ResMed card folder")
       ->required();
   cmd->add_option("--out", args->out, "Output JSON Lines file ('-' = stdout)")->capture_default_str();
   cmd->add_option("--patient", args->patient, "Pseudonymous patient id for the output")
@@ -83,6 +87,9 @@ void AddReplayCommand(CLI::App& app) {
   cmd->add_option("--frame-seconds", args->frame_s, "Seconds of signal per telemetry frame")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  cmd->add_option("--tz", args->time_zone,
+                  "IANA zone of a ResMed card's device clock and of the therapy days")
+      ->capture_default_str();
   cmd->add_flag("--no-beats", args->no_beats, "Do not write beat lines");
   cmd->add_flag("--no-aggregates", args->no_aggregates, "Do not write aggregate lines");
   cmd->callback([args] {
