@@ -146,7 +146,8 @@ void PatientSimulator::StartSession(std::vector<TruthEvent>& truth) {
   in_session_ = true;
   const uint64_t night_seed = DeriveSeed(profile_.seed, 0x4e494748, static_cast<uint64_t>(night_));
   Rng rng(night_seed);
-  niv_ = std::make_unique<VentilationGenerator>(profile_, session_.start_us, DeriveSeed(night_seed, 1));
+  niv_ = std::make_unique<VentilationGenerator>(profile_, session_.start_us,
+                                                DeriveSeed(night_seed, 1));
   const double duration_s = ops::ToSeconds(session_.end_us - session_.start_us);
   co2_ = std::make_unique<Co2Generator>(
       PlanCo2Night(profile_, duration_s, rng, session_.start_us, truth), DeriveSeed(night_seed, 2));
@@ -274,7 +275,8 @@ void PatientSimulator::Next(int seconds, PatientBlock& block) {
         ++night_;
         usage = DrawNightUsage(profile_, night_rng_);
       } while (usage < 5.0 / 60);
-      const ops::TimeUs bedtime = LocalBedtime(options_.start_us, night_, night_rng_.Uniform(0, 90));
+      const ops::TimeUs bedtime =
+          LocalBedtime(options_.start_us, night_, night_rng_.Uniform(0, 90));
       session_ = {bedtime, bedtime + ops::FromSeconds(std::round(usage * 3600))};
     }
   }

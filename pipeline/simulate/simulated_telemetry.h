@@ -58,7 +58,8 @@ class SimulatedCohort {
   // Generates the next block of patient `i` (patients must be pulled in order 0..size-1, each
   // once per block; the cohort's clock advances after the last). `truth` receives the
   // patient's new truth. Returns false when the patient has nothing to send in this block.
-  bool NextEnvelope(uint32_t i, v1::TelemetryEnvelope& envelope, std::vector<sim::TruthEvent>& truth);
+  bool NextEnvelope(uint32_t i, v1::TelemetryEnvelope& envelope,
+                    std::vector<sim::TruthEvent>& truth);
 
  private:
   struct Patient;
