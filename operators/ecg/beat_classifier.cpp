@@ -14,6 +14,11 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr float kTemplateRate = 1.0f / 16;
 constexpr double kWeightDecay = 0.995;  // half-life ~140 beats
+// A beat joins a template only if its width is within this factor: a ventricular beat can
+// correlate > 0.9 with the normal QRS yet be half as wide again (MIT-BIH 223).
+constexpr float kJoinWidthRatio = 1.25f;
+// Templates with less weight than this are isolated odd beats (noise, artefacts).
+constexpr double kEstablishedWeight = 3;
 
 int Samples(double seconds, double fs) {
   return std::max(1, static_cast<int>(std::lround(seconds * fs)));
@@ -125,7 +130,7 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
     const float c = Correlation(h.beat, t);
     corr_[i] = c;
     const float ratio = t.width > 0 ? width / t.width : 1;
-    if (ratio > options_.wide_ratio || ratio * options_.wide_ratio < 1) continue;
+    if (ratio > kJoinWidthRatio || ratio * kJoinWidthRatio < 1) continue;
     if (c >= options_.match_corr && c > best_corr) {
       best_corr = c;
       best = static_cast<int>(i);
@@ -135,7 +140,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
   for (auto& t : templates_) t.weight *= kWeightDecay;
   if (best >= 0) {
     Template& t = templates_[static_cast<size_t>(best)];
-    for (size_t k = 0; k < t.shape.size(); ++k) t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    for (size_t k = 0; k < t.shape.size(); ++k) {
+      t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    }
     t.width += kTemplateRate * (width - t.width);
     t.p2p += kTemplateRate * (p2p - t.p2p);
     t.weight += 1;
@@ -149,8 +156,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
     templates_.push_back(std::move(fresh));
     return static_cast<int>(templates_.size()) - 1;
   }
-  const auto weakest = std::min_element(templates_.begin(), templates_.end(),
-                                        [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  const auto weakest =
+      std::min_element(templates_.begin(), templates_.end(),
+                       [](const Template& a, const Template& b) { return a.weight < b.weight; });
   const auto index = static_cast<size_t>(weakest - templates_.begin());
   *weakest = std::move(fresh);
   corr_[index] = 1.0f;
@@ -161,7 +169,9 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
 int BeatClassifier::Dominant() const {
   int best = 0;
   for (size_t i = 1; i < templates_.size(); ++i) {
-    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) best = static_cast<int>(i);
+    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) {
+      best = static_cast<int>(i);
+    }
   }
   return best;
 }
@@ -183,18 +193,22 @@ ClassifiedBeat BeatClassifier::Classify(const Held& h, bool update) {
   f.prematurity = (normal_rr_ > 0 && h.rr_s > 0) ? static_cast<float>(h.rr_s / normal_rr_) : 0;
 
   const bool wide = f.width_ratio >= options_.wide_ratio;
+  const bool wider = f.width_ratio * kJoinWidthRatio >= options_.wide_ratio;  // mildly wide
   const bool large = f.amplitude_ratio >= options_.amplitude_ratio;
   const bool premature = f.prematurity > 0 && f.prematurity < options_.premature_ratio;
+  const bool different = f.correlation < options_.v_corr;
+  const bool established =
+      matched >= 0 && templates_[static_cast<size_t>(matched)].weight >= kEstablishedWeight;
   if (matched == dominant) {
     c.label = 'N';
-  } else if (f.correlation < options_.v_corr && (premature || wide || large)) {
-    c.label = 'V';
-  } else if (f.correlation < options_.match_corr && f.width_ratio >= 1.5 * options_.wide_ratio) {
-    c.label = 'V';
-  } else if (f.correlation < 0.5 * options_.v_corr) {
-    c.label = 'Q';
+  } else if (premature && (different || wide)) {
+    c.label = 'V';  // early and shaped or conducted differently
+  } else if (different && (wide || (large && wider))) {
+    c.label = 'V';  // a different, wide complex even without prematurity (e.g. escape, VT)
+  } else if (different && !established && f.correlation < 0.5 * options_.v_corr) {
+    c.label = 'Q';  // an isolated odd complex: most likely noise
   } else {
-    c.label = 'N';
+    c.label = 'N';  // another normally conducted morphology (e.g. positional change)
   }
   if (matched == dominant && h.rr_s > 0) {
     normal_rr_ = normal_rr_ > 0 ? normal_rr_ + 0.125 * (h.rr_s - normal_rr_) : h.rr_s;
@@ -248,11 +262,15 @@ void BeatClassifier::Save(ops::SnapshotWriter& w) const {
 }
 
 void BeatClassifier::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("classifier: unknown version");
+  if (r.Get<uint32_t>() != kSnapshotVersion) {
+    throw ops::SnapshotError("classifier: unknown version");
+  }
   if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
   const auto size = static_cast<size_t>(window_size());
   const auto count = r.Get<uint64_t>();
-  if (count > static_cast<uint64_t>(options_.max_templates)) throw ops::SnapshotError("classifier: too many templates");
+  if (count > static_cast<uint64_t>(options_.max_templates)) {
+    throw ops::SnapshotError("classifier: too many templates");
+  }
   std::vector<Template> templates;
   for (uint64_t i = 0; i < count; ++i) {
     Template t;

@@ -13,9 +13,12 @@
 //     (ventricular conduction is slow: its slope energy is spread wider);
 //   - amplitude ratio: peak-to-peak relative to the template's;
 //   - prematurity: RR / running mean of the RR before dominant-template beats.
-// Label: N when the beat matches the dominant template; V when it differs (correlation below
-// `v_corr`) and is premature, wide or large, or is clearly wide even with a similar shape;
-// Q when it differs without any such sign and correlates poorly (mostly noise); otherwise N.
+// Label: N when the beat joins the dominant template (correlation >= `match_corr` and width
+// within 25 %); V when it is premature and differs (correlation < `v_corr`) or is wide (width
+// ratio >= `wide_ratio`), or differs and is wide (or large and somewhat wide) without being
+// premature (escape beats, VT); Q when it is an isolated odd complex that correlates poorly
+// (mostly noise); otherwise N (another normally conducted morphology, e.g. after a change of
+// body position, until it becomes the dominant one).
 // Templates follow slow drift: a matching beat moves its template by 1/16.
 //
 // Learning: the first `learning_beats` beats are held until the clusters show which

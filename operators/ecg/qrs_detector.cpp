@@ -29,7 +29,8 @@ float Median(const std::array<float, N>& values) {
 void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
   auto RequireRange = [&](std::string_view field, double value, double lo, double hi) {
     // Fields are named "<prefix><option>" (e.g. "ecg.arrhythmia.notch_hz").
-    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo, hi);
+    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo,
+                      hi);
   };
   RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
   const double nyquist = o.sample_rate_hz / 2;
@@ -38,7 +39,8 @@ void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
   RequireRange("qrs.notch_q", o.notch_q, 1, 100);
   if (o.lowpass_hz != 0) RequireRange("qrs.lowpass_hz", o.lowpass_hz, 20, nyquist * 0.95);
   RequireRange("qrs.band_low_hz", o.band_low_hz, 1, 20);
-  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2, std::min(40.0, nyquist * 0.9));
+  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2,
+               std::min(40.0, nyquist * 0.9));
   RequireRange("qrs.integration_s", o.integration_s, 0.03, 0.2);
   RequireRange("qrs.peak_hold_s", o.peak_hold_s, 0.02, 0.2);
   RequireRange("qrs.threshold_fraction", o.threshold_fraction, 0.05, 0.9);
@@ -70,7 +72,8 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   band_ = filters::BiquadCascade(
       filters::ButterworthBandPass(1, options_.band_low_hz, options_.band_high_hz, fs));
   // The R peak's energy sits around 10-20 Hz: the delay there is what shifts it.
-  cond_delay_ = cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
+  cond_delay_ =
+      cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
   window_ = Samples(options_.integration_s, fs);
   hold_ = Samples(options_.peak_hold_s, fs);
   refractory_ = Samples(options_.refractory_s, fs);
@@ -376,7 +379,9 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   // Decode into a copy so a failure leaves this detector unchanged.
   QrsDetector d = *this;
   auto check = [](size_t got, size_t want, const char* what) {
-    if (got != want) throw ops::SnapshotError(fmt::format("qrs: {} has {} values, want {}", what, got, want));
+    if (got != want) {
+      throw ops::SnapshotError(fmt::format("qrs: {} has {} values, want {}", what, got, want));
+    }
   };
   const auto cond = r.GetVector<double>();
   check(cond.size(), conditioning_.SaveState().size(), "conditioning state");

@@ -8,8 +8,8 @@
 //   2. detection path: 8-16 Hz Butterworth band-pass (QRS energy; rejects P/T waves, wander
 //      and muscle noise; 8-16 Hz beat 5-15, 8-20 and 10-25 Hz on the MIT-BIH development
 //      records, mostly through large P waves), first difference scaled to mV/s, absolute value
-//      (Hamilton's choice,
-//      less dominated by single large complexes than squaring) and a moving-window integral;
+//      (Hamilton's choice, less dominated by single large complexes than squaring) and a
+//      moving-window integral;
 //   3. peaks of the integral: a local maximum confirmed when the integral has fallen to half
 //      of it or after `peak_hold_s` without a higher value;
 //   4. adaptive threshold DT = noise + `threshold_fraction` * (qrs - noise) from the medians

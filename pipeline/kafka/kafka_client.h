@@ -59,7 +59,8 @@ struct Record {
 class Producer {
  public:
   // Throws std::invalid_argument on bad properties, KafkaError if the handle cannot be created.
-  explicit Producer(const Properties& properties);
+  // `events` (not owned, must outlive the producer) receives statistics and client errors.
+  explicit Producer(const Properties& properties, RdKafka::EventCb* events = nullptr);
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -99,7 +100,9 @@ class Producer {
 class Consumer {
  public:
   // Throws std::invalid_argument on bad properties, KafkaError if the handle cannot be created.
-  explicit Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance = nullptr);
+  // `rebalance` and `events` are not owned and must outlive the consumer.
+  explicit Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance = nullptr,
+                    RdKafka::EventCb* events = nullptr);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
@@ -122,6 +125,19 @@ class Consumer {
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   bool closed_ = false;
 };
+
+// A topic to create (tests, benchmarks, `vigil` set-up helpers).
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+  int replication_factor = 1;
+  std::map<std::string, std::string> config;  // e.g. {"cleanup.policy", "compact"}
+};
+
+// Creates the topics that do not exist yet (existing ones are left as they are). Throws
+// KafkaError naming the topic on any other failure.
+void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                  std::chrono::milliseconds timeout);
 
 // Number of partitions of `topic`, read from the cluster's metadata. Throws KafkaError.
 int PartitionCount(RdKafka::Handle& handle, const std::string& topic,

@@ -7,7 +7,7 @@
 // eval`); the rate test drives the registered operator directly (resampled signals are not
 // WFDB files), writing the same beat lines.
 // Floors: gross QRS Se and +P >= 99.5 % (task requirement); ventricular Se/+P floors are
-// regression guards set below the measured development values (Se 78.7, +P 77.0).
+// regression guards set below the measured development values (Se 84.3, +P 76.1).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -95,8 +95,8 @@ TEST(EcgBeatsAccuracy, MitdbQrsAndVentricularBeats) {
     vigil::eval::AddRecord(report, vigil::eval::EvaluateRecord(replay, record));
   }
   const auto json = fs::current_path() / "ecg_beats_accuracy.json";  // kept for the report
-  ASSERT_EQ(RunCommand(fmt::format("{} eval --replays {} --records {} --json {} > /dev/null", Quoted(vigil_bin),
-                            Quoted(dir), Quoted(mitdb), Quoted(json))),
+  ASSERT_EQ(RunCommand(fmt::format("{} eval --replays {} --records {} --json {} > /dev/null",
+                                   Quoted(vigil_bin), Quoted(dir), Quoted(mitdb), Quoted(json))),
             0);
   std::ifstream json_in(json);
   const std::string json_text((std::istreambuf_iterator<char>(json_in)), {});
@@ -114,7 +114,7 @@ TEST(EcgBeatsAccuracy, MitdbQrsAndVentricularBeats) {
   EXPECT_GE(all.PPlus(), 99.5);
   EXPECT_GE(late.Se(), 99.5);
   EXPECT_GE(late.PPlus(), 99.5);
-  EXPECT_GE(all.VSe(), 75.0);
+  EXPECT_GE(all.VSe(), 80.0);
   EXPECT_GE(all.VPPlus(), 72.0);
   fs::remove_all(dir);
 }
@@ -170,9 +170,9 @@ TEST(EcgBeatsAccuracy, OtherSamplingRates) {
                                          vigil::eval::ReadReplayBeats(replay, rate), rate));
     }
     const auto& g = report.gross_beats.all;
-    std::cout << fmt::format("{:6.0f} Hz: beats {} FN {} FP {} Se {:.3f} +P {:.3f} VSe {:.2f} V+P {:.2f}\n",
-                             rate, g.ref_beats, g.fn, g.fp, g.Se(), g.PPlus(), g.VSe(),
-                             g.VPPlus());
+    std::cout << fmt::format(
+        "{:6.0f} Hz: beats {} FN {} FP {} Se {:.3f} +P {:.3f} VSe {:.2f} V+P {:.2f}\n", rate,
+        g.ref_beats, g.fn, g.fp, g.Se(), g.PPlus(), g.VSe(), g.VPPlus());
     EXPECT_GE(g.Se(), 99.5) << rate;
     EXPECT_GE(g.PPlus(), 99.5) << rate;
   }
