@@ -56,7 +56,8 @@ AdherenceHistory BuildAdherenceHistory(const PatientProfile& profile, ops::TimeU
   for (int k = 30; k >= 1; --k) {
     const int night = 30 - k;  // 0 = oldest
     double usage;
-    const bool skipped = rng.Chance(profile.adherence == AdherencePattern::kCompliant ? 0.02 : 0.08);
+    const bool skipped =
+        rng.Chance(profile.adherence == AdherencePattern::kCompliant ? 0.02 : 0.08);
     if (profile.adherence == AdherencePattern::kDeclining && night >= 23) {
       // Linear fall over the last 7 nights towards `decline_to`, with skipped nights.
       const double x = (night - 22) / 7.0;

@@ -17,9 +17,14 @@ double Co2NightPlan::Level(double s) const {
     const double base = awake_mm_hg + sleep_rise_mm_hg;
     const double u = s - episode_start_s;
     double w = 0;
-    if (u > 0 && u < ramp_s) w = u / ramp_s;
-    else if (u >= ramp_s && u <= ramp_s + plateau_s) w = 1;
-    else if (u > ramp_s + plateau_s && u < 2 * ramp_s + plateau_s) w = (2 * ramp_s + plateau_s - u) / ramp_s;
+    const double end = 2 * ramp_s + plateau_s;
+    if (u > 0 && u < ramp_s) {
+      w = u / ramp_s;
+    } else if (u >= ramp_s && u <= ramp_s + plateau_s) {
+      w = 1;
+    } else if (u > ramp_s + plateau_s && u < end) {
+      w = (end - u) / ramp_s;
+    }
     level += w * (peak_mm_hg - base);
   }
   return level;

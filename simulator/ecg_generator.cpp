@@ -287,8 +287,8 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
           const float amp = static_cast<float>(p.level > 0 ? p.level : 0.06);
           for (int i = i0; i < i1; ++i) {
             if (((a + i) & 63) == 0) {
-              const double hz = std::clamp(f_inc_ / 4294967296.0 * kFs + 0.1 * effects_rng_.Normal(),
-                                           4.5, 8.5);
+              const double now_hz = f_inc_ / 4294967296.0 * kFs;
+              const double hz = std::clamp(now_hz + 0.1 * effects_rng_.Normal(), 4.5, 8.5);
               f_inc_ = PhaseIncrement(hz, kFs);
             }
             f_acc_ += f_inc_;
@@ -304,7 +304,8 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
               for (size_t c = 0; c < 3; ++c) {
                 const double now = vf_inc_[c] == 0 ? effects_rng_.Uniform(4.0, 7.0)
                                                    : vf_inc_[c] / 4294967296.0 * kFs;
-                vf_inc_[c] = PhaseIncrement(std::clamp(now + 0.25 * effects_rng_.Normal(), 4.0, 7.0), kFs);
+                const double hz = std::clamp(now + 0.25 * effects_rng_.Normal(), 4.0, 7.0);
+                vf_inc_[c] = PhaseIncrement(hz, kFs);
               }
               vf_gain_ = std::clamp(vf_gain_ + 0.08 * effects_rng_.Normal(), 0.5, 1.3);
             }
@@ -322,15 +323,21 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
           // (first-order approach to each) plus strong EMG.
           const float amp = static_cast<float>(p.level > 0 ? p.level : 1.0);
           for (int i = i0; i < i1; ++i) {
-            if (effects_rng_.Chance(1.0 / 80)) motion_target_ = amp * static_cast<float>(effects_rng_.Normal());
+            if (effects_rng_.Chance(1.0 / 80)) {
+              motion_target_ = amp * static_cast<float>(effects_rng_.Normal());
+            }
             motion_ += 0.08f * (motion_target_ - motion_);
             block[i] += motion_ + 0.15f * amp * effects_noise_.Next();
           }
           break;
         }
         case TruthKind::kEcgLeadOff:
-          if (ps >= a) events.push_back({SimDevice::kEcg, SimDeviceEvent::Type::kLeadOff, p.start_us});
-          if (pe <= b) events.push_back({SimDevice::kEcg, SimDeviceEvent::Type::kLeadOk, p.end_us});
+          if (ps >= a) {
+            events.push_back({SimDevice::kEcg, SimDeviceEvent::Type::kLeadOff, p.start_us});
+          }
+          if (pe <= b) {
+            events.push_back({SimDevice::kEcg, SimDeviceEvent::Type::kLeadOk, p.end_us});
+          }
           // The open input floats to the positive rail.
           for (int i = i0; i < i1; ++i) block[i] = static_cast<float>(kAdcMax * kGainMv) + 1.0f;
           break;

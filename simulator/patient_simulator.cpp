@@ -146,7 +146,8 @@ void PatientSimulator::StartSession(std::vector<TruthEvent>& truth) {
   in_session_ = true;
   const uint64_t night_seed = DeriveSeed(profile_.seed, 0x4e494748, static_cast<uint64_t>(night_));
   Rng rng(night_seed);
-  niv_ = std::make_unique<VentilationGenerator>(profile_, session_.start_us, DeriveSeed(night_seed, 1));
+  niv_ = std::make_unique<VentilationGenerator>(profile_, session_.start_us,
+                                                DeriveSeed(night_seed, 1));
   const double duration_s = ops::ToSeconds(session_.end_us - session_.start_us);
   co2_ = std::make_unique<Co2Generator>(
       PlanCo2Night(profile_, duration_s, rng, session_.start_us, truth), DeriveSeed(night_seed, 2));
@@ -159,11 +160,15 @@ void PatientSimulator::StartSession(std::vector<TruthEvent>& truth) {
     TruthKind kind;
     double per_hour, min_s, max_s, level_lo, level_hi;
   };
+  // Hypopneas drop flow to 25-42 % (a 58-75 % drop): without SpO2 the detectors apply the
+  // device convention (<= 50 %), and the measured amplitude carries cardiogenic oscillation and
+  // noise on top, so drops closer to 50 % would be ambiguous truth. Disconnections last
+  // minutes (mask pulled off in sleep with the blower running), not seconds.
   const NivSpec specs[] = {
-      {TruthKind::kApnea, rng.Uniform(0.3, 4), 11, 35, 0.0, 0.06},
-      {TruthKind::kHypopnea, rng.Uniform(0.5, 6), 12, 45, 0.35, 0.48},
+      {TruthKind::kApnea, rng.Uniform(0.3, 4), 11, 35, 0.0, 0.04},
+      {TruthKind::kHypopnea, rng.Uniform(0.5, 6), 12, 45, 0.25, 0.42},
       {TruthKind::kLargeLeak, 0.15, 60, 900, 28, 60},
-      {TruthKind::kDisconnection, 0.05, 20, 120, 150, 190},
+      {TruthKind::kDisconnection, 0.05, 45, 300, 150, 190},
   };
   std::vector<NivPlan> plans;
   for (const auto& spec : specs) {
@@ -270,7 +275,8 @@ void PatientSimulator::Next(int seconds, PatientBlock& block) {
         ++night_;
         usage = DrawNightUsage(profile_, night_rng_);
       } while (usage < 5.0 / 60);
-      const ops::TimeUs bedtime = LocalBedtime(options_.start_us, night_, night_rng_.Uniform(0, 90));
+      const ops::TimeUs bedtime =
+          LocalBedtime(options_.start_us, night_, night_rng_.Uniform(0, 90));
       session_ = {bedtime, bedtime + ops::FromSeconds(std::round(usage * 3600))};
     }
   }

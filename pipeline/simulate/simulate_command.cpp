@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -35,6 +36,7 @@ struct SimulateArgs {
   std::string start;
   double event_rate = 1;
   int frame_s = 1;
+  std::vector<std::string> overrides;  // "operator.key=value", offline analysis only
 };
 
 std::atomic<bool> g_stop{false};
@@ -118,11 +120,31 @@ CohortOptions MakeCohortOptions(const SimulateArgs& args) {
   return options;
 }
 
+std::map<std::string, double> ParseOverrides(const std::vector<std::string>& items) {
+  std::map<std::string, double> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    size_t used = 0;
+    double value = 0;
+    try {
+      if (eq != std::string::npos) value = std::stod(item.substr(eq + 1), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (eq == std::string::npos || used == 0 || used != item.size() - eq - 1) {
+      throw CLI::ValidationError("--set", item + ": expected operator.key=<number>");
+    }
+    out[item.substr(0, eq)] = value;
+  }
+  return out;
+}
+
 // Offline: every patient through the same analysis as `vigil replay`, lines tagged by patient.
 int RunOffline(const SimulateArgs& args) {
   if (args.duration_s <= 0) throw CLI::ValidationError("--out", "needs --duration");
   const auto options = MakeCohortOptions(args);
-  auto plan = analysis::AnalysisPlan::Make(replay::DefaultAnalysisConfig());
+  auto plan = analysis::AnalysisPlan::Make(replay::DefaultAnalysisConfig())
+                  ->WithOverrides(ParseOverrides(args.overrides));
   std::ofstream file(args.out);
   if (!file) throw std::runtime_error(args.out + ": cannot open for writing");
   TruthWriter truth(args.truth, options.simulation.start_us);
@@ -276,6 +298,11 @@ void AddSimulateCommand(CLI::App& app) {
                   "Multiply every event rate (demos: 10-50 to see events within minutes)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--set", args->overrides,
+                  "With --out: analysis parameter override, operator.key=value (repeatable), "
+                  "e.g. adherence.usage.session_source=1 to count the history's sessions")
+      ->excludes(kafka)
+      ->excludes(envelopes);
   cmd->add_option("--frame-seconds", args->frame_s, "Seconds of signal per envelope")
       ->capture_default_str()
       ->check(CLI::Range(1, 60));

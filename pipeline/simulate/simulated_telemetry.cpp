@@ -35,7 +35,8 @@ bool EnvelopeEncoder::Encode(const sim::PatientBlock& block, v1::TelemetryEnvelo
   // A gateway sends shortly after the block ends; a deterministic 150-550 ms latency keeps
   // runs byte-identical (processing uses device times, never this).
   const ops::TimeUs block_end = block.start_us + block.seconds * ops::kMicrosPerSecond;
-  envelope.set_sent_time_us(block_end + 150'000 + static_cast<int64_t>((envelopes_ * 7919) % 400) * 1000);
+  const auto latency_ms = static_cast<int64_t>((envelopes_ * 7919) % 400);
+  envelope.set_sent_time_us(block_end + 150'000 + latency_ms * 1000);
   ++envelopes_;
 
   if (!block.ecg.empty()) {
@@ -174,8 +175,8 @@ namespace {
 
 class PatientSource : public replay::TelemetrySource {
  public:
-  PatientSource(std::unique_ptr<sim::PatientSimulator> simulator, std::vector<sim::TruthEvent>* truth,
-                int block_seconds, ops::TimeUs end_us)
+  PatientSource(std::unique_ptr<sim::PatientSimulator> simulator,
+                std::vector<sim::TruthEvent>* truth, int block_seconds, ops::TimeUs end_us)
       : simulator_(std::move(simulator)),
         encoder_(simulator_->profile()),
         truth_(truth),

@@ -58,7 +58,9 @@ class SimulatedCohort {
   // Generates the next block of patient `i` (patients must be pulled in order 0..size-1, each
   // once per block; the cohort's clock advances after the last). `truth` receives the
   // patient's new truth. Returns false when the patient has nothing to send in this block.
-  bool NextEnvelope(uint32_t i, v1::TelemetryEnvelope& envelope, std::vector<sim::TruthEvent>& truth);
+  // Throws std::out_of_range for i >= size().
+  bool NextEnvelope(uint32_t i, v1::TelemetryEnvelope& envelope,
+                    std::vector<sim::TruthEvent>& truth);
 
  private:
   struct Patient;
@@ -68,7 +70,8 @@ class SimulatedCohort {
 };
 
 // One simulated patient as a TelemetrySource (for the offline replay). Truth accumulates in
-// truth() as the source is read. `options.simulation.end_us` must be finite.
+// `*truth` (when given) as the source is read. Throws std::invalid_argument unless
+// `options.end_us` is finite and block_seconds >= 1.
 std::unique_ptr<replay::TelemetrySource> MakePatientSource(
     const sim::PatientProfile& profile, const sim::SimulationOptions& options,
     std::vector<sim::TruthEvent>* truth = nullptr, int block_seconds = 1);

@@ -65,7 +65,9 @@ std::vector<double> HighPass(const std::vector<double>& x) {
   for (size_t i = 0; i < x.size(); ++i) {
     const size_t a = i >= half ? i - half : 0;
     const size_t b = std::min(x.size(), i + half + 1);
-    const double mean = std::accumulate(x.begin() + static_cast<long>(a), x.begin() + static_cast<long>(b), 0.0) / static_cast<double>(b - a);
+    const double sum =
+        std::accumulate(x.begin() + static_cast<long>(a), x.begin() + static_cast<long>(b), 0.0);
+    const double mean = sum / static_cast<double>(b - a);
     y[i] = x[i] - mean;
   }
   return y;
@@ -120,7 +122,9 @@ double MeanPWave(const std::vector<double>& x, const std::vector<double>& peaks,
   for (size_t k = 1; k < peaks.size(); ++k) {
     if (peaks[k] < from || peaks[k] > to || peaks[k] - peaks[k - 1] < 0.6) continue;
     const long r = std::lround(peaks[k] * 250);
-    for (long j = 0; j < 60; ++j) average[static_cast<size_t>(j)] += x[static_cast<size_t>(r - 75 + j)];
+    for (long j = 0; j < 60; ++j) {
+      average[static_cast<size_t>(j)] += x[static_cast<size_t>(r - 75 + j)];
+    }
     ++n;
   }
   beats = n;
@@ -253,7 +257,8 @@ TEST(SimulatedEcg, VentricularFibrillationIsChaoticFourToSevenHertzWithoutBeats)
 }
 
 TEST(SimulatedEcg, LeadOffIsFlatAtTheRailWithDeviceEvents) {
-  const auto ecg = RunEcg(CardiacProfile(), {{TruthKind::kEcgLeadOff, At(30), At(45), 0, 0, 0}}, 60);
+  const auto ecg =
+      RunEcg(CardiacProfile(), {{TruthKind::kEcgLeadOff, At(30), At(45), 0, 0, 0}}, 60);
   for (size_t i = 30 * 250; i < 45 * 250; ++i) ASSERT_EQ(ecg.counts[i], EcgGenerator::kAdcMax) << i;
   EXPECT_NE(ecg.counts[29 * 250], EcgGenerator::kAdcMax);
   EXPECT_NE(ecg.counts[46 * 250], EcgGenerator::kAdcMax);
@@ -265,7 +270,8 @@ TEST(SimulatedEcg, LeadOffIsFlatAtTheRailWithDeviceEvents) {
 }
 
 TEST(SimulatedEcg, NoiseBurstRaisesTheNoiseFloor) {
-  const auto ecg = RunEcg(CardiacProfile(), {{TruthKind::kEcgNoise, At(30), At(40), 0, 0, 1.0}}, 60);
+  const auto ecg =
+      RunEcg(CardiacProfile(), {{TruthKind::kEcgNoise, At(30), At(40), 0, 0, 1.0}}, 60);
   // Sample-to-sample differences measure high-frequency content without beat structure.
   auto rough = [&](size_t a, size_t b) {
     std::vector<double> d;
@@ -296,7 +302,9 @@ Niv RunNiv(std::vector<NivPlan> plans, int seconds) {
   for (int s = 0; s < seconds; ++s) {
     simulator.Next(1, block);
     for (auto f : block.flow) out.flow.push_back(f * VentilationGenerator::kFlowGainLpm);
-    for (auto q : block.pressure) out.pressure.push_back(q * VentilationGenerator::kPressureGainCmH2o);
+    for (auto q : block.pressure) {
+      out.pressure.push_back(q * VentilationGenerator::kPressureGainCmH2o);
+    }
     out.truth.insert(out.truth.end(), block.truth.begin(), block.truth.end());
   }
   return out;
