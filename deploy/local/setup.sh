@@ -15,7 +15,7 @@ packages=(
   librdkafka-dev libtbb-dev libeigen3-dev libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libedf-dev libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev zlib1g-dev python3 python3-venv
+  libssl-dev zlib1g-dev libcivetweb-dev python3 python3-venv
   chromium prometheus
 )
 

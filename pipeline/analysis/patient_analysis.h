@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "operators/core/event.h"
@@ -110,10 +111,14 @@ struct Outputs {
   std::vector<v1::Alert> alerts;
   std::vector<v1::Aggregate> aggregates;
   ops::Events events;  // raw operator events (beats, breaths, episodes), for replay output
+  // Time each operator spent in this call, nanoseconds (service metrics: per-operator
+  // processing time). Left empty by implementations that do not measure it.
+  std::vector<std::pair<std::string_view, int64_t>> operator_ns;
   void clear() {
     alerts.clear();
     aggregates.clear();
     events.clear();
+    operator_ns.clear();
   }
 };
 

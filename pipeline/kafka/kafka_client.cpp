@@ -68,9 +68,13 @@ class Producer::DeliveryReports : public RdKafka::DeliveryReportCb {
   std::optional<KafkaError> failure_;
 };
 
-Producer::Producer(const Properties& properties) : reports_(std::make_unique<DeliveryReports>()) {
+Producer::Producer(const Properties& properties, RdKafka::EventCb* events)
+    : reports_(std::make_unique<DeliveryReports>()) {
   auto conf = MakeConf(properties);
   std::string error;
+  if (events && conf->set("event_cb", events, error) != RdKafka::Conf::CONF_OK) {
+    throw std::logic_error(error);
+  }
   if (conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(reports_.get()), error) !=
       RdKafka::Conf::CONF_OK) {
     throw std::logic_error(error);
@@ -155,9 +159,13 @@ void Producer::Poll(std::chrono::milliseconds timeout) {
   producer_->poll(static_cast<int>(timeout.count()));
 }
 
-Consumer::Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance) {
+Consumer::Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance,
+                   RdKafka::EventCb* events) {
   auto conf = MakeConf(properties);
   std::string error;
+  if (events && conf->set("event_cb", events, error) != RdKafka::Conf::CONF_OK) {
+    throw std::logic_error(error);
+  }
   if (rebalance && conf->set("rebalance_cb", rebalance, error) != RdKafka::Conf::CONF_OK) {
     throw std::logic_error(error);
   }

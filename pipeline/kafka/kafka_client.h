@@ -59,7 +59,8 @@ struct Record {
 class Producer {
  public:
   // Throws std::invalid_argument on bad properties, KafkaError if the handle cannot be created.
-  explicit Producer(const Properties& properties);
+  // `events` (not owned, must outlive the producer) receives statistics and client errors.
+  explicit Producer(const Properties& properties, RdKafka::EventCb* events = nullptr);
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -99,7 +100,9 @@ class Producer {
 class Consumer {
  public:
   // Throws std::invalid_argument on bad properties, KafkaError if the handle cannot be created.
-  explicit Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance = nullptr);
+  // `rebalance` and `events` are not owned and must outlive the consumer.
+  explicit Consumer(const Properties& properties, RdKafka::RebalanceCb* rebalance = nullptr,
+                    RdKafka::EventCb* events = nullptr);
   ~Consumer();
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;

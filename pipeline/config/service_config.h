@@ -1,0 +1,123 @@
+// Configuration of `vigil run`: a YAML file, then environment variables on top.
+//
+// Every scalar key has a dotted path (`kafka.bootstrap_servers`, `limits.lanes`, ...) and an
+// environment variable: "VIGIL_" + the path in upper case with dots as underscores
+// (`VIGIL_KAFKA_BOOTSTRAP_SERVERS`, `VIGIL_LIMITS_LANES`). Map-valued sections take free-form
+// keys after a double underscore, where a further double underscore stands for a dot:
+//   kafka.properties.<librdkafka property>  VIGIL_KAFKA_PROPERTIES__SECURITY__PROTOCOL=SASL_SSL
+//   analysis.operators.<name>.<parameter>   VIGIL_ANALYSIS_OPERATORS__ECG__QRS__BRADY_BPM=45
+// The full table is in deploy/local/vigil.yaml and README.md (`vigil run --print-config`).
+//
+// Errors: LoadServiceConfig throws ConfigError naming the key (path) and the offending value for
+// an unknown key, a value of the wrong type or out of range, or an unknown operator. Nothing is
+// half-applied: a bad configuration stops the service at start.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pipeline/analysis/patient_analysis.h"
+#include "pipeline/kafka/kafka_client.h"
+
+namespace vigil::config {
+
+class ConfigError : public std::invalid_argument {
+ public:
+  ConfigError(std::string key, std::string value, const std::string& why);
+  const std::string& key() const { return key_; }
+  const std::string& value() const { return value_; }
+
+ private:
+  std::string key_;
+  std::string value_;
+};
+
+struct KafkaSettings {
+  std::string bootstrap_servers = "localhost:9092";
+  std::string group_id = "vigil";
+  // Prefix of this instance's transactional.id; must be unique and stable per instance
+  // (e.g. the pod name). Default: "<group_id>-<hostname>".
+  std::string instance_id;
+  // Where a new group starts reading telemetry: "earliest" (no data lost) or "latest".
+  std::string auto_offset_reset = "earliest";
+  // librdkafka properties for every client (security.protocol, sasl.*, ssl.* ...).
+  kafka::Properties properties;
+  // Extra properties for the group consumer / the transactional producer only.
+  kafka::Properties consumer_properties;
+  kafka::Properties producer_properties;
+  int session_timeout_ms = 10000;
+  int transaction_timeout_ms = 60000;
+  int statistics_interval_ms = 5000;
+};
+
+struct TopicSettings {
+  std::string telemetry = "vigil.telemetry.v1";
+  std::string alerts = "vigil.alerts.v1";
+  std::string aggregates = "vigil.aggregates.v1";
+  std::string dead_letter = "vigil.dlq.v1";
+  std::string state = "vigil.state.v1";
+  std::string patient_config = "vigil.patient-config.v1";
+};
+
+struct LimitSettings {
+  // Serial lanes (a patient always goes to lane hash(patient) % lanes). 0 = hardware threads.
+  int lanes = 0;
+  // TBB worker threads for the graph. 0 = hardware threads.
+  int threads = 0;
+  // Records dispatched to the graph and not yet finished. At this many the consumer's
+  // partitions are paused; they resume at half.
+  int max_in_flight_records = 4096;
+  // A record larger than this is dead-lettered as OVERSIZED.
+  int max_record_bytes = 4 << 20;
+  int max_frames_per_record = 256;
+  int max_samples_per_frame = 1 << 16;
+  // A transaction commits the offsets of finished records at least this often.
+  int transaction_interval_ms = 1000;
+  // Patient state snapshots go to the state topic at least this often (and on revocation).
+  int snapshot_interval_ms = 10000;
+  // Devices silent for longer than this (Kafka record time) raise "device offline".
+  double device_offline_after_s = 300;
+  // How often the device-offline check runs, in Kafka record time of a partition.
+  double device_check_interval_s = 30;
+  // Graceful shutdown must finish within this (then the process exits anyway).
+  int shutdown_timeout_ms = 8000;
+};
+
+struct MetricsSettings {
+  std::string bind_address = "0.0.0.0";
+  int port = 9464;          // /metrics (Prometheus)
+  int health_port = 9465;   // /healthz, /readyz
+};
+
+struct LoggingSettings {
+  std::string level = "info";
+  // Salt of the keyed hash that stands for patient ids in logs (never log the id itself).
+  std::string patient_hash_salt = "vigil";
+};
+
+struct ServiceConfig {
+  KafkaSettings kafka;
+  TopicSettings topics;
+  analysis::AnalysisConfig analysis;
+  LimitSettings limits;
+  MetricsSettings metrics;
+  LoggingSettings logging;
+};
+
+// Reads `file` (may be empty: defaults only), applies the environment `env` (name -> value;
+// only names starting with VIGIL_ that match a key are used), validates. Throws ConfigError.
+ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
+                                const std::map<std::string, std::string>& env);
+
+// The process environment as a map, for LoadServiceConfig.
+std::map<std::string, std::string> ProcessEnvironment();
+
+// Every scalar key with its environment variable and current value (secrets redacted), one per
+// line: the documentation of the mapping, printed by `vigil run --print-config`.
+std::string DescribeConfig(const ServiceConfig& config);
+
+}  // namespace vigil::config

@@ -1,0 +1,1063 @@
+#include "pipeline/service/stream_service.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "operators/core/options.h"
+#include "pipeline/analysis/patient_analysis.h"
+#include "pipeline/kafka/kafka_client.h"
+#include "pipeline/metrics/service_metrics.h"
+#include "pipeline/service/log_id.h"
+#include "pipeline/service/telemetry_decoder.h"
+#include "vigil/v1/dead_letter.pb.h"
+#include "vigil/v1/patient_config.pb.h"
+
+namespace vigil::service {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using analysis::Outputs;
+using analysis::PatientAnalysis;
+
+int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A unit of work for one lane: a telemetry record, or a device-offline tick of a partition.
+struct Work {
+  enum class Kind { kRecord, kTick } kind = Kind::kRecord;
+  uint64_t lane_sequence = 0;  // position in the lane, for the sequencer
+  kafka::Record record;
+  // Catch-up after a restore: the record's outputs were committed before; analyse it to rebuild
+  // the state, publish nothing.
+  bool replay = false;
+  std::variant<DecodedRecord, Rejection> decoded;
+  int32_t tick_partition = 0;
+  int64_t tick_now_us = 0;
+};
+using WorkPtr = std::shared_ptr<Work>;
+
+struct PatientSlot {
+  std::unique_ptr<PatientAnalysis> analysis;
+  int32_t partition = 0;
+  uint64_t config_version = 0;  // of the PatientConfig applied; 0 = service defaults
+  bool dirty = false;           // changed since its last snapshot
+};
+
+// The latest valid per-patient configuration, read from vigil.patient-config.v1 by the run loop
+// and applied by the lanes. Thread-safe.
+class PatientConfigs {
+ public:
+  struct Entry {
+    uint64_t version = 0;
+    std::string time_zone;
+    std::shared_ptr<const analysis::AnalysisPlan> plan;
+  };
+  void Set(const std::string& patient, Entry entry) {
+    std::lock_guard lock(mutex_);
+    entries_[patient] = std::move(entry);
+  }
+  void Erase(const std::string& patient) {
+    std::lock_guard lock(mutex_);
+    entries_.erase(patient);
+  }
+  std::optional<Entry> Get(const std::string& patient) const {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(patient);
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
+  }
+  uint64_t Version(const std::string& patient) const {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(patient);
+    return it == entries_.end() ? 0 : it->second.version;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+// The run loop's view of one assigned telemetry partition.
+struct PartitionState {
+  int64_t start_offset = -1;   // where reading began after assignment or recovery; -1 = committed
+  int64_t next_offset = -1;    // offset after the last dispatched record; -1 = none yet
+  int64_t replay_until = -1;   // records below this offset are catch-up (outputs suppressed)
+  int64_t last_timestamp_ms = -1;
+  bool needs_snapshot = false;  // snapshot every patient at the next commit (new owner)
+};
+
+}  // namespace
+
+class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb {
+ public:
+  explicit Impl(config::ServiceConfig config);
+  int Run();
+  void RequestStop() { stop_.store(true); }
+
+  // RdKafka::RebalanceCb: runs inside consumer_->consume() on the run loop's thread.
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override;
+  // RdKafka::EventCb: statistics and client errors (librdkafka threads or poll callers).
+  void event_cb(RdKafka::Event& event) override;
+
+ private:
+  struct Lane {
+    std::unordered_map<std::string, PatientSlot> patients;
+    uint64_t next_sequence = 0;  // run loop only
+    std::vector<int64_t> committed_timestamps_ms;  // lane only, read by the loop when idle
+    std::unique_ptr<tbb::flow::function_node<WorkPtr, WorkPtr>> decode;
+    std::unique_ptr<tbb::flow::sequencer_node<WorkPtr>> order;
+    std::unique_ptr<tbb::flow::function_node<WorkPtr>> analyse;
+  };
+
+  void BuildGraph();
+  void Dispatch(kafka::Record record);
+  void DispatchTick(int32_t partition, int64_t now_ms);
+  void Analyse(Lane& lane, Work& work);
+  void AnalyseRecord(Lane& lane, Work& work);
+  PatientSlot& Slot(Lane& lane, const std::string& patient, int32_t partition);
+  void Publish(const Work& work, const std::string& patient, Outputs& out);
+  void DeadLetter(const kafka::Record& record, const Rejection& rejection);
+  void WaitIdle();
+
+  void PollPatientConfigs();
+  void OnPatientConfig(const kafka::Record& record);
+
+  void BeginTransaction();
+  // Commits the open transaction: every finished record's offset and the snapshots that are
+  // due (all dirty patients when `snapshot_all` or the interval passed, else those of
+  // `snapshot_partitions` and of partitions without any snapshot yet). Returns false when the
+  // transaction had to be aborted (the caller then calls Recover); throws KafkaError when the
+  // error is fatal. Begins the next transaction after a commit unless `begin_next` is false.
+  bool Commit(bool snapshot_all, const std::set<int32_t>* snapshot_partitions = nullptr,
+              bool begin_next = true);
+  // After an abort: forgets every patient, restores the assigned partitions from the state
+  // topic, rewinds the consumer to where that state was taken and begins a new transaction.
+  void Recover(const std::string& why);
+  // Restores the patients of `partitions` and returns the position each must be read from.
+  std::map<int32_t, int64_t> RestorePartitions(const std::vector<int32_t>& partitions);
+  void DropPartitions(const std::set<int32_t>& partitions);
+  void UpdateBackpressure();
+
+  config::ServiceConfig config_;
+  std::atomic<bool> stop_{false};
+  metrics::ServiceMetrics metrics_;
+  std::shared_ptr<const analysis::AnalysisPlan> plan_;
+  PatientConfigs patient_configs_;
+  DecodeLimits limits_;
+
+  std::unique_ptr<tbb::global_control> threads_;
+  tbb::flow::graph graph_;
+  std::vector<Lane> lanes_;
+  std::atomic<int64_t> in_flight_{0};
+  std::atomic<bool> lane_failed_{false};
+  std::mutex lane_error_mutex_;
+  std::string lane_error_;
+
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<kafka::Consumer> config_reader_;
+  std::map<int32_t, PartitionState> partitions_;  // assigned telemetry partitions
+  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group_metadata_;
+  bool paused_ = false;
+  bool fatal_ = false;
+  bool transaction_open_ = false;
+  bool transaction_dirty_ = false;  // something was produced or dispatched in it
+  Clock::time_point transaction_started_;
+  Clock::time_point last_snapshot_;
+  Clock::time_point last_progress_;
+};
+
+StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(config)) {
+  try {
+    plan_ = analysis::AnalysisPlan::Make(config_.analysis);
+  } catch (const ops::OptionError& e) {
+    throw config::ConfigError("analysis.operators." + e.field(), e.what(), "rejected by the operator");
+  } catch (const std::invalid_argument& e) {
+    throw config::ConfigError("analysis.operators", e.what(), "invalid operator configuration");
+  }
+  limits_.max_record_bytes = static_cast<size_t>(config_.limits.max_record_bytes);
+  limits_.max_frames_per_record = static_cast<size_t>(config_.limits.max_frames_per_record);
+  limits_.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = config_.limits.threads > 0 ? config_.limits.threads : hw;
+  threads_ = std::make_unique<tbb::global_control>(
+      tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+  lanes_.resize(static_cast<size_t>(config_.limits.lanes > 0 ? config_.limits.lanes : threads));
+  BuildGraph();
+}
+
+// All wiring in one place: per lane, decode (parallel) -> sequencer (lane order) -> analyse
+// (serial). Node bodies catch everything: an exception escaping a node would cancel the graph.
+void StreamService::Impl::BuildGraph() {
+  using namespace tbb::flow;
+  for (auto& lane : lanes_) {
+    lane.decode = std::make_unique<function_node<WorkPtr, WorkPtr>>(
+        graph_, unlimited, [this](WorkPtr work) {
+          if (work->kind != Work::Kind::kRecord) return work;
+          const auto start = Clock::now();
+          try {
+            work->decoded = DecodeTelemetry(work->record.key, work->record.value, limits_);
+          } catch (const std::exception& e) {  // e.g. std::bad_alloc on a hostile size
+            work->decoded = Rejection{v1::DEAD_LETTER_REASON_UNDECODABLE, e.what(), -1};
+          }
+          metrics_.StageSeconds("decode").Observe(
+              std::chrono::duration<double>(Clock::now() - start).count());
+          return work;
+        });
+    lane.order = std::make_unique<sequencer_node<WorkPtr>>(
+        graph_, [](const WorkPtr& work) { return static_cast<size_t>(work->lane_sequence); });
+    lane.analyse = std::make_unique<function_node<WorkPtr>>(
+        graph_, serial, [this, &lane](WorkPtr work) {
+          try {
+            Analyse(lane, *work);
+          } catch (const std::exception& e) {
+            // Only Kafka produce failures get here (data problems are dead letters): the
+            // transaction cannot be trusted any more; the run loop aborts it.
+            std::lock_guard lock(lane_error_mutex_);
+            if (!lane_failed_.exchange(true)) lane_error_ = e.what();
+          }
+          in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        });
+    make_edge(*lane.decode, *lane.order);
+    make_edge(*lane.order, *lane.analyse);
+  }
+}
+
+void StreamService::Impl::Dispatch(kafka::Record record) {
+  const int32_t partition = record.partition;
+  auto& part = partitions_[partition];
+  const size_t lane_index =
+      record.key ? std::hash<std::string>{}(*record.key) % lanes_.size() : 0;
+  Lane& lane = lanes_[lane_index];
+  auto work = std::make_shared<Work>();
+  work->lane_sequence = lane.next_sequence++;
+  work->replay = record.offset < part.replay_until;
+  part.next_offset = record.offset + 1;
+  const int64_t ts = record.timestamp_ms;
+  const int64_t previous_ts = part.last_timestamp_ms;
+  part.last_timestamp_ms = std::max(part.last_timestamp_ms, ts);
+  work->record = std::move(record);
+  in_flight_.fetch_add(1, std::memory_order_acq_rel);
+  transaction_dirty_ = true;
+  lane.decode->try_put(std::move(work));
+  // Device-offline checks for silent patients, driven by the partition's record time so that a
+  // re-read after a restore ticks at the same records as the first reading did.
+  const auto bucket = [this](int64_t ms) {
+    return static_cast<int64_t>(static_cast<double>(ms) / (config_.limits.device_check_interval_s * 1000));
+  };
+  if (previous_ts >= 0 && bucket(ts) > bucket(previous_ts)) DispatchTick(partition, ts);
+}
+
+void StreamService::Impl::DispatchTick(int32_t partition, int64_t now_ms) {
+  for (auto& lane : lanes_) {
+    auto work = std::make_shared<Work>();
+    work->kind = Work::Kind::kTick;
+    work->lane_sequence = lane.next_sequence++;
+    work->tick_partition = partition;
+    work->tick_now_us = now_ms * 1000;
+    in_flight_.fetch_add(1, std::memory_order_acq_rel);
+    lane.decode->try_put(std::move(work));
+  }
+}
+
+PatientSlot& StreamService::Impl::Slot(Lane& lane, const std::string& patient, int32_t partition) {
+  auto it = lane.patients.find(patient);
+  if (it == lane.patients.end()) {
+    PatientSlot slot;
+    slot.analysis = std::make_unique<PatientAnalysis>(patient, plan_);
+    slot.partition = partition;
+    it = lane.patients.emplace(patient, std::move(slot)).first;
+    metrics_.patients.Increment();
+  }
+  PatientSlot& slot = it->second;
+  // A changed per-patient configuration takes effect from this record on.
+  const uint64_t version = patient_configs_.Version(patient);
+  if (version != slot.config_version) {
+    if (auto entry = patient_configs_.Get(patient)) {
+      slot.analysis->SetPlan(entry->plan, entry->time_zone);
+      slot.config_version = entry->version;
+    } else {
+      slot.analysis->SetPlan(plan_, config_.analysis.default_time_zone);
+      slot.config_version = 0;
+    }
+    slot.dirty = true;
+  }
+  return slot;
+}
+
+void StreamService::Impl::Analyse(Lane& lane, Work& work) {
+  if (work.kind == Work::Kind::kTick) {
+    Outputs out;
+    for (auto& [patient, slot] : lane.patients) {
+      if (slot.partition != work.tick_partition) continue;
+      out.clear();
+      slot.analysis->CheckDevicesOnline(work.tick_now_us, config_.limits.device_offline_after_s, out);
+      if (!out.alerts.empty() || !out.aggregates.empty()) {
+        slot.dirty = true;
+        Publish(work, patient, out);
+      }
+    }
+    return;
+  }
+  AnalyseRecord(lane, work);
+  if (!work.replay) lane.committed_timestamps_ms.push_back(work.record.timestamp_ms);
+}
+
+void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
+  if (const auto* rejection = std::get_if<Rejection>(&work.decoded)) {
+    if (!work.replay) DeadLetter(work.record, *rejection);
+    return;
+  }
+  auto& decoded = std::get<DecodedRecord>(work.decoded);
+  PatientSlot& slot = Slot(lane, decoded.patient_id, work.record.partition);
+  slot.dirty = true;
+  Outputs out;
+  const auto start = Clock::now();
+  std::vector<Rejection> item_rejections;
+  for (size_t i = 0; i < decoded.frames.size(); ++i) {
+    const auto& f = decoded.frames[i];
+    analysis::FrameView view;
+    view.device_id = f.device_id;
+    view.signal = f.signal;
+    view.lead = f.lead;
+    view.sequence = f.sequence;
+    view.first_sample_us = f.first_sample_us;
+    view.sample_rate_hz = f.sample_rate_hz;
+    view.values = f.values;
+    analysis::FrameOutcome outcome;
+    try {
+      outcome = slot.analysis->OnFrame(view, out);
+    } catch (const std::exception& e) {
+      item_rejections.push_back(
+          {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(), static_cast<int>(i)});
+      continue;
+    }
+    if (outcome == analysis::FrameOutcome::kDuplicate) {
+      item_rejections.push_back({v1::DEAD_LETTER_REASON_DUPLICATE,
+                                 fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence),
+                                 static_cast<int>(i)});
+    } else if (outcome == analysis::FrameOutcome::kTooLate) {
+      item_rejections.push_back(
+          {v1::DEAD_LETTER_REASON_TOO_LATE,
+           fmt::format("frames[{}].first_sample_time_us = {}: older than the reorder tolerance", i,
+                       f.first_sample_us),
+           static_cast<int>(i)});
+    }
+  }
+  for (size_t i = 0; i < decoded.events.size(); ++i) {
+    try {
+      slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out);
+    } catch (const std::exception& e) {
+      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(),
+                                 static_cast<int>(decoded.frames.size() + i)});
+    }
+  }
+  slot.analysis->CheckDevicesOnline(work.record.timestamp_ms * 1000,
+                                    config_.limits.device_offline_after_s, out);
+  metrics_.StageSeconds("analysis").Observe(
+      std::chrono::duration<double>(Clock::now() - start).count());
+  for (const auto& [op, ns] : out.operator_ns) {
+    metrics_.OperatorSeconds(op).Observe(static_cast<double>(ns) * 1e-9);
+  }
+  if (work.replay) return;
+  metrics_.records_processed.Increment();
+  metrics_.samples_in.Increment(static_cast<double>(decoded.samples));
+  for (const auto& r : item_rejections) DeadLetter(work.record, r);
+  Publish(work, decoded.patient_id, out);
+}
+
+void StreamService::Impl::Publish(const Work& work, const std::string& patient, Outputs& out) {
+  if (work.replay) return;
+  for (const auto& alert : out.alerts) {
+    producer_->Produce(config_.topics.alerts, patient, alert.SerializeAsString());
+    metrics_.records_out_alerts.Increment();
+    metrics_.Alerts(v1::Condition_Name(alert.condition()), v1::Priority_Name(alert.priority()))
+        .Increment();
+  }
+  for (const auto& aggregate : out.aggregates) {
+    producer_->Produce(config_.topics.aggregates, patient, aggregate.SerializeAsString());
+    metrics_.records_out_aggregates.Increment();
+  }
+}
+
+void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejection& rejection) {
+  v1::DeadLetter letter;
+  letter.set_reason(rejection.reason);
+  letter.set_detail(rejection.detail);
+  letter.set_topic(record.topic);
+  letter.set_partition(record.partition);
+  letter.set_offset(record.offset);
+  letter.set_kafka_timestamp_ms(record.timestamp_ms);
+  if (record.key) letter.set_original_key(*record.key);
+  if (record.value) letter.set_original_value(*record.value);
+  letter.set_consumer_group(config_.kafka.group_id);
+  letter.set_instance_id(config_.kafka.instance_id);
+  letter.set_dead_lettered_at_us(WallMicros());
+  letter.set_item_index(rejection.item_index);
+  producer_->Produce(config_.topics.dead_letter, record.key.value_or(""), letter.SerializeAsString());
+  metrics_.DeadLetters(v1::DeadLetterReason_Name(rejection.reason)).Increment();
+  spdlog::debug("dead letter {}[{}]@{}: {} ({})", record.topic, record.partition, record.offset,
+                v1::DeadLetterReason_Name(rejection.reason), rejection.detail);
+}
+
+void StreamService::Impl::WaitIdle() {
+  graph_.wait_for_all();
+  metrics_.in_flight_records.Set(0);
+}
+
+void StreamService::Impl::UpdateBackpressure() {
+  const int64_t in_flight = in_flight_.load(std::memory_order_acquire);
+  metrics_.in_flight_records.Set(static_cast<double>(in_flight));
+  const int64_t high = config_.limits.max_in_flight_records;
+  if (!paused_ && in_flight >= high) {
+    std::vector<RdKafka::TopicPartition*> assignment;
+    consumer_->handle().assignment(assignment);
+    consumer_->handle().pause(assignment);
+    RdKafka::TopicPartition::destroy(assignment);
+    paused_ = true;
+    metrics_.partitions_paused.Increment();
+  } else if (paused_ && in_flight <= high / 2) {
+    std::vector<RdKafka::TopicPartition*> assignment;
+    consumer_->handle().assignment(assignment);
+    consumer_->handle().resume(assignment);
+    RdKafka::TopicPartition::destroy(assignment);
+    paused_ = false;
+  }
+}
+
+// --- per-patient configuration ---------------------------------------------------------------
+
+void StreamService::Impl::PollPatientConfigs() {
+  for (int i = 0; i < 1000; ++i) {
+    auto record = config_reader_->Poll(0ms);
+    if (!record) return;
+    OnPatientConfig(*record);
+  }
+}
+
+void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
+  if (!record.key) {
+    DeadLetter(record, {v1::DEAD_LETTER_REASON_MISSING_PATIENT, "patient config without key", -1});
+    transaction_dirty_ = true;
+    return;
+  }
+  const std::string log_id = PatientLogId(config_.logging.patient_hash_salt, *record.key);
+  if (!record.value) {  // tombstone: back to the service defaults
+    patient_configs_.Erase(*record.key);
+    spdlog::info("patient {}: configuration removed, service defaults apply", log_id);
+    return;
+  }
+  v1::PatientConfig pc;
+  Rejection rejection;
+  if (!pc.ParseFromString(*record.value)) {
+    rejection = {v1::DEAD_LETTER_REASON_UNDECODABLE, "not a vigil.v1.PatientConfig", -1};
+  } else if (pc.patient_id() != *record.key) {
+    rejection = {v1::DEAD_LETTER_REASON_KEY_MISMATCH, "record key differs from patient_id", -1};
+  } else if (pc.version() != 0 && pc.version() <= patient_configs_.Version(*record.key)) {
+    spdlog::info("patient {}: configuration version {} ignored (not newer)", log_id, pc.version());
+    return;
+  } else {
+    try {
+      std::map<std::string, double> overrides(pc.parameters().begin(), pc.parameters().end());
+      for (const auto& [key, value] : overrides) {
+        if (!std::isfinite(value)) throw ops::OptionError(key, fmt::format("{}", value), "not finite");
+      }
+      PatientConfigs::Entry entry;
+      entry.plan = overrides.empty() ? plan_ : plan_->WithOverrides(overrides);
+      entry.time_zone = pc.time_zone();
+      // Version 0 still has to differ from "no configuration".
+      entry.version = std::max<uint64_t>(pc.version(), patient_configs_.Version(*record.key) + 1);
+      patient_configs_.Set(*record.key, std::move(entry));
+      metrics_.patient_config_applied.Increment();
+      spdlog::info("patient {}: configuration version {} accepted ({} overrides)", log_id,
+                   pc.version(), overrides.size());
+      return;
+    } catch (const std::exception& e) {
+      rejection = {v1::DEAD_LETTER_REASON_INVALID_FRAME, fmt::format("patient config: {}", e.what()), -1};
+    }
+  }
+  metrics_.patient_config_rejected.Increment();
+  spdlog::warn("patient {}: configuration at {}[{}]@{} rejected, previous settings stay: {}", log_id,
+               record.topic, record.partition, record.offset, rejection.detail);
+  DeadLetter(record, rejection);
+  transaction_dirty_ = true;
+}
+
+
+// --- transactions, state and rebalances ----------------------------------------------------
+
+void StreamService::Impl::BeginTransaction() {
+  producer_->BeginTransaction();
+  transaction_open_ = true;
+  transaction_dirty_ = false;
+  transaction_started_ = Clock::now();
+}
+
+bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* snapshot_partitions,
+                                 bool begin_next) {
+  WaitIdle();
+  const auto start = Clock::now();
+  try {
+    if (lane_failed_.load()) {
+      std::lock_guard lock(lane_error_mutex_);
+      throw kafka::KafkaError("producing from a lane: " + lane_error_, RdKafka::ERR__STATE, false,
+                              true);
+    }
+    const bool interval_due =
+        Clock::now() - last_snapshot_ >= std::chrono::milliseconds(config_.limits.snapshot_interval_ms);
+    const bool all = snapshot_all || interval_due;
+    int snapshots = 0;
+    for (auto& lane : lanes_) {
+      for (auto& [patient, slot] : lane.patients) {
+        if (!slot.dirty) continue;
+        auto part = partitions_.find(slot.partition);
+        if (part == partitions_.end() || part->second.next_offset < 0) continue;
+        if (!all && !part->second.needs_snapshot &&
+            !(snapshot_partitions && snapshot_partitions->count(slot.partition))) {
+          continue;
+        }
+        v1::PatientStateSnapshot snapshot = slot.analysis->Snapshot();
+        snapshot.set_snapshot_wall_time_us(WallMicros());
+        snapshot.set_source_partition(slot.partition);
+        snapshot.set_source_offset(part->second.next_offset);
+        producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(), slot.partition);
+        slot.dirty = false;
+        ++snapshots;
+      }
+    }
+    if (all) last_snapshot_ = Clock::now();
+    for (auto& [p, part] : partitions_) {
+      if (all || (snapshot_partitions && snapshot_partitions->count(p))) part.needs_snapshot = false;
+    }
+    metrics_.records_out_state.Increment(snapshots);
+    std::vector<RdKafka::TopicPartition*> offsets;
+    for (const auto& [p, part] : partitions_) {
+      if (part.next_offset >= 0) {
+        offsets.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p, part.next_offset));
+      }
+    }
+    struct Destroy {
+      std::vector<RdKafka::TopicPartition*>& v;
+      ~Destroy() { RdKafka::TopicPartition::destroy(v); }
+    } destroy{offsets};
+    if (!offsets.empty() && group_metadata_) {
+      producer_->SendOffsetsToTransaction(offsets, *group_metadata_, 30s);
+    }
+    for (int attempt = 1;; ++attempt) {
+      try {
+        producer_->CommitTransaction(30s);
+        break;
+      } catch (const kafka::KafkaError& e) {
+        if (!e.retriable() || attempt >= 3) throw;
+        spdlog::warn("commit_transaction failed, retrying: {}", e.what());
+      }
+    }
+    transaction_open_ = false;
+    metrics_.transactions_committed.Increment();
+    const auto now = Clock::now();
+    metrics_.transaction_commit_seconds.Observe(std::chrono::duration<double>(now - start).count());
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    for (auto& lane : lanes_) {
+      for (const int64_t ts : lane.committed_timestamps_ms) {
+        metrics_.end_to_end_latency.Observe(static_cast<double>(std::max<int64_t>(0, now_ms - ts)) * 1e-3);
+      }
+      lane.committed_timestamps_ms.clear();
+    }
+    last_progress_ = now;
+  } catch (const kafka::KafkaError& e) {
+    if (e.fatal()) throw;
+    spdlog::warn("transaction failed, aborting it: {}", e.what());
+    try {
+      producer_->AbortTransaction(30s);
+    } catch (const kafka::KafkaError& abort_error) {
+      if (abort_error.fatal() || !abort_error.retriable()) {
+        throw kafka::KafkaError(std::string("abort_transaction: ") + abort_error.what(),
+                                abort_error.code(), false, false, true);
+      }
+      producer_->AbortTransaction(30s);
+    }
+    transaction_open_ = false;
+    lane_failed_ = false;
+    metrics_.transactions_aborted.Increment();
+    for (auto& lane : lanes_) lane.committed_timestamps_ms.clear();
+    return false;
+  }
+  if (begin_next) BeginTransaction();
+  return true;
+}
+
+std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vector<int32_t>& partitions) {
+  std::map<int32_t, int64_t> positions;
+  if (partitions.empty()) return positions;
+  const auto start = Clock::now();
+  // Committed offsets of the group: where the outputs stop.
+  std::map<int32_t, int64_t> committed;
+  {
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (int32_t p : partitions) tps.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p));
+    const auto err = consumer_->handle().committed(tps, 30000);
+    for (auto* tp : tps) committed[tp->partition()] = tp->offset();
+    RdKafka::TopicPartition::destroy(tps);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      throw kafka::KafkaError(fmt::format("reading committed offsets: {}", RdKafka::err2str(err)), err,
+                              true, true);
+    }
+  }
+  // The latest snapshot of every patient in the same-numbered state partitions.
+  std::map<int32_t, std::map<std::string, v1::PatientStateSnapshot>> snapshots;
+  {
+    kafka::Properties props = config_.kafka.properties;
+    props["bootstrap.servers"] = config_.kafka.bootstrap_servers;
+    props["group.id"] = config_.kafka.instance_id + "-restore";  // never commits
+    props["enable.auto.commit"] = "false";
+    props["isolation.level"] = "read_committed";
+    props["enable.partition.eof"] = "true";
+    props["client.id"] = config_.kafka.instance_id + "-restore";
+    kafka::Consumer reader(props);
+    std::vector<RdKafka::TopicPartition*> tps;
+    for (int32_t p : partitions) {
+      tps.push_back(RdKafka::TopicPartition::create(config_.topics.state, p, RdKafka::Topic::OFFSET_BEGINNING));
+    }
+    reader.handle().assign(tps);
+    RdKafka::TopicPartition::destroy(tps);
+    std::set<int32_t> pending(partitions.begin(), partitions.end());
+    const auto deadline = Clock::now() + 120s;
+    while (!pending.empty()) {
+      if (Clock::now() > deadline) {
+        throw kafka::KafkaError("reading the state topic: no end reached within 120 s",
+                                RdKafka::ERR__TIMED_OUT, true, true);
+      }
+      std::unique_ptr<RdKafka::Message> m(reader.handle().consume(200));
+      if (m->err() == RdKafka::ERR__PARTITION_EOF) {
+        pending.erase(m->partition());
+        continue;
+      }
+      if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
+      if (m->err() != RdKafka::ERR_NO_ERROR) {
+        throw kafka::KafkaError(fmt::format("reading the state topic: {}", m->errstr()), m->err(), true, true);
+      }
+      if (!m->key_pointer()) continue;
+      std::string key(static_cast<const char*>(m->key_pointer()), m->key_len());
+      auto& partition_snapshots = snapshots[m->partition()];
+      if (!m->payload()) {
+        partition_snapshots.erase(key);
+        continue;
+      }
+      v1::PatientStateSnapshot snapshot;
+      if (!snapshot.ParseFromArray(m->payload(), static_cast<int>(m->len())) ||
+          snapshot.patient_id() != key) {
+        spdlog::error("state topic {}[{}]@{}: undecodable snapshot ignored", config_.topics.state,
+                      m->partition(), m->offset());
+        continue;
+      }
+      partition_snapshots[key] = std::move(snapshot);
+    }
+    reader.Close();
+  }
+  int restored = 0;
+  for (int32_t p : partitions) {
+    PartitionState state;
+    const int64_t c = committed[p];
+    auto& patient_snapshots = snapshots[p];
+    int64_t s = -1;
+    for (const auto& [patient, snapshot] : patient_snapshots) s = std::max(s, snapshot.source_offset());
+    if (c < 0) {
+      // A partition this group never committed: start fresh (auto.offset.reset). Snapshots from
+      // another group sharing the state topic do not belong to this position.
+      if (!patient_snapshots.empty()) {
+        spdlog::warn("partition {}: no committed offset, {} state snapshots ignored", p,
+                     patient_snapshots.size());
+      }
+      positions[p] = RdKafka::Topic::OFFSET_INVALID;
+      state.needs_snapshot = true;
+      partitions_[p] = state;
+      continue;
+    }
+    if (s < 0 || s > c) {
+      if (s > c) spdlog::error("partition {}: snapshot offset {} beyond committed {}", p, s, c);
+      // Committed without any snapshot (the snapshot interval had not passed): rebuild the
+      // state from the start of the partition, publishing nothing before the committed offset.
+      spdlog::warn("partition {}: no usable state snapshot, re-reading from the beginning to {}", p, c);
+      positions[p] = RdKafka::Topic::OFFSET_BEGINNING;
+      state.replay_until = c;
+      state.needs_snapshot = true;
+      partitions_[p] = state;
+      continue;
+    }
+    for (auto& [patient, snapshot] : patient_snapshots) {
+      Lane& lane = lanes_[std::hash<std::string>{}(patient) % lanes_.size()];
+      PatientSlot& slot = Slot(lane, patient, p);
+      try {
+        slot.analysis->Restore(snapshot);
+        ++restored;
+      } catch (const std::exception& e) {
+        spdlog::error("patient {}: state snapshot not restorable ({}), starting fresh",
+                      PatientLogId(config_.logging.patient_hash_salt, patient), e.what());
+        slot.analysis = std::make_unique<PatientAnalysis>(patient, plan_);
+      }
+      slot.config_version = 0;  // re-applied at its next record
+      slot.dirty = false;
+    }
+    positions[p] = s;
+    state.start_offset = s;
+    state.replay_until = c;
+    partitions_[p] = state;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  metrics_.state_restore_seconds.Observe(seconds);
+  spdlog::info("restored {} patients of {} partitions in {:.3f} s", restored, partitions.size(), seconds);
+  return positions;
+}
+
+void StreamService::Impl::DropPartitions(const std::set<int32_t>& partitions) {
+  for (auto& lane : lanes_) {
+    for (auto it = lane.patients.begin(); it != lane.patients.end();) {
+      if (partitions.count(it->second.partition)) {
+        it = lane.patients.erase(it);
+        metrics_.patients.Decrement();
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (int32_t p : partitions) {
+    partitions_.erase(p);
+    metrics_.PartitionLag(p).Set(0);
+  }
+}
+
+void StreamService::Impl::Recover(const std::string& why) {
+  spdlog::warn("recovering every assigned partition from the state topic: {}", why);
+  WaitIdle();
+  std::set<int32_t> assigned;
+  for (const auto& [p, part] : partitions_) assigned.insert(p);
+  std::map<int32_t, int64_t> first_offsets;
+  for (const auto& [p, part] : partitions_) first_offsets[p] = part.start_offset;
+  DropPartitions(assigned);
+  const auto positions = RestorePartitions({assigned.begin(), assigned.end()});
+  for (const auto& [p, position] : positions) {
+    int64_t offset = position;
+    if (offset == RdKafka::Topic::OFFSET_INVALID) {
+      // Nothing was ever committed: back to where this instance began reading.
+      offset = first_offsets[p] >= 0 ? first_offsets[p]
+               : config_.kafka.auto_offset_reset == "earliest" ? RdKafka::Topic::OFFSET_BEGINNING
+                                                                : RdKafka::Topic::OFFSET_END;
+    }
+    partitions_[p].start_offset = offset >= 0 ? offset : first_offsets[p];
+    std::unique_ptr<RdKafka::TopicPartition> tp(
+        RdKafka::TopicPartition::create(config_.topics.telemetry, p, offset));
+    const auto err = consumer_->handle().seek(*tp, 10000);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      throw kafka::KafkaError(fmt::format("seek partition {}: {}", p, RdKafka::err2str(err)), err,
+                              false, false, true);
+    }
+  }
+  if (paused_) {
+    std::vector<RdKafka::TopicPartition*> assignment;
+    consumer_->handle().assignment(assignment);
+    consumer_->handle().resume(assignment);
+    RdKafka::TopicPartition::destroy(assignment);
+    paused_ = false;
+  }
+  BeginTransaction();
+}
+
+void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                                       std::vector<RdKafka::TopicPartition*>& partitions) {
+  if (fatal_) {
+    // Leaving after a fatal error: no more transactions, just let go.
+    if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      std::unique_ptr<RdKafka::Error> e(consumer->incremental_unassign(partitions));
+    }
+    return;
+  }
+  std::vector<int32_t> numbers;
+  for (const auto* tp : partitions) {
+    if (tp->topic() == config_.topics.telemetry) numbers.push_back(tp->partition());
+  }
+  try {
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      metrics_.SetReady(false);
+      WaitIdle();  // lanes must not touch their patient maps while restored patients go in
+      const auto positions = RestorePartitions(numbers);
+      for (auto* tp : partitions) {
+        auto it = positions.find(tp->partition());
+        if (it != positions.end()) tp->set_offset(it->second);
+        partitions_[tp->partition()].start_offset = it != positions.end() ? it->second : -1;
+      }
+      std::unique_ptr<RdKafka::Error> error(consumer->incremental_assign(partitions));
+      if (error) throw kafka::KafkaError("incremental_assign: " + error->str(), error->code(), false, false, true);
+      if (paused_) consumer->pause(partitions);
+      metrics_.rebalances_assigned.Increment(static_cast<double>(numbers.size()));
+      spdlog::info("assigned telemetry partitions [{}]", fmt::join(numbers, ", "));
+    } else if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      const std::set<int32_t> revoked(numbers.begin(), numbers.end());
+      const bool lost = consumer->assignment_lost();
+      const bool attempt = !lost && transaction_open_;
+      // The next owner restores these patients from what this commit writes.
+      const bool committed = attempt && Commit(false, &revoked, !stop_.load());
+      if (!attempt) WaitIdle();
+      DropPartitions(revoked);
+      std::unique_ptr<RdKafka::Error> error(consumer->incremental_unassign(partitions));
+      metrics_.rebalances_revoked.Increment(static_cast<double>(numbers.size()));
+      spdlog::info("{} telemetry partitions [{}]", lost ? "lost" : "revoked", fmt::join(numbers, ", "));
+      if (lost || (attempt && !committed)) {
+        // What this instance did since the last commit is void: rebuild the partitions it keeps.
+        if (transaction_open_) {
+          producer_->AbortTransaction(30s);
+          transaction_open_ = false;
+          metrics_.transactions_aborted.Increment();
+        }
+        if (!stop_.load()) Recover(lost ? "partitions lost" : "commit on revocation failed");
+      }
+    } else {
+      spdlog::error("rebalance error: {}", RdKafka::err2str(err));
+      std::unique_ptr<RdKafka::Error> error(consumer->incremental_unassign(partitions));
+    }
+  } catch (const kafka::KafkaError& e) {
+    if (e.fatal()) {
+      spdlog::critical("fatal Kafka error during rebalance: {}", e.what());
+      fatal_ = true;
+      stop_ = true;
+      return;
+    }
+    // Could not restore or commit: give the partitions back and try again at the next rebalance.
+    spdlog::error("rebalance handling failed, retrying through recovery: {}", e.what());
+    if (transaction_open_) {
+      try {
+        producer_->AbortTransaction(30s);
+      } catch (const std::exception&) {
+        fatal_ = true;
+        stop_ = true;
+        return;
+      }
+      transaction_open_ = false;
+    }
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      std::unique_ptr<RdKafka::Error> error(consumer->incremental_assign(partitions));
+    }
+    try {
+      Recover(e.what());
+    } catch (const std::exception& again) {
+      spdlog::critical("recovery failed: {}", again.what());
+      fatal_ = true;
+      stop_ = true;
+    }
+  }
+  metrics_.assigned_partitions.Set(static_cast<double>(partitions_.size()));
+  metrics_.SetReady(!fatal_);
+}
+
+void StreamService::Impl::event_cb(RdKafka::Event& event) {
+  switch (event.type()) {
+    case RdKafka::Event::EVENT_STATS: {
+      google::protobuf::Struct stats;
+      if (!google::protobuf::util::JsonStringToMessage(event.str(), &stats).ok()) return;
+      const auto& f = stats.fields();
+      const auto number = [&](const char* key) {
+        auto it = f.find(key);
+        return it == f.end() ? 0.0 : it->second.number_value();
+      };
+      const std::string client = f.count("type") ? f.at("type").string_value() : "unknown";
+      for (const char* key : {"msg_cnt", "msg_size", "tx", "rx", "txmsgs", "rxmsgs", "replyq"}) {
+        metrics_.KafkaStatistic(key, client).Set(number(key));
+      }
+      if (client != "consumer" || !f.count("topics")) return;
+      const auto& topics = f.at("topics").struct_value().fields();
+      auto topic = topics.find(config_.topics.telemetry);
+      if (topic == topics.end()) return;
+      double total = 0;
+      for (const auto& [name, partition] : topic->second.struct_value().fields().at("partitions").struct_value().fields()) {
+        if (name == "-1") continue;
+        const auto& pf = partition.struct_value().fields();
+        if (!pf.count("consumer_lag") || !pf.count("fetch_state")) continue;
+        if (pf.at("fetch_state").string_value() == "none") continue;  // not assigned here
+        const double lag = std::max(0.0, pf.at("consumer_lag").number_value());
+        metrics_.PartitionLag(std::stoi(name)).Set(lag);
+        total += lag;
+      }
+      metrics_.consumer_lag.Set(total);
+      return;
+    }
+    case RdKafka::Event::EVENT_ERROR:
+      if (event.fatal()) {
+        spdlog::critical("fatal Kafka client error: {}", event.str());
+        fatal_ = true;
+        stop_ = true;
+      } else {
+        spdlog::warn("Kafka client: {} ({})", event.str(), RdKafka::err2str(event.err()));
+      }
+      return;
+    case RdKafka::Event::EVENT_LOG:
+      spdlog::debug("librdkafka {}: {}", event.fac(), event.str());
+      return;
+    default:
+      return;
+  }
+}
+
+// --- the run loop ------------------------------------------------------------------------------
+
+namespace {
+std::atomic<bool> g_signal_stop{false};
+extern "C" void OnStopSignal(int) { g_signal_stop.store(true); }
+}  // namespace
+
+int StreamService::Impl::Run() {
+  metrics_.Serve(config_.metrics.bind_address, config_.metrics.port, config_.metrics.health_port);
+  const auto& k = config_.kafka;
+  kafka::Properties common = k.properties;
+  common["bootstrap.servers"] = k.bootstrap_servers;
+  common["statistics.interval.ms"] = std::to_string(k.statistics_interval_ms);
+
+  kafka::Properties producer_props = common;
+  producer_props["transactional.id"] = k.instance_id;
+  producer_props["transaction.timeout.ms"] = std::to_string(k.transaction_timeout_ms);
+  producer_props["client.id"] = k.instance_id;
+  producer_props["linger.ms"] = "5";
+  for (const auto& [key, value] : k.producer_properties) producer_props[key] = value;
+  producer_ = std::make_unique<kafka::Producer>(producer_props, this);
+
+  // The state topic must mirror the telemetry partitions: restore reads one partition.
+  const int telemetry_partitions = kafka::PartitionCount(producer_->handle(), config_.topics.telemetry, 30s);
+  const int state_partitions = kafka::PartitionCount(producer_->handle(), config_.topics.state, 30s);
+  if (telemetry_partitions != state_partitions) {
+    throw config::ConfigError("topics.state", config_.topics.state,
+                              fmt::format("has {} partitions but {} has {}: they must be equal",
+                                          state_partitions, config_.topics.telemetry, telemetry_partitions));
+  }
+  // A restarted instance with the same transactional.id fences its predecessor and aborts the
+  // transaction a crash left open.
+  producer_->InitTransactions(60s);
+
+  kafka::Properties consumer_props = common;
+  consumer_props["group.id"] = k.group_id;
+  consumer_props["client.id"] = k.instance_id;
+  consumer_props["partition.assignment.strategy"] = "cooperative-sticky";
+  consumer_props["enable.auto.commit"] = "false";
+  consumer_props["enable.auto.offset.store"] = "false";
+  consumer_props["isolation.level"] = "read_committed";
+  consumer_props["auto.offset.reset"] = k.auto_offset_reset;
+  consumer_props["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
+  // Bounded prefetch: librdkafka's own queue is one of the buffers between Kafka and the graph.
+  consumer_props["queued.max.messages.kbytes"] = "16384";
+  for (const auto& [key, value] : k.consumer_properties) consumer_props[key] = value;
+  consumer_ = std::make_unique<kafka::Consumer>(consumer_props, this, this);
+  group_metadata_.reset(consumer_->handle().groupMetadata());
+
+  kafka::Properties config_props = common;
+  config_props.erase("statistics.interval.ms");
+  config_props["group.id"] = k.instance_id + "-patient-config";  // assign only, never commits
+  config_props["client.id"] = k.instance_id + "-patient-config";
+  config_props["enable.auto.commit"] = "false";
+  config_props["isolation.level"] = "read_committed";
+  config_reader_ = std::make_unique<kafka::Consumer>(config_props);
+  config_reader_->AssignAllFromBeginning(config_.topics.patient_config, 30s);
+
+  spdlog::info("vigil run: group {}, instance {}, {} lanes, {} operators, bootstrap {}", k.group_id,
+               k.instance_id, lanes_.size(), plan_->operators().size(), k.bootstrap_servers);
+  consumer_->Subscribe({config_.topics.telemetry});
+  last_snapshot_ = Clock::now();
+  BeginTransaction();
+
+  const auto interval = std::chrono::milliseconds(config_.limits.transaction_interval_ms);
+  int exit_code = 0;
+  try {
+    while (!stop_.load() && !g_signal_stop.load()) {
+      PollPatientConfigs();
+      UpdateBackpressure();
+      std::optional<kafka::Record> record;
+      try {
+        record = consumer_->Poll(paused_ ? 5ms : 50ms);
+      } catch (const kafka::KafkaError& e) {
+        spdlog::warn("consumer: {}", e.what());
+      }
+      if (fatal_) break;
+      if (record) {
+        metrics_.records_in.Increment();
+        Dispatch(std::move(*record));
+      }
+      if (!transaction_open_) {
+        Recover("no open transaction");
+      } else if (lane_failed_.load() ||
+                 (transaction_dirty_ && Clock::now() - transaction_started_ >= interval)) {
+        if (!Commit(false)) Recover("transaction aborted");
+      }
+      producer_->Poll(0ms);
+    }
+  } catch (const kafka::KafkaError& e) {
+    spdlog::critical("fatal Kafka error: {}", e.what());
+    fatal_ = true;
+  }
+  if (fatal_) exit_code = 1;
+
+  // Shutdown: finish or abort the open transaction, leave the group. A watchdog makes sure the
+  // process is gone within limits.shutdown_timeout_ms whatever the broker does.
+  spdlog::info("stopping: {}", fatal_ ? "fatal error" : "signal");
+  metrics_.SetReady(false);
+  const auto deadline = std::chrono::milliseconds(config_.limits.shutdown_timeout_ms);
+  std::thread([deadline, code = fatal_ ? 1 : 0] {
+    std::this_thread::sleep_for(deadline);
+    spdlog::error("shutdown took longer than {} ms: exiting now", deadline.count());
+    spdlog::default_logger()->flush();
+    std::_Exit(code == 0 ? 3 : code);
+  }).detach();
+  stop_ = true;
+  try {
+    WaitIdle();
+    if (!fatal_) {
+      if (transaction_open_ && !Commit(true, nullptr, true)) {
+        exit_code = 1;
+        BeginTransaction();
+      }
+    }
+    consumer_->Close();  // revocation commits the last offsets and snapshots
+    if (transaction_open_ && !fatal_ && transaction_dirty_) {
+      producer_->CommitTransaction(5s);  // e.g. dead letters of patient configs, no offsets
+    }
+    config_reader_->Close();
+  } catch (const std::exception& e) {
+    spdlog::error("shutdown: {}", e.what());
+    exit_code = 1;
+  }
+  spdlog::info("stopped (exit {})", exit_code);
+  return exit_code;
+}
+
+StreamService::StreamService(config::ServiceConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
+StreamService::~StreamService() = default;
+int StreamService::Run() { return impl_->Run(); }
+void StreamService::RequestStop() { impl_->RequestStop(); }
+
+std::atomic<bool>& InstallStopSignals() {
+  struct sigaction action {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  return g_signal_stop;
+}
+
+}  // namespace vigil::service
