@@ -95,6 +95,31 @@ pass "metrics arrive and move: p99 end-to-end $(prom_value "$prom" 'histogram_qu
 [[ -n "$(prom_value "$prom" 'vigil_latency_seconds_bucket{kind="state_restore",le="30"}')" ]] ||
   fail "no le=\"30\" bucket for state_restore: VigilStateRestoreSlow would never fire"
 
+# Every query of the Grafana dashboard evaluates in Prometheus (names, labels and syntax), and the
+# panels of the issue's list show data under this load.
+python3 - "$prom" "$tests_dir/../grafana/vigil-dashboard.json" <<'PY' || fail "dashboard queries"
+import json, sys, urllib.parse, urllib.request
+prom, path = sys.argv[1], sys.argv[2]
+dash = json.load(open(path))
+def query(expr):
+    expr = expr.replace("$__rate_interval", "1m").replace("$job", "vigil").replace("$instance", ".*")
+    with urllib.request.urlopen(prom + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}), timeout=10) as r:
+        body = json.load(r)
+    assert body["status"] == "success", (expr, body)
+    return body["data"]["result"]
+empty, total = [], 0
+for panel in dash["panels"]:
+    for target in panel.get("targets", []):
+        total += 1
+        if not query(target["expr"]):
+            empty.append(panel["title"])
+must_show = ["Records in / processed per second", "Consumer lag by instance", "End-to-end latency percentiles",
+             "Dead letters by reason", "State restore time", "Per-operator CPU (seconds per second)", "Partitions assigned"]
+missing = [t for t in must_show if t in empty]
+print(f"{total} dashboard queries evaluate; empty under this load: {sorted(set(empty))}")
+assert not missing, f"panels without data: {missing}"
+PY
+
 # --- shutdown within the budget (10 s; the manifests give 30 s) ---------------------------------
 stop_and_time "$vigil_pid" 15
 [[ "$stop_code" == 0 ]] || { tail -20 "$work/vigil.log"; fail "vigil run exited with $stop_code (after $stop_secs s) on SIGTERM"; }
