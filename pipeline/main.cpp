@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "pipeline/config/service_config.h"
@@ -37,7 +39,12 @@ int RunService(const std::string& config_file, bool print_config) {
   (void)stop;
   try {
     vigil::service::StreamService service(std::move(config));
-    return service.Run();
+    const int code = service.Run();
+    // Kafka is done (transaction committed, group left). Skip tearing down the HTTP servers:
+    // civetweb's mg_stop waits out its 2 s poll twice, which would eat the 10 s stop budget.
+    spdlog::default_logger()->flush();
+    std::fflush(nullptr);
+    std::_Exit(code);
   } catch (const vigil::config::ConfigError& e) {
     spdlog::critical("{}", e.what());
     std::cerr << "vigil run: " << e.what() << "\n";

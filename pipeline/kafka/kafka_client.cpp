@@ -1,6 +1,7 @@
 #include "pipeline/kafka/kafka_client.h"
 
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 #include <mutex>
@@ -205,6 +206,52 @@ int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
     return static_cast<int>(tm->partitions()->size());
   }
   throw KafkaError("topic " + topic + " not in metadata", RdKafka::ERR_UNKNOWN_TOPIC_OR_PART);
+}
+
+void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                  std::chrono::milliseconds timeout) {
+  if (topics.empty()) return;
+  Producer client(properties);  // any handle can send admin requests
+  rd_kafka_t* rk = client.handle().c_ptr();
+  std::vector<rd_kafka_NewTopic_t*> requests;
+  char error[512];
+  auto cleanup = [&] {
+    for (auto* r : requests) rd_kafka_NewTopic_destroy(r);
+  };
+  for (const auto& spec : topics) {
+    auto* request = rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions, spec.replication_factor,
+                                          error, sizeof(error));
+    if (!request) {
+      cleanup();
+      throw KafkaError(fmt::format("topic {}: {}", spec.name, error), RdKafka::ERR__INVALID_ARG);
+    }
+    requests.push_back(request);
+    for (const auto& [key, value] : spec.config) {
+      rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
+    }
+  }
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(rd_kafka_queue_new(rk),
+                                                                             &rd_kafka_queue_destroy);
+  rd_kafka_CreateTopics(rk, requests.data(), requests.size(), nullptr, queue.get());
+  cleanup();
+  std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event(
+      rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count())), &rd_kafka_event_destroy);
+  if (!event) throw KafkaError("CreateTopics: timed out", RdKafka::ERR__TIMED_OUT, true);
+  if (rd_kafka_event_error(event.get())) {
+    throw KafkaError(fmt::format("CreateTopics: {}", rd_kafka_event_error_string(event.get())),
+                     static_cast<RdKafka::ErrorCode>(rd_kafka_event_error(event.get())));
+  }
+  const auto* result = rd_kafka_event_CreateTopics_result(event.get());
+  size_t count = 0;
+  const auto** results = rd_kafka_CreateTopics_result_topics(result, &count);
+  for (size_t i = 0; i < count; ++i) {
+    const auto err = rd_kafka_topic_result_error(results[i]);
+    if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      throw KafkaError(fmt::format("creating topic {}: {}", rd_kafka_topic_result_name(results[i]),
+                                   rd_kafka_topic_result_error_string(results[i])),
+                       static_cast<RdKafka::ErrorCode>(err));
+    }
+  }
 }
 
 void Consumer::AssignAllFromBeginning(const std::string& topic,

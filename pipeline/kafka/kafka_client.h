@@ -126,6 +126,19 @@ class Consumer {
   bool closed_ = false;
 };
 
+// A topic to create (tests, benchmarks, `vigil` set-up helpers).
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+  int replication_factor = 1;
+  std::map<std::string, std::string> config;  // e.g. {"cleanup.policy", "compact"}
+};
+
+// Creates the topics that do not exist yet (existing ones are left as they are). Throws
+// KafkaError naming the topic on any other failure.
+void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
+                  std::chrono::milliseconds timeout);
+
 // Number of partitions of `topic`, read from the cluster's metadata. Throws KafkaError.
 int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
                    std::chrono::milliseconds timeout);

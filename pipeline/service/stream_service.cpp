@@ -492,7 +492,7 @@ void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
                    pc.version(), overrides.size());
       return;
     } catch (const std::exception& e) {
-      rejection = {v1::DEAD_LETTER_REASON_INVALID_FRAME, fmt::format("patient config: {}", e.what()), -1};
+      rejection = {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, fmt::format("patient config: {}", e.what()), -1};
     }
   }
   metrics_.patient_config_rejected.Increment();
@@ -1041,6 +1041,10 @@ int StreamService::Impl::Run() {
     spdlog::error("shutdown: {}", e.what());
     exit_code = 1;
   }
+  consumer_.reset();
+  config_reader_.reset();
+  spdlog::debug("consumers destroyed");
+  producer_.reset();
   spdlog::info("stopped (exit {})", exit_code);
   return exit_code;
 }
