@@ -2,8 +2,8 @@
 //
 //   vigil-kafka-probe produce [--patients N] [--seconds S] [--garbage G]
 //                             [--transactional-id ID [--also-topic T]]
-//     Synthetic telemetry (one ECG envelope per patient per second of device time, 250 Hz) to
-//     topics.telemetry, plus G undecodable records (for the dead-letter path). With a
+//     The service's synthetic telemetry (one envelope per patient per second of device time,
+//     ending now) to topics.telemetry, plus G undecodable records (for the dead-letter path). With a
 //     transactional id everything goes in one transaction, and --also-topic adds one record to
 //     a second topic inside it; exit 1 with the error when the transaction fails (after aborting
 //     it), so a test can prove that nothing half-written is left.
@@ -17,11 +17,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cmath>
 #include <iostream>
 
 #include "pipeline/config/service_config.h"
 #include "pipeline/kafka/kafka_client.h"
+#include "pipeline/service/synthetic_telemetry.h"
 #include "vigil/v1/telemetry.pb.h"
 
 namespace {
@@ -32,18 +32,6 @@ vigil::kafka::Properties ClientProperties(const vigil::config::ServiceConfig& co
   auto props = config.kafka.properties;
   props["bootstrap.servers"] = config.kafka.bootstrap_servers;
   return props;
-}
-
-// One second of a QRS-like spike train at `bpm`, as ECG counts of 5 uV.
-void FillEcg(vigil::v1::SignalFrame& frame, int second, double bpm) {
-  constexpr int kRate = 250;
-  for (int i = 0; i < kRate; ++i) {
-    const double t = second + static_cast<double>(i) / kRate;
-    const double phase = std::fmod(t * bpm / 60.0, 1.0);
-    const double mv = 1.1 * std::exp(-std::pow((phase - 0.25) / 0.01, 2)) +
-                      0.2 * std::exp(-std::pow((phase - 0.55) / 0.04, 2));
-    frame.add_samples(static_cast<int32_t>(std::lround(mv / 0.005)));
-  }
 }
 
 int Produce(const vigil::config::ServiceConfig& config, int patients, int seconds, int garbage,
@@ -57,33 +45,19 @@ int Produce(const vigil::config::ServiceConfig& config, int patients, int second
       producer.InitTransactions(30s);
       producer.BeginTransaction();
     }
-    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    const int64_t start_us = now_us - int64_t{seconds} * 1'000'000;
-    vigil::v1::TelemetryEnvelope envelope;
-    size_t records = 0;
-    for (int s = 0; s < seconds; ++s) {
-      for (int p = 0; p < patients; ++p) {
-        envelope.Clear();
-        const std::string patient = fmt::format("probe-{:04d}", p);
-        envelope.set_patient_id(patient);
-        envelope.set_gateway_id("probe");
-        envelope.set_sent_time_us(now_us);
-        auto* ecg = envelope.add_frames();
-        ecg->set_device_id(fmt::format("ecg-{}", p));
-        ecg->set_kind(vigil::v1::SIGNAL_KIND_ECG);
-        ecg->set_unit(vigil::v1::UNIT_MILLIVOLT);
-        ecg->set_sample_rate_hz(250);
-        ecg->set_first_sample_time_us(start_us + int64_t{s} * 1'000'000);
-        ecg->set_sequence(static_cast<uint64_t>(s));
-        ecg->set_gain(0.005);
-        ecg->set_lead(vigil::v1::ECG_LEAD_MLII);
-        FillEcg(*ecg, s, 60 + (p * 7) % 40);
-        producer.Produce(config.topics.telemetry, patient, envelope.SerializeAsString());
-        ++records;
-      }
-    }
+    // The service's own synthetic cohort (ECG + ventilation), ending now in device time.
+    vigil::service::SyntheticOptions synthetic;
+    synthetic.patients = patients;
+    synthetic.seconds = seconds;
+    synthetic.patient_prefix = "probe";
+    synthetic.start_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count() -
+                         int64_t{seconds} * 1'000'000;
+    size_t records = vigil::service::GenerateTelemetry(
+        synthetic, [&](const vigil::v1::TelemetryEnvelope& envelope) {
+          producer.Produce(config.topics.telemetry, envelope.patient_id(), envelope.SerializeAsString());
+        });
     for (int g = 0; g < garbage; ++g) {
       producer.Produce(config.topics.telemetry, fmt::format("probe-garbage-{}", g),
                        "\xff\xff not a TelemetryEnvelope");
