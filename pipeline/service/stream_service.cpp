@@ -905,6 +905,12 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
         spdlog::critical("fatal Kafka client error: {}", event.str());
         fatal_ = true;
         stop_ = true;
+      } else if (event.err() == RdKafka::ERR__AUTHENTICATION) {
+        // librdkafka retries these forever; without this line a wrong password reads as a
+        // generic "transport failure" at start-up (deploy/README.md, exit codes).
+        spdlog::critical("Kafka authentication failed: {} (check kafka.properties sasl.mechanisms, "
+                         "sasl.username and the password or its _file)",
+                         event.str());
       } else {
         spdlog::warn("Kafka client: {} ({})", event.str(), RdKafka::err2str(event.err()));
       }
