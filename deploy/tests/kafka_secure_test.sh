@@ -7,7 +7,8 @@
 #                                           and never prints the password
 #   kafka_secure_test.sh wrong-password     vigil run fails at start with a clear message
 #   kafka_secure_test.sh reader-refused     the `reader` principal cannot write vigil.alerts.v1;
-#                                           its transaction leaves nothing read_committed can see
+#                                           its transaction (probe, then vigil run) leaves
+#                                           nothing read_committed can see
 #
 # Environment (CMake sets it): VIGIL_BINARY, VIGIL_PROBE, VIGIL_TEST_WORK, VIGIL_KAFKA_PORT and
 # VIGIL_KAFKA_DATA of the secure broker.
@@ -60,23 +61,23 @@ case "$case_name" in
     # The configuration dump redacts the password it read from the file.
     "$VIGIL_BINARY" run --config "$tests_dir/../local/vigil.yaml" --print-config >"$work/print-config.txt"
     grep -q "sasl.password .*<redacted>" "$work/print-config.txt" || fail "--print-config does not show sasl.password as <redacted>"
-    alerts_before="$(count vigil.alerts.v1)"
+    dead_before="$(count vigil.dlq.v1)"
     start_vigil
     wait_for 90 "vigil run ready over SASL_SSL" http_ok "http://127.0.0.1:$health_port/readyz" ||
       { tail -20 "$work/vigil.log"; exit 1; }
     pass "vigil run authenticated over SASL_SSL (SCRAM-SHA-512) and became ready"
     "$VIGIL_PROBE" produce --patients 5 --seconds 10 --garbage 3 || fail "produce as vigil failed"
-    wait_for 60 "55 records consumed" metric_at_least 'vigil_events_total{event="records_in"}' 55
+    wait_for 60 "53 records consumed (5 patients x 10 s + 3 garbage)" metric_at_least 'vigil_events_total{event="records_in"}' 53
     wait_for 30 "a transaction committed" metric_at_least 'vigil_events_total{event="transactions_committed"}' 1
     pass "records consumed and committed through the ACLs of User:vigil"
     stop_and_time "$vigil_pid" 15
     [[ "$stop_code" == 0 ]] || { tail -20 "$work/vigil.log"; fail "vigil run exit $stop_code on SIGTERM"; }
     dead="$(count vigil.dlq.v1)"
-    ((dead >= 3)) || fail "expected >= 3 committed dead letters, read_committed sees $dead"
+    ((dead >= dead_before + 3)) || fail "expected 3 more committed dead letters than $dead_before, read_committed sees $dead"
     if grep -qF "$password" "$work/vigil.log" "$work/print-config.txt"; then
       fail "the SASL password appears in vigil run's output"
     fi
-    pass "the password is in no log line; $dead dead letters committed; stopped in $stop_secs s"
+    pass "the password is in no log line; $((dead - dead_before)) new dead letters committed; stopped in $stop_secs s"
     ;;
 
   wrong-password)
@@ -112,13 +113,27 @@ case "$case_name" in
     [[ "$telemetry_after" == "$telemetry_before" ]] ||
       fail "telemetry: $telemetry_before committed before, $telemetry_after after: half of the transaction is visible"
     pass "nothing half-written: read_committed sees $telemetry_after telemetry and $alerts_after alert records, as before"
-    # vigil run as reader is refused too (it cannot write its outputs), at start.
+    # vigil run as reader: it may read, so it starts; every transaction that would publish its
+    # outputs is refused. Nothing it produced may become visible, and the log must say why.
+    aggregates_before="$(count vigil.aggregates.v1)"
+    state_before="$(count vigil.state.v1)"
     export VIGIL_KAFKA_GROUP_ID="reader-$run_id" VIGIL_KAFKA_INSTANCE_ID="reader-$run_id-0"
+    export VIGIL_KAFKA_AUTO_OFFSET_RESET=earliest
     start_vigil
-    wait_exit 60
-    ((exit_code != 0)) || fail "vigil run as User:reader exited 0"
-    grep -qi "authoriz" "$work/vigil.log" || { cat "$work/vigil.log"; fail "vigil run as reader: no authorization message"; }
-    pass "vigil run as User:reader exited $exit_code: $(grep -i authoriz "$work/vigil.log" | tail -1)"
+    wait_for 60 "vigil run as reader attempts and aborts a transaction" \
+      metric_at_least 'vigil_events_total{event="transactions_aborted"}' 1
+    metric_at_least 'vigil_events_total{event="transactions_committed"}' 1 &&
+      fail "vigil run as User:reader committed a transaction"
+    grep -qi "authorization failed" "$work/vigil.log" ||
+      { tail -20 "$work/vigil.log"; fail "vigil run as reader: no authorization message in its log"; }
+    stop_and_time "$vigil_pid" 15
+    for topic in alerts aggregates state; do
+      before_var="${topic}_before"
+      [[ -n "${!before_var:-}" ]] || continue
+      after="$(count "vigil.$topic.v1")"
+      [[ "$after" == "${!before_var}" ]] || fail "vigil.$topic.v1: ${!before_var} committed before, $after after vigil run as reader"
+    done
+    pass "vigil run as User:reader: transactions refused ($(grep -ci "authorization failed" "$work/vigil.log") authorization errors logged, e.g. $(grep -i "authorization failed" "$work/vigil.log" | head -1 | grep -o 'Failed to add.*' | cut -c1-120)); nothing committed"
     ;;
   *) fail "unknown case $case_name" ;;
 esac

@@ -916,7 +916,13 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
       }
       return;
     case RdKafka::Event::EVENT_LOG:
-      spdlog::debug("librdkafka {}: {}", event.fac(), event.str());
+      // Error-level client logs carry the root cause that the API error hides (e.g. "Topic
+      // authorization failed" behind a transaction's "Erroneous state"): operators need them.
+      if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR) {
+        spdlog::warn("librdkafka {}: {}", event.fac(), event.str());
+      } else {
+        spdlog::debug("librdkafka {}: {}", event.fac(), event.str());
+      }
       return;
     default:
       return;
