@@ -34,6 +34,7 @@ count() {
 start_vigil() {
   export VIGIL_METRICS_BIND_ADDRESS=127.0.0.1 VIGIL_METRICS_PORT="$metrics_port"
   export VIGIL_METRICS_HEALTH_PORT="$health_port" VIGIL_LIMITS_THREADS=2 VIGIL_LIMITS_LANES=2
+  service_log="$work/vigil.log"
   "$VIGIL_BINARY" run --config "$tests_dir/../local/vigil.yaml" >"$work/vigil.log" 2>&1 &
   vigil_pid=$!
   started "$vigil_pid"
@@ -47,7 +48,7 @@ metric_at_least() {
 wait_exit() {
   local deadline=$((SECONDS + $1))
   while kill -0 "$vigil_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  kill -0 "$vigil_pid" 2>/dev/null && { tail -20 "$work/vigil.log"; fail "vigil run still running after $1 s"; }
+  kill -0 "$vigil_pid" 2>/dev/null && fail "vigil run still running after $1 s"
   exit_code=0
   wait "$vigil_pid" || exit_code=$?
 }
@@ -63,15 +64,14 @@ case "$case_name" in
     grep -q "sasl.password .*<redacted>" "$work/print-config.txt" || fail "--print-config does not show sasl.password as <redacted>"
     dead_before="$(count vigil.dlq.v1)"
     start_vigil
-    wait_for 90 "vigil run ready over SASL_SSL" http_ok "http://127.0.0.1:$health_port/readyz" ||
-      { tail -20 "$work/vigil.log"; exit 1; }
+    wait_for 90 "vigil run ready over SASL_SSL" http_ok "http://127.0.0.1:$health_port/readyz"
     pass "vigil run authenticated over SASL_SSL (SCRAM-SHA-512) and became ready"
     "$VIGIL_PROBE" produce --patients 5 --seconds 10 --garbage 3 || fail "produce as vigil failed"
     wait_for 60 "53 records consumed (5 patients x 10 s + 3 garbage)" metric_at_least 'vigil_events_total{event="records_in"}' 53
     wait_for 30 "a transaction committed" metric_at_least 'vigil_events_total{event="transactions_committed"}' 1
     pass "records consumed and committed through the ACLs of User:vigil"
     stop_and_time "$vigil_pid" 15
-    [[ "$stop_code" == 0 ]] || { tail -20 "$work/vigil.log"; fail "vigil run exit $stop_code on SIGTERM"; }
+    [[ "$stop_code" == 0 ]] || { fail "vigil run exit $stop_code on SIGTERM"; }
     dead="$(count vigil.dlq.v1)"
     ((dead >= dead_before + 3)) || fail "expected 3 more committed dead letters than $dead_before, read_committed sees $dead"
     if grep -qF "$password" "$work/vigil.log" "$work/print-config.txt"; then

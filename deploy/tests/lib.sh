@@ -22,7 +22,16 @@ _stop_all() {
 }
 trap _stop_all EXIT
 
-fail() { log "FAIL: $*"; exit 1; }
+# fail <message>: ends the test; shows the tail of $service_log (when a test set it) first.
+service_log=""
+fail() {
+  if [[ -n "$service_log" && -f "$service_log" ]]; then
+    log "last lines of $service_log:"
+    tail -15 "$service_log" | cut -c1-300 >&2
+  fi
+  log "FAIL: $*"
+  exit 1
+}
 pass() { log "ok: $*"; }
 
 # wait_for <seconds> <description> <command...>: polls the command until it succeeds.
