@@ -13,6 +13,7 @@ namespace {
 
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr float kTemplateRate = 1.0f / 16;
+constexpr double kWeightDecay = 0.995;  // half-life ~140 beats
 
 int Samples(double seconds, double fs) {
   return std::max(1, static_cast<int>(std::lround(seconds * fs)));
@@ -23,9 +24,9 @@ int Samples(double seconds, double fs) {
 void ValidateBeatClassifierOptions(const BeatClassifierOptions& o, std::string_view prefix) {
   auto field = [&](const char* name) { return fmt::format("{}{}", prefix, name); };
   ops::RequireRange(field("learning_beats"), o.learning_beats, 3, 50);
+  ops::RequireRange(field("max_templates"), o.max_templates, 2, 16);
   ops::RequireRange(field("match_corr"), o.match_corr, 0.5, 0.999);
   ops::RequireRange(field("v_corr"), o.v_corr, 0.1, o.match_corr);
-  ops::RequireRange(field("wide_qrs_s"), o.wide_qrs_s, 0.08, 0.2);
   ops::RequireRange(field("wide_ratio"), o.wide_ratio, 1.05, 3);
   ops::RequireRange(field("amplitude_ratio"), o.amplitude_ratio, 1.05, 5);
   ops::RequireRange(field("premature_ratio"), o.premature_ratio, 0.5, 0.99);
@@ -36,8 +37,8 @@ BeatClassifier::BeatClassifier(const BeatClassifierOptions& options, double fs)
   ValidateBeatClassifierOptions(options_);
   half_ = Samples(0.2, fs);
   qrs_half_ = Samples(0.1, fs);
-  shift_ = Samples(0.02, fs);
-  smooth_ = Samples(0.01, fs);
+  shift_ = Samples(0.01, fs);
+  width_half_ = Samples(0.15, fs);
 }
 
 std::vector<float> BeatClassifier::Prepare(std::span<const float> window) const {
@@ -53,35 +54,20 @@ std::vector<float> BeatClassifier::Prepare(std::span<const float> window) const 
 }
 
 float BeatClassifier::Width(std::span<const float> beat) const {
-  // Smoothed absolute slope; the QRS is where it stays above 20 % of its maximum near the
-  // fiducial point.
-  const int n = static_cast<int>(beat.size());
-  std::vector<float> slope(static_cast<size_t>(n), 0.0f);
-  for (int i = 1; i < n; ++i) slope[static_cast<size_t>(i)] = std::abs(beat[static_cast<size_t>(i)] - beat[static_cast<size_t>(i - 1)]);
-  std::vector<float> env(static_cast<size_t>(n), 0.0f);
-  float run = 0;
-  for (int i = 0; i < n; ++i) {
-    run += slope[static_cast<size_t>(i)];
-    if (i >= smooth_) run -= slope[static_cast<size_t>(i - smooth_)];
-    env[static_cast<size_t>(i)] = run;
+  // RMS duration of the slope energy around the fiducial point: squared slopes weight the
+  // QRS far above P and T waves, and a slowly conducted (ventricular) complex spreads them.
+  double sum = 0, sum_t = 0, sum_tt = 0;
+  for (int i = half_ - width_half_ + 1; i <= half_ + width_half_; ++i) {
+    const double d = beat[static_cast<size_t>(i)] - beat[static_cast<size_t>(i - 1)];
+    const double e = d * d;
+    const double t = i - half_;
+    sum += e;
+    sum_t += e * t;
+    sum_tt += e * t * t;
   }
-  // env[i] covers samples (i - smooth_, i]: centre it.
-  const int lag = smooth_ / 2;
-  const int centre = half_;
-  const int near = Samples(0.06, fs_);
-  int best = centre;
-  for (int i = centre - near; i <= centre + near; ++i) {
-    const int k = std::clamp(i + lag, 0, n - 1);
-    if (env[static_cast<size_t>(k)] > env[static_cast<size_t>(std::clamp(best + lag, 0, n - 1))]) best = i;
-  }
-  const float peak = env[static_cast<size_t>(std::clamp(best + lag, 0, n - 1))];
-  if (peak <= 0) return 0;
-  const float thr = 0.2f * peak;
-  const int limit = Samples(0.15, fs_);
-  int left = best, right = best;
-  while (left > centre - limit && env[static_cast<size_t>(std::clamp(left - 1 + lag, 0, n - 1))] > thr) --left;
-  while (right < centre + limit && env[static_cast<size_t>(std::clamp(right + 1 + lag, 0, n - 1))] > thr) ++right;
-  return static_cast<float>((right - left + 1) / fs_);
+  if (sum <= 0) return 0;
+  const double mean = sum_t / sum;
+  return static_cast<float>(std::sqrt(std::max(0.0, sum_tt / sum - mean * mean)) / fs_);
 }
 
 float BeatClassifier::BestCorrelation(std::span<const float> a, std::span<const float> t) const {
@@ -93,10 +79,10 @@ float BeatClassifier::BestCorrelation(std::span<const float> a, std::span<const 
   float best = -1;
   for (int s = -shift_; s <= shift_; ++s) {
     const Eigen::Map<const Eigen::ArrayXf> aq(a.data() + half_ - qrs_half_ + s, len);
-    const Eigen::ArrayXf ac = aq - aq.mean();
-    const float an = std::sqrt(ac.square().sum());
+    const float am = aq.mean();
+    const float an = std::sqrt((aq - am).square().sum());
     if (an <= 0 || tn <= 0) continue;
-    best = std::max(best, (ac * tc).sum() / (an * tn));
+    best = std::max(best, ((aq - am) * tc).sum() / (an * tn));
   }
   return best;
 }
@@ -108,75 +94,79 @@ float BeatClassifier::PeakToPeak(std::span<const float> beat) const {
   return *hi - *lo;
 }
 
-void BeatClassifier::BuildTemplate() {
-  // The most typical held beat (highest median correlation with the others) and the beats
-  // like it form the first template: a first beat that happens to be ectopic does not.
-  const size_t n = held_.size();
-  size_t best = 0;
-  float best_score = -2;
-  for (size_t i = 0; i < n; ++i) {
-    std::vector<float> c;
-    for (size_t j = 0; j < n; ++j) {
-      if (j != i) c.push_back(BestCorrelation(held_[j].beat, held_[i].beat));
-    }
-    std::nth_element(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(c.size() / 2), c.end());
-    if (c[c.size() / 2] > best_score) {
-      best_score = c[c.size() / 2];
-      best = i;
+int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
+  int best = -1;
+  float best_corr = -2;
+  for (size_t i = 0; i < templates_.size(); ++i) {
+    const Template& t = templates_[i];
+    const float ratio = t.width > 0 ? width / t.width : 1;
+    if (ratio > options_.wide_ratio || ratio * options_.wide_ratio < 1) continue;
+    const float c = BestCorrelation(h.beat, t.shape);
+    if (c >= options_.match_corr && c > best_corr) {
+      best_corr = c;
+      best = static_cast<int>(i);
     }
   }
-  std::vector<float> sum(held_[best].beat.size(), 0.0f);
-  int count = 0;
-  for (size_t j = 0; j < n; ++j) {
-    if (j == best || BestCorrelation(held_[j].beat, held_[best].beat) >= options_.match_corr) {
-      for (size_t k = 0; k < sum.size(); ++k) sum[k] += held_[j].beat[k];
-      ++count;
-    }
+  if (!update) return best;
+  for (auto& t : templates_) t.weight *= kWeightDecay;
+  if (best >= 0) {
+    Template& t = templates_[static_cast<size_t>(best)];
+    for (size_t k = 0; k < t.shape.size(); ++k) t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    t.width += kTemplateRate * (width - t.width);
+    t.p2p += kTemplateRate * (p2p - t.p2p);
+    t.weight += 1;
+    return best;
   }
-  for (auto& v : sum) v /= static_cast<float>(count);
-  template_ = std::move(sum);
-  template_width_ = Width(template_);
-  template_p2p_ = PeakToPeak(template_);
+  Template fresh{h.beat, width, p2p, 1.0};
+  if (static_cast<int>(templates_.size()) < options_.max_templates) {
+    templates_.push_back(std::move(fresh));
+    return static_cast<int>(templates_.size()) - 1;
+  }
+  const auto weakest = std::min_element(templates_.begin(), templates_.end(),
+                                        [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  *weakest = std::move(fresh);
+  return static_cast<int>(weakest - templates_.begin());
 }
 
-ClassifiedBeat BeatClassifier::Classify(const Held& h) {
+int BeatClassifier::Dominant() const {
+  int best = 0;
+  for (size_t i = 1; i < templates_.size(); ++i) {
+    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) best = static_cast<int>(i);
+  }
+  return best;
+}
+
+ClassifiedBeat BeatClassifier::Classify(const Held& h, bool update) {
   ClassifiedBeat c;
   c.id = h.id;
+  const float width = Width(h.beat);
+  const float p2p = PeakToPeak(h.beat);
+  const int matched = Match(h, width, p2p, update);
+  const int dominant = Dominant();
+  const Template& d = templates_[static_cast<size_t>(dominant)];
   BeatFeatures& f = c.features;
-  f.correlation = BestCorrelation(h.beat, template_);
-  f.width_s = Width(h.beat);
-  f.width_ratio = template_width_ > 0 ? f.width_s / template_width_ : 1;
-  f.amplitude_ratio = template_p2p_ > 0 ? PeakToPeak(h.beat) / template_p2p_ : 1;
+  f.correlation = BestCorrelation(h.beat, d.shape);
+  f.width_s = width;
+  f.width_ratio = d.width > 0 ? width / d.width : 1;
+  f.amplitude_ratio = d.p2p > 0 ? p2p / d.p2p : 1;
   f.prematurity = (normal_rr_ > 0 && h.rr_s > 0) ? static_cast<float>(h.rr_s / normal_rr_) : 0;
 
-  const bool matches = f.correlation >= options_.match_corr &&
-                       f.width_ratio < options_.wide_ratio;
-  const bool wide = f.width_s >= options_.wide_qrs_s && f.width_ratio >= options_.wide_ratio;
+  const bool wide = f.width_ratio >= options_.wide_ratio;
   const bool large = f.amplitude_ratio >= options_.amplitude_ratio;
   const bool premature = f.prematurity > 0 && f.prematurity < options_.premature_ratio;
-  if (matches) {
+  if (matched == dominant) {
     c.label = 'N';
-  } else if (f.correlation < options_.v_corr && (wide || large)) {
+  } else if (f.correlation < options_.v_corr && (premature || wide || large)) {
     c.label = 'V';
-  } else if (f.correlation < options_.match_corr && wide && premature) {
+  } else if (f.correlation < options_.match_corr && f.width_ratio >= 1.5 * options_.wide_ratio) {
     c.label = 'V';
-  } else if (f.correlation < options_.v_corr && !premature) {
+  } else if (f.correlation < 0.5 * options_.v_corr) {
     c.label = 'Q';
   } else {
     c.label = 'N';
   }
-
-  if (c.label == 'N') {
-    if (matches) {
-      for (size_t k = 0; k < template_.size(); ++k) {
-        template_[k] += kTemplateRate * (h.beat[k] - template_[k]);
-      }
-      template_width_ += kTemplateRate * (Width(template_) - template_width_);
-      template_p2p_ = PeakToPeak(template_);
-    }
-    if (h.rr_s > 0) {
-      normal_rr_ = normal_rr_ > 0 ? normal_rr_ + 0.125 * (h.rr_s - normal_rr_) : h.rr_s;
-    }
+  if (matched == dominant && h.rr_s > 0) {
+    normal_rr_ = normal_rr_ > 0 ? normal_rr_ + 0.125 * (h.rr_s - normal_rr_) : h.rr_s;
   }
   return c;
 }
@@ -187,30 +177,21 @@ void BeatClassifier::Add(int64_t id, std::span<const float> window, double rr_s,
     throw std::invalid_argument(fmt::format("BeatClassifier::Add: window of {} samples, want {}",
                                             window.size(), window_size()));
   }
-  held_.push_back(Held{id, Prepare(window), rr_s});
-  if (template_.empty()) {
-    if (static_cast<int>(held_.size()) < options_.learning_beats) return;
-    BuildTemplate();
+  ++seen_;
+  if (seen_ <= options_.learning_beats) {
+    // Learning: cluster now, label once the dominant morphology is known.
+    Held h{id, Prepare(window), rr_s};
+    Match(h, Width(h.beat), PeakToPeak(h.beat), true);
+    held_.push_back(std::move(h));
+    if (seen_ == options_.learning_beats) Flush(out);
+    return;
   }
-  while (!held_.empty()) {
-    out.push_back(Classify(held_.front()));
-    held_.pop_front();
-  }
+  out.push_back(Classify(Held{id, Prepare(window), rr_s}, true));
 }
 
 void BeatClassifier::Flush(std::vector<ClassifiedBeat>& out) {
-  if (held_.empty()) return;
-  if (template_.empty()) {
-    if (held_.size() < 3) {
-      // Too few beats to know what is normal for this patient.
-      for (const auto& h : held_) out.push_back(ClassifiedBeat{h.id, 'Q', {}});
-      held_.clear();
-      return;
-    }
-    BuildTemplate();
-  }
   while (!held_.empty()) {
-    out.push_back(Classify(held_.front()));
+    out.push_back(Classify(held_.front(), false));
     held_.pop_front();
   }
 }
@@ -218,10 +199,15 @@ void BeatClassifier::Flush(std::vector<ClassifiedBeat>& out) {
 void BeatClassifier::Save(ops::SnapshotWriter& w) const {
   w.Put<uint32_t>(kSnapshotVersion);
   w.Put<int32_t>(half_);
-  w.PutSpan<float>(template_);
-  w.Put<float>(template_width_);
-  w.Put<float>(template_p2p_);
+  w.Put<uint64_t>(templates_.size());
+  for (const auto& t : templates_) {
+    w.PutSpan<float>(t.shape);
+    w.Put<float>(t.width);
+    w.Put<float>(t.p2p);
+    w.Put<double>(t.weight);
+  }
   w.Put<double>(normal_rr_);
+  w.Put<int64_t>(seen_);
   w.Put<uint64_t>(held_.size());
   for (const auto& h : held_) {
     w.Put<int64_t>(h.id);
@@ -234,11 +220,20 @@ void BeatClassifier::Load(ops::SnapshotReader& r) {
   if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("classifier: unknown version");
   if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
   const auto size = static_cast<size_t>(window_size());
-  auto tmpl = r.GetVector<float>();
-  if (!tmpl.empty() && tmpl.size() != size) throw ops::SnapshotError("classifier: template size");
-  const float width = r.Get<float>();
-  const float p2p = r.Get<float>();
+  const auto count = r.Get<uint64_t>();
+  if (count > static_cast<uint64_t>(options_.max_templates)) throw ops::SnapshotError("classifier: too many templates");
+  std::vector<Template> templates;
+  for (uint64_t i = 0; i < count; ++i) {
+    Template t;
+    t.shape = r.GetVector<float>();
+    if (t.shape.size() != size) throw ops::SnapshotError("classifier: template size");
+    t.width = r.Get<float>();
+    t.p2p = r.Get<float>();
+    t.weight = r.Get<double>();
+    templates.push_back(std::move(t));
+  }
   const double normal_rr = r.Get<double>();
+  const auto seen = r.Get<int64_t>();
   const auto held_count = r.Get<uint64_t>();
   if (held_count > 1000) throw ops::SnapshotError("classifier: too many held beats");
   std::deque<Held> held;
@@ -250,10 +245,9 @@ void BeatClassifier::Load(ops::SnapshotReader& r) {
     h.rr_s = r.Get<double>();
     held.push_back(std::move(h));
   }
-  template_ = std::move(tmpl);
-  template_width_ = width;
-  template_p2p_ = p2p;
+  templates_ = std::move(templates);
   normal_rr_ = normal_rr;
+  seen_ = seen;
   held_ = std::move(held);
 }
 

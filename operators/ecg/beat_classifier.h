@@ -1,26 +1,27 @@
 // Rule-based beat classification into the AAMI classes N (normal and supraventricular
 // conduction), V (ventricular ectopic) and Q (unclassifiable), without trained model files.
 //
-// Each beat is compared with the patient's own running normal template, which is what
-// separates ventricular from normal conduction regardless of lead placement and body habitus
-// (the approach of rule-based monitoring classifiers, e.g. Hamilton's OSEA beat classifier,
-// and of de Chazal et al. 2004's morphology + RR feature set, without its trained weights):
-//   - morphology: the best Pearson correlation of the QRS (+-100 ms around the fiducial point)
-//     with the template over +-20 ms of alignment; the ratio of peak-to-peak amplitudes;
-//   - QRS width: the span around the fiducial point where the smoothed absolute slope stays
-//     above 20 % of its maximum (ventricular complexes are wide: >= 120 ms);
-//   - rhythm: prematurity = RR / running mean of normal RR.
-// A beat is V when its shape differs from the template and it is wide or much larger, or when
-// it differs moderately and is both wide and premature; N when it matches; Q when it differs
-// without any ventricular sign (mostly noise). Matching N beats refresh the template (an
-// exponential average, 1/16 per beat) so slow morphology drift is followed.
+// Beats are clustered by morphology into up to `max_templates` running templates (the
+// approach of rule-based monitoring classifiers such as Hamilton's OSEA, and of de Chazal et
+// al. 2004's morphology + RR feature set, without trained weights). The dominant template -
+// the one matched by most recent beats (counts decay with a half-life of ~140 beats) - is the
+// patient's normal conduction, whatever the lead placement, bundle branch block or pacing.
+// Features of a beat against the dominant template:
+//   - correlation: best Pearson correlation of the QRS (+-100 ms around the fiducial point)
+//     over +-10 ms of alignment;
+//   - width ratio: RMS duration of the slope energy (+-150 ms) relative to the template's
+//     (ventricular conduction is slow: its slope energy is spread wider);
+//   - amplitude ratio: peak-to-peak relative to the template's;
+//   - prematurity: RR / running mean of the RR before dominant-template beats.
+// Label: N when the beat matches the dominant template; V when it differs (correlation below
+// `v_corr`) and is premature, wide or large, or is clearly wide even with a similar shape;
+// Q when it differs without any such sign and correlates poorly (mostly noise); otherwise N.
+// Templates follow slow drift: a matching beat moves its template by 1/16.
 //
-// Learning: the first `learning_beats` beats are held until the template exists (the most
-// typical of them, averaged with those like it); they are then classified and released in
-// order. Afterwards every beat is released on Add.
+// Learning: the first `learning_beats` beats are held until the clusters show which
+// morphology dominates; they are then labelled and released in order. Afterwards every beat
+// is released on Add.
 //
-// Threading: one BeatClassifier per stream, used by one thread at a time. The constructor
-// throws ops::OptionError for a bad option; Load throws ops::SnapshotError.
 #pragma once
 
 #include <cstdint>
@@ -35,12 +36,12 @@ namespace vigil::ecg {
 
 struct BeatClassifierOptions {
   int learning_beats = 8;
-  double match_corr = 0.9;      // >= this and not wide: same morphology as the template
-  double v_corr = 0.75;         // below this: clearly another morphology
-  double wide_qrs_s = 0.12;     // absolute width of a ventricular complex
-  double wide_ratio = 1.35;     // width relative to the template's
-  double amplitude_ratio = 1.6; // peak-to-peak relative to the template's
-  double premature_ratio = 0.85;
+  int max_templates = 6;
+  double match_corr = 0.9;       // >= this (and similar width): the same morphology
+  double v_corr = 0.8;           // below this: another morphology than the dominant one
+  double wide_ratio = 1.5;       // width relative to the dominant template's
+  double amplitude_ratio = 1.8;  // peak-to-peak relative to the dominant template's
+  double premature_ratio = 0.85; // RR relative to the running normal RR
 };
 
 // Throws ops::OptionError naming "<prefix><option>" and the value.
@@ -77,7 +78,7 @@ class BeatClassifier {
            std::vector<ClassifiedBeat>& out);
   // Classifies and releases beats still held for learning.
   void Flush(std::vector<ClassifiedBeat>& out);
-  bool has_template() const { return !template_.empty(); }
+  bool has_template() const { return !templates_.empty(); }
 
   void Save(ops::SnapshotWriter& w) const;
   void Load(ops::SnapshotReader& r);
@@ -88,21 +89,29 @@ class BeatClassifier {
     std::vector<float> beat;  // baseline-subtracted window
     double rr_s;
   };
+  struct Template {
+    std::vector<float> shape;
+    float width = 0;
+    float p2p = 0;
+    double weight = 0;  // decaying count of matching beats
+  };
   std::vector<float> Prepare(std::span<const float> window) const;
   float Width(std::span<const float> beat) const;
   float BestCorrelation(std::span<const float> a, std::span<const float> b) const;
   float PeakToPeak(std::span<const float> beat) const;
-  void BuildTemplate();
-  ClassifiedBeat Classify(const Held& beat);
+  // Index of the matching template (updated with the beat), or a new one; -1 when learning
+  // is not finished and `update` is false.
+  int Match(const Held& beat, float width, float p2p, bool update);
+  int Dominant() const;
+  ClassifiedBeat Classify(const Held& beat, bool update);
 
   BeatClassifierOptions options_;
   double fs_;
-  int half_, qrs_half_, shift_, smooth_;
+  int half_, qrs_half_, shift_, width_half_;
 
-  std::vector<float> template_;
-  float template_width_ = 0;
-  float template_p2p_ = 0;
-  double normal_rr_ = 0;  // running mean of RR before normal beats (s), 0 = unknown
+  std::vector<Template> templates_;
+  double normal_rr_ = 0;  // running mean of RR before dominant-template beats (s), 0 = unknown
+  int64_t seen_ = 0;
   std::deque<Held> held_;
 };
 

@@ -15,6 +15,7 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
 constexpr double kMinRate = 125, kMaxRate = 1000;
+constexpr ops::TimeUs kReanchorUs = 1000;
 
 EcgMonitorState& Cast(ops::OperatorState& state) {
   auto* s = dynamic_cast<EcgMonitorState*>(&state);
@@ -51,9 +52,13 @@ std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const ops::Parameters& parame
                learning_beats, "must be a whole number");
   ops::RequireRange(Prefix() + "learning_beats", learning_beats, 3, 50);
   c.learning_beats = static_cast<int>(learning_beats);
+  const double max_templates = p.Get("max_templates", c.max_templates);
+  ops::Require(max_templates == std::floor(max_templates), Prefix() + "max_templates",
+               max_templates, "must be a whole number");
+  ops::RequireRange(Prefix() + "max_templates", max_templates, 2, 16);
+  c.max_templates = static_cast<int>(max_templates);
   c.match_corr = p.Get("match_corr", c.match_corr);
   c.v_corr = p.Get("v_corr", c.v_corr);
-  c.wide_qrs_s = p.Get("wide_qrs_s", c.wide_qrs_s);
   c.wide_ratio = p.Get("wide_ratio", c.wide_ratio);
   c.amplitude_ratio = p.Get("amplitude_ratio", c.amplitude_ratio);
   c.premature_ratio = p.Get("premature_ratio", c.premature_ratio);
@@ -97,8 +102,16 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
     if (s.qrs_) Finish(state, out);
     s.Start(chunk.sample_rate_hz);
   }
-  s.anchor_sample_ = s.qrs_->samples_seen();
-  s.anchor_us_ = chunk.first_sample_us;
+  // Beat times come from one anchor so they do not depend on how the stream was chunked; the
+  // anchor moves only when the device clock departs from the sample count (drift, jitter
+  // beyond 1 ms, the first chunk after a gap).
+  const int64_t seen = s.qrs_->samples_seen();
+  if (!s.anchored_ ||
+      std::abs(chunk.first_sample_us - s.TimeOf(seen)) > kReanchorUs) {
+    s.anchor_sample_ = seen;
+    s.anchor_us_ = chunk.first_sample_us;
+    s.anchored_ = true;
+  }
   s.detections_.clear();
   s.qrs_->Process(chunk.values, s.detections_);
   s.Emit(s.detections_, out);
@@ -113,6 +126,7 @@ void EcgMonitor::OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeU
   s.Emit(s.detections_, out);
   s.last_beat_sample_ = -1;
   s.heart_rate_.Reset();
+  s.anchored_ = false;
 }
 
 void EcgMonitor::Finish(ops::OperatorState& state, ops::Events& out) const {
@@ -133,6 +147,7 @@ void EcgMonitorState::Start(double fs) {
   heart_rate_.Reset();
   anchor_sample_ = 0;
   anchor_us_ = 0;
+  anchored_ = false;
   last_beat_sample_ = -1;
   waiting_.clear();
   waiting_first_id_ = 0;
@@ -200,6 +215,7 @@ std::string EcgMonitorState::Snapshot() const {
     heart_rate_.Save(w);
     w.Put<int64_t>(anchor_sample_);
     w.Put<int64_t>(anchor_us_);
+    w.Put<uint8_t>(anchored_);
     w.Put<int64_t>(last_beat_sample_);
     w.Put<int64_t>(waiting_first_id_);
     w.Put<uint64_t>(waiting_.size());
@@ -228,6 +244,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
     s.heart_rate_.Load(r);
     s.anchor_sample_ = r.Get<int64_t>();
     s.anchor_us_ = r.Get<int64_t>();
+    s.anchored_ = r.Get<uint8_t>() != 0;
     s.last_beat_sample_ = r.Get<int64_t>();
     s.waiting_first_id_ = r.Get<int64_t>();
     const auto n = r.Get<uint64_t>();
@@ -248,6 +265,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
   heart_rate_ = s.heart_rate_;
   anchor_sample_ = s.anchor_sample_;
   anchor_us_ = s.anchor_us_;
+  anchored_ = s.anchored_;
   last_beat_sample_ = s.last_beat_sample_;
   waiting_ = std::move(s.waiting_);
   waiting_first_id_ = s.waiting_first_id_;

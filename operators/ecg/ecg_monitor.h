@@ -16,7 +16,7 @@
 // except sample_rate_hz (notch_hz, notch_q, baseline_hz, lowpass_hz, band_low_hz,
 // band_high_hz, integration_s, peak_hold_s, threshold_fraction, refractory_s, t_wave_s,
 // searchback_factor, learning_s, min_slope_mv_s, replace_ratio) and the
-// BeatClassifierOptions fields (learning_beats, match_corr, v_corr, wide_qrs_s, wide_ratio,
+// BeatClassifierOptions fields (learning_beats, max_templates, match_corr, v_corr, wide_ratio,
 // amplitude_ratio, premature_ratio). Make throws ops::OptionError naming
 // "ecg.arrhythmia.<key>" and the value for a value out of range or an unknown key.
 //
@@ -108,9 +108,10 @@ class EcgMonitorState final : public ops::OperatorState {
   std::optional<QrsDetector> qrs_;
   std::optional<BeatClassifier> classifier_;
   HeartRateTracker heart_rate_;
-  // Device time of sample `anchor_sample_` (the first sample of the latest chunk).
+  // Device time of sample `anchor_sample_` (see EcgMonitor::Process).
   int64_t anchor_sample_ = 0;
   ops::TimeUs anchor_us_ = 0;
+  bool anchored_ = false;
   int64_t last_beat_sample_ = -1;  // -1: no previous beat (start or after a gap)
   // Detections waiting for their label (the classifier holds its first beats).
   struct Waiting {

@@ -77,7 +77,7 @@ struct LimitSettings {
   // A record larger than this is dead-lettered as OVERSIZED.
   int max_record_bytes = 4 << 20;
   int max_frames_per_record = 256;
-  int max_samples_per_frame = 1 << 16;
+  int max_samples_per_frame = 100000;  // as the offline replay (analysis::DecodeLimits)
   // A transaction commits the offsets of finished records at least this often.
   int transaction_interval_ms = 1000;
   // Patient state snapshots go to the state topic at least this often (and on revocation).

@@ -81,6 +81,7 @@ ServiceMetrics::ServiceMetrics()
                    .Register(*registry_)),
       records_in(counters_.Add({{"event", "records_in"}})),
       records_processed(counters_.Add({{"event", "records_processed"}})),
+      records_replayed(counters_.Add({{"event", "records_replayed"}})),
       samples_in(counters_.Add({{"event", "samples_in"}})),
       records_out_alerts(counters_.Add({{"event", "records_out_alerts"}})),
       records_out_aggregates(counters_.Add({{"event", "records_out_aggregates"}})),

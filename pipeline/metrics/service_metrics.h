@@ -58,6 +58,7 @@ class ServiceMetrics {
 
   prometheus::Counter& records_in;         // telemetry records consumed
   prometheus::Counter& records_processed;  // decoded and analysed
+  prometheus::Counter& records_replayed;   // re-analysed after a restore, outputs suppressed
   prometheus::Counter& samples_in;
   prometheus::Counter& records_out_alerts;
   prometheus::Counter& records_out_aggregates;

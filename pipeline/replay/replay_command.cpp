@@ -6,6 +6,8 @@
 #include <iostream>
 
 #include "pipeline/replay/offline_replay.h"
+#include "pipeline/service/kafka_replay.h"
+#include "pipeline/service/stream_service.h"
 
 namespace vigil::replay {
 namespace {
@@ -18,6 +20,9 @@ struct ReplayArgs {
   bool no_beats = false;
   bool no_aggregates = false;
   double frame_s = 1.0;
+  std::string kafka;  // bootstrap servers: produce to Kafka instead of analysing offline
+  std::string topic = "vigil.telemetry.v1";
+  std::string speed = "1";  // device seconds per wall second, or "max"
 };
 
 std::map<std::string, double> ParseOverrides(const std::vector<std::string>& items) {
@@ -65,6 +70,30 @@ int RunOffline(const ReplayArgs& args) {
   return 0;
 }
 
+int RunToKafka(const ReplayArgs& args) {
+  SourceOptions options;
+  options.patient_id = args.patient;
+  options.frame_s = args.frame_s;
+  auto source = OpenRecording(args.recording, options);
+  service::KafkaReplayOptions kafka;
+  kafka.topic = args.topic;
+  kafka.properties["bootstrap.servers"] = args.kafka;
+  if (args.speed == "max") {
+    kafka.speed = 0;
+  } else {
+    try {
+      kafka.speed = std::stod(args.speed);
+    } catch (const std::exception&) {
+      kafka.speed = -1;
+    }
+    if (!(kafka.speed > 0)) throw CLI::ValidationError("--speed", args.speed + ": a number > 0 or max");
+  }
+  const auto stats = service::ReplayToKafka(*source, kafka, service::InstallStopSignals());
+  std::cerr << fmt::format("{}: {} envelopes ({} bytes) to {} in {:.1f} s\n", source->description(),
+                           stats.envelopes, stats.bytes, args.topic, stats.seconds);
+  return 0;
+}
+
 }  // namespace
 
 void AddReplayCommand(CLI::App& app) {
@@ -83,11 +112,16 @@ void AddReplayCommand(CLI::App& app) {
   cmd->add_option("--frame-seconds", args->frame_s, "Seconds of signal per telemetry frame")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  cmd->add_option("--kafka", args->kafka,
+                  "Produce the recording as telemetry to this Kafka cluster instead of analysing it");
+  cmd->add_option("--topic", args->topic, "With --kafka: the telemetry topic")->capture_default_str();
+  cmd->add_option("--speed", args->speed,
+                  "With --kafka: device seconds per wall second, or max")->capture_default_str();
   cmd->add_flag("--no-beats", args->no_beats, "Do not write beat lines");
   cmd->add_flag("--no-aggregates", args->no_aggregates, "Do not write aggregate lines");
   cmd->callback([args] {
     try {
-      const int rc = RunOffline(*args);
+      const int rc = args->kafka.empty() ? RunOffline(*args) : RunToKafka(*args);
       if (rc != 0) throw CLI::RuntimeError(rc);
     } catch (const CLI::Error&) {
       throw;

@@ -176,9 +176,9 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<kafka::Consumer> consumer_;
   std::unique_ptr<kafka::Consumer> config_reader_;
   std::map<int32_t, PartitionState> partitions_;  // assigned telemetry partitions
-  std::unique_ptr<RdKafka::ConsumerGroupMetadata> group_metadata_;
   bool paused_ = false;
   bool fatal_ = false;
+  int consecutive_aborts_ = 0;
   bool transaction_open_ = false;
   bool transaction_dirty_ = false;  // something was produced or dispatched in it
   Clock::time_point transaction_started_;
@@ -196,7 +196,7 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   }
   limits_.max_record_bytes = static_cast<size_t>(config_.limits.max_record_bytes);
   limits_.max_frames_per_record = static_cast<size_t>(config_.limits.max_frames_per_record);
-  limits_.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
+  limits_.frame.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = config_.limits.threads > 0 ? config_.limits.threads : hw;
   threads_ = std::make_unique<tbb::global_control>(
@@ -343,6 +343,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
     view.first_sample_us = f.first_sample_us;
     view.sample_rate_hz = f.sample_rate_hz;
     view.values = f.values;
+    view.arrival_us = work.record.timestamp_ms * 1000;
     analysis::FrameOutcome outcome;
     try {
       outcome = slot.analysis->OnFrame(view, out);
@@ -378,7 +379,10 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   for (const auto& [op, ns] : out.operator_ns) {
     metrics_.OperatorSeconds(op).Observe(static_cast<double>(ns) * 1e-9);
   }
-  if (work.replay) return;
+  if (work.replay) {
+    metrics_.records_replayed.Increment();
+    return;
+  }
   metrics_.records_processed.Increment();
   metrics_.samples_in.Increment(static_cast<double>(decoded.samples));
   for (const auto& r : item_rejections) DeadLetter(work.record, r);
@@ -559,8 +563,11 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       std::vector<RdKafka::TopicPartition*>& v;
       ~Destroy() { RdKafka::TopicPartition::destroy(v); }
     } destroy{offsets};
-    if (!offsets.empty() && group_metadata_) {
-      producer_->SendOffsetsToTransaction(offsets, *group_metadata_, 30s);
+    if (!offsets.empty()) {
+      // Fresh each time: it carries the current generation and member id, which is what lets
+      // the coordinator fence a zombie that lost these partitions (KIP-447).
+      std::unique_ptr<RdKafka::ConsumerGroupMetadata> group(consumer_->handle().groupMetadata());
+      producer_->SendOffsetsToTransaction(offsets, *group, 30s);
     }
     for (int attempt = 1;; ++attempt) {
       try {
@@ -572,6 +579,7 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       }
     }
     transaction_open_ = false;
+    consecutive_aborts_ = 0;
     metrics_.transactions_committed.Increment();
     const auto now = Clock::now();
     metrics_.transaction_commit_seconds.Observe(std::chrono::duration<double>(now - start).count());
@@ -586,7 +594,7 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
     }
     last_progress_ = now;
   } catch (const kafka::KafkaError& e) {
-    if (e.fatal()) throw;
+    if (e.fatal() || e.code() == RdKafka::ERR_FENCED_INSTANCE_ID) throw;
     spdlog::warn("transaction failed, aborting it: {}", e.what());
     try {
       producer_->AbortTransaction(30s);
@@ -600,6 +608,13 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
     transaction_open_ = false;
     lane_failed_ = false;
     metrics_.transactions_aborted.Increment();
+    if (++consecutive_aborts_ > 5) {
+      // Something outside this process is wrong (fenced, ACLs, broker): let the orchestrator
+      // restart us rather than spin.
+      throw kafka::KafkaError(fmt::format("{} transactions aborted in a row, last: {}",
+                                          consecutive_aborts_, e.what()),
+                              e.code(), false, false, true);
+    }
     for (auto& lane : lanes_) lane.committed_timestamps_ms.clear();
     return false;
   }
@@ -634,6 +649,9 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
     props["isolation.level"] = "read_committed";
     props["enable.partition.eof"] = "true";
     props["client.id"] = config_.kafka.instance_id + "-restore";
+    // The end of an idle partition is only known when a fetch returns: do not let the broker
+    // hold an empty fetch for the default 500 ms.
+    props["fetch.wait.max.ms"] = "20";
     kafka::Consumer reader(props);
     std::vector<RdKafka::TopicPartition*> tps;
     for (int32_t p : partitions) {
@@ -719,6 +737,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       slot.config_version = 0;  // re-applied at its next record
       slot.dirty = false;
     }
+    spdlog::info("partition {}: {} patients at offset {}, committed {}: {} records to re-analyse silently",
+                 p, patient_snapshots.size(), s, c, c - s);
     positions[p] = s;
     state.start_offset = s;
     state.replay_until = c;
@@ -976,7 +996,6 @@ int StreamService::Impl::Run() {
   consumer_props["queued.max.messages.kbytes"] = "16384";
   for (const auto& [key, value] : k.consumer_properties) consumer_props[key] = value;
   consumer_ = std::make_unique<kafka::Consumer>(consumer_props, this, this);
-  group_metadata_.reset(consumer_->handle().groupMetadata());
 
   kafka::Properties config_props = common;
   config_props.erase("statistics.interval.ms");

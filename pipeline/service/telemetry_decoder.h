@@ -1,5 +1,8 @@
 // Decoding and validation of one vigil.telemetry.v1 record: bytes in, either frames in physical
 // units ready for PatientAnalysis or the reason the record goes to the dead-letter topic.
+// Record-level checks (size, decodable, patient id and key, frame count) are here; each frame
+// and device event goes through analysis::DecodeFrame / DecodeDeviceEvent, the same functions
+// the offline replay uses, so both accept and reject exactly the same frames.
 //
 // Pure and thread-safe (no shared state): the graph runs it in parallel. Never throws for bad
 // data: every data problem is a Rejection value.
@@ -7,20 +10,21 @@
 
 #include <optional>
 #include <string>
-#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "operators/core/signal.h"
 #include "operators/core/stream_operator.h"
-#include "vigil/v1/dead_letter.pb.h"
+#include "pipeline/analysis/frame_decoder.h"
 
 namespace vigil::service {
+
+using Rejection = analysis::Rejection;
 
 struct DecodeLimits {
   size_t max_record_bytes = 4u << 20;
   size_t max_frames_per_record = 256;
-  size_t max_samples_per_frame = 1u << 16;
+  analysis::DecodeLimits frame;
 };
 
 struct DecodedFrame {
@@ -30,12 +34,11 @@ struct DecodedFrame {
   uint64_t sequence = 0;
   ops::TimeUs first_sample_us = 0;
   double sample_rate_hz = 0;
-  std::vector<float> values;  // physical, in the operators' canonical unit (signal.h)
+  std::vector<float> values;  // physical units
 };
 
 struct DecodedEvent {
   std::string device_id;
-  uint64_t sequence = 0;
   ops::DeviceEventView view;
 };
 
@@ -46,15 +49,9 @@ struct DecodedRecord {
   size_t samples = 0;
 };
 
-struct Rejection {
-  v1::DeadLetterReason reason = v1::DEAD_LETTER_REASON_UNSPECIFIED;
-  std::string detail;  // field, value and limit, e.g. "frames[2].sample_rate_hz = 0"
-  int item_index = -1;
-};
-
 // Checks, in order: size, decodable, patient id present and equal to the key, frame count,
-// known signal kind and compatible unit, sample rate > 0 and finite, gain != 0 and finite,
-// finite offset and event values, samples per frame. Converts L/s to L/min and kPa to mmHg.
+// then every frame (analysis::DecodeFrame). One bad frame rejects the record (item_index names
+// it): a gateway that sends one corrupt frame has likely corrupted its neighbours.
 std::variant<DecodedRecord, Rejection> DecodeTelemetry(const std::optional<std::string>& key,
                                                        const std::optional<std::string>& value,
                                                        const DecodeLimits& limits);

@@ -63,7 +63,7 @@ ServiceProcess::ServiceProcess(std::string name, const std::string& yaml,
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
@@ -281,6 +281,7 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
       v.first_sample_us = f.first_sample_us;
       v.sample_rate_hz = f.sample_rate_hz;
       v.values = f.values;
+      v.arrival_us = record.timestamp_ms * 1000;
       it->second.OnFrame(v, o);
     }
     for (const auto& e : d->events) it->second.OnDeviceEvent(e.device_id, e.view, o);

@@ -1,0 +1,90 @@
+#include "pipeline/eval/eval_command.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "pipeline/eval/evaluation.h"
+
+namespace vigil::eval {
+namespace {
+
+struct EvalArgs {
+  std::string replay;
+  std::string record;
+  std::string replays_dir;
+  std::string records_dir;
+  std::string json_out;
+  double window_s = 0.15;
+};
+
+int Run(const EvalArgs& a) {
+  namespace fs = std::filesystem;
+  BeatScoringOptions options;
+  options.match_window_s = a.window_s;
+  EvaluationReport report;
+  std::vector<std::pair<fs::path, fs::path>> jobs;  // replay, record
+  if (!a.replays_dir.empty()) {
+    for (const auto& entry : fs::directory_iterator(a.replays_dir)) {
+      if (entry.path().extension() != ".jsonl") continue;
+      jobs.emplace_back(entry.path(), fs::path(a.records_dir) / entry.path().stem());
+    }
+    std::sort(jobs.begin(), jobs.end());
+    if (jobs.empty()) throw std::runtime_error(fmt::format("no .jsonl files in {}", a.replays_dir));
+  } else {
+    jobs.emplace_back(a.replay, a.record);
+  }
+  for (const auto& [replay, record] : jobs) {
+    AddRecord(report, EvaluateRecord(replay, record, options));
+  }
+  PrintReport(report, std::cout);
+  if (!a.json_out.empty()) {
+    std::ofstream out(a.json_out);
+    out << ReportJson(report);
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", a.json_out));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddEvalCommand(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand(
+      "eval", "Score a replay's beats against reference annotations (ANSI/AAMI EC57, bxb)");
+  auto* replay = cmd->add_option("replay", args->replay, "Replay output (JSON Lines)");
+  auto* record = cmd->add_option("--record", args->record,
+                                 "Reference WFDB record, path without extension");
+  auto* replays = cmd->add_option("--replays", args->replays_dir,
+                                  "Folder of <record>.jsonl replay outputs (batch form)");
+  auto* records = cmd->add_option("--records", args->records_dir,
+                                  "Folder of the reference records (batch form)");
+  cmd->add_option("--json", args->json_out, "Also write the scores as JSON to this file");
+  cmd->add_option("--window", args->window_s, "Match window in seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1.0));
+  replay->needs(record);
+  record->needs(replay);
+  replays->needs(records);
+  records->needs(replays);
+  replays->excludes(replay);
+  cmd->callback([args, cmd] {
+    if (args->replay.empty() && args->replays_dir.empty()) {
+      throw CLI::ValidationError("eval", "give <replay.jsonl> --record <path> or --replays <dir> --records <dir>");
+    }
+    int rc = 2;
+    try {
+      rc = Run(*args);
+    } catch (const std::exception& e) {
+      std::cerr << "vigil eval: " << e.what() << "\n";
+    }
+    if (rc != 0) throw CLI::RuntimeError(rc);
+    (void)cmd;
+  });
+}
+
+}  // namespace vigil::eval

@@ -1,0 +1,267 @@
+// Faults against the real test broker: kill -9 at random moments, a second instance taking
+// over, hostile input. The committed outputs must equal the offline analysis of the committed
+// telemetry exactly (nothing lost, nothing twice), and every input record is accounted for.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "pipeline/analysis/operator_registry.h"
+#include "pipeline/service/synthetic_telemetry.h"
+#include "support/service_harness.h"
+#include "support/test_support.h"
+#include "vigil/v1/alert.pb.h"
+#include "vigil/v1/dead_letter.pb.h"
+#include "vigil/v1/patient_config.pb.h"
+
+namespace vigil::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<v1::TelemetryEnvelope> Synthetic(const std::string& prefix, int patients, double seconds,
+                                             int drop_every) {
+  service::SyntheticOptions options;
+  options.patients = patients;
+  options.seconds = seconds;
+  options.patient_prefix = prefix;
+  options.drop_every = drop_every;
+  std::vector<v1::TelemetryEnvelope> out;
+  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { out.push_back(e); });
+  return out;
+}
+
+analysis::AnalysisConfig DefaultAnalysis() {
+  analysis::AnalysisConfig config;
+  for (const auto& e : analysis::Operators()) config.operators.push_back({std::string(e.name), {}});
+  return config;
+}
+
+// Produces `envelopes` in slices of `slice` records every `pause`, like live devices.
+std::thread PacedProducer(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes,
+                          size_t slice, std::chrono::milliseconds pause) {
+  return std::thread([topic, &envelopes, slice, pause] {
+    kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()},
+                              {"enable.idempotence", "true"},
+                              {"linger.ms", "5"}});
+    for (size_t i = 0; i < envelopes.size(); ++i) {
+      producer.Produce(topic, envelopes[i].patient_id(), envelopes[i].SerializeAsString());
+      if ((i + 1) % slice == 0) {
+        producer.Poll(0ms);
+        std::this_thread::sleep_for(pause);
+      }
+    }
+    producer.Flush(60s);
+  });
+}
+
+void ExpectExactlyTheReference(const TopicSet& topics) {
+  const auto expected = OfflineReference(ReadCommitted(topics.telemetry), DefaultAnalysis(), 300);
+  const auto got = OutputsFromTopics(topics);
+  ASSERT_GT(expected.total(), 0u) << "the reference produced nothing: the comparison would be void";
+  EXPECT_EQ(expected.total(), got.total());
+  for (const auto& [patient, alerts] : expected.alerts) {
+    const auto it = got.alerts.find(patient);
+    ASSERT_TRUE(it != got.alerts.end()) << "alerts lost for " << patient;
+    EXPECT_TRUE(alerts == it->second) << patient << ": " << alerts.size() << " alerts expected, "
+                                      << it->second.size() << " committed";
+  }
+  for (const auto& [patient, aggregates] : expected.aggregates) {
+    const auto it = got.aggregates.find(patient);
+    ASSERT_TRUE(it != got.aggregates.end()) << "aggregates lost for " << patient;
+    EXPECT_TRUE(aggregates == it->second) << patient << ": " << aggregates.size()
+                                          << " aggregates expected, " << it->second.size() << " committed";
+  }
+  for (const auto& [patient, alerts] : got.alerts) {
+    EXPECT_TRUE(expected.alerts.count(patient)) << "alerts for a patient without any: " << patient;
+  }
+}
+
+TEST(ExactlyOnce, KillNineAtRandomMomentsThenRestartEqualsUninterruptedRun) {
+  const auto name = UniqueName("svc-kill");
+  const auto topics = CreateTestTopics(name);
+  const auto envelopes = Synthetic(name, 16, 300, 23);
+  const int port = FreePort();
+  const auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
+  // Static membership: a restarted instance takes its partitions back at once instead of
+  // waiting for the session of the killed one to expire.
+  const std::map<std::string, std::string> env = {
+      {"VIGIL_KAFKA_CONSUMER_PROPERTIES__GROUP__INSTANCE__ID", name + "-member-0"}};
+  auto producer = PacedProducer(topics.telemetry, envelopes, 32, 40ms);
+
+  std::mt19937 random(std::random_device{}());
+  std::uniform_int_distribution<int> lifetime_ms(1500, 4000);
+  const int kills = 4;
+  for (int i = 0; i < kills; ++i) {
+    ServiceProcess service(fmt::format("kill-{}", i), yaml, env);
+    const int ms = lifetime_ms(random);
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    ASSERT_TRUE(service.Running()) << service.Log();
+    service.Kill();
+    std::cout << "kill -9 after " << ms << " ms\n";
+  }
+  producer.join();
+  ServiceProcess final_run("kill-final", yaml, env);
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 120s)) << final_run.Log();
+  const auto code = final_run.Terminate(10s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << final_run.Log();
+  ExpectExactlyTheReference(topics);
+}
+
+TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
+  const auto name = UniqueName("svc-two");
+  const auto topics = CreateTestTopics(name);
+  const auto envelopes = Synthetic(name, 16, 240, 19);
+  const int port_a = FreePort();
+  const int port_b = FreePort();
+  ServiceProcess a("two-a", ServiceYaml(topics, name + "-group", name + "-a", port_a));
+  ServiceProcess b("two-b", ServiceYaml(topics, name + "-group", name + "-b", port_b));
+  auto producer = PacedProducer(topics.telemetry, envelopes, 16, 40ms);
+  // Joining the group takes a heartbeat interval and two cooperative rounds.
+  std::string metrics;
+  double a_assigned = 0, b_assigned = 0, a_processed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(250ms);
+    if (HttpGet(port_a, "/metrics", &metrics) == 200) {
+      a_assigned = MetricValue(metrics, R"(vigil_state{kind="assigned_partitions"})");
+      a_processed = MetricValue(metrics, R"(vigil_events_total{event="records_processed"})");
+    }
+    if (HttpGet(port_b, "/metrics", &metrics) == 200) {
+      b_assigned = MetricValue(metrics, R"(vigil_state{kind="assigned_partitions"})");
+    }
+    // Stop `a` once it has state worth handing over.
+    if (a_assigned > 0 && b_assigned > 0 && a_assigned + b_assigned == topics.partitions &&
+        a_processed >= 300) {
+      break;
+    }
+  }
+  EXPECT_EQ(a_assigned + b_assigned, topics.partitions) << "both instances share the partitions";
+  EXPECT_GT(a_assigned, 0);
+  ASSERT_GT(b_assigned, 0) << b.Log();
+  ASSERT_GE(a_processed, 300);
+  const double b_restores_before = MetricValue(metrics, R"(vigil_latency_seconds_count{kind="state_restore"})");
+  const auto code = a.Terminate(10s);  // mid-stream
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << a.Log();
+  producer.join();
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 120s)) << b.Log();
+  ASSERT_EQ(HttpGet(port_b, "/metrics", &metrics), 200);
+  EXPECT_EQ(MetricValue(metrics, R"(vigil_state{kind="assigned_partitions"})"), topics.partitions);
+  EXPECT_GT(MetricValue(metrics, R"(vigil_latency_seconds_count{kind="state_restore"})"),
+            b_restores_before)
+      << "b restored the partitions it took over";
+  EXPECT_GT(MetricValue(metrics, R"(vigil_events_total{event="records_processed"})"), 0);
+  ASSERT_TRUE(b.Terminate(10s).has_value());
+  const auto log = b.Log();
+  EXPECT_NE(log.find(fmt::format("restored {} patients of {} partitions", 8, a_assigned)), std::string::npos)
+      << "b restored the 8 patients of a's partitions:\n" << log;
+  ExpectExactlyTheReference(topics);
+}
+
+TEST(Robustness, HostileInputIsDeadLetteredAndAccountedFor) {
+  const auto name = UniqueName("svc-bad");
+  const auto topics = CreateTestTopics(name, 2);
+  const int port = FreePort();
+  ServiceProcess service("bad", ServiceYaml(topics, name + "-group", name + "-0", port));
+
+  auto good = Synthetic(name, 3, 20, 0);
+  // Patient 0's frame 5 (envelope 15: three patients per second) arrives last, long after the
+  // analysis declared it lost: its frames are too late.
+  const auto late = good[15];
+  std::vector<std::pair<std::string, std::string>> records;
+  for (size_t i = 0; i < good.size(); ++i) {
+    if (i != 15) records.emplace_back(good[i].patient_id(), good[i].SerializeAsString());
+  }
+  const std::string patient = good[0].patient_id();
+  const std::string valid = good[0].SerializeAsString();
+  std::map<v1::DeadLetterReason, int> expected_reasons;
+  auto bad = [&](v1::DeadLetterReason reason, std::string key, std::string value) {
+    records.emplace_back(std::move(key), std::move(value));
+    ++expected_reasons[reason];
+  };
+  bad(v1::DEAD_LETTER_REASON_UNDECODABLE, patient, "\xff\xff\xff\xff garbage");
+  bad(v1::DEAD_LETTER_REASON_UNDECODABLE, patient, valid.substr(0, valid.size() / 2));  // truncated
+  v1::Alert wrong_schema;  // parses as an envelope whose "patient id" is the alert id
+  wrong_schema.set_alert_id("not-telemetry");
+  wrong_schema.set_condition(v1::CONDITION_APNEA);
+  bad(v1::DEAD_LETTER_REASON_KEY_MISMATCH, patient, wrong_schema.SerializeAsString());
+  auto envelope = good[0];
+  envelope.clear_patient_id();
+  bad(v1::DEAD_LETTER_REASON_MISSING_PATIENT, patient, envelope.SerializeAsString());
+  envelope = good[0];
+  bad(v1::DEAD_LETTER_REASON_KEY_MISMATCH, "someone-else", envelope.SerializeAsString());
+  envelope.mutable_frames(0)->set_gain(std::nan(""));
+  bad(v1::DEAD_LETTER_REASON_NON_FINITE_VALUE, patient, envelope.SerializeAsString());
+  envelope = good[0];
+  envelope.mutable_frames(1)->set_sample_rate_hz(0);
+  bad(v1::DEAD_LETTER_REASON_INVALID_FRAME, patient, envelope.SerializeAsString());
+  envelope = good[0];
+  envelope.mutable_frames(0)->set_kind(static_cast<v1::SignalKind>(99));
+  bad(v1::DEAD_LETTER_REASON_INVALID_FRAME, patient, envelope.SerializeAsString());
+  envelope = good[0];
+  envelope.mutable_frames(0)->set_gain(0);
+  bad(v1::DEAD_LETTER_REASON_INVALID_FRAME, patient, envelope.SerializeAsString());
+  envelope = good[0];
+  for (int i = 0; i < 120000; ++i) envelope.mutable_frames(0)->add_samples(1);
+  bad(v1::DEAD_LETTER_REASON_OVERSIZED, patient, envelope.SerializeAsString());
+  // Duplicated and far out-of-order frames: accepted records with dead-lettered items.
+  const size_t whole_record_letters = records.size() - (good.size() - 1);
+  records.emplace_back(patient, good[3].SerializeAsString());  // duplicate: 3 frames
+  records.emplace_back(late.patient_id(), late.SerializeAsString());
+  ProduceRaw(topics.telemetry, records);
+  // A bad per-patient override is rejected (dead letter) and the previous settings stay.
+  v1::PatientConfig pc;
+  pc.set_patient_id(patient);
+  pc.set_version(3);
+  (*pc.mutable_parameters())["no.such.operator_key"] = 1;
+  ProduceRaw(topics.patient_config, {{patient, pc.SerializeAsString()}});
+
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 60s)) << service.Log();
+  std::this_thread::sleep_for(1s);  // the config reader runs beside the telemetry
+  std::string metrics;
+  ASSERT_EQ(HttpGet(port + 1, "/healthz"), 200) << "the service keeps running";
+  ASSERT_EQ(HttpGet(port, "/metrics", &metrics), 200);
+  const double in = MetricValue(metrics, R"(vigil_events_total{event="records_in"})");
+  const double processed = MetricValue(metrics, R"(vigil_events_total{event="records_processed"})");
+  EXPECT_EQ(in, static_cast<double>(records.size()));
+  EXPECT_EQ(processed + static_cast<double>(whole_record_letters), in) << metrics;
+
+  ASSERT_TRUE(service.Terminate(10s).has_value());
+  std::map<v1::DeadLetterReason, int> reasons;
+  std::set<std::pair<int, int64_t>> whole;
+  int config_letters = 0;
+  for (const auto& r : ReadCommitted(topics.dead_letter)) {
+    v1::DeadLetter letter;
+    ASSERT_TRUE(letter.ParseFromString(r.value.value_or("")));
+    if (letter.topic() == topics.patient_config) {
+      ++config_letters;
+      continue;
+    }
+    EXPECT_EQ(letter.topic(), topics.telemetry);
+    ++reasons[letter.reason()];
+    // Duplicate and too-late frames are items of records that were otherwise processed; every
+    // other reason rejects the whole record (item_index then names the offending frame).
+    const bool item_only = letter.reason() == v1::DEAD_LETTER_REASON_DUPLICATE ||
+                           letter.reason() == v1::DEAD_LETTER_REASON_TOO_LATE;
+    if (!item_only) {
+      EXPECT_TRUE(whole.insert({letter.partition(), letter.offset()}).second) << "dead-lettered twice";
+      EXPECT_FALSE(letter.original_value().empty()) << "the original bytes travel with the letter";
+    }
+  }
+  EXPECT_EQ(whole.size(), whole_record_letters);
+  for (const auto& [reason, count] : expected_reasons) {
+    EXPECT_EQ(reasons[reason], count) << v1::DeadLetterReason_Name(reason);
+  }
+  EXPECT_EQ(reasons[v1::DEAD_LETTER_REASON_DUPLICATE], 3) << "one per duplicated frame";
+  EXPECT_EQ(reasons[v1::DEAD_LETTER_REASON_TOO_LATE], 3) << "one per late frame";
+  EXPECT_EQ(config_letters, 1) << "the bad override is dead-lettered";
+  EXPECT_NE(service.Log().find("rejected, previous settings stay"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil::testing
