@@ -217,6 +217,12 @@ job_label = monitor["spec"].get("jobLabel")
 check(job_label and service["metadata"]["labels"].get(job_label) == "vigil",
       "kubernetes: the scrape job would not be called 'vigil' (the alerting rules select job=\"vigil\")")
 
+# The PrometheusRule carries exactly the promtool-tested rules.
+prometheus_rule = by_kind.get("PrometheusRule", [None])[0]
+rules_source = yaml.safe_load((DEPLOY / "prometheus" / "vigil-rules.yaml").read_text())
+check(prometheus_rule is not None and prometheus_rule["spec"]["groups"] == rules_source["groups"],
+      "kubernetes/prometheusrule.yaml differs from prometheus/vigil-rules.yaml: run deploy/prometheus/to-prometheusrule.py")
+
 # --- systemd --------------------------------------------------------------------------------------
 unit_text = (DEPLOY / "systemd" / "vigil.service").read_text()
 unit = {}
