@@ -3,10 +3,13 @@
 
 #include <iostream>
 
+#include "pipeline/console/alert_console.h"
 #include "pipeline/doctor.h"
+#include "pipeline/eval/card_compare.h"
 #include "pipeline/eval/eval_command.h"
 #include "pipeline/replay/replay_command.h"
 #include "pipeline/report/report_command.h"
+#include "pipeline/simulate/simulate_command.h"
 #include "pipeline/service/service_commands.h"
 #include "pipeline/version.h"
 
@@ -24,8 +27,11 @@ int main(int argc, char** argv) {
 
   // The subcommands, one line each.
   vigil::replay::AddReplayCommand(app);
+  vigil::console::AddConsoleCommands(app);
   vigil::report::AddReportCommand(app);
   vigil::eval::AddEvalCommand(app);
+  vigil::simulate::AddSimulateCommand(app);
+  vigil::eval::AddEvalCardCommand(app);
   vigil::service::AddRunCommand(app);
   vigil::service::AddTailCommand(app);
 

@@ -33,7 +33,7 @@ class SnapshotWriter {
     requires std::is_arithmetic_v<T>
   void PutSpan(std::span<const T> values) {
     Put<uint64_t>(values.size());
-    out_.append(reinterpret_cast<const char*>(values.data()), values.size_bytes());
+    if (!values.empty()) out_.append(reinterpret_cast<const char*>(values.data()), values.size_bytes());
   }
   void PutString(std::string_view s) {
     Put<uint64_t>(s.size());
@@ -66,7 +66,7 @@ class SnapshotReader {
     if (n > max_elements) throw SnapshotError("snapshot: vector too long");
     Need(n * sizeof(T));
     std::vector<T> values(n);
-    std::memcpy(values.data(), in_.data() + pos_, n * sizeof(T));
+    if (n > 0) std::memcpy(values.data(), in_.data() + pos_, n * sizeof(T));
     pos_ += n * sizeof(T);
     return values;
   }

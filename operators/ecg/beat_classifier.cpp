@@ -14,6 +14,11 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr float kTemplateRate = 1.0f / 16;
 constexpr double kWeightDecay = 0.995;  // half-life ~140 beats
+// A beat joins a template only if its width is within this factor: a ventricular beat can
+// correlate > 0.9 with the normal QRS yet be half as wide again (MIT-BIH 223).
+constexpr float kJoinWidthRatio = 1.25f;
+// Templates with less weight than this are isolated odd beats (noise, artefacts).
+constexpr double kEstablishedWeight = 3;
 
 int Samples(double seconds, double fs) {
   return std::max(1, static_cast<int>(std::lround(seconds * fs)));
@@ -41,11 +46,12 @@ BeatClassifier::BeatClassifier(const BeatClassifierOptions& options, double fs)
   width_half_ = Samples(0.15, fs);
 }
 
-std::vector<float> BeatClassifier::Prepare(std::span<const float> window) const {
+std::vector<float> BeatClassifier::Prepare(std::span<const float> window) {
   // Baseline = median of the window (most of +-200 ms around a QRS is near the isoelectric
   // level), robust to the complex itself.
   std::vector<float> beat(window.begin(), window.end());
-  std::vector<float> tmp = beat;
+  auto& tmp = scratch_;
+  tmp.assign(window.begin(), window.end());
   std::nth_element(tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(tmp.size() / 2),
                    tmp.end());
   const float base = tmp[tmp.size() / 2];
@@ -70,19 +76,39 @@ float BeatClassifier::Width(std::span<const float> beat) const {
   return static_cast<float>(std::sqrt(std::max(0.0, sum_tt / sum - mean * mean)) / fs_);
 }
 
-float BeatClassifier::BestCorrelation(std::span<const float> a, std::span<const float> t) const {
-  // Pearson correlation of a's QRS part (shifted by -shift..shift) with t's QRS part.
+void BeatClassifier::Normalise(Template& t) const {
   const int len = 2 * qrs_half_ + 1;
-  const Eigen::Map<const Eigen::ArrayXf> tq(t.data() + half_ - qrs_half_, len);
-  const Eigen::ArrayXf tc = tq - tq.mean();
-  const float tn = std::sqrt(tc.square().sum());
+  const auto q = std::span(t.shape).subspan(static_cast<size_t>(half_ - qrs_half_),
+                                            static_cast<size_t>(len));
+  t.unit_qrs.assign(q.begin(), q.end());
+  Eigen::Map<Eigen::ArrayXf> u(t.unit_qrs.data(), len);
+  u -= u.mean();
+  const float norm = std::sqrt(u.square().sum());
+  if (norm > 0) u /= norm;
+}
+
+void BeatClassifier::PrepareShifts(std::span<const float> beat) {
+  // With a zero-mean template, sum((a - mean a) * u) = sum(a * u): only the beat's norm about
+  // its mean depends on the shift, so it is computed once per shift, not per template.
+  const int len = 2 * qrs_half_ + 1;
+  shift_norm_.resize(static_cast<size_t>(2 * shift_ + 1));
+  for (int s = -shift_; s <= shift_; ++s) {
+    const Eigen::Map<const Eigen::ArrayXf> a(beat.data() + half_ - qrs_half_ + s, len);
+    const float mean = a.mean();
+    shift_norm_[static_cast<size_t>(s + shift_)] =
+        std::sqrt(std::max(0.0f, a.square().sum() - static_cast<float>(len) * mean * mean));
+  }
+}
+
+float BeatClassifier::Correlation(std::span<const float> beat, const Template& t) const {
+  const int len = 2 * qrs_half_ + 1;
+  const Eigen::Map<const Eigen::VectorXf> u(t.unit_qrs.data(), len);
   float best = -1;
   for (int s = -shift_; s <= shift_; ++s) {
-    const Eigen::Map<const Eigen::ArrayXf> aq(a.data() + half_ - qrs_half_ + s, len);
-    const float am = aq.mean();
-    const float an = std::sqrt((aq - am).square().sum());
-    if (an <= 0 || tn <= 0) continue;
-    best = std::max(best, ((aq - am) * tc).sum() / (an * tn));
+    const float norm = shift_norm_[static_cast<size_t>(s + shift_)];
+    if (norm <= 0) continue;
+    const Eigen::Map<const Eigen::VectorXf> a(beat.data() + half_ - qrs_half_ + s, len);
+    best = std::max(best, a.dot(u) / norm);
   }
   return best;
 }
@@ -97,11 +123,14 @@ float BeatClassifier::PeakToPeak(std::span<const float> beat) const {
 int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
   int best = -1;
   float best_corr = -2;
+  PrepareShifts(h.beat);
+  corr_.resize(templates_.size());
   for (size_t i = 0; i < templates_.size(); ++i) {
     const Template& t = templates_[i];
+    const float c = Correlation(h.beat, t);
+    corr_[i] = c;
     const float ratio = t.width > 0 ? width / t.width : 1;
-    if (ratio > options_.wide_ratio || ratio * options_.wide_ratio < 1) continue;
-    const float c = BestCorrelation(h.beat, t.shape);
+    if (ratio > kJoinWidthRatio || ratio * kJoinWidthRatio < 1) continue;
     if (c >= options_.match_corr && c > best_corr) {
       best_corr = c;
       best = static_cast<int>(i);
@@ -111,27 +140,38 @@ int BeatClassifier::Match(const Held& h, float width, float p2p, bool update) {
   for (auto& t : templates_) t.weight *= kWeightDecay;
   if (best >= 0) {
     Template& t = templates_[static_cast<size_t>(best)];
-    for (size_t k = 0; k < t.shape.size(); ++k) t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    for (size_t k = 0; k < t.shape.size(); ++k) {
+      t.shape[k] += kTemplateRate * (h.beat[k] - t.shape[k]);
+    }
     t.width += kTemplateRate * (width - t.width);
     t.p2p += kTemplateRate * (p2p - t.p2p);
     t.weight += 1;
+    Normalise(t);
     return best;
   }
-  Template fresh{h.beat, width, p2p, 1.0};
+  Template fresh{h.beat, {}, width, p2p, 1.0};
+  Normalise(fresh);
+  corr_.push_back(1.0f);
   if (static_cast<int>(templates_.size()) < options_.max_templates) {
     templates_.push_back(std::move(fresh));
     return static_cast<int>(templates_.size()) - 1;
   }
-  const auto weakest = std::min_element(templates_.begin(), templates_.end(),
-                                        [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  const auto weakest =
+      std::min_element(templates_.begin(), templates_.end(),
+                       [](const Template& a, const Template& b) { return a.weight < b.weight; });
+  const auto index = static_cast<size_t>(weakest - templates_.begin());
   *weakest = std::move(fresh);
-  return static_cast<int>(weakest - templates_.begin());
+  corr_[index] = 1.0f;
+  corr_.pop_back();
+  return static_cast<int>(index);
 }
 
 int BeatClassifier::Dominant() const {
   int best = 0;
   for (size_t i = 1; i < templates_.size(); ++i) {
-    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) best = static_cast<int>(i);
+    if (templates_[i].weight > templates_[static_cast<size_t>(best)].weight) {
+      best = static_cast<int>(i);
+    }
   }
   return best;
 }
@@ -145,25 +185,30 @@ ClassifiedBeat BeatClassifier::Classify(const Held& h, bool update) {
   const int dominant = Dominant();
   const Template& d = templates_[static_cast<size_t>(dominant)];
   BeatFeatures& f = c.features;
-  f.correlation = BestCorrelation(h.beat, d.shape);
+  // Against the dominant template as it was before this beat updated it.
+  f.correlation = corr_[static_cast<size_t>(dominant)];
   f.width_s = width;
   f.width_ratio = d.width > 0 ? width / d.width : 1;
   f.amplitude_ratio = d.p2p > 0 ? p2p / d.p2p : 1;
   f.prematurity = (normal_rr_ > 0 && h.rr_s > 0) ? static_cast<float>(h.rr_s / normal_rr_) : 0;
 
   const bool wide = f.width_ratio >= options_.wide_ratio;
+  const bool wider = f.width_ratio * kJoinWidthRatio >= options_.wide_ratio;  // mildly wide
   const bool large = f.amplitude_ratio >= options_.amplitude_ratio;
   const bool premature = f.prematurity > 0 && f.prematurity < options_.premature_ratio;
+  const bool different = f.correlation < options_.v_corr;
+  const bool established =
+      matched >= 0 && templates_[static_cast<size_t>(matched)].weight >= kEstablishedWeight;
   if (matched == dominant) {
     c.label = 'N';
-  } else if (f.correlation < options_.v_corr && (premature || wide || large)) {
-    c.label = 'V';
-  } else if (f.correlation < options_.match_corr && f.width_ratio >= 1.5 * options_.wide_ratio) {
-    c.label = 'V';
-  } else if (f.correlation < 0.5 * options_.v_corr) {
-    c.label = 'Q';
+  } else if (premature && (different || wide)) {
+    c.label = 'V';  // early and shaped or conducted differently
+  } else if (different && (wide || (large && wider))) {
+    c.label = 'V';  // a different, wide complex even without prematurity (e.g. escape, VT)
+  } else if (different && !established && f.correlation < 0.5 * options_.v_corr) {
+    c.label = 'Q';  // an isolated odd complex: most likely noise
   } else {
-    c.label = 'N';
+    c.label = 'N';  // another normally conducted morphology (e.g. positional change)
   }
   if (matched == dominant && h.rr_s > 0) {
     normal_rr_ = normal_rr_ > 0 ? normal_rr_ + 0.125 * (h.rr_s - normal_rr_) : h.rr_s;
@@ -217,11 +262,15 @@ void BeatClassifier::Save(ops::SnapshotWriter& w) const {
 }
 
 void BeatClassifier::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("classifier: unknown version");
+  if (r.Get<uint32_t>() != kSnapshotVersion) {
+    throw ops::SnapshotError("classifier: unknown version");
+  }
   if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
   const auto size = static_cast<size_t>(window_size());
   const auto count = r.Get<uint64_t>();
-  if (count > static_cast<uint64_t>(options_.max_templates)) throw ops::SnapshotError("classifier: too many templates");
+  if (count > static_cast<uint64_t>(options_.max_templates)) {
+    throw ops::SnapshotError("classifier: too many templates");
+  }
   std::vector<Template> templates;
   for (uint64_t i = 0; i < count; ++i) {
     Template t;
@@ -230,6 +279,7 @@ void BeatClassifier::Load(ops::SnapshotReader& r) {
     t.width = r.Get<float>();
     t.p2p = r.Get<float>();
     t.weight = r.Get<double>();
+    Normalise(t);
     templates.push_back(std::move(t));
   }
   const double normal_rr = r.Get<double>();

@@ -13,9 +13,12 @@
 //     (ventricular conduction is slow: its slope energy is spread wider);
 //   - amplitude ratio: peak-to-peak relative to the template's;
 //   - prematurity: RR / running mean of the RR before dominant-template beats.
-// Label: N when the beat matches the dominant template; V when it differs (correlation below
-// `v_corr`) and is premature, wide or large, or is clearly wide even with a similar shape;
-// Q when it differs without any such sign and correlates poorly (mostly noise); otherwise N.
+// Label: N when the beat joins the dominant template (correlation >= `match_corr` and width
+// within 25 %); V when it is premature and differs (correlation < `v_corr`) or is wide (width
+// ratio >= `wide_ratio`), or differs and is wide (or large and somewhat wide) without being
+// premature (escape beats, VT); Q when it is an isolated odd complex that correlates poorly
+// (mostly noise); otherwise N (another normally conducted morphology, e.g. after a change of
+// body position, until it becomes the dominant one).
 // Templates follow slow drift: a matching beat moves its template by 1/16.
 //
 // Learning: the first `learning_beats` beats are held until the clusters show which
@@ -91,16 +94,21 @@ class BeatClassifier {
   };
   struct Template {
     std::vector<float> shape;
+    std::vector<float> unit_qrs;  // QRS part, mean removed, unit norm (derived from shape)
     float width = 0;
     float p2p = 0;
     double weight = 0;  // decaying count of matching beats
   };
-  std::vector<float> Prepare(std::span<const float> window) const;
+  std::vector<float> Prepare(std::span<const float> window);
   float Width(std::span<const float> beat) const;
-  float BestCorrelation(std::span<const float> a, std::span<const float> b) const;
   float PeakToPeak(std::span<const float> beat) const;
-  // Index of the matching template (updated with the beat), or a new one; -1 when learning
-  // is not finished and `update` is false.
+  void Normalise(Template& t) const;
+  // Norms of the beat's QRS part (mean removed) at every alignment shift, for Correlation.
+  void PrepareShifts(std::span<const float> beat);
+  // Best Pearson correlation of the prepared beat with a template over the shifts.
+  float Correlation(std::span<const float> beat, const Template& t) const;
+  // Index of the matching template (updated with the beat when `update`), or of a new one;
+  // -1 when nothing matches and `update` is false. Fills corr_ for every template.
   int Match(const Held& beat, float width, float p2p, bool update);
   int Dominant() const;
   ClassifiedBeat Classify(const Held& beat, bool update);
@@ -113,6 +121,8 @@ class BeatClassifier {
   double normal_rr_ = 0;  // running mean of RR before dominant-template beats (s), 0 = unknown
   int64_t seen_ = 0;
   std::deque<Held> held_;
+  // Scratch (not state).
+  std::vector<float> shift_norm_, corr_, scratch_;
 };
 
 }  // namespace vigil::ecg

@@ -29,7 +29,8 @@ float Median(const std::array<float, N>& values) {
 void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
   auto RequireRange = [&](std::string_view field, double value, double lo, double hi) {
     // Fields are named "<prefix><option>" (e.g. "ecg.arrhythmia.notch_hz").
-    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo, hi);
+    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo,
+                      hi);
   };
   RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
   const double nyquist = o.sample_rate_hz / 2;
@@ -38,7 +39,8 @@ void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
   RequireRange("qrs.notch_q", o.notch_q, 1, 100);
   if (o.lowpass_hz != 0) RequireRange("qrs.lowpass_hz", o.lowpass_hz, 20, nyquist * 0.95);
   RequireRange("qrs.band_low_hz", o.band_low_hz, 1, 20);
-  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2, std::min(40.0, nyquist * 0.9));
+  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2,
+               std::min(40.0, nyquist * 0.9));
   RequireRange("qrs.integration_s", o.integration_s, 0.03, 0.2);
   RequireRange("qrs.peak_hold_s", o.peak_hold_s, 0.02, 0.2);
   RequireRange("qrs.threshold_fraction", o.threshold_fraction, 0.05, 0.9);
@@ -70,7 +72,8 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   band_ = filters::BiquadCascade(
       filters::ButterworthBandPass(1, options_.band_low_hz, options_.band_high_hz, fs));
   // The R peak's energy sits around 10-20 Hz: the delay there is what shifts it.
-  cond_delay_ = cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
+  cond_delay_ =
+      cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
   window_ = Samples(options_.integration_s, fs);
   hold_ = Samples(options_.peak_hold_s, fs);
   refractory_ = Samples(options_.refractory_s, fs);
@@ -85,6 +88,7 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   slope_scale_ = fs;
   ring_.assign(std::bit_ceil(static_cast<size_t>(8 * fs)), 0.0f);
   mwi_ring_.assign(static_cast<size_t>(window_), 0.0f);
+  UpdateSearchBackLimit();
 }
 
 float QrsDetector::Conditioned(int64_t index) const {
@@ -111,6 +115,9 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
   const size_t mask = ring_.size() - 1;
   const float inv_window = 1.0f / static_cast<float>(window_);
   const auto slope_scale = static_cast<float>(slope_scale_);
+  // Position in the integration window, advanced without a division per sample.
+  size_t wi = static_cast<size_t>(n_ % window_);
+  const auto window = static_cast<size_t>(window_);
   for (const float x : samples) {
     if (std::isfinite(x)) {
       if (!primed_) {
@@ -124,9 +131,9 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
     const auto b = static_cast<float>(band_.Step(y));
     const float e = std::abs(b - prev_band_) * slope_scale;
     prev_band_ = b;
-    const size_t wi = static_cast<size_t>(n_ % window_);
     mwi_sum_ += static_cast<double>(e) - static_cast<double>(mwi_ring_[wi]);
     mwi_ring_[wi] = e;
+    if (++wi == window) wi = 0;
     const float m = static_cast<float>(mwi_sum_) * inv_window;
     seg_max_slope_ = std::max(seg_max_slope_, e);
     if (have_cand_) {
@@ -147,9 +154,8 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
     if (have_pending_ && n_ - pending_.index >= t_wave_) CommitPending(out);
     if (learning_done_) {
       // Time-driven search-back: no beat for too long and unexamined peaks are waiting.
-      if (last_beat_ >= 0 && peak_count_ > searched_peak_count_ &&
-          static_cast<double>(n_ - last_beat_) >
-              options_.searchback_factor * MeanRr() * options_.sample_rate_hz) {
+      if (last_beat_ >= 0 && n_ - last_beat_ > searchback_samples_ &&
+          peak_count_ > searched_peak_count_) {
         while (SearchBack(n_ + 1, out)) {
         }
         searched_peak_count_ = peak_count_;
@@ -186,10 +192,13 @@ void QrsDetector::FinishLearning(std::vector<QrsDetection>& out) {
   searched_peak_count_ = peak_count_;
 }
 
+void QrsDetector::UpdateSearchBackLimit() {
+  searchback_samples_ = static_cast<int64_t>(options_.searchback_factor * MeanRr() *
+                                             options_.sample_rate_hz);
+}
+
 void QrsDetector::Decide(Peak& peak, std::vector<QrsDetection>& out) {
-  const double fs = options_.sample_rate_hz;
-  if (last_beat_ >= 0 &&
-      static_cast<double>(peak.index - last_beat_) > options_.searchback_factor * MeanRr() * fs) {
+  if (last_beat_ >= 0 && peak.index - last_beat_ > searchback_samples_) {
     while (SearchBack(peak.index, out)) {
     }
   }
@@ -243,6 +252,7 @@ void QrsDetector::ReplacePending(Peak& peak) {
   if (before_pending_ >= 0) {
     const double rr = static_cast<double>(peak.index - before_pending_) / options_.sample_rate_hz;
     rr_[static_cast<size_t>((rr_inserted_ - 1) % kLevels)] = std::min(rr, 2.0);
+    UpdateSearchBackLimit();
   }
   peak.kind = 1;
   pending_ = peak;
@@ -259,6 +269,7 @@ void QrsDetector::AcceptBeat(Peak& peak, bool searchback, std::vector<QrsDetecti
     // Long pauses would stretch the search-back interval for many beats: clamp.
     const double rr = static_cast<double>(peak.index - last_beat_) / options_.sample_rate_hz;
     rr_[static_cast<size_t>(rr_inserted_++ % kLevels)] = std::min(rr, 2.0);
+    UpdateSearchBackLimit();
   }
   before_pending_ = last_beat_;
   last_beat_ = peak.index;
@@ -368,7 +379,9 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   // Decode into a copy so a failure leaves this detector unchanged.
   QrsDetector d = *this;
   auto check = [](size_t got, size_t want, const char* what) {
-    if (got != want) throw ops::SnapshotError(fmt::format("qrs: {} has {} values, want {}", what, got, want));
+    if (got != want) {
+      throw ops::SnapshotError(fmt::format("qrs: {} has {} values, want {}", what, got, want));
+    }
   };
   const auto cond = r.GetVector<double>();
   check(cond.size(), conditioning_.SaveState().size(), "conditioning state");
@@ -412,6 +425,7 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   check(rr.size(), kLevels, "rr");
   std::copy(rr.begin(), rr.end(), d.rr_.begin());
   d.rr_inserted_ = r.Get<int64_t>();
+  d.UpdateSearchBackLimit();
   d.last_beat_ = r.Get<int64_t>();
   d.last_beat_slope_ = r.Get<float>();
   d.have_pending_ = r.Get<uint8_t>() != 0;

@@ -8,8 +8,8 @@
 //   2. detection path: 8-16 Hz Butterworth band-pass (QRS energy; rejects P/T waves, wander
 //      and muscle noise; 8-16 Hz beat 5-15, 8-20 and 10-25 Hz on the MIT-BIH development
 //      records, mostly through large P waves), first difference scaled to mV/s, absolute value
-//      (Hamilton's choice,
-//      less dominated by single large complexes than squaring) and a moving-window integral;
+//      (Hamilton's choice, less dominated by single large complexes than squaring) and a
+//      moving-window integral;
 //   3. peaks of the integral: a local maximum confirmed when the integral has fallen to half
 //      of it or after `peak_hold_s` without a higher value;
 //   4. adaptive threshold DT = noise + `threshold_fraction` * (qrs - noise) from the medians
@@ -131,6 +131,7 @@ class QrsDetector {
   void FinishLearning(std::vector<QrsDetection>& out);
   float Threshold() const;
   double MeanRr() const;
+  void UpdateSearchBackLimit();
 
   QrsOptions options_;
   // Immutable after construction.
@@ -161,6 +162,7 @@ class QrsDetector {
   int64_t qrs_inserted_ = 0, noise_inserted_ = 0;
   std::array<double, kLevels> rr_{};
   int64_t rr_inserted_ = 0;
+  int64_t searchback_samples_ = 0;  // searchback_factor x mean RR, derived from rr_
   int64_t last_beat_ = -1;         // integral-peak index of the last beat (-1 = none)
   float last_beat_slope_ = 0;
   // The last accepted beat is held for `t_wave_s` before it is emitted: a much larger complex

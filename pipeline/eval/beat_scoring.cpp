@@ -67,10 +67,13 @@ BeatCounts ScoreBeats(const std::vector<io::WfdbAnnotation>& reference, std::vec
   }
   if (vf_start >= 0) vf.ranges.push_back({vf_start, std::numeric_limits<int64_t>::max()});
   std::erase_if(refs, [&](const Ref& r) { return r.sample < start || vf.Contains(r.sample); });
-  std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.sample < b.sample; });
+  std::sort(refs.begin(), refs.end(),
+            [](const Ref& a, const Ref& b) { return a.sample < b.sample; });
   // A test beat just before `start` may match a reference beat just after it: keep test beats
   // from start - window and drop the unmatched ones before `start` afterwards.
-  std::erase_if(test, [&](const TestBeat& t) { return t.sample < start - window || vf.Contains(t.sample); });
+  std::erase_if(test, [&](const TestBeat& t) {
+    return t.sample < start - window || vf.Contains(t.sample);
+  });
   std::sort(test.begin(), test.end(),
             [](const TestBeat& a, const TestBeat& b) { return a.sample < b.sample; });
 

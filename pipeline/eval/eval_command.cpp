@@ -74,7 +74,8 @@ void AddEvalCommand(CLI::App& app) {
   replays->excludes(replay);
   cmd->callback([args, cmd] {
     if (args->replay.empty() && args->replays_dir.empty()) {
-      throw CLI::ValidationError("eval", "give <replay.jsonl> --record <path> or --replays <dir> --records <dir>");
+      throw CLI::ValidationError(
+          "eval", "give <replay.jsonl> --record <path> or --replays <dir> --records <dir>");
     }
     int rc = 2;
     try {

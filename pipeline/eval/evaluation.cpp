@@ -80,7 +80,8 @@ std::string Pct(double v) { return std::isnan(v) ? "    -  " : fmt::format("{:7.
 std::string BeatRow(const std::string& name, const BeatEvaluation& b) {
   const auto& a = b.all;
   const auto& l = b.after_5_min;
-  return fmt::format("{:<8} {:>6} {:>5} {:>5} {} {} | {:>5} {:>5} {} {} | {:>5} {:>5} {:>5} {} {}\n",
+  return fmt::format(
+      "{:<8} {:>6} {:>5} {:>5} {} {} | {:>5} {:>5} {} {} | {:>5} {:>5} {:>5} {} {}\n",
                      name, a.ref_beats, a.fn, a.fp, Pct(a.Se()), Pct(a.PPlus()), l.fn, l.fp,
                      Pct(l.Se()), Pct(l.PPlus()), a.v_tp, a.v_fn, a.v_fp, Pct(a.VSe()),
                      Pct(a.VPPlus()));
@@ -105,7 +106,9 @@ void PrintReport(const EvaluationReport& report, std::ostream& out) {
   fmt::print(out,
              "QRS detection and ventricular beats (ANSI/AAMI EC57, 150 ms match window; "
              "'*' = paced, not in gross)\n");
-  fmt::print(out, "{:<8} {:>6} {:>5} {:>5} {:>7} {:>7} | {:>5} {:>5} {:>7} {:>7} | {:>5} {:>5} {:>5} {:>7} {:>7}\n",
+  fmt::print(out,
+             "{:<8} {:>6} {:>5} {:>5} {:>7} {:>7} | {:>5} {:>5} {:>7} {:>7} | {:>5} {:>5} {:>5} "
+             "{:>7} {:>7}\n",
              "record", "beats", "FN", "FP", "Se%", "+P%", "FN5", "FP5", "Se5%", "+P5%", "Vtp",
              "Vfn", "Vfp", "VSe%", "V+P%");
   for (const auto& r : report.records) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "pipeline/replay/card_replay.h"
 #include "pipeline/replay/offline_replay.h"
 #include "pipeline/service/kafka_replay.h"
 #include "pipeline/service/stream_service.h"
@@ -20,6 +21,7 @@ struct ReplayArgs {
   bool no_beats = false;
   bool no_aggregates = false;
   double frame_s = 1.0;
+  std::string time_zone = "Europe/Copenhagen";  // device clock and therapy days (ResMed cards)
   std::string kafka;  // bootstrap servers: produce to Kafka instead of analysing offline
   std::string topic = "vigil.telemetry.v1";
   std::string speed = "1";  // device seconds per wall second, or "max"
@@ -45,6 +47,8 @@ std::map<std::string, double> ParseOverrides(const std::vector<std::string>& ite
 }
 
 int RunOffline(const ReplayArgs& args) {
+  // A ResMed SD card: its own path to JSON Lines (therapy days, episodes; see card_replay.h).
+  if (IsResmedCard(args.recording)) return RunCardReplay(args.recording, args.out, args.time_zone, std::cerr);
   SourceOptions options;
   options.patient_id = args.patient;
   options.frame_s = args.frame_s;
@@ -100,9 +104,9 @@ void AddReplayCommand(CLI::App& app) {
   auto args = std::make_shared<ReplayArgs>();
   auto* cmd = app.add_subcommand(
       "replay",
-      "Run a recording (WFDB record path without extension) through the analysis, offline to "
-      "JSON Lines");
-  cmd->add_option("recording", args->recording, "Recording: WFDB record path without extension")
+      "Run a recording (WFDB record path without extension, or a ResMed SD card folder) through "
+      "the analysis, offline to JSON Lines");
+  cmd->add_option("recording", args->recording, "Recording: WFDB record path without extension, or ResMed card folder")
       ->required();
   cmd->add_option("--out", args->out, "Output JSON Lines file ('-' = stdout)")->capture_default_str();
   cmd->add_option("--patient", args->patient, "Pseudonymous patient id for the output")
@@ -112,6 +116,9 @@ void AddReplayCommand(CLI::App& app) {
   cmd->add_option("--frame-seconds", args->frame_s, "Seconds of signal per telemetry frame")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 60.0));
+  cmd->add_option("--tz", args->time_zone,
+                  "IANA zone of a ResMed card's device clock and of the therapy days")
+      ->capture_default_str();
   cmd->add_option("--kafka", args->kafka,
                   "Produce the recording as telemetry to this Kafka cluster instead of analysing it");
   cmd->add_option("--topic", args->topic, "With --kafka: the telemetry topic")->capture_default_str();

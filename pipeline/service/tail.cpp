@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "pipeline/output/json_lines.h"
 #include "vigil/v1/aggregate.pb.h"
 #include "vigil/v1/alert.pb.h"
 #include "vigil/v1/dead_letter.pb.h"
@@ -70,6 +71,12 @@ size_t Tail(const TailOptions& options, std::ostream& out, std::ostream& err,
       err << fmt::format("{}[{}]@{}: not a {}\n", record->topic, record->partition, record->offset,
                          message->GetTypeName());
       continue;
+    }
+    // Alerts and aggregates in the offline replay's vocabulary, so both paths print equal lines.
+    if (const auto* alert = dynamic_cast<const v1::Alert*>(message.get())) {
+      line = output::AlertLine(*alert);
+    } else if (const auto* aggregate = dynamic_cast<const v1::Aggregate*>(message.get())) {
+      line = output::AggregateLine(*aggregate);
     }
     out << line << '\n';
     ++printed;

@@ -1,5 +1,7 @@
-// `vigil tail <topic>`: prints the committed records of a Vigil topic as JSON Lines (canonical
-// protobuf JSON, the same as the offline replay), decoding by the topic's message type.
+// `vigil tail <topic>`: prints the committed records of a Vigil topic as JSON Lines, decoding by
+// the topic's message type: alerts and aggregates as the offline replay prints them
+// (pipeline/output/json_lines.h: {"type":"alert","alert":{...}}), other messages as their
+// canonical protobuf JSON.
 #pragma once
 
 #include <atomic>

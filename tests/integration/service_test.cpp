@@ -82,7 +82,7 @@ TEST(Service, KafkaPathEqualsOfflineAnalysisAndStopsOnSigterm) {
   ExpectSameOutputs(expected, got);
 }
 
-TEST(ServiceConfig, ErrorsNameKeyAndValue) {
+TEST(ServiceCli, ConfigErrorsNameKeyAndValue) {
   struct Case {
     std::string yaml;
     std::map<std::string, std::string> env;

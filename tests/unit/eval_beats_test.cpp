@@ -87,7 +87,8 @@ TEST(BeatScoring, VentricularOnFusionIsNotAFalsePositive) {
 
 TEST(JsonLines, TopLevelScalarsAndNestedValuesSkipped) {
   const auto f = eval::ParseJsonObjectLine(
-      R"({"type":"beat","t":12.345,"sample":4444,"label":"N","why":{"a":[1,{"b":"}"}]},"ok":true,"x":null})");
+      R"({"type":"beat","t":12.345,"sample":4444,"label":"N",)"
+      R"("why":{"a":[1,{"b":"}"}]},"ok":true,"x":null})");
   EXPECT_EQ(eval::StringField(f, "type"), "beat");
   EXPECT_DOUBLE_EQ(*eval::NumberField(f, "t"), 12.345);
   EXPECT_DOUBLE_EQ(*eval::NumberField(f, "sample"), 4444);

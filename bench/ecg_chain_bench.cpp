@@ -1,0 +1,120 @@
+// Throughput of the whole ECG chain (ecg.arrhythmia: conditioning filters, QRS detection, beat
+// classification, heart rate; rhythm analysis once merged into the operator) on the MIT-BIH
+// records in ../shared/data/mitdb, in samples per second on one core (CPU time, so other
+// processes on a shared machine do not count against it). Target: >= 30 M/s.
+//
+//   build/bench/ecg_chain_bench [--benchmark_filter=...]
+// Also: the QRS detector alone and the conditioning filter alone, to see where time goes.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "operators/ecg/ecg_monitor.h"
+#include "operators/ecg/qrs_detector.h"
+#include "operators/filters/biquad_cascade.h"
+#include "operators/io/wfdb_record.h"
+
+namespace {
+
+struct Record {
+  std::string name;
+  double fs;
+  std::vector<float> x;
+};
+
+const std::vector<Record>& Records() {
+  static const std::vector<Record> records = [] {
+    const char* env = std::getenv("VIGIL_SHARED_DATA");
+    const std::filesystem::path root =
+        std::filesystem::path(env && *env ? env : VIGIL_SHARED_DATA_DEFAULT) / "mitdb";
+    std::vector<Record> out;
+    for (const auto& entry : std::filesystem::directory_iterator(root)) {
+      if (entry.path().extension() != ".hea") continue;
+      auto path = entry.path();
+      const auto rec = vigil::io::ReadWfdbRecord(path.replace_extension());
+      out.push_back({rec.header.record_name, rec.header.sampling_frequency,
+                     rec.PhysicalSignal(0)});
+    }
+    if (out.empty()) throw std::runtime_error("no MIT-BIH records in " + root.string());
+    return out;
+  }();
+  return records;
+}
+
+int64_t TotalSamples() {
+  int64_t n = 0;
+  for (const auto& r : Records()) n += static_cast<int64_t>(r.x.size());
+  return n;
+}
+
+// The operator as the runtime drives it: chunks of `chunk_s` seconds.
+void BM_EcgChain(benchmark::State& state) {
+  const double chunk_s = static_cast<double>(state.range(0)) / 1000.0;
+  const auto op = vigil::ecg::EcgMonitor::Make(vigil::ops::Parameters{});
+  vigil::ops::Events events;
+  int64_t beats = 0;
+  Records();  // load outside the timed loop
+  for (auto _ : state) {
+    for (const auto& r : Records()) {
+      auto st = op->MakeState();
+      const auto chunk = static_cast<size_t>(chunk_s * r.fs);
+      for (size_t i = 0; i < r.x.size(); i += chunk) {
+        events.clear();
+        const vigil::ops::Chunk c{vigil::ops::SampleTime(0, r.fs, static_cast<int64_t>(i)), r.fs,
+                                  std::span(r.x).subspan(i, std::min(chunk, r.x.size() - i))};
+        op->Process(*st, vigil::ops::Signal::kEcg, c, events);
+        beats += static_cast<int64_t>(events.size());
+      }
+      op->Finish(*st, events);
+    }
+  }
+  benchmark::DoNotOptimize(beats);
+  state.SetItemsProcessed(state.iterations() * TotalSamples());
+  state.counters["records"] = static_cast<double>(Records().size());
+}
+BENCHMARK(BM_EcgChain)->Arg(1000)->Arg(100)->Unit(benchmark::kMillisecond);
+
+void BM_QrsDetectorOnly(benchmark::State& state) {
+  std::vector<vigil::ecg::QrsDetection> out;
+  Records();
+  for (auto _ : state) {
+    for (const auto& r : Records()) {
+      vigil::ecg::QrsOptions o;
+      o.sample_rate_hz = r.fs;
+      vigil::ecg::QrsDetector d(o);
+      out.clear();
+      d.Process(r.x, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * TotalSamples());
+}
+BENCHMARK(BM_QrsDetectorOnly)->Unit(benchmark::kMillisecond);
+
+void BM_ConditioningFilterOnly(benchmark::State& state) {
+  std::vector<float> y;
+  Records();
+  for (auto _ : state) {
+    for (const auto& r : Records()) {
+      auto sections = vigil::filters::BaselineWanderHighPass(r.fs);
+      const auto notch = vigil::filters::Notch(50, 10, r.fs);
+      const auto lp = vigil::filters::ButterworthLowPass(2, 40, r.fs);
+      sections.insert(sections.end(), notch.begin(), notch.end());
+      sections.insert(sections.end(), lp.begin(), lp.end());
+      vigil::filters::BiquadCascade f(sections);
+      y.resize(r.x.size());
+      f.ProcessBlock(r.x, y);
+      benchmark::DoNotOptimize(y.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * TotalSamples());
+}
+BENCHMARK(BM_ConditioningFilterOnly)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

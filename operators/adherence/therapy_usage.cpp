@@ -1,0 +1,398 @@
+#include "operators/adherence/therapy_usage.h"
+
+#include <date/tz.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <vector>
+
+#include "operators/adherence/therapy_day.h"
+#include "operators/core/options.h"
+
+namespace vigil::ops {
+namespace {
+
+constexpr uint32_t kSnapshotVersion = 1;
+constexpr TimeUs kBlockUs = kMicrosPerSecond;   // pressure is judged on 1-s means
+constexpr TimeUs kStaleUs = 60 * kMicrosPerSecond;  // data silent this long past mask_off: off
+
+struct UsageState final : OperatorState {
+  bool have_day = false;
+  TherapyDayWindow day;
+  std::vector<std::pair<TimeUs, TimeUs>> sessions;  // closed sessions >= min length
+  bool in_session = false;
+  TimeUs session_start = 0;
+  TimeUs last_on_end = 0;
+  TimeUs off_since = 0;
+  TimeUs latest_us = 0;            // newest device time seen
+  TimeUs next_expected_us = 0;     // next pressure sample
+  TimeUs flow_valid_until = 0;
+  bool flow_seen = false;
+  double block_sum = 0;
+  int64_t block_n = 0;
+  TimeUs block_start = 0;
+  std::deque<double> history_h;    // closed days, oldest first
+  bool decline_open = false, noncompliance_open = false;
+  TimeUs decline_start = 0, noncompliance_start = 0;
+
+  std::string Snapshot() const override {
+    SnapshotWriter w;
+    w.Put(kSnapshotVersion);
+    w.Put<uint8_t>(have_day);
+    w.PutString(day.date);
+    w.Put(day.start_us);
+    w.Put(day.end_us);
+    w.Put<uint64_t>(sessions.size());
+    for (const auto& [a, b] : sessions) {
+      w.Put(a);
+      w.Put(b);
+    }
+    w.Put<uint8_t>(in_session);
+    w.Put(session_start);
+    w.Put(last_on_end);
+    w.Put(off_since);
+    w.Put(latest_us);
+    w.Put(next_expected_us);
+    w.Put(flow_valid_until);
+    w.Put<uint8_t>(flow_seen);
+    w.Put(block_sum);
+    w.Put(block_n);
+    w.Put(block_start);
+    const std::vector<double> h(history_h.begin(), history_h.end());
+    w.PutSpan<double>(h);
+    w.Put<uint8_t>(decline_open);
+    w.Put<uint8_t>(noncompliance_open);
+    w.Put(decline_start);
+    w.Put(noncompliance_start);
+    return w.Take();
+  }
+  void Restore(std::string_view bytes) override {
+    SnapshotReader r(bytes);
+    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("adherence.usage: version");
+    UsageState s;
+    s.have_day = r.Get<uint8_t>();
+    s.day.date = r.GetString(16);
+    s.day.start_us = r.Get<TimeUs>();
+    s.day.end_us = r.Get<TimeUs>();
+    const auto n = r.Get<uint64_t>();
+    if (n > 100000) throw SnapshotError("adherence.usage: sessions");
+    for (uint64_t i = 0; i < n; ++i) {
+      const auto a = r.Get<TimeUs>();
+      const auto b = r.Get<TimeUs>();
+      s.sessions.emplace_back(a, b);
+    }
+    s.in_session = r.Get<uint8_t>();
+    s.session_start = r.Get<TimeUs>();
+    s.last_on_end = r.Get<TimeUs>();
+    s.off_since = r.Get<TimeUs>();
+    s.latest_us = r.Get<TimeUs>();
+    s.next_expected_us = r.Get<TimeUs>();
+    s.flow_valid_until = r.Get<TimeUs>();
+    s.flow_seen = r.Get<uint8_t>();
+    s.block_sum = r.Get<double>();
+    s.block_n = r.Get<int64_t>();
+    s.block_start = r.Get<TimeUs>();
+    const auto h = r.GetVector<double>(10000);
+    s.history_h.assign(h.begin(), h.end());
+    s.decline_open = r.Get<uint8_t>();
+    s.noncompliance_open = r.Get<uint8_t>();
+    s.decline_start = r.Get<TimeUs>();
+    s.noncompliance_start = r.Get<TimeUs>();
+    r.ExpectEnd();
+    *this = std::move(s);
+  }
+};
+
+UsageState& Cast(OperatorState& s) {
+  auto* p = dynamic_cast<UsageState*>(&s);
+  if (!p) throw std::logic_error("adherence.usage: state of another operator");
+  return *p;
+}
+
+Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, TimeUs end,
+                         const AdherenceSummary& a, const AdherenceRules& r, std::string rule,
+                         std::string note) {
+  Episode e;
+  e.kind = kind;
+  e.phase = phase;
+  e.start_us = start;
+  e.end_us = end;
+  e.why.algorithm = "adherence.usage";
+  e.why.version = "1.0.0";
+  e.why.rule = std::move(rule);
+  e.why.note = std::move(note);
+  e.why.measures = {{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), "nights"},
+                    {"usage_mean_30_nights", a.mean_window_h, "h"}};
+  if (!std::isnan(a.mean_recent_h)) e.why.measures.push_back({"usage_mean_7_nights", a.mean_recent_h, "h"});
+  if (!std::isnan(a.mean_previous_h)) {
+    e.why.measures.push_back({"usage_mean_previous_30_nights", a.mean_previous_h, "h"});
+  }
+  e.why.limits = {{"night_min", r.night_min_h, "h", ">="},
+                  {"compliance_share", r.compliance_share * 100, "%", ">="}};
+  return e;
+}
+
+}  // namespace
+
+TherapyUsageOptions TherapyUsageOptions::FromParameters(const Parameters& parameters,
+                                                        std::string time_zone) {
+  ParameterReader p("adherence.usage", parameters);
+  TherapyUsageOptions o;
+  o.time_zone = std::move(time_zone);
+  o.session_source = static_cast<int>(p.Get("session_source", o.session_source));
+  o.min_session_min = p.Get("min_session_min", o.min_session_min);
+  o.mask_on_pressure_cm_h2o = p.Get("mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o);
+  o.mask_off_s = p.Get("mask_off_s", o.mask_off_s);
+  o.rules.night_min_h = p.Get("night_min_h", o.rules.night_min_h);
+  o.rules.compliance_share = p.Get("compliance_share", o.rules.compliance_share);
+  o.rules.decline_mean_h = p.Get("decline_mean_h", o.rules.decline_mean_h);
+  o.rules.decline_drop_h = p.Get("decline_drop_h", o.rules.decline_drop_h);
+  p.CheckAllUsed();
+  return o;
+}
+
+std::unique_ptr<const TherapyUsage> TherapyUsage::Make(const TherapyUsageOptions& o) {
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = date::locate_zone(o.time_zone);
+  } catch (const std::exception&) {
+    throw OptionError("adherence.usage.time_zone", o.time_zone,
+                      "unknown time zone (IANA name expected, e.g. Europe/Copenhagen)");
+  }
+  Require(o.session_source == 0 || o.session_source == 1, "adherence.usage.session_source",
+          o.session_source, "must be 0 (signals) or 1 (device events)");
+  RequireRange("adherence.usage.min_session_min", o.min_session_min, 0, 120);
+  RequireRange("adherence.usage.mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o, 0.5, 20);
+  RequireRange("adherence.usage.mask_off_s", o.mask_off_s, 1, 3600);
+  RequireRange("adherence.usage.night_min_h", o.rules.night_min_h, 0.5, 12);
+  RequireRange("adherence.usage.compliance_share", o.rules.compliance_share, 0.1, 1);
+  RequireRange("adherence.usage.decline_mean_h", o.rules.decline_mean_h, 0, 12);
+  RequireRange("adherence.usage.decline_drop_h", o.rules.decline_drop_h, 0.1, 12);
+  return std::unique_ptr<const TherapyUsage>(new TherapyUsage(o, zone));
+}
+
+std::unique_ptr<OperatorState> TherapyUsage::MakeState() const {
+  return std::make_unique<UsageState>();
+}
+
+namespace {
+
+struct Ctx {
+  const TherapyUsageOptions& o;
+  const date::time_zone* zone;
+  UsageState& s;
+  Events& out;
+
+  void CloseSession(TimeUs end) {
+    if (!s.in_session) return;
+    s.in_session = false;
+    s.off_since = 0;
+    if (end - s.session_start >= FromSeconds(o.min_session_min * 60)) {
+      s.sessions.emplace_back(s.session_start, end);
+    }
+  }
+
+  void OpenSession(TimeUs start) {
+    if (!s.have_day) {
+      s.have_day = true;
+      s.day = TherapyDayAt(start, zone);
+    }
+    s.in_session = true;
+    s.session_start = start;
+    s.off_since = 0;
+  }
+
+  void EmitDay() {
+    const auto& d = s.day;
+    TherapyDay day;
+    day.date = d.date;
+    day.start_us = d.start_us;
+    day.end_us = d.end_us;
+    TimeUs used = 0;
+    for (const auto& [a, b] : s.sessions) {
+      const TimeUs lo = std::max(a, d.start_us), hi = std::min(b, d.end_us);
+      if (hi <= lo) continue;
+      used += hi - lo;
+      if (a >= d.start_us && a < d.end_us) {
+        ++day.sessions;
+        if (day.first_mask_on_us == 0) day.first_mask_on_us = a;
+      }
+      day.last_mask_off_us = std::max(day.last_mask_off_us, hi);
+    }
+    std::erase_if(s.sessions, [&](const auto& x) { return x.second <= d.end_us; });
+    day.usage_min = ToSeconds(used) / 60.0;
+    out.emplace_back(day);
+    const TimeUs t = d.end_us;
+    out.emplace_back(Measurement{"usage_min", day.usage_min, t});
+
+    s.history_h.push_back(day.usage_min / 60.0);
+    const size_t keep = static_cast<size_t>(o.rules.window_nights + o.rules.recent_nights);
+    while (s.history_h.size() > keep) s.history_h.pop_front();
+    const std::vector<double> h(s.history_h.begin(), s.history_h.end());
+    const auto a = EvaluateAdherence(h, o.rules);
+    out.emplace_back(Measurement{"adherence_score", a.score, t});
+    out.emplace_back(Measurement{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), t});
+    out.emplace_back(Measurement{"compliance_30d", a.compliance_met ? 1.0 : 0.0, t});
+    if (!std::isnan(a.mean_recent_h)) out.emplace_back(Measurement{"usage_mean_7_nights_h", a.mean_recent_h, t});
+    if (h.size() >= static_cast<size_t>(o.rules.window_nights)) {
+      out.emplace_back(Measurement{"usage_mean_30_nights_h", a.mean_window_h, t});
+    }
+    const std::string comp_rule = fmt::format(">= {} h on >= {:.0f} % of nights in {} days",
+                                              o.rules.night_min_h, o.rules.compliance_share * 100,
+                                              o.rules.window_nights);
+    const bool full_window = h.size() >= static_cast<size_t>(o.rules.window_nights);
+    if (full_window && !a.compliance_met && !s.noncompliance_open) {
+      s.noncompliance_open = true;
+      s.noncompliance_start = d.start_us;
+      out.emplace_back(AdherenceEpisode(EpisodeKind::kNonCompliance, Episode::Phase::kOpened,
+                                        d.start_us, 0, a, o.rules, comp_rule, "CMS 30-day rule"));
+    } else if (s.noncompliance_open && a.compliance_met) {
+      s.noncompliance_open = false;
+      out.emplace_back(AdherenceEpisode(EpisodeKind::kNonCompliance, Episode::Phase::kClosed,
+                                        s.noncompliance_start, d.end_us, a, o.rules, comp_rule,
+                                        "CMS 30-day rule met again"));
+    }
+    const std::string decl_rule = fmt::format(
+        "{}-night mean < {} h, or >= {} h below the previous {}-night mean", o.rules.recent_nights,
+        o.rules.decline_mean_h, o.rules.decline_drop_h, o.rules.window_nights);
+    if (a.decline && !s.decline_open) {
+      s.decline_open = true;
+      s.decline_start = d.start_us;
+      out.emplace_back(AdherenceEpisode(EpisodeKind::kAdherenceDecline, Episode::Phase::kOpened,
+                                        d.start_us, 0, a, o.rules, decl_rule, a.decline_reason));
+    } else if (!a.decline && s.decline_open) {
+      s.decline_open = false;
+      out.emplace_back(AdherenceEpisode(EpisodeKind::kAdherenceDecline, Episode::Phase::kClosed,
+                                        s.decline_start, d.end_us, a, o.rules, decl_rule,
+                                        "usage recovered"));
+    }
+    s.day = NextTherapyDay(d, zone);
+  }
+
+  // Closes every day that has ended by `now`, unless a session begun before its end is open.
+  void CloseDays(TimeUs now) {
+    while (s.have_day && now >= s.day.end_us && !(s.in_session && s.session_start < s.day.end_us)) {
+      EmitDay();
+    }
+  }
+
+  void Advance(TimeUs now) {
+    s.latest_us = std::max(s.latest_us, now);
+    if (o.session_source == 0 && s.in_session &&
+        s.latest_us - s.last_on_end > FromSeconds(o.mask_off_s) + kStaleUs) {
+      CloseSession(s.last_on_end);  // the device went silent: therapy ended with its data
+    }
+    CloseDays(s.latest_us);
+  }
+};
+
+}  // namespace
+
+void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chunk,
+                           Events& out) const {
+  auto& s = Cast(state);
+  if (chunk.values.empty() || !(chunk.sample_rate_hz > 0)) return;
+  Ctx c{options_, zone_, s, out};
+  if (signal == Signal::kFlow) {
+    for (float v : chunk.values) {
+      if (!std::isnan(v)) {
+        s.flow_seen = true;
+        s.flow_valid_until = std::max(s.flow_valid_until, chunk.end_us());
+        break;
+      }
+    }
+    c.Advance(chunk.first_sample_us);
+    return;
+  }
+  if (signal != Signal::kAirwayPressure) return;
+  if (options_.session_source != 0) {
+    c.Advance(chunk.end_us());
+    return;
+  }
+  const TimeUs period = static_cast<TimeUs>(1e6 / chunk.sample_rate_hz);
+  if (s.next_expected_us != 0 && std::llabs(chunk.first_sample_us - s.next_expected_us) > 2 * period) {
+    // Data stopped and resumed. A break shorter than mask_off_s (refitting the mask, the device
+    // starting a new file) does not end the session, as a short "off" in the data would not;
+    // a longer one ends it at its last "on" second.
+    if (chunk.first_sample_us - s.last_on_end > FromSeconds(options_.mask_off_s)) {
+      c.CloseSession(s.last_on_end);
+    }
+    s.block_n = 0;
+    s.block_sum = 0;
+  }
+  s.next_expected_us = chunk.end_us();
+  const TimeUs off_us = FromSeconds(options_.mask_off_s);
+  for (size_t i = 0; i < chunk.values.size(); ++i) {
+    const TimeUs t = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    if (s.block_n == 0) s.block_start = t;
+    const float v = chunk.values[i];
+    if (!std::isnan(v)) {
+      s.block_sum += v;
+      ++s.block_n;
+    } else if (s.block_n == 0) {
+      continue;
+    }
+    const TimeUs block_end = t + period;
+    if (block_end - s.block_start < kBlockUs) continue;
+    const double mean = s.block_sum / static_cast<double>(s.block_n);
+    s.block_n = 0;
+    s.block_sum = 0;
+    const bool flow_ok = !s.flow_seen || s.flow_valid_until >= s.block_start - kStaleUs;
+    const bool on = mean >= options_.mask_on_pressure_cm_h2o && flow_ok;
+    if (on) {
+      if (!s.in_session) c.OpenSession(s.block_start);
+      s.last_on_end = block_end;
+      s.off_since = 0;
+    } else if (s.in_session) {
+      if (s.off_since == 0) s.off_since = s.block_start;
+      if (block_end - s.off_since >= off_us) c.CloseSession(s.off_since);
+    }
+    c.CloseDays(block_end);
+  }
+  s.latest_us = std::max(s.latest_us, chunk.end_us());
+}
+
+void TherapyUsage::OnDeviceEvent(OperatorState& state, const DeviceEventView& event,
+                                 Events& out) const {
+  auto& s = Cast(state);
+  Ctx c{options_, zone_, s, out};
+  if (options_.session_source == 1) {
+    if (event.type == DeviceEventView::Type::kSessionStart && !s.in_session) {
+      c.OpenSession(event.time_us);
+    } else if (event.type == DeviceEventView::Type::kSessionStop) {
+      c.CloseSession(event.time_us);
+    }
+  }
+  c.Advance(event.time_us);
+}
+
+void TherapyUsage::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs to_us,
+                         Events& out) const {
+  auto& s = Cast(state);
+  if (signal != Signal::kAirwayPressure || options_.session_source != 0) return;
+  Ctx c{options_, zone_, s, out};
+  if (to_us - s.last_on_end > FromSeconds(options_.mask_off_s)) c.CloseSession(s.last_on_end);
+  s.block_n = 0;
+  s.block_sum = 0;
+}
+
+void TherapyUsage::AdvanceTo(OperatorState& state, TimeUs now_us, Events& out) const {
+  auto& s = Cast(state);
+  Ctx c{options_, zone_, s, out};
+  c.Advance(now_us);
+}
+
+void TherapyUsage::Finish(OperatorState& state, Events& out) const {
+  auto& s = Cast(state);
+  Ctx c{options_, zone_, s, out};
+  if (s.in_session) c.CloseSession(options_.session_source == 0 ? s.last_on_end : s.latest_us);
+  c.CloseDays(s.latest_us);
+  if (s.have_day) {
+    c.EmitDay();
+    s.have_day = false;
+  }
+}
+
+}  // namespace vigil::ops

@@ -1,0 +1,218 @@
+#include "operators/ecg/atrial_fibrillation_detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "operators/core/options.h"
+#include "operators/ecg/episode_tracker.h"
+
+namespace vigil::ecg {
+
+AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrillationOptions& o) {
+  ops::RequireRange("af_window_beats", o.window_beats, 4, 64);
+  ops::Require(o.window_beats == std::floor(o.window_beats), "af_window_beats", o.window_beats,
+               "must be a whole number");
+  ops::RequireRange("af_max_lag", o.max_lag, 1, 4);
+  ops::Require(o.exclude_supraventricular == 0 || o.exclude_supraventricular == 1,
+               "af_exclude_supraventricular", o.exclude_supraventricular, "must be 0 or 1");
+  ops::Require(o.max_lag == std::floor(o.max_lag), "af_max_lag", o.max_lag,
+               "must be a whole number");
+  ops::RequireRange("af_regular_tolerance", o.regular_tolerance, 0, 0.5);
+  ops::RequireRange("af_regular_fraction_max", o.regular_fraction_max, 0, 1);
+  ops::RequireRange("af_amplitude_cv_max", o.amplitude_cv_max, 0.01, 100);
+  ops::RequireRange("af_threshold", o.threshold, 0.001, 1);
+  ops::RequireRange("af_release", o.release, 0.1, 1);
+  ops::RequireRange("af_smoothing", o.smoothing, 0.01, 1);
+  ops::RequireRange("af_min_rr_s", o.min_rr_s, 0.1, 1);
+  ops::RequireRange("af_max_rr_s", o.max_rr_s, o.min_rr_s, 10);
+  return AtrialFibrillationDetector(o);
+}
+
+ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
+  ops::Explanation why;
+  why.algorithm = "ecg.af.rr_irregularity";
+  why.version = "1.0.0";
+  double mean_rr = 0;
+  for (const auto& i : s.intervals) mean_rr += i.rr_s;
+  if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
+  why.measures = {{"rr_irregularity", s.smoothed, "1"},
+                  {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
+                  {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  why.limits = {{"af_threshold", options_.threshold, "1", ">"},
+                {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
+                {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
+                {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="}};
+  why.rule = "irregular RR without an underlying regular rhythm (normalised median lagged RR "
+             "difference over the beat window; ectopy, bigeminy/trigeminy and unreliable beats "
+             "suppressed); an AF alarm needs an episode >= 30 s";
+  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015";
+  return why;
+}
+
+void AtrialFibrillationDetector::Close(State& s, ops::TimeUs end_us, ops::Events& out) const {
+  if (!s.open) return;
+  s.open = false;
+  out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed,
+                            s.start_us, std::max(end_us, s.start_us), Explain(s)));
+}
+
+void AtrialFibrillationDetector::Stop(State& s, ops::Events& out) const {
+  Close(s, s.last_irregular_us, out);
+  s.intervals.clear();
+  s.primed = false;
+  s.smoothed = 0;
+  s.previous_ventricular = false;
+  s.previous_unusable = false;
+  s.left_out_in_a_row = 0;
+}
+
+double AtrialFibrillationDetector::Irregularity(const std::deque<Interval>& iv) const {
+  const auto window = static_cast<size_t>(options_.window_beats);
+  const auto lags = static_cast<size_t>(options_.max_lag);
+  if (iv.size() < window + lags) return 0;
+  const size_t first = iv.size() - window;
+  std::vector<double> r(window);
+  double mean_rr = 0;
+  for (size_t k = 0; k < window; ++k) {
+    r[k] = iv[first + k].rr_s;
+    mean_rr += r[k];
+  }
+  mean_rr /= static_cast<double>(window);
+
+  // Step 3: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
+  std::vector<double> sorted = r;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(window / 2),
+                   sorted.end());
+  const double median = sorted[window / 2];
+  size_t regular = 0;
+  for (double v : r) regular += std::fabs(v - median) <= options_.regular_tolerance * median;
+  if (static_cast<double>(regular) > options_.regular_fraction_max * static_cast<double>(window)) {
+    return 0;
+  }
+
+  // Step 4: beats whose amplitudes disagree are not all QRS complexes.
+  double sum = 0, sum2 = 0;
+  size_t known = 0;
+  for (size_t k = first; k < iv.size(); ++k) {
+    const double a = iv[k].amplitude_mv;
+    if (std::isnan(a)) continue;
+    sum += a;
+    sum2 += a * a;
+    ++known;
+  }
+  if (known >= window / 2 && sum > 0) {
+    const double mean = sum / static_cast<double>(known);
+    const double var = std::max(0.0, sum2 / static_cast<double>(known) - mean * mean);
+    if (std::sqrt(var) / mean > options_.amplitude_cv_max) return 0;
+  }
+
+  // Step 2: the smallest over lags of the median absolute lagged difference.
+  double best = std::numeric_limits<double>::infinity();
+  std::vector<double> d(window);
+  for (size_t lag = 1; lag <= lags; ++lag) {
+    for (size_t k = 0; k < window; ++k) {
+      d[k] = std::fabs(iv[first + k].rr_s - iv[first + k - lag].rr_s);
+    }
+    std::nth_element(d.begin(), d.begin() + static_cast<ptrdiff_t>(window / 2), d.end());
+    best = std::min(best, d[window / 2]);
+  }
+  return best / mean_rr;
+}
+
+void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool usable,
+                                        float amplitude_mv, ops::Events& out) const {
+  const bool ventricular =
+      beat.label == ops::BeatClass::kVentricular ||
+      (options_.exclude_supraventricular != 0 && beat.label == ops::BeatClass::kSupraventricular);
+  const bool left_out = !usable || s.previous_unusable || ventricular || s.previous_ventricular ||
+                        beat.rr_s < options_.min_rr_s || beat.rr_s > options_.max_rr_s;
+  s.previous_ventricular = ventricular;
+  s.previous_unusable = !usable;
+  const auto window = static_cast<size_t>(options_.window_beats);
+  const auto keep = window + static_cast<size_t>(options_.max_lag);
+  if (left_out) {
+    if (++s.left_out_in_a_row > options_.window_beats) Stop(s, out);
+    return;
+  }
+  s.left_out_in_a_row = 0;
+  if (!s.intervals.empty()) {
+    const double span = static_cast<double>(beat.time_us - s.intervals.back().end_us);
+    // Time between accepted beats counts for the burden only when nothing long was left out.
+    if (span <= 3 * beat.rr_s * 1e6) {
+      s.analysed_us += span;
+      if (s.open) s.af_us += span;
+    }
+  }
+  s.intervals.push_back({beat.time_us, beat.rr_s, amplitude_mv});
+  while (s.intervals.size() > keep) s.intervals.pop_front();
+  if (s.intervals.size() < keep) return;
+
+  const double irregularity = Irregularity(s.intervals);
+  s.last_irregularity = irregularity;
+  s.smoothed = s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed)
+                        : irregularity;
+  s.primed = true;
+
+  const double release = options_.threshold * options_.release;
+  if (s.smoothed > release) s.last_irregular_us = beat.time_us;
+  const auto& first = s.intervals[s.intervals.size() - window];
+  if (!s.open && s.smoothed > options_.threshold) {
+    s.open = true;
+    // The window's first interval starts at the beat before it.
+    s.start_us = first.end_us - ops::FromSeconds(first.rr_s);
+    out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened,
+                              s.start_us, 0, Explain(s)));
+  } else if (s.open && s.smoothed <= release) {
+    // The measure lags the rhythm by about half a window.
+    const auto back = s.intervals[s.intervals.size() - 1 - window / 2].end_us;
+    Close(s, std::min(back, s.last_irregular_us), out);
+  }
+}
+
+void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
+  w.Put<uint64_t>(intervals.size());
+  for (const auto& i : intervals) {
+    w.Put<int64_t>(i.end_us);
+    w.Put<float>(i.rr_s);
+    w.Put<float>(i.amplitude_mv);
+  }
+  w.Put<uint8_t>(previous_ventricular);
+  w.Put<uint8_t>(previous_unusable);
+  w.Put<int32_t>(left_out_in_a_row);
+  w.Put<double>(smoothed);
+  w.Put<uint8_t>(primed);
+  w.Put<uint8_t>(open);
+  w.Put<int64_t>(start_us);
+  w.Put<int64_t>(last_irregular_us);
+  w.Put<double>(af_us);
+  w.Put<double>(analysed_us);
+  w.Put<double>(last_irregularity);
+}
+
+void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
+  const auto n = r.Get<uint64_t>();
+  if (n > 100) throw ops::SnapshotError("af detector: too many intervals");
+  intervals.clear();
+  for (uint64_t k = 0; k < n; ++k) {
+    Interval i;
+    i.end_us = r.Get<int64_t>();
+    i.rr_s = r.Get<float>();
+    i.amplitude_mv = r.Get<float>();
+    intervals.push_back(i);
+  }
+  previous_ventricular = r.Get<uint8_t>() != 0;
+  previous_unusable = r.Get<uint8_t>() != 0;
+  left_out_in_a_row = r.Get<int32_t>();
+  smoothed = r.Get<double>();
+  primed = r.Get<uint8_t>() != 0;
+  open = r.Get<uint8_t>() != 0;
+  start_us = r.Get<int64_t>();
+  last_irregular_us = r.Get<int64_t>();
+  af_us = r.Get<double>();
+  analysed_us = r.Get<double>();
+  last_irregularity = r.Get<double>();
+}
+
+}  // namespace vigil::ecg

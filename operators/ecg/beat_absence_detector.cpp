@@ -1,0 +1,95 @@
+#include "operators/ecg/beat_absence_detector.h"
+
+#include <algorithm>
+
+#include "operators/core/options.h"
+#include "operators/ecg/episode_tracker.h"
+
+namespace vigil::ecg {
+
+BeatAbsenceDetector BeatAbsenceDetector::Make(const BeatAbsenceOptions& o) {
+  ops::RequireRange("pause_s", o.pause_s, 1, 30);
+  ops::RequireRange("asystole_s", o.asystole_s, 2, 10);  // IEC 60601-2-27: alarm within 10 s
+  ops::RequireRange("asystole_activity_ratio", o.activity_ratio, 0.05, 1);
+  ops::RequireRange("asystole_activity_slope_mv_s", o.activity_slope_mv_s, 0.1, 100);
+  return BeatAbsenceDetector(o);
+}
+
+ops::Explanation BeatAbsenceDetector::Explain(bool asystole, double seconds) const {
+  ops::Explanation why;
+  why.algorithm = "ecg.beat_absence";
+  why.version = "1.0.0";
+  why.measures = {{"time_without_qrs", seconds, "s"}};
+  if (asystole) {
+    why.limits = {{"asystole", options_.asystole_s, "s", ">="}};
+    why.rule = "no QRS for 4 s while the signal is present and usable";
+  } else {
+    why.limits = {{"pause", options_.pause_s, "s", ">"}};
+    why.rule = "RR > 3 s (no QRS for more than 3 s) while the signal is present and usable";
+  }
+  return why;
+}
+
+void BeatAbsenceDetector::Start(State& s, ops::TimeUs t) const {
+  s.reference_us = std::max(s.reference_us, t);
+}
+
+void BeatAbsenceDetector::Stop(State& s, ops::TimeUs end_us, ops::Events& out) const {
+  const double seconds = ops::ToSeconds(end_us - s.open_start_us);
+  if (s.pause_open) {
+    out.push_back(MakeEpisode(ops::EpisodeKind::kPause, ops::Episode::Phase::kClosed,
+                              s.open_start_us, end_us, Explain(false, seconds)));
+  }
+  if (s.asystole_open) {
+    out.push_back(MakeEpisode(ops::EpisodeKind::kAsystole, ops::Episode::Phase::kClosed,
+                              s.open_start_us, end_us, Explain(true, seconds)));
+  }
+  s.pause_open = s.asystole_open = false;
+}
+
+void BeatAbsenceDetector::OnBeat(State& s, ops::TimeUs t, ops::Events& out) const {
+  Stop(s, t, out);
+  s.last_beat_us = t;
+  s.reference_us = std::max(s.reference_us, t);
+}
+
+void BeatAbsenceDetector::OnUnusable(State& s, ops::TimeUs from_us, ops::TimeUs until_us,
+                                     ops::Events& out) const {
+  if (s.pause_open || s.asystole_open) Stop(s, std::max(from_us, s.open_start_us), out);
+  s.reference_us = std::max(s.reference_us, until_us);
+}
+
+void BeatAbsenceDetector::AdvanceTo(State& s, ops::TimeUs now_us, ops::Events& out) const {
+  if (s.reference_us < 0) return;
+  const auto silent = now_us - s.reference_us;
+  if (!s.pause_open && silent > ops::FromSeconds(options_.pause_s)) {
+    s.pause_open = true;
+    s.open_start_us = s.reference_us;
+    out.push_back(MakeEpisode(ops::EpisodeKind::kPause, ops::Episode::Phase::kOpened,
+                              s.open_start_us, 0, Explain(false, ops::ToSeconds(silent))));
+  }
+  if (!s.asystole_open && silent >= ops::FromSeconds(options_.asystole_s)) {
+    s.asystole_open = true;
+    s.open_start_us = s.reference_us;
+    out.push_back(MakeEpisode(ops::EpisodeKind::kAsystole, ops::Episode::Phase::kOpened,
+                              s.open_start_us, 0, Explain(true, ops::ToSeconds(silent))));
+  }
+}
+
+void BeatAbsenceDetector::State::Save(ops::SnapshotWriter& w) const {
+  w.Put<int64_t>(reference_us);
+  w.Put<int64_t>(last_beat_us);
+  w.Put<uint8_t>(pause_open);
+  w.Put<uint8_t>(asystole_open);
+  w.Put<int64_t>(open_start_us);
+}
+
+void BeatAbsenceDetector::State::Load(ops::SnapshotReader& r) {
+  reference_us = r.Get<int64_t>();
+  last_beat_us = r.Get<int64_t>();
+  pause_open = r.Get<uint8_t>() != 0;
+  asystole_open = r.Get<uint8_t>() != 0;
+  open_start_us = r.Get<int64_t>();
+}
+
+}  // namespace vigil::ecg

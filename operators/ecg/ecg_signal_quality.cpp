@@ -1,0 +1,239 @@
+#include "operators/ecg/ecg_signal_quality.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "operators/core/options.h"
+
+namespace vigil::ecg {
+
+namespace {
+constexpr ops::EpisodeKind kKinds[4] = {ops::EpisodeKind::kEcgLeadOff,
+                                        ops::EpisodeKind::kEcgFlatLine,
+                                        ops::EpisodeKind::kEcgSaturation,
+                                        ops::EpisodeKind::kEcgNoise};
+constexpr uint8_t kBits[4] = {kQualityLeadOff, kQualityFlat, kQualitySaturated, kQualityNoisy};
+constexpr size_t kRecentBlocks = 32;
+// Median |x[n] - 2x[n-1] + x[n-2]| of white noise with standard deviation s is
+// 0.6745 * sqrt(6) * s.
+constexpr double kMedianSecondDiffPerSigma = 0.6745 * 2.449489742783178;
+}  // namespace
+
+EcgSignalQuality EcgSignalQuality::Make(const SignalQualityOptions& o) {
+  ops::RequireRange("quality_block_s", o.block_s, 0.25, 5);
+  ops::RequireRange("quality_lead_off_nan_fraction", o.lead_off_nan_fraction, 0.01, 1);
+  ops::RequireRange("quality_flat_p2p_mv", o.flat_p2p_mv, 0, 1);
+  ops::RequireRange("quality_saturation_run_s", o.saturation_run_s, 0.01, 1);
+  ops::RequireRange("quality_noise_hf_rms_mv", o.noise_hf_rms_mv, 0.001, 10);
+  ops::RequireRange("quality_noise_p2p_mv", o.noise_p2p_mv, 0.5, 100);
+  ops::RequireRange("quality_min_s", o.min_s, 0, 60);
+  ops::RequireRange("quality_clear_s", o.clear_s, 0, 60);
+  return EcgSignalQuality(o);
+}
+
+uint8_t EcgSignalQuality::Judge(State& s) const {
+  const auto& x = s.block;
+  size_t nan = 0;
+  std::vector<float> valid;
+  valid.reserve(x.size());
+  for (float v : x) {
+    if (std::isnan(v)) ++nan;
+    else valid.push_back(v);
+  }
+  s.last_nan_fraction = x.empty() ? 1.0f : static_cast<float>(nan) / static_cast<float>(x.size());
+  if (s.device_lead_off || s.last_nan_fraction > options_.lead_off_nan_fraction ||
+      valid.size() < 3) {
+    return kQualityLeadOff;
+  }
+  const auto [lo, hi] = std::minmax_element(valid.begin(), valid.end());
+  const float min_v = *lo, max_v = *hi;
+  s.last_p2p_mv = max_v - min_v;
+
+  std::vector<float> d2(valid.size() - 2);
+  for (size_t i = 2; i < valid.size(); ++i) {
+    d2[i - 2] = std::fabs(valid[i] - 2 * valid[i - 1] + valid[i - 2]);
+  }
+  std::nth_element(d2.begin(), d2.begin() + static_cast<ptrdiff_t>(d2.size() / 2), d2.end());
+  s.last_hf_rms_mv = static_cast<float>(d2[d2.size() / 2] / kMedianSecondDiffPerSigma);
+
+  if (s.last_p2p_mv < options_.flat_p2p_mv) return kQualityFlat;
+
+  uint8_t flags = 0;
+  // Clipping: a run of identical samples at the block's extreme, far from the median.
+  std::vector<float> sorted = valid;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                   sorted.end());
+  const float median = sorted[sorted.size() / 2];
+  const auto min_run =
+      static_cast<size_t>(std::max(2.0, std::round(options_.saturation_run_s * s.sample_rate_hz)));
+  size_t run = 1;
+  for (size_t i = 1; i < valid.size(); ++i) {
+    run = valid[i] == valid[i - 1] ? run + 1 : 1;
+    if (run >= min_run && (valid[i] == max_v || valid[i] == min_v) &&
+        std::fabs(valid[i] - median) > 0.5f * s.last_p2p_mv) {
+      flags |= kQualitySaturated;
+      break;
+    }
+  }
+  if (s.last_hf_rms_mv > options_.noise_hf_rms_mv || s.last_p2p_mv > options_.noise_p2p_mv) {
+    flags |= kQualityNoisy;
+  }
+  return flags;
+}
+
+ops::Explanation EcgSignalQuality::Explain(int which, const State& s) const {
+  ops::Explanation why;
+  why.algorithm = "ecg.signal_quality";
+  why.version = "1.0.0";
+  switch (which) {
+    case 0:
+      why.measures = {{"invalid_fraction", s.last_nan_fraction, "1"},
+                      {"device_lead_off", s.device_lead_off ? 1.0 : 0.0, "1"}};
+      why.limits = {{"lead_off_nan_fraction", options_.lead_off_nan_fraction, "1", ">"}};
+      why.rule = "device reports lead off, or most samples invalid";
+      break;
+    case 1:
+      why.measures = {{"peak_to_peak", s.last_p2p_mv, "mV"}};
+      why.limits = {{"flat_p2p", options_.flat_p2p_mv, "mV", "<"}};
+      why.rule = "ECG peak-to-peak amplitude below the flat-line limit";
+      break;
+    case 2:
+      why.measures = {{"peak_to_peak", s.last_p2p_mv, "mV"}};
+      why.limits = {{"saturation_run", options_.saturation_run_s, "s", ">="}};
+      why.rule = "identical samples at the signal's extreme (clipped amplifier)";
+      break;
+    default:
+      why.measures = {{"hf_noise_rms", s.last_hf_rms_mv, "mV"},
+                      {"peak_to_peak", s.last_p2p_mv, "mV"}};
+      why.limits = {{"noise_hf_rms", options_.noise_hf_rms_mv, "mV", ">"},
+                    {"noise_p2p", options_.noise_p2p_mv, "mV", ">"}};
+      why.rule = "high-frequency noise or artefact amplitude above its limit";
+      break;
+  }
+  why.limits.push_back({"min_duration", options_.min_s, "s", ">="});
+  return why;
+}
+
+void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us,
+                                  std::vector<QualityBlock>& finished, ops::Events& out) const {
+  QualityBlock b{s.block_start_us, end_us, Judge(s)};
+  s.block.clear();
+  s.block_start_us = end_us;
+  s.analysed_until_us = end_us;
+  if (b.flags) s.last_unusable_end_us = end_us;
+  s.recent.push_back(b);
+  while (s.recent.size() > kRecentBlocks) s.recent.pop_front();
+  finished.push_back(b);
+
+  const auto min_us = ops::FromSeconds(options_.min_s);
+  const auto clear_us = ops::FromSeconds(options_.clear_s);
+  for (int k = 0; k < 4; ++k) {
+    auto& t = s.trackers[k];
+    if (b.flags & kBits[k]) {
+      if (t.Present(b.start_us, b.end_us, min_us) == EpisodeTracker::Change::kOpened) {
+        out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0,
+                                  Explain(k, s)));
+      }
+    } else {
+      const auto start = t.run_start_us, last = t.last_seen_us;
+      if (t.Absent(b.end_us, clear_us) == EpisodeTracker::Change::kClosed) {
+        out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last,
+                                  Explain(k, s)));
+      }
+    }
+  }
+}
+
+void EcgSignalQuality::Process(State& s, const ops::Chunk& chunk,
+                               std::vector<QualityBlock>& finished, ops::Events& out) const {
+  if (chunk.values.empty()) return;
+  if (s.sample_rate_hz != chunk.sample_rate_hz) {
+    s.sample_rate_hz = chunk.sample_rate_hz;
+    s.block.clear();
+  }
+  if (s.block.empty()) s.block_start_us = chunk.first_sample_us;
+  const auto per_block =
+      static_cast<size_t>(std::max(3.0, std::round(options_.block_s * s.sample_rate_hz)));
+  for (size_t i = 0; i < chunk.values.size(); ++i) {
+    if (s.block.empty()) {
+      s.block_start_us =
+          ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    }
+    s.block.push_back(chunk.values[i]);
+    if (s.block.size() == per_block) {
+      CloseBlock(s,
+                 ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz,
+                                 static_cast<int64_t>(i) + 1),
+                 finished, out);
+    }
+  }
+}
+
+void EcgSignalQuality::OnGap(State& s, ops::TimeUs, ops::TimeUs to_us) const {
+  s.block.clear();
+  s.analysed_until_us = std::max(s.analysed_until_us, to_us);
+  s.last_unusable_end_us = std::max(s.last_unusable_end_us, to_us);
+}
+
+void EcgSignalQuality::Finish(State& s, ops::Events& out) const {
+  for (int k = 0; k < 4; ++k) {
+    auto& t = s.trackers[k];
+    const auto start = t.run_start_us, last = t.last_seen_us;
+    if (t.Stop() == EpisodeTracker::Change::kClosed) {
+      out.push_back(
+          MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last, Explain(k, s)));
+    }
+  }
+}
+
+uint8_t EcgSignalQuality::FlagsAt(const State& s, ops::TimeUs t) {
+  for (auto it = s.recent.rbegin(); it != s.recent.rend(); ++it) {
+    if (t >= it->start_us && t < it->end_us) return it->flags;
+    if (t >= it->end_us) break;
+  }
+  return 0;
+}
+
+void EcgSignalQuality::State::Save(ops::SnapshotWriter& w) const {
+  w.Put<double>(sample_rate_hz);
+  w.Put<int64_t>(block_start_us);
+  w.PutSpan<float>(block);
+  w.Put<uint8_t>(device_lead_off);
+  w.Put<uint64_t>(recent.size());
+  for (const auto& b : recent) {
+    w.Put<int64_t>(b.start_us);
+    w.Put<int64_t>(b.end_us);
+    w.Put<uint8_t>(b.flags);
+  }
+  w.Put<int64_t>(analysed_until_us);
+  w.Put<int64_t>(last_unusable_end_us);
+  for (const auto& t : trackers) t.Save(w);
+  w.Put<float>(last_p2p_mv);
+  w.Put<float>(last_hf_rms_mv);
+  w.Put<float>(last_nan_fraction);
+}
+
+void EcgSignalQuality::State::Load(ops::SnapshotReader& r) {
+  sample_rate_hz = r.Get<double>();
+  block_start_us = r.Get<int64_t>();
+  block = r.GetVector<float>();
+  device_lead_off = r.Get<uint8_t>() != 0;
+  const auto n = r.Get<uint64_t>();
+  if (n > kRecentBlocks) throw ops::SnapshotError("signal quality: too many blocks");
+  recent.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    QualityBlock b;
+    b.start_us = r.Get<int64_t>();
+    b.end_us = r.Get<int64_t>();
+    b.flags = r.Get<uint8_t>();
+    recent.push_back(b);
+  }
+  analysed_until_us = r.Get<int64_t>();
+  last_unusable_end_us = r.Get<int64_t>();
+  for (auto& t : trackers) t.Load(r);
+  last_p2p_mv = r.Get<float>();
+  last_hf_rms_mv = r.Get<float>();
+  last_nan_fraction = r.Get<float>();
+}
+
+}  // namespace vigil::ecg

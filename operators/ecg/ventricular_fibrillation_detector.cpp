@@ -1,0 +1,291 @@
+#include "operators/ecg/ventricular_fibrillation_detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "operators/core/options.h"
+
+namespace vigil::ecg {
+
+namespace {
+
+struct Biquad {
+  double b0, b1, b2, a1, a2;
+};
+
+// 2nd-order Butterworth sections by the bilinear transform with pre-warping.
+Biquad ButterworthLowPass(double fc, double fs) {
+  const double k = std::tan(std::numbers::pi * fc / fs);
+  const double q = std::numbers::sqrt2;
+  const double norm = 1 / (1 + q * k + k * k);
+  return {k * k * norm, 2 * k * k * norm, k * k * norm, 2 * (k * k - 1) * norm,
+          (1 - q * k + k * k) * norm};
+}
+Biquad ButterworthHighPass(double fc, double fs) {
+  const double k = std::tan(std::numbers::pi * fc / fs);
+  const double q = std::numbers::sqrt2;
+  const double norm = 1 / (1 + q * k + k * k);
+  return {norm, -2 * norm, norm, 2 * (k * k - 1) * norm, (1 - q * k + k * k) * norm};
+}
+
+double Run(const Biquad& f, double* z, double x) {
+  const double y = f.b0 * x + z[0];
+  z[0] = f.b1 * x - f.a1 * y + z[1];
+  z[1] = f.b2 * x - f.a2 * y;
+  return y;
+}
+
+constexpr int kGrid = 40;           // Amann et al. 2007: 40 x 40 boxes
+constexpr double kDelayS = 0.5;     // and a delay of 0.5 s
+constexpr double kHighPassHz = 1.0;
+constexpr double kLowPassHz = 30.0;
+
+}  // namespace
+
+VentricularFibrillationDetector VentricularFibrillationDetector::Make(
+    const VentricularFibrillationOptions& o) {
+  ops::RequireRange("vf_window_s", o.window_s, 2, 16);
+  ops::RequireRange("vf_step_s", o.step_s, 0.25, o.window_s);
+  ops::RequireRange("vf_leakage_max", o.leakage_max, 0, 1);
+  ops::RequireRange("vf_boxes_min", o.boxes_min, 0, 1);
+  ops::RequireRange("vf_min_amplitude_mv", o.min_amplitude_mv, 0, 5);
+  ops::RequireRange("vf_flutter_leakage_max", o.flutter_leakage_max, 0, o.leakage_max);
+  ops::RequireRange("vf_min_s", o.min_s, 0, 60);
+  ops::RequireRange("vf_confirm_windows", o.confirm_windows, 1, 20);
+  ops::RequireRange("vf_clear_s", o.clear_s, 0, 60);
+  ops::RequireRange("vf_organized_rate_max_bpm", o.organized_rate_max_bpm, 0, 400);
+  return VentricularFibrillationDetector(o);
+}
+
+void VentricularFibrillationDetector::Reset(State& s, double fs) const {
+  s.sample_rate_hz = fs;
+  std::fill(std::begin(s.z), std::end(s.z), 0.0);
+  s.window.assign(static_cast<size_t>(options_.window_s * fs + 0.5), 0.0f);
+  s.written = 0;
+  s.since_step = 0;
+}
+
+float VentricularFibrillationDetector::Filter(State& s, float x) const {
+  // Coefficients are cheap to derive and depend only on the rate; recomputing them keeps the
+  // state free of derived data (the snapshot stays small and unambiguous).
+  const double fs = s.sample_rate_hz;
+  static thread_local double cached_fs = 0;
+  static thread_local Biquad hp{}, lp{};
+  if (cached_fs != fs) {
+    hp = ButterworthHighPass(kHighPassHz, fs);
+    lp = ButterworthLowPass(std::min(kLowPassHz, 0.4 * fs), fs);
+    cached_fs = fs;
+  }
+  const double y = Run(hp, s.z, x);
+  return static_cast<float>(Run(lp, s.z + 2, y));
+}
+
+float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::TimeUs from_us,
+                                                          ops::TimeUs to_us) {
+  if (s.window.empty() || s.written == 0 || s.sample_rate_hz <= 0) return NAN;
+  const auto index = [&s](ops::TimeUs t) {
+    return static_cast<int64_t>(std::llround(ops::ToSeconds(t - s.reset_us) * s.sample_rate_hz));
+  };
+  const auto newest = static_cast<int64_t>(s.written) - 1;
+  const auto oldest = std::max<int64_t>(0, newest - static_cast<int64_t>(s.window.size()) + 1);
+  const int64_t a = std::max(index(from_us), oldest);
+  const int64_t b = std::min(index(to_us), newest);
+  if (a > b) return NAN;
+  float lo = INFINITY, hi = -INFINITY;
+  for (int64_t k = a; k <= b; ++k) {
+    const float v = s.window[static_cast<size_t>(k) % s.window.size()];
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  return hi - lo;
+}
+
+VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<float>& x,
+                                                           double fs) {
+  VfWindowFeatures f;
+  const size_t n = x.size();
+  if (n < 8) return f;
+
+  // Amplitude as the 5-95 % range: robust to a single spike.
+  std::vector<float> sorted(x);
+  std::sort(sorted.begin(), sorted.end());
+  f.amplitude_mv = sorted[n * 95 / 100] - sorted[n * 5 / 100];
+
+  // VF filter leakage. Half period N of the mean frequency from mean |x| and mean |dx|.
+  double sum_abs = 0, sum_diff = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sum_abs += std::fabs(x[i]);
+    if (i) sum_diff += std::fabs(x[i] - x[i - 1]);
+  }
+  if (sum_diff > 0) {
+    const auto half = static_cast<size_t>(
+        std::clamp(std::floor(std::numbers::pi * sum_abs / sum_diff + 0.5), 1.0,
+                   static_cast<double>(n / 2)));
+    double num = 0, den = 0;
+    for (size_t i = half; i < n; ++i) {
+      num += std::fabs(x[i] + x[i - half]);
+      den += std::fabs(x[i]) + std::fabs(x[i - half]);
+    }
+    f.leakage = den > 0 ? num / den : 1;
+  }
+
+  // Phase-space box counting over the window normalised to [0, 1].
+  const float lo = sorted.front(), hi = sorted.back();
+  const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
+  if (hi > lo && delay < n) {
+    std::vector<uint8_t> boxes(kGrid * kGrid, 0);
+    const double scale = (kGrid - 1e-9) / (hi - lo);
+    int filled = 0;
+    for (size_t i = delay; i < n; ++i) {
+      const int a = static_cast<int>((x[i - delay] - lo) * scale);
+      const int b = static_cast<int>((x[i] - lo) * scale);
+      auto& box = boxes[static_cast<size_t>(a * kGrid + b)];
+      if (!box) {
+        box = 1;
+        ++filled;
+      }
+    }
+    f.boxes = static_cast<double>(filled) / (kGrid * kGrid);
+  }
+  return f;
+}
+
+ops::Explanation VentricularFibrillationDetector::Explain(const State& s) const {
+  ops::Explanation why;
+  why.algorithm = "ecg.vf.leakage_boxcount";
+  why.version = "1.0.0";
+  why.measures = {{"vf_filter_leakage", s.last.leakage, "1"},
+                  {"phase_space_boxes", s.last.boxes, "1"},
+                  {"amplitude", s.last.amplitude_mv, "mV"},
+                  {"mean_leakage",
+                   s.consecutive ? s.leakage_sum / s.consecutive : s.last.leakage, "1"}};
+  why.limits = {{"vf_leakage_max", options_.leakage_max, "1", "<="},
+                {"vf_boxes_min", options_.boxes_min, "1", ">="},
+                {"vf_min_amplitude", options_.min_amplitude_mv, "mV", ">="},
+                {"vf_min_duration", options_.min_s, "s", ">="},
+                {"vfl_leakage_max", options_.flutter_leakage_max, "1", "<="}};
+  why.rule = "fibrillatory waveform (VF filter leakage and phase-space filling) for >= 4 s";
+  why.note = "Kuo & Dillman 1978 VF filter; Amann et al. 2007 time-delay box counting";
+  return why;
+}
+
+void VentricularFibrillationDetector::Close(State& s, ops::Events& out) const {
+  const auto start = s.tracker.run_start_us;
+  const auto end = s.tracker.last_seen_us;
+  if (s.tracker.Stop() == EpisodeTracker::Change::kClosed) {
+    out.push_back(MakeEpisode(s.open_kind, ops::Episode::Phase::kClosed, start, end, Explain(s)));
+  }
+  s.consecutive = 0;
+  s.leakage_sum = 0;
+}
+
+void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& out,
+                                           std::vector<VfWindowFeatures>* windows) const {
+  const auto end_us = s.next_sample_us;
+  const auto start_us = end_us - ops::FromSeconds(options_.window_s);
+  VfWindowFeatures f;
+  if (s.written >= s.window.size()) {
+    std::vector<float> x(s.window.size());
+    const size_t head = s.written % s.window.size();
+    for (size_t i = 0; i < x.size(); ++i) x[i] = s.window[(head + i) % s.window.size()];
+    f = Features(x, s.sample_rate_hz);
+  }
+  {
+    // Steepest slope of the newest step: lets the rhythm stage tell a silent signal (asystole)
+    // from QRS complexes the beat detector missed.
+    const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
+                                         std::min<uint64_t>(s.written, s.window.size()) - 1);
+    const size_t size = s.window.size();
+    double slope = 0;
+    for (uint64_t k = 0; k < step; ++k) {
+      const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
+      const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
+      slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
+    }
+    f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+  }
+  f.start_us = start_us;
+  f.end_us = end_us;
+  f.usable = usable;
+  f.fibrillatory = usable && f.leakage <= options_.leakage_max &&
+                   f.boxes >= options_.boxes_min && f.amplitude_mv >= options_.min_amplitude_mv;
+  s.last = f;
+  if (windows) windows->push_back(f);
+
+  if (f.fibrillatory) {
+    ++s.consecutive;
+    s.leakage_sum += f.leakage;
+    s.last_fibrillatory_end_us = end_us;
+    // The newest step of the window is what this window adds; its middle is the end estimate.
+    const auto seen_until = end_us - ops::FromSeconds(options_.step_s / 2);
+    s.tracker.Present(start_us, seen_until, 0);
+    if (!s.tracker.open && s.consecutive >= options_.confirm_windows &&
+        seen_until - s.tracker.run_start_us >= ops::FromSeconds(options_.min_s)) {
+      s.tracker.open = true;
+      s.open_kind = s.leakage_sum / s.consecutive <= options_.flutter_leakage_max
+                        ? ops::EpisodeKind::kVentricularFlutter
+                        : ops::EpisodeKind::kVentricularFibrillation;
+      out.push_back(MakeEpisode(s.open_kind, ops::Episode::Phase::kOpened,
+                                s.tracker.run_start_us, 0, Explain(s)));
+    }
+  } else if (!s.tracker.open) {
+    // Not yet confirmed: a single non-fibrillatory window restarts the count.
+    s.tracker.Stop();
+    s.consecutive = 0;
+    s.leakage_sum = 0;
+  } else if (end_us - s.tracker.last_seen_us >= ops::FromSeconds(options_.clear_s)) {
+    Close(s, out);
+  }
+}
+
+void VentricularFibrillationDetector::OnGap(State& s, ops::Events& out) const {
+  Close(s, out);
+  const double fs = s.sample_rate_hz;
+  if (fs > 0) Reset(s, fs);
+}
+
+void VentricularFibrillationDetector::Finish(State& s, ops::Events& out) const { Close(s, out); }
+
+void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
+  w.Put<double>(sample_rate_hz);
+  for (double v : z) w.Put<double>(v);
+  w.PutSpan<float>(window);
+  w.Put<uint64_t>(written);
+  w.Put<int64_t>(reset_us);
+  w.Put<uint64_t>(since_step);
+  w.Put<int64_t>(next_sample_us);
+  w.Put<int32_t>(consecutive);
+  w.Put<double>(leakage_sum);
+  tracker.Save(w);
+  w.Put<uint8_t>(static_cast<uint8_t>(open_kind));
+  w.Put<int64_t>(last_fibrillatory_end_us);
+  w.Put<double>(last.leakage);
+  w.Put<double>(last.boxes);
+  w.Put<double>(last.amplitude_mv);
+}
+
+void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
+  sample_rate_hz = r.Get<double>();
+  for (double& v : z) v = r.Get<double>();
+  window = r.GetVector<float>();
+  written = r.Get<uint64_t>();
+  reset_us = r.Get<int64_t>();
+  since_step = r.Get<uint64_t>();
+  next_sample_us = r.Get<int64_t>();
+  consecutive = r.Get<int32_t>();
+  leakage_sum = r.Get<double>();
+  tracker.Load(r);
+  const auto kind = r.Get<uint8_t>();
+  if (kind != static_cast<uint8_t>(ops::EpisodeKind::kVentricularFibrillation) &&
+      kind != static_cast<uint8_t>(ops::EpisodeKind::kVentricularFlutter)) {
+    throw ops::SnapshotError("vf detector: bad episode kind");
+  }
+  open_kind = static_cast<ops::EpisodeKind>(kind);
+  last_fibrillatory_end_us = r.Get<int64_t>();
+  last.leakage = r.Get<double>();
+  last.boxes = r.Get<double>();
+  last.amplitude_mv = r.Get<double>();
+}
+
+}  // namespace vigil::ecg

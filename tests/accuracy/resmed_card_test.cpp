@@ -1,0 +1,132 @@
+// The two ResMed SD cards (../shared/data/resmed): the reader against the files' known content,
+// and Vigil's replay against the device's own figures (STR.edf, PLD, EVE). Criteria (issue 4):
+// nightly usage within 5 min on >= 90 % of the days with data, AHI within 1 event/h on >= 80 %,
+// median respiratory rate within 1/min and median tidal volume within 10 % of the device's.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "operators/io/edf_file.h"
+#include "operators/io/resmed_card.h"
+#include "pipeline/eval/card_compare.h"
+#include "pipeline/replay/card_replay.h"
+#include "support/test_support.h"
+
+namespace {
+
+namespace ops = vigil::ops;
+namespace io = vigil::io;
+using vigil::testing::SharedData;
+
+TEST(ResmedCard, ReadsTheAirSenseCard) {
+  const auto card = io::ReadResmedCard(SharedData("resmed/airsense10-autoset"));
+  EXPECT_EQ(card.device_id, "23192691004");
+  ASSERT_EQ(card.days.size(), 18u);
+  EXPECT_EQ(card.days[0].date, "2023-08-21");
+  EXPECT_DOUBLE_EQ(card.days[0].usage_min, 254);
+  EXPECT_EQ(card.days[0].sessions, 4);
+  EXPECT_NEAR(card.days[0].ahi, 0.2, 1e-6);
+  EXPECT_NEAR(card.days[0].leak_p95_lpm, 15.6, 1e-4);  // 0.26 L/s
+  EXPECT_EQ(card.datalog_days.size(), 10u);
+  // First mask-on: STR says minute 731 after local noon = 00:11 CEST = 22:11 UTC.
+  EXPECT_EQ(card.days[0].sessions_utc.at(0).first, 1692655860LL * ops::kMicrosPerSecond);
+  // First BRP file: header 22.08.23 00.11.19 local (CEST) = 2023-08-21T22:11:19Z, flow at 25 Hz.
+  const io::CardSeries* flow = nullptr;
+  for (const auto& s : card.series) {
+    if (s.signal == ops::Signal::kFlow) {
+      flow = &s;
+      break;
+    }
+  }
+  ASSERT_NE(flow, nullptr);
+  EXPECT_EQ(flow->first_sample_us, 1692655879LL * ops::kMicrosPerSecond);
+  EXPECT_DOUBLE_EQ(flow->sample_rate_hz, 25);
+  EXPECT_EQ(flow->values.size(), 39000u);
+  EXPECT_NEAR(flow->values[0], 0.778 * 60, 0.01);  // L/s -> L/min
+  // EVE: 9 apneas/hypopneas and one arousal; stamped at their end (start = onset - duration).
+  EXPECT_EQ(card.scored_events.size(), 10u);
+  EXPECT_EQ(card.scored_events[2].label, "Obstructive Apnea");
+  EXPECT_EQ(card.scored_events[2].duration_s, 13);
+  // Session events: a start and a stop per BRP file, and the day's settings at each start.
+  int starts = 0, stops = 0, settings = 0;
+  for (const auto& e : card.device_events) {
+    starts += e.type == ops::DeviceEventView::Type::kSessionStart;
+    stops += e.type == ops::DeviceEventView::Type::kSessionStop;
+    if (e.type == ops::DeviceEventView::Type::kSettings) {
+      ++settings;
+      EXPECT_GE(e.epap_cm_h2o, 4);  // AutoSet limits: 4..20 cmH2O
+      EXPECT_LE(e.epap_cm_h2o, e.ipap_cm_h2o);
+      EXPECT_LE(e.ipap_cm_h2o, 20);
+    }
+  }
+  EXPECT_EQ(starts, 41);
+  EXPECT_EQ(stops, 41);
+  EXPECT_EQ(settings, 41);
+}
+
+TEST(ResmedCard, TimeZoneIsAParameter) {
+  io::ResmedCardOptions o;
+  o.time_zone = "UTC";
+  o.read_signals = false;
+  const auto card = io::ReadResmedCard(SharedData("resmed/airsense10-autoset"), o);
+  EXPECT_EQ(card.days[0].sessions_utc.at(0).first, (1692655860LL + 7200) * ops::kMicrosPerSecond);
+  o.time_zone = "Europe/Nowhere";
+  EXPECT_THROW(io::ReadResmedCard(SharedData("resmed/airsense10-autoset"), o), std::runtime_error);
+}
+
+TEST(ResmedCard, MalformedFileNamesFileAndField) {
+  const auto dir = std::filesystem::temp_directory_path() / "vigil-bad-edf";
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "STR.edf";
+  {
+    std::ofstream f(path, std::ios::binary);
+    std::string header(256, ' ');
+    header.replace(0, 1, "0");
+    header.replace(168, 8, "21.08.23");
+    header.replace(176, 8, "12.00.00");
+    header.replace(184, 8, "512     ");
+    header.replace(236, 8, "1       ");
+    header.replace(244, 8, "abc     ");  // not a number
+    header.replace(252, 4, "1   ");
+    f << header << std::string(256, ' ');
+  }
+  try {
+    io::ReadEdf(path);
+    FAIL() << "no error";
+  } catch (const io::EdfError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("STR.edf"), std::string::npos) << what;
+    EXPECT_NE(what.find("duration of a data record"), std::string::npos) << what;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+struct CardCase {
+  const char* folder;
+};
+
+class CardAccuracy : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CardAccuracy, ReplayAgreesWithTheDevice) {
+  const auto card = io::ReadResmedCard(SharedData(std::string("resmed/") + GetParam()));
+  const auto result = vigil::replay::ReplayCard(card, {});
+  std::stringstream jsonl;
+  vigil::replay::WriteJsonLines(result, jsonl);
+  const auto lines = vigil::eval::ParseReplayLines(jsonl);
+  const auto c = vigil::eval::CompareCard(lines, card);
+  std::ostringstream table;
+  vigil::eval::PrintComparison(c, table);
+  SCOPED_TRACE(table.str());
+  ASSERT_GT(c.days_with_data, 0);
+  const double n = c.days_with_data;
+  EXPECT_GE(c.usage_within_5min / n, 0.9);
+  EXPECT_GE(c.ahi_within_1 / n, 0.8);
+  EXPECT_GE(c.rr_within_1 / n, 0.9);
+  EXPECT_GE(c.vt_within_10pct / n, 0.9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cards, CardAccuracy,
+                         ::testing::Values("airsense10-autoset", "aircurve10-vauto"));
+
+}  // namespace
