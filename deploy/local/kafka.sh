@@ -5,6 +5,12 @@
 #   deploy/local/kafka.sh stop     stop it; nothing is left running
 #   deploy/local/kafka.sh status   say whether it runs, and list its topics
 #   deploy/local/kafka.sh reset    stop and delete its data
+#   deploy/local/kafka.sh start --secure
+#                                  as start, plus a SASL_SSL listener on the port + 2 (TLS with a
+#                                  throwaway CA, SCRAM-SHA-512 users, ACLs); see secure_setup below
+#   deploy/local/kafka.sh client-env <user>
+#                                  print the VIGIL_KAFKA_* variables for `vigil run` as <user>
+#                                  over SASL_SSL (secure brokers only)
 #
 # Environment: VIGIL_KAFKA_PORT (default 9092; the controller listens on the port + 1),
 # VIGIL_KAFKA_DATA (default deploy/local/.data/kafka-<port>), VIGIL_KAFKA_HEAP (default 1g).
@@ -15,11 +21,16 @@ source "$here/common.sh"
 
 port="${VIGIL_KAFKA_PORT:-9092}"
 controller_port=$((port + 1))
+secure_port=$((port + 2))
 data="${VIGIL_KAFKA_DATA:-$here/.data/kafka-$port}"
 heap="${VIGIL_KAFKA_HEAP:-1g}"
 pidfile="$data/broker.pid"
 logfile="$data/broker.log"
 bootstrap="localhost:$port"
+secure=0
+[[ "${2:-}" == "--secure" ]] && secure=1
+# A broker formatted with --secure stays secure (its SCRAM users live in its metadata).
+[[ -f "$data/secure" ]] && secure=1
 
 # name:partitions:cleanup.policy
 topics=(
@@ -48,13 +59,21 @@ answers() {
 
 write_config() {
   mkdir -p "$data/log"
+  local listeners="PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port"
+  local advertised="PLAINTEXT://localhost:$port"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if ((secure)); then
+    listeners+=",SASL_SSL://localhost:$secure_port"
+    advertised+=",SASL_SSL://localhost:$secure_port"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$data/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@localhost:$controller_port
-listeners=PLAINTEXT://localhost:$port,CONTROLLER://localhost:$controller_port
-advertised.listeners=PLAINTEXT://localhost:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$advertised
+listener.security.protocol.map=$protocols
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data/log
@@ -71,6 +90,7 @@ auto.create.topics.enable=false
 log.retention.hours=168
 log.segment.bytes=268435456
 PROPS
+  ((secure)) && write_secure_config
   cat >"$data/log4j.properties" <<PROPS
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
@@ -107,6 +127,99 @@ create_topics() {
   ((failed == 0)) || die "creating the v1 topics failed (see output above)"
 }
 
+# --- --secure: TLS, SCRAM-SHA-512 and ACLs ----------------------------------------------------
+# Clients use the SASL_SSL listener (port + 2): TLS with a certificate for localhost signed by a
+# throwaway CA ($data/tls/ca.crt), SCRAM-SHA-512 users created at format time with passwords in
+# $data/secrets/<user>.password (mode 600), and the StandardAuthorizer (deny unless an ACL allows):
+#   vigil   everything `vigil run` needs: topics vigil.*, groups and transactional ids vigil*
+#   reader  reads every vigil.* topic (groups reader*), writes only vigil.telemetry.v1 (replaying
+#           dead letters) with transactional ids reader*; never writes alerts, aggregates or state
+# The PLAINTEXT listener stays for the scripts' own admin tools and is a super user; it is bound
+# to localhost. Production brokers have no such listener.
+scram_users=(vigil reader)
+
+secure_material() {
+  local tls="$data/tls" secrets="$data/secrets"
+  mkdir -p "$tls" "$secrets"
+  chmod 700 "$secrets"
+  if [[ ! -f "$tls/broker.p12" ]]; then
+    command -v openssl >/dev/null || die "openssl not found: run deploy/local/setup.sh"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=vigil-local-ca" \
+      -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+      -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+      -days 30 -extfile "$tls/san.ext" -out "$tls/broker.crt" 2>/dev/null
+    openssl rand -hex 16 >"$secrets/keystore.password"
+    openssl pkcs12 -export -in "$tls/broker.crt" -inkey "$tls/broker.key" -certfile "$tls/ca.crt" \
+      -name broker -passout "file:$secrets/keystore.password" -out "$tls/broker.p12"
+  fi
+  local user
+  for user in "${scram_users[@]}"; do
+    [[ -f "$secrets/$user.password" ]] || (umask 077; openssl rand -hex 16 >"$secrets/$user.password")
+  done
+}
+
+write_secure_config() {
+  cat >>"$data/server.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$data/tls/broker.p12
+ssl.keystore.password=$(cat "$data/secrets/keystore.password")
+ssl.client.auth=none
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS
+PROPS
+  chmod 600 "$data/server.properties"
+}
+
+# --add-scram arguments for `kafka-storage format`: the users exist before the broker starts.
+scram_format_args() {
+  local user
+  for user in "${scram_users[@]}"; do
+    printf -- '--add-scram\0SCRAM-SHA-512=[name=%s,password=%s]\0' "$user" "$(cat "$data/secrets/$user.password")"
+  done
+}
+
+acl() { kafka_java kafka.admin.AclCommand --bootstrap-server "$bootstrap" --add --force "$@" >/dev/null; }
+
+create_acls() {
+  local pids=()
+  acl --allow-principal User:vigil --operation All --resource-pattern-type prefixed \
+    --topic vigil. --group vigil --transactional-id vigil &
+  pids+=($!)
+  acl --allow-principal User:vigil --operation Describe --operation IdempotentWrite --cluster &
+  pids+=($!)
+  acl --allow-principal User:reader --operation Read --operation Describe \
+    --resource-pattern-type prefixed --topic vigil. &
+  pids+=($!)
+  acl --allow-principal User:reader --operation All --resource-pattern-type prefixed \
+    --group reader --transactional-id reader &
+  pids+=($!)
+  acl --allow-principal User:reader --operation Write --topic vigil.telemetry.v1 &
+  pids+=($!)
+  local failed=0
+  for p in "${pids[@]}"; do wait "$p" || failed=1; done
+  ((failed == 0)) || die "creating the ACLs failed (see output above)"
+}
+
+client_env() {
+  local user="${1:-}"
+  [[ -f "$data/secure" ]] || die "the broker in $data was not started with --secure"
+  [[ -f "$data/secrets/$user.password" ]] || die "no SCRAM user '$user' (users: ${scram_users[*]})"
+  cat <<ENV
+VIGIL_KAFKA_BOOTSTRAP_SERVERS=localhost:$secure_port
+VIGIL_KAFKA_PROPERTIES__SECURITY__PROTOCOL=SASL_SSL
+VIGIL_KAFKA_PROPERTIES__SASL__MECHANISMS=SCRAM-SHA-512
+VIGIL_KAFKA_PROPERTIES__SASL__USERNAME=$user
+VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE=$data/secrets/$user.password
+VIGIL_KAFKA_PROPERTIES__SSL__CA__LOCATION=$data/tls/ca.crt
+ENV
+}
+
 start() {
   command -v java >/dev/null || die "java not found: run deploy/local/setup.sh"
   [[ -f "$KAFKA_LIBS/.complete" ]] || "$here/setup.sh" --kafka-only
@@ -120,11 +233,17 @@ start() {
         die "port $p is already in use (another broker with another data folder? 'ss -ltnp | grep :$p' shows who)"
       fi
     done
+    ((secure)) && secure_material
     write_config
     if [[ ! -f "$data/log/meta.properties" ]]; then
-      local cluster_id
+      local cluster_id scram=()
       cluster_id="$(kafka_java kafka.tools.StorageTool random-uuid)"
-      kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" >/dev/null
+      if ((secure)); then
+        mapfile -d '' scram < <(scram_format_args)
+        touch "$data/secure"
+      fi
+      kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" \
+        "${scram[@]}" >/dev/null
     fi
     : >"$logfile"
     # setsid: the broker must not die with the shell that started it (nor get its Ctrl-C).
@@ -143,6 +262,10 @@ start() {
   fi
   create_topics
   log "v1 topics present on $bootstrap"
+  if ((secure)); then
+    create_acls
+    log "SASL_SSL on localhost:$secure_port (users: ${scram_users[*]}; CA: ${data#$VIGIL_ROOT/}/tls/ca.crt)"
+  fi
 }
 
 stop() {
@@ -181,5 +304,6 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   reset) stop; rm -rf "$data"; log "deleted $data" ;;
-  *) echo "usage: $0 start|stop|status|reset" >&2; exit 2 ;;
+  client-env) client_env "${2:-}" ;;
+  *) echo "usage: $0 start [--secure]|stop|status|reset|client-env <user>" >&2; exit 2 ;;
 esac

@@ -2,22 +2,30 @@
 # Installs everything Vigil needs on a Debian 12 machine, idempotently:
 #   1. the Debian packages of the build and the tests (apt-get update only when something is missing);
 #   2. the pinned Apache Kafka broker from Maven Central into the git-ignored cache (.cache/).
-# Usage: deploy/local/setup.sh [--kafka-only]
+# Usage: deploy/local/setup.sh [--kafka-only | --build-only]
+#   --build-only: only the Debian packages of the build (the container build uses this), no Kafka
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 source "$here/common.sh"
 
-# chromium: the report screenshot test; prometheus: promtool for the alerting-rule tests.
-packages=(
+# What building Vigil needs (also what deploy/container/Containerfile installs, through
+# `setup.sh --build-only`), then what the tests, the demo and the local broker need on top.
+build_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  openjdk-17-jre-headless maven
   librdkafka-dev libtbb-dev libeigen3-dev libprotobuf-dev protobuf-compiler
   prometheus-cpp-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libedf-dev libhowardhinnant-date-dev tzdata libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev zlib1g-dev libcivetweb-dev python3 python3-venv
-  chromium prometheus
+  libssl-dev zlib1g-dev libcivetweb-dev
 )
+# chromium: the report screenshot test; prometheus: promtool and the server for the alerting-rule
+# and scrape tests; openssl: the secure broker's throwaway CA; python3-yaml: the deployment
+# consistency test; curl: the deployment integration tests.
+tool_packages=(
+  openjdk-17-jre-headless maven python3 python3-venv python3-yaml
+  chromium prometheus openssl curl
+)
+packages=("${build_packages[@]}" "${tool_packages[@]}")
 
 install_packages() {
   local missing=()
@@ -49,7 +57,8 @@ install_kafka() {
   touch "$KAFKA_LIBS/.complete"
 }
 
-if [[ "${1:-}" != "--kafka-only" ]]; then
-  install_packages
-fi
-install_kafka
+case "${1:-}" in
+  --kafka-only) install_kafka ;;
+  --build-only) packages=("${build_packages[@]}"); install_packages ;;
+  *) install_packages; install_kafka ;;
+esac

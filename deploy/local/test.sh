@@ -18,5 +18,7 @@ status=0
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900 "$@" || status=$?
 # Leave nothing running, whatever happened to the fixture's cleanup.
 VIGIL_KAFKA_PORT=19092 VIGIL_KAFKA_DATA="$build/test-kafka" "$here/kafka.sh" stop >/dev/null 2>&1 || true
+# The SASL_SSL broker of the deploy tests (stop finds it by the pid file in its data dir).
+VIGIL_KAFKA_DATA="$build/test-kafka-secure" "$here/kafka.sh" stop >/dev/null 2>&1 || true
 log "tests finished in $((SECONDS - t0)) s (exit $status)"
 exit $status

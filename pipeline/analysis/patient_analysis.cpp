@@ -131,6 +131,20 @@ struct PatientAnalysis::Impl {
     }
   }
 
+  // Per-operator processing time of this call (Outputs::operator_ns, the service's
+  // vigil_operator_seconds): one entry per operator, summed over the chunks of the call.
+  static void AddOperatorTime(Outputs& out, std::string_view name,
+                              std::chrono::steady_clock::duration spent) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count();
+    for (auto& [op, total] : out.operator_ns) {
+      if (op == name) {
+        total += ns;
+        return;
+      }
+    }
+    out.operator_ns.emplace_back(name, ns);
+  }
+
   void Process(Stream& s, ops::TimeUs first_us, double rate, std::span<const float> values,
                Outputs& out) {
     const ops::TimeUs gap_tolerance = ops::FromSeconds(plan->config().gap_tolerance_s);
@@ -156,7 +170,9 @@ struct PatientAnalysis::Impl {
     if (analyse) {
       for (const auto& op : plan->operators()) {
         if (!Consumes(*op, s.signal)) continue;
+        const auto t0 = std::chrono::steady_clock::now();
         op->Process(StateFor(*op, s.device), s.signal, chunk, scratch);
+        AddOperatorTime(out, op->name(), std::chrono::steady_clock::now() - t0);
         Dispatch(s.device, out);
       }
     }

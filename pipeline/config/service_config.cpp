@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "pipeline/analysis/operator_registry.h"
 
@@ -348,6 +350,39 @@ void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>
   }
 }
 
+// Secrets from files: a property key ending in "_file" (sasl.password_file, ssl.key.password_file)
+// names a file whose content, without its trailing line break, becomes the value of the key
+// without the suffix. This is how Kubernetes Secrets mounted as files and systemd credentials
+// reach librdkafka without the secret itself in the YAML, the environment or a log line.
+constexpr std::string_view kFileSuffix = "_file";
+
+void ResolveSecretFiles(kafka::Properties& props, std::string_view map_path) {
+  for (auto it = props.begin(); it != props.end();) {
+    const std::string& key = it->first;
+    if (key.size() <= kFileSuffix.size() ||
+        key.compare(key.size() - kFileSuffix.size(), kFileSuffix.size(), kFileSuffix) != 0) {
+      ++it;
+      continue;
+    }
+    const std::string target = key.substr(0, key.size() - kFileSuffix.size());
+    const std::string path = std::string(map_path) + "." + key;
+    if (props.count(target)) {
+      throw ConfigError(path, it->second,
+                        fmt::format("{}.{} is set too: set the value or the file, not both",
+                                    map_path, target));
+    }
+    std::ifstream in(it->second, std::ios::binary);
+    if (!in) throw ConfigError(path, it->second, "cannot read the file");
+    std::ostringstream content;
+    content << in.rdbuf();
+    std::string value = content.str();
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+    if (value.empty()) throw ConfigError(path, it->second, "the file is empty");
+    it = props.erase(it);
+    props[target] = std::move(value);
+  }
+}
+
 std::string Hostname() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
@@ -379,6 +414,7 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
     ApplyYaml(c, root);
   }
   ApplyEnvironment(c, env);
+  for (const auto map_path : kPropertyMaps) ResolveSecretFiles(*PropertyMap(c, map_path), map_path);
   if (c.kafka.instance_id.empty()) c.kafka.instance_id = c.kafka.group_id + "-" + Hostname();
   if (c.limits.snapshot_interval_ms < c.limits.transaction_interval_ms) {
     throw ConfigError("limits.snapshot_interval_ms", std::to_string(c.limits.snapshot_interval_ms),

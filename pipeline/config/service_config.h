@@ -6,6 +6,9 @@
 // keys after a double underscore, where a further double underscore stands for a dot:
 //   kafka.properties.<librdkafka property>  VIGIL_KAFKA_PROPERTIES__SECURITY__PROTOCOL=SASL_SSL
 //   analysis.operators.<name>.<parameter>   VIGIL_ANALYSIS_OPERATORS__ECG__QRS__BRADY_BPM=45
+// A Kafka property whose key ends in "_file" is read from that file (trailing line break
+// removed) into the key without the suffix, so secrets can live in mounted files:
+//   kafka.properties.sasl.password_file     VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE=/run/...
 // The full table is in deploy/local/vigil.yaml and README.md (`vigil run --print-config`).
 //
 // Errors: LoadServiceConfig throws ConfigError naming the key (path) and the offending value for

@@ -925,12 +925,24 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
         spdlog::critical("fatal Kafka client error: {}", event.str());
         fatal_ = true;
         stop_ = true;
+      } else if (event.err() == RdKafka::ERR__AUTHENTICATION) {
+        // librdkafka retries these forever; without this line a wrong password reads as a
+        // generic "transport failure" at start-up (deploy/README.md, exit codes).
+        spdlog::critical("Kafka authentication failed: {} (check kafka.properties sasl.mechanisms, "
+                         "sasl.username and the password or its _file)",
+                         event.str());
       } else {
         spdlog::warn("Kafka client: {} ({})", event.str(), RdKafka::err2str(event.err()));
       }
       return;
     case RdKafka::Event::EVENT_LOG:
-      spdlog::debug("librdkafka {}: {}", event.fac(), event.str());
+      // Error-level client logs carry the root cause that the API error hides (e.g. "Topic
+      // authorization failed" behind a transaction's "Erroneous state"): operators need them.
+      if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR) {
+        spdlog::warn("librdkafka {}: {}", event.fac(), event.str());
+      } else {
+        spdlog::debug("librdkafka {}: {}", event.fac(), event.str());
+      }
       return;
     default:
       return;
