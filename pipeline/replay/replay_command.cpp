@@ -75,14 +75,10 @@ int RunOffline(const ReplayArgs& args) {
 }
 
 int RunToKafka(const ReplayArgs& args) {
-  if (IsResmedCard(args.recording)) {
-    throw std::runtime_error(args.recording +
-                             ": ResMed cards replay offline only so far (their reader is not a "
-                             "TelemetrySource yet), so they cannot be produced to Kafka");
-  }
   SourceOptions options;
   options.patient_id = args.patient;
   options.frame_s = args.frame_s;
+  options.device_time_zone = args.time_zone;
   auto source = OpenRecording(args.recording, options);
   service::KafkaReplayOptions kafka;
   kafka.topic = args.topic;
