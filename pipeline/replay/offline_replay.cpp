@@ -16,6 +16,46 @@ analysis::AnalysisConfig DefaultAnalysisConfig() {
   return config;
 }
 
+std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envelope,
+                                              analysis::PatientAnalysis& patient,
+                                              analysis::Outputs& outputs,
+                                              const FrameCallback& on_frame) {
+  static const analysis::DecodeLimits kLimits;
+  thread_local std::vector<float> values;
+  std::vector<analysis::Rejection> rejected;
+  for (const auto& e : envelope.events()) {
+    if (auto view = analysis::DecodeDeviceEvent(e)) patient.OnDeviceEvent(e.device_id(), *view, outputs);
+  }
+  for (int i = 0; i < envelope.frames_size(); ++i) {
+    const auto& f = envelope.frames(i);
+    if (auto rejection = analysis::DecodeFrame(f, i, kLimits, values)) {
+      rejected.push_back(std::move(*rejection));
+      continue;
+    }
+    if (on_frame) on_frame(f, values);
+    analysis::FrameView view;
+    view.device_id = f.device_id();
+    view.signal = analysis::ToSignal(f.kind());
+    view.lead = f.lead();
+    view.sequence = f.sequence();
+    view.first_sample_us = f.first_sample_time_us();
+    view.sample_rate_hz = f.sample_rate_hz();
+    view.values = values;
+    const auto outcome = patient.OnFrame(view, outputs);
+    if (outcome == analysis::FrameOutcome::kDuplicate) {
+      rejected.push_back({v1::DEAD_LETTER_REASON_DUPLICATE,
+                          fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence()),
+                          i});
+    } else if (outcome == analysis::FrameOutcome::kTooLate) {
+      rejected.push_back({v1::DEAD_LETTER_REASON_TOO_LATE,
+                          fmt::format("frames[{}].sequence = {}: older than the reorder tolerance",
+                                      i, f.sequence()),
+                          i});
+    }
+  }
+  return rejected;
+}
+
 ReplayStats ReplayToJsonLines(TelemetrySource& source,
                               std::shared_ptr<const analysis::AnalysisPlan> plan,
                               const std::string& patient_id, const ReplayOutputOptions& options,
@@ -24,8 +64,6 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
   analysis::PatientAnalysis patient(patient_id, std::move(plan));
   analysis::Outputs outputs;
   const ops::TimeUs origin = source.origin_us();
-  const analysis::DecodeLimits limits;
-  std::vector<float> values;
 
   auto write = [&] {
     for (const auto& event : outputs.events) {
@@ -56,40 +94,14 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
   v1::TelemetryEnvelope envelope;
   while (source.Next(envelope)) {
     ++stats.envelopes;
-    for (int i = 0; i < envelope.events_size(); ++i) {
-      const auto& e = envelope.events(i);
-      if (auto view = analysis::DecodeDeviceEvent(e)) {
-        patient.OnDeviceEvent(e.device_id(), *view, outputs);
-      }
-    }
-    for (int i = 0; i < envelope.frames_size(); ++i) {
-      const auto& f = envelope.frames(i);
-      if (auto rejection = analysis::DecodeFrame(f, i, limits, values)) {
-        ++stats.rejected_frames;
-        diagnostics << fmt::format("rejected envelope {} {}: {}\n", stats.envelopes - 1,
-                                   v1::DeadLetterReason_Name(rejection->reason), rejection->detail);
-        continue;
-      }
-      ++stats.frames;
-      stats.samples += values.size();
-      analysis::FrameView view;
-      view.device_id = f.device_id();
-      view.signal = analysis::ToSignal(f.kind());
-      view.lead = f.lead();
-      view.sequence = f.sequence();
-      view.first_sample_us = f.first_sample_time_us();
-      view.sample_rate_hz = f.sample_rate_hz();
-      view.values = values;
-      const auto outcome = patient.OnFrame(view, outputs);
-      if (outcome != analysis::FrameOutcome::kProcessed) {
-        // The service dead-letters these too (reasons DUPLICATE and TOO_LATE).
-        ++stats.rejected_frames;
-        diagnostics << fmt::format("rejected envelope {} frames[{}]: {} (sequence {})\n",
-                                   stats.envelopes - 1, i,
-                                   outcome == analysis::FrameOutcome::kDuplicate ? "DUPLICATE"
-                                                                                  : "TOO_LATE",
-                                   f.sequence());
-      }
+    for (const auto& rejection : FeedEnvelope(envelope, patient, outputs,
+                                              [&](const v1::SignalFrame&, std::span<const float> v) {
+                                                ++stats.frames;
+                                                stats.samples += v.size();
+                                              })) {
+      ++stats.rejected_frames;
+      diagnostics << fmt::format("rejected envelope {} {}: {}\n", stats.envelopes - 1,
+                                 v1::DeadLetterReason_Name(rejection.reason), rejection.detail);
     }
     write();
   }

@@ -3,8 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <ostream>
+#include <span>
+#include <vector>
 
+#include "pipeline/analysis/frame_decoder.h"
 #include "pipeline/analysis/patient_analysis.h"
 #include "pipeline/replay/telemetry_source.h"
 
@@ -36,6 +40,16 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
                               std::shared_ptr<const analysis::AnalysisPlan> plan,
                               const std::string& patient_id, const ReplayOutputOptions& options,
                               std::ostream& out, std::ostream& diagnostics);
+
+// Feeds one envelope to `patient` as the service does: device events first, then every frame
+// decoded by analysis::DecodeFrame. `on_frame` (optional) sees each decoded frame before it is
+// analysed. Returns the frames the service would dead-letter: undecodable ones, duplicates and
+// frames older than the reordering tolerance.
+using FrameCallback = std::function<void(const v1::SignalFrame&, std::span<const float>)>;
+std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envelope,
+                                              analysis::PatientAnalysis& patient,
+                                              analysis::Outputs& outputs,
+                                              const FrameCallback& on_frame = {});
 
 // An AnalysisConfig that runs every registered operator with its default parameters.
 analysis::AnalysisConfig DefaultAnalysisConfig();

@@ -66,34 +66,19 @@ ReportData CollectOffline(replay::TelemetrySource& source,
   };
 
   v1::TelemetryEnvelope envelope;
-  std::vector<float> values;
-  const analysis::DecodeLimits limits;
   while (source.Next(envelope)) {
-    for (const auto& e : envelope.events()) {
-      if (auto view = analysis::DecodeDeviceEvent(e)) patient.OnDeviceEvent(e.device_id(), *view, out);
-    }
-    for (int i = 0; i < envelope.frames_size(); ++i) {
-      const auto& f = envelope.frames(i);
-      if (analysis::DecodeFrame(f, i, limits, values)) continue;
-      if (f.kind() == v1::SIGNAL_KIND_ECG) {
-        const std::string key = fmt::format("{}|{}", f.device_id(), static_cast<int>(f.lead()));
-        if (ecg_stream.empty()) {
-          ecg_stream = key;
-          ecg_start = f.first_sample_time_us();
-          ecg_rate = f.sample_rate_hz();
-        }
-        if (key == ecg_stream) ecg.insert(ecg.end(), values.begin(), values.end());
-      }
-      analysis::FrameView view;
-      view.device_id = f.device_id();
-      view.signal = analysis::ToSignal(f.kind());
-      view.lead = f.lead();
-      view.sequence = f.sequence();
-      view.first_sample_us = f.first_sample_time_us();
-      view.sample_rate_hz = f.sample_rate_hz();
-      view.values = values;
-      patient.OnFrame(view, out);
-    }
+    replay::FeedEnvelope(envelope, patient, out,
+                         [&](const v1::SignalFrame& f, std::span<const float> values) {
+                           if (f.kind() != v1::SIGNAL_KIND_ECG) return;
+                           const std::string key =
+                               fmt::format("{}|{}", f.device_id(), static_cast<int>(f.lead()));
+                           if (ecg_stream.empty()) {
+                             ecg_stream = key;
+                             ecg_start = f.first_sample_time_us();
+                             ecg_rate = f.sample_rate_hz();
+                           }
+                           if (key == ecg_stream) ecg.insert(ecg.end(), values.begin(), values.end());
+                         });
     take();
   }
   patient.Finish(out);
