@@ -6,7 +6,6 @@
 #include <fstream>
 #include <thread>
 
-#include "pipeline/service/synthetic_telemetry.h"
 #include "pipeline/analysis/operator_registry.h"
 #include "support/service_harness.h"
 #include "support/test_support.h"
@@ -16,17 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<v1::TelemetryEnvelope> Synthetic(const std::string& prefix, int patients, double seconds,
-                                             int drop_every) {
-  service::SyntheticOptions options;
-  options.patients = patients;
-  options.seconds = seconds;
-  options.patient_prefix = prefix;
-  options.drop_every = drop_every;
-  std::vector<v1::TelemetryEnvelope> out;
-  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { out.push_back(e); });
-  return out;
-}
 
 void ExpectSameOutputs(const PatientOutputs& expected, const PatientOutputs& got) {
   EXPECT_EQ(expected.alerts.size(), got.alerts.size());
@@ -48,7 +36,7 @@ void ExpectSameOutputs(const PatientOutputs& expected, const PatientOutputs& got
 TEST(Service, KafkaPathEqualsOfflineAnalysisAndStopsOnSigterm) {
   const auto name = UniqueName("svc-e2e");
   const auto topics = CreateTestTopics(name);
-  const auto envelopes = Synthetic(name, 12, 150, 37);
+  const auto envelopes = SyntheticEnvelopes(name, 12, 150, 37);
   ProduceEnvelopes(topics.telemetry, envelopes);
 
   const int port = FreePort();

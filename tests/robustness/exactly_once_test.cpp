@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "pipeline/analysis/operator_registry.h"
-#include "pipeline/service/synthetic_telemetry.h"
 #include "support/service_harness.h"
 #include "support/test_support.h"
 #include "vigil/v1/alert.pb.h"
@@ -22,17 +21,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<v1::TelemetryEnvelope> Synthetic(const std::string& prefix, int patients, double seconds,
-                                             int drop_every) {
-  service::SyntheticOptions options;
-  options.patients = patients;
-  options.seconds = seconds;
-  options.patient_prefix = prefix;
-  options.drop_every = drop_every;
-  std::vector<v1::TelemetryEnvelope> out;
-  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { out.push_back(e); });
-  return out;
-}
 
 analysis::AnalysisConfig DefaultAnalysis() {
   analysis::AnalysisConfig config;
@@ -83,7 +71,7 @@ void ExpectExactlyTheReference(const TopicSet& topics) {
 TEST(ExactlyOnce, KillNineAtRandomMomentsThenRestartEqualsUninterruptedRun) {
   const auto name = UniqueName("svc-kill");
   const auto topics = CreateTestTopics(name);
-  const auto envelopes = Synthetic(name, 16, 300, 23);
+  const auto envelopes = SyntheticEnvelopes(name, 16, 300, 23);
   const int port = FreePort();
   const auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
   // Static membership: a restarted instance takes its partitions back at once instead of
@@ -115,7 +103,7 @@ TEST(ExactlyOnce, KillNineAtRandomMomentsThenRestartEqualsUninterruptedRun) {
 TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   const auto name = UniqueName("svc-two");
   const auto topics = CreateTestTopics(name);
-  const auto envelopes = Synthetic(name, 16, 240, 19);
+  const auto envelopes = SyntheticEnvelopes(name, 16, 240, 19);
   const int port_a = FreePort();
   const int port_b = FreePort();
   ServiceProcess a("two-a", ServiceYaml(topics, name + "-group", name + "-a", port_a));
@@ -169,7 +157,7 @@ TEST(Robustness, HostileInputIsDeadLetteredAndAccountedFor) {
   const int port = FreePort();
   ServiceProcess service("bad", ServiceYaml(topics, name + "-group", name + "-0", port));
 
-  auto good = Synthetic(name, 3, 20, 0);
+  auto good = SyntheticEnvelopes(name, 3, 20, 0);
   // Patient 0's frame 5 (envelope 15: three patients per second) arrives last, long after the
   // analysis declared it lost: its frames are too late.
   const auto late = good[15];

@@ -1,5 +1,7 @@
 #include "support/service_harness.h"
 
+#include "pipeline/service/synthetic_telemetry.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -183,6 +185,18 @@ logging:
                      KafkaBootstrap(), group, instance, topics.telemetry, topics.alerts,
                      topics.aggregates, topics.dead_letter, topics.state, topics.patient_config,
                      metrics_port, metrics_port + 1, extra);
+}
+
+std::vector<v1::TelemetryEnvelope> SyntheticEnvelopes(const std::string& prefix, int patients,
+                                                      double seconds, int drop_every) {
+  service::SyntheticOptions options;
+  options.patients = patients;
+  options.seconds = seconds;
+  options.patient_prefix = prefix;
+  options.drop_every = drop_every;
+  std::vector<v1::TelemetryEnvelope> out;
+  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { out.push_back(e); });
+  return out;
 }
 
 void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes) {

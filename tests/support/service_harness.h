@@ -62,6 +62,11 @@ std::string ServiceYaml(const TopicSet& topics, const std::string& group, const 
                         int metrics_port, const std::string& extra = "");
 
 // Produces envelopes keyed by patient id (idempotent producer), flushes.
+// Deterministic synthetic telemetry (service::GenerateTelemetry) for `patients` patients over
+// `seconds` of device time; every `drop_every`-th frame is left out (0 = none) to make gaps.
+std::vector<v1::TelemetryEnvelope> SyntheticEnvelopes(const std::string& prefix, int patients,
+                                                      double seconds, int drop_every);
+
 void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes);
 // Produces raw key/value records; returns nothing, flushes.
 void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records);
