@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <span>
+#include <vector>
 
 #include "operators/core/options.h"
 
@@ -33,13 +36,17 @@ EcgSignalQuality EcgSignalQuality::Make(const SignalQualityOptions& o) {
 
 uint8_t EcgSignalQuality::Judge(State& s) const {
   const auto& x = s.block;
-  size_t nan = 0;
-  std::vector<float> valid;
-  valid.reserve(x.size());
-  for (float v : x) {
-    if (std::isnan(v)) ++nan;
-    else valid.push_back(v);
+  // Judged once a block for every patient: scratch buffers are reused, and the block itself
+  // is used when it holds no NaN (the usual case).
+  static thread_local std::vector<float> without_nan, d2;
+  const auto nan = static_cast<size_t>(std::count_if(x.begin(), x.end(), [](float v) { return v != v; }));
+  if (nan) {
+    without_nan.clear();
+    for (float v : x) {
+      if (v == v) without_nan.push_back(v);
+    }
   }
+  const std::span<const float> valid = nan ? std::span<const float>(without_nan) : std::span<const float>(x);
   s.last_nan_fraction = x.empty() ? 1.0f : static_cast<float>(nan) / static_cast<float>(x.size());
   if (s.device_lead_off || s.last_nan_fraction > options_.lead_off_nan_fraction ||
       valid.size() < 3) {
@@ -49,33 +56,53 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
   const float min_v = *lo, max_v = *hi;
   s.last_p2p_mv = max_v - min_v;
 
-  std::vector<float> d2(valid.size() - 2);
+  d2.resize(valid.size() - 2);
   for (size_t i = 2; i < valid.size(); ++i) {
     d2[i - 2] = std::fabs(valid[i] - 2 * valid[i - 1] + valid[i - 2]);
   }
-  std::nth_element(d2.begin(), d2.begin() + static_cast<ptrdiff_t>(d2.size() / 2), d2.end());
-  s.last_hf_rms_mv = static_cast<float>(d2[d2.size() / 2] / kMedianSecondDiffPerSigma);
+  // The decision needs only whether the median exceeds the limit: the median (element m of
+  // the sorted values) is above T exactly when at most m values are <= T, one counting pass.
+  // Its value, for the explanation, is selected only when a noise episode may open or close.
+  const size_t m = d2.size() / 2;
+  const auto limit = static_cast<float>(options_.noise_hf_rms_mv * kMedianSecondDiffPerSigma);
+  const auto at_most_limit =
+      static_cast<size_t>(std::count_if(d2.begin(), d2.end(), [limit](float v) { return v <= limit; }));
+  const bool hf_noisy = at_most_limit <= m;
+  const bool noisy = hf_noisy || s.last_p2p_mv > options_.noise_p2p_mv;
+  if (noisy || s.trackers[3].in_run) {
+    std::nth_element(d2.begin(), d2.begin() + static_cast<ptrdiff_t>(m), d2.end());
+    s.last_hf_rms_mv = static_cast<float>(d2[m] / kMedianSecondDiffPerSigma);
+  } else {
+    s.last_hf_rms_mv = NAN;  // not needed: no noise episode can open or close on this block
+  }
 
   if (s.last_p2p_mv < options_.flat_p2p_mv) return kQualityFlat;
 
   uint8_t flags = 0;
   // Clipping: a run of identical samples at the block's extreme, far from the median.
-  std::vector<float> sorted = valid;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
-                   sorted.end());
-  const float median = sorted[sorted.size() / 2];
+  // The median is needed only once such a run is found (rarely): computed then, not per block.
+  std::optional<float> median;
+  const auto block_median = [&valid, &median] {
+    if (!median) {
+      std::vector<float> sorted(valid.begin(), valid.end());
+      std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                       sorted.end());
+      median = sorted[sorted.size() / 2];
+    }
+    return *median;
+  };
   const auto min_run =
       static_cast<size_t>(std::max(2.0, std::round(options_.saturation_run_s * s.sample_rate_hz)));
   size_t run = 1;
   for (size_t i = 1; i < valid.size(); ++i) {
     run = valid[i] == valid[i - 1] ? run + 1 : 1;
     if (run >= min_run && (valid[i] == max_v || valid[i] == min_v) &&
-        std::fabs(valid[i] - median) > 0.5f * s.last_p2p_mv) {
+        std::fabs(valid[i] - block_median()) > 0.5f * s.last_p2p_mv) {
       flags |= kQualitySaturated;
       break;
     }
   }
-  if (s.last_hf_rms_mv > options_.noise_hf_rms_mv || s.last_p2p_mv > options_.noise_p2p_mv) {
+  if (noisy) {
     flags |= kQualityNoisy;
   }
   return flags;
@@ -154,16 +181,19 @@ void EcgSignalQuality::Process(State& s, const ops::Chunk& chunk,
   if (s.block.empty()) s.block_start_us = chunk.first_sample_us;
   const auto per_block =
       static_cast<size_t>(std::max(3.0, std::round(options_.block_s * s.sample_rate_hz)));
-  for (size_t i = 0; i < chunk.values.size(); ++i) {
+  for (size_t i = 0; i < chunk.values.size();) {
     if (s.block.empty()) {
       s.block_start_us =
           ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
     }
-    s.block.push_back(chunk.values[i]);
+    const size_t take = std::min(chunk.values.size() - i, per_block - s.block.size());
+    s.block.insert(s.block.end(), chunk.values.begin() + static_cast<std::ptrdiff_t>(i),
+                   chunk.values.begin() + static_cast<std::ptrdiff_t>(i + take));
+    i += take;
     if (s.block.size() == per_block) {
       CloseBlock(s,
                  ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz,
-                                 static_cast<int64_t>(i) + 1),
+                                 static_cast<int64_t>(i)),
                  finished, out);
     }
   }

@@ -1,6 +1,7 @@
 #include "operators/ecg/ventricular_fibrillation_detector.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -67,7 +68,7 @@ void VentricularFibrillationDetector::Reset(State& s, double fs) const {
   s.since_step = 0;
 }
 
-float VentricularFibrillationDetector::Filter(State& s, float x) const {
+void VentricularFibrillationDetector::FilterInto(State& s, std::span<const float> x) const {
   // Coefficients are cheap to derive and depend only on the rate; recomputing them keeps the
   // state free of derived data (the snapshot stays small and unambiguous).
   const double fs = s.sample_rate_hz;
@@ -78,8 +79,18 @@ float VentricularFibrillationDetector::Filter(State& s, float x) const {
     lp = ButterworthLowPass(std::min(kLowPassHz, 0.4 * fs), fs);
     cached_fs = fs;
   }
-  const double y = Run(hp, s.z, x);
-  return static_cast<float>(Run(lp, s.z + 2, y));
+  const Biquad h = hp, l = lp;
+  const size_t size = s.window.size();
+  size_t pos = static_cast<size_t>(s.written % size);
+  double z[4] = {s.z[0], s.z[1], s.z[2], s.z[3]};
+  for (float v : x) {
+    if (v != v) v = 0;
+    s.window[pos] = static_cast<float>(Run(l, z + 2, Run(h, z, v)));
+    if (++pos == size) pos = 0;
+  }
+  std::copy(std::begin(z), std::end(z), std::begin(s.z));
+  s.written += x.size();
+  s.since_step += x.size();
 }
 
 float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::TimeUs from_us,
@@ -108,10 +119,17 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
   const size_t n = x.size();
   if (n < 8) return f;
 
-  // Amplitude as the 5-95 % range: robust to a single spike.
-  std::vector<float> sorted(x);
-  std::sort(sorted.begin(), sorted.end());
-  f.amplitude_mv = sorted[n * 95 / 100] - sorted[n * 5 / 100];
+  // Amplitude as the 5-95 % range: robust to a single spike. Two selections rather than a sort:
+  // this runs once a step for every patient, and a sort of the window was the costliest thing
+  // in the whole ECG chain.
+  std::vector<float> order(x);
+  const size_t k_hi = n * 95 / 100, k_lo = n * 5 / 100;
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_hi), order.end());
+  const float p95 = order[k_hi];
+  // Everything before k_hi is <= p95, so the k_lo-th smallest lies there.
+  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_lo),
+                   order.begin() + static_cast<std::ptrdiff_t>(k_hi));
+  f.amplitude_mv = p95 - order[k_lo];
 
   // VF filter leakage. Half period N of the mean frequency from mean |x| and mean |dx|.
   double sum_abs = 0, sum_diff = 0;
@@ -132,10 +150,11 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
   }
 
   // Phase-space box counting over the window normalised to [0, 1].
-  const float lo = sorted.front(), hi = sorted.back();
+  const auto [lo_it, hi_it] = std::minmax_element(x.begin(), x.end());
+  const float lo = *lo_it, hi = *hi_it;
   const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
   if (hi > lo && delay < n) {
-    std::vector<uint8_t> boxes(kGrid * kGrid, 0);
+    std::array<uint8_t, kGrid * kGrid> boxes{};
     const double scale = (kGrid - 1e-9) / (hi - lo);
     int filled = 0;
     for (size_t i = delay; i < n; ++i) {
@@ -186,10 +205,14 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   const auto end_us = s.next_sample_us;
   const auto start_us = end_us - ops::FromSeconds(options_.window_s);
   VfWindowFeatures f;
-  if (s.written >= s.window.size()) {
-    std::vector<float> x(s.window.size());
-    const size_t head = s.written % s.window.size();
-    for (size_t i = 0; i < x.size(); ++i) x[i] = s.window[(head + i) % s.window.size()];
+  // The features decide only usable windows (an organised rhythm, noise or lead off is never
+  // called VF), so they are computed only for those: in sinus rhythm, most of the time for most
+  // patients, the detector then costs its filter and nothing else.
+  if (usable && s.written >= s.window.size()) {
+    // The ring in time order: oldest (at the write position) to the end, then the start.
+    const auto head = static_cast<std::ptrdiff_t>(s.written % s.window.size());
+    std::vector<float> x(s.window.begin() + head, s.window.end());
+    x.insert(x.end(), s.window.begin(), s.window.begin() + head);
     f = Features(x, s.sample_rate_hz);
   }
   {
@@ -215,7 +238,7 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   f.usable = usable;
   f.fibrillatory = usable && f.leakage <= options_.leakage_max &&
                    f.boxes >= options_.boxes_min && f.amplitude_mv >= options_.min_amplitude_mv;
-  s.last = f;
+  if (usable) s.last = f;  // the explanation shows the last window that was judged
   if (windows) windows->push_back(f);
 
   if (f.fibrillatory) {

@@ -99,7 +99,9 @@ class VentricularFibrillationDetector {
  private:
   explicit VentricularFibrillationDetector(const VentricularFibrillationOptions& o)
       : options_(o) {}
-  float Filter(State& s, float x) const;
+  // Band-passes `x` into the window ring (NaN as 0: quality flags such a block as lead off,
+  // the filter stays finite) and advances `written` and `since_step`.
+  void FilterInto(State& s, std::span<const float> x) const;
   void Reset(State& s, double sample_rate_hz) const;
   void Step(State& s, bool usable, ops::Events& out, std::vector<VfWindowFeatures>* windows) const;
   void Close(State& s, ops::Events& out) const;
@@ -117,16 +119,16 @@ void VentricularFibrillationDetector::Process(State& s, const ops::Chunk& chunk,
   }
   if (s.written == 0) s.reset_us = chunk.first_sample_us;
   const auto step = static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5);
-  for (size_t i = 0; i < chunk.values.size(); ++i) {
-    float x = chunk.values[i];
-    if (x != x) x = 0;  // NaN: quality flags the block as lead off; keep the filter finite
-    s.window[s.written % s.window.size()] = Filter(s, x);
-    ++s.written;
-    ++s.since_step;
+  const size_t n = chunk.values.size();
+  for (size_t i = 0; i < n;) {
+    // Filter up to the next step boundary in one run, then judge the window there.
+    const auto run = static_cast<size_t>(std::min<uint64_t>(n - i, step - s.since_step));
+    FilterInto(s, chunk.values.subspan(i, run));
+    i += run;
     if (s.since_step >= step) {
       s.since_step = 0;
       s.next_sample_us =
-          ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i) + 1);
+          ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
       const auto start_us = s.next_sample_us - ops::FromSeconds(options_.window_s);
       const bool ok = s.written >= s.window.size() && usable(start_us, s.next_sample_us);
       Step(s, ok, out, windows);

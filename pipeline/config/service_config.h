@@ -69,11 +69,17 @@ struct TopicSettings {
 struct LimitSettings {
   // Serial lanes (a patient always goes to lane hash(patient) % lanes). 0 = hardware threads.
   int lanes = 0;
-  // TBB worker threads for the graph. 0 = hardware threads.
+  // TBB worker threads for the graph (the Kafka loop has its own thread besides). 0 = hardware
+  // threads.
   int threads = 0;
-  // Records dispatched to the graph and not yet finished. At this many the consumer's
-  // partitions are paused; they resume at half.
+  // Records dispatched to the graph and not yet finished. At this many the loop stops taking
+  // records from the consumer until half have finished (librdkafka's bounded prefetch queue then
+  // fills and its fetcher stops).
   int max_in_flight_records = 4096;
+  // Still full after this long: the consumer's partitions are paused (serving rebalances while
+  // the lanes are stuck); they resume at half. Not at once, because a pause discards librdkafka's
+  // prefetched records, which then have to be fetched again.
+  int pause_after_ms = 2000;
   // A record larger than this is dead-lettered as OVERSIZED.
   int max_record_bytes = 4 << 20;
   int max_frames_per_record = 256;

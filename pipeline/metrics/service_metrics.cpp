@@ -94,6 +94,7 @@ ServiceMetrics::ServiceMetrics()
       patient_config_applied(counters_.Add({{"event", "patient_config_applied"}})),
       patient_config_rejected(counters_.Add({{"event", "patient_config_rejected"}})),
       partitions_paused(counters_.Add({{"event", "backpressure_pauses"}})),
+      backpressure_waits(counters_.Add({{"event", "backpressure_waits"}})),
       in_flight_records(gauges_.Add({{"kind", "in_flight_records"}})),
       assigned_partitions(gauges_.Add({{"kind", "assigned_partitions"}})),
       patients(gauges_.Add({{"kind", "patients"}})),

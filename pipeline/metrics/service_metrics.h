@@ -70,6 +70,7 @@ class ServiceMetrics {
   prometheus::Counter& patient_config_applied;
   prometheus::Counter& patient_config_rejected;
   prometheus::Counter& partitions_paused;
+  prometheus::Counter& backpressure_waits;  // in flight reached the limit; the loop waited
   prometheus::Gauge& in_flight_records;
   prometheus::Gauge& assigned_partitions;
   prometheus::Gauge& patients;

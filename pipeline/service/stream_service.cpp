@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -177,6 +178,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<kafka::Consumer> config_reader_;
   std::map<int32_t, PartitionState> partitions_;  // assigned telemetry partitions
   bool paused_ = false;
+  std::optional<Clock::time_point> full_since_;  // in flight reached the limit (not yet half)
   bool fatal_ = false;
   int consecutive_aborts_ = 0;
   bool transaction_open_ = false;
@@ -199,8 +201,10 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   limits_.frame.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = config_.limits.threads > 0 ? config_.limits.threads : hw;
+  // + 1: the run loop's thread takes part only while it waits for the graph (commits), so
+  // `threads` workers are needed for `threads` lanes to run at once.
   threads_ = std::make_unique<tbb::global_control>(
-      tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads));
+      tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads) + 1);
   lanes_.resize(static_cast<size_t>(config_.limits.lanes > 0 ? config_.limits.lanes : threads));
   BuildGraph();
 }
@@ -429,16 +433,31 @@ void StreamService::Impl::WaitIdle() {
 }
 
 void StreamService::Impl::UpdateBackpressure() {
-  const int64_t in_flight = in_flight_.load(std::memory_order_acquire);
-  metrics_.in_flight_records.Set(static_cast<double>(in_flight));
   const int64_t high = config_.limits.max_in_flight_records;
+  int64_t in_flight = in_flight_.load(std::memory_order_acquire);
   if (!paused_ && in_flight >= high) {
-    std::vector<RdKafka::TopicPartition*> assignment;
-    consumer_->handle().assignment(assignment);
-    consumer_->handle().pause(assignment);
-    RdKafka::TopicPartition::destroy(assignment);
-    paused_ = true;
-    metrics_.partitions_paused.Increment();
+    // Full: wait for the lanes (at most a few ms per loop turn, so that commits and producer
+    // callbacks still run). Pausing is kept for a real stall, because librdkafka discards the
+    // prefetched records of a paused partition and fetches them again after the resume.
+    const auto now = Clock::now();
+    if (!full_since_) {
+      full_since_ = now;
+      metrics_.backpressure_waits.Increment();
+    }
+    const auto until = now + 20ms;
+    while (in_flight > high / 2 && Clock::now() < until && !lane_failed_.load()) {
+      std::this_thread::sleep_for(500us);
+      in_flight = in_flight_.load(std::memory_order_acquire);
+    }
+    if (in_flight > high / 2 &&
+        Clock::now() - *full_since_ >= std::chrono::milliseconds(config_.limits.pause_after_ms)) {
+      std::vector<RdKafka::TopicPartition*> assignment;
+      consumer_->handle().assignment(assignment);
+      consumer_->handle().pause(assignment);
+      RdKafka::TopicPartition::destroy(assignment);
+      paused_ = true;
+      metrics_.partitions_paused.Increment();
+    }
   } else if (paused_ && in_flight <= high / 2) {
     std::vector<RdKafka::TopicPartition*> assignment;
     consumer_->handle().assignment(assignment);
@@ -446,6 +465,8 @@ void StreamService::Impl::UpdateBackpressure() {
     RdKafka::TopicPartition::destroy(assignment);
     paused_ = false;
   }
+  if (in_flight <= high / 2) full_since_.reset();
+  metrics_.in_flight_records.Set(static_cast<double>(in_flight));
 }
 
 // --- per-patient configuration ---------------------------------------------------------------
