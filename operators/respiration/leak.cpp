@@ -156,6 +156,14 @@ LeakOptions LeakOptions::FromParameters(const Parameters& parameters) {
   return o;
 }
 
+LeakMonitor::LeakMonitor(const LeakOptions& o)
+    : options_(o),
+      large_rule_(fmt::format("leak > {} L/min for >= {} s", o.large_leak_lpm, o.large_leak_min_s)),
+      disconnect_rule_(fmt::format(
+          "leak >= {} L/min, or pressure < {} cmH2O with flow > {} L/min, for >= {} s",
+          o.disconnect_leak_lpm, o.disconnect_pressure_cm_h2o, o.disconnect_flow_lpm,
+          o.disconnect_min_s)) {}
+
 std::unique_ptr<const LeakMonitor> LeakMonitor::Make(const LeakOptions& o) {
   RequireRange("respiration.leak.large_leak_lpm", o.large_leak_lpm, 1, 200);
   RequireRange("respiration.leak.large_leak_min_s", o.large_leak_min_s, 0, 600);
@@ -205,12 +213,8 @@ void LeakMonitor::Process(OperatorState& state, Signal signal, const Chunk& chun
   if (chunk.values.empty() || !(chunk.sample_rate_hz > 0)) return;
   const TimeUs large_min = FromSeconds(options_.large_leak_min_s);
   const TimeUs disc_min = FromSeconds(options_.disconnect_min_s);
-  const std::string large_rule = fmt::format("leak > {} L/min for >= {} s",
-                                             options_.large_leak_lpm, options_.large_leak_min_s);
-  const std::string disc_rule = fmt::format(
-      "leak >= {} L/min, or pressure < {} cmH2O with flow > {} L/min, for >= {} s",
-      options_.disconnect_leak_lpm, options_.disconnect_pressure_cm_h2o,
-      options_.disconnect_flow_lpm, options_.disconnect_min_s);
+  const std::string& large_rule = large_rule_;
+  const std::string& disc_rule = disconnect_rule_;
   const auto observe = [&](double leak, TimeUs t, bool open_circuit) {
     out.emplace_back(Measurement{"leak_lpm", leak, t});
     Step(s.large, leak > options_.large_leak_lpm, leak, t, large_min, EpisodeKind::kLargeLeak,

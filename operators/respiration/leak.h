@@ -17,6 +17,7 @@
 
 #include <array>
 #include <memory>
+#include <string>
 #include <span>
 #include <string_view>
 
@@ -55,10 +56,13 @@ class LeakMonitor final : public StreamOperator {
   void Finish(OperatorState& state, Events& out) const override;
 
  private:
-  explicit LeakMonitor(const LeakOptions& o) : options_(o) {}
+  explicit LeakMonitor(const LeakOptions& o);
   static constexpr std::array<Signal, 3> kInputs = {Signal::kLeak, Signal::kFlow,
                                                     Signal::kAirwayPressure};
   LeakOptions options_;
+  // The rules as the explanations state them, formatted once rather than per chunk.
+  std::string large_rule_;
+  std::string disconnect_rule_;
 };
 
 }  // namespace vigil::ops
