@@ -63,13 +63,16 @@ summarise() {
   echo
   echo "==================================== summary ===================================="
   "$vigil" summary --kafka "$bootstrap" --truth "$run_dir/truth.jsonl" --until-idle 3 || true
-  mkdir -p "$reports"
-  if [[ -f "$shared/mitdb/201.hea" ]]; then
-    "$vigil" report "$shared/mitdb/201" --patient mitdb-201 --out "$reports/mitdb-201.html" 2>/dev/null || true
-  fi
-  if [[ -f "$shared/vfdb/418.hea" ]]; then
-    "$vigil" report "$shared/vfdb/418" --patient vfdb-418 --out "$reports/vfdb-418.html" 2>/dev/null || true
-  fi
+  mkdir -p "$reports" && rm -f "$reports"/*.html
+  # Reports of what the service committed to Kafka (published alerts and aggregates; ECG strips
+  # from the patient's committed telemetry): a simulated patient and the replayed recordings.
+  local report_patients=(sim-00000)
+  [[ -f "$shared/mitdb/201.hea" ]] && report_patients+=(mitdb-201)
+  [[ -f "$shared/vfdb/418.hea" ]] && report_patients+=(vfdb-418)
+  for p in "${report_patients[@]}"; do
+    "$vigil" report --patient "$p" --kafka "$bootstrap" --config "$here/vigil.yaml" \
+      --out "$reports/$p.html" 2>>"$run_dir/report.log" || log "no report for $p (see ${run_dir#$VIGIL_ROOT/}/report.log)"
+  done
   echo
   echo "Reports (open in a browser, no network needed): $(ls "$reports"/*.html 2>/dev/null | tr '\n' ' ')"
   echo "Service log: $run_dir/vigil.log   metrics: http://localhost:9464/metrics (while running)"

@@ -6,8 +6,10 @@
 #include <iostream>
 
 #include "pipeline/analysis/frame_decoder.h"
+#include "pipeline/config/service_config.h"
 #include "pipeline/replay/offline_replay.h"
 #include "pipeline/report/html_report.h"
+#include "pipeline/report/kafka_report.h"
 
 namespace vigil::report {
 namespace {
@@ -111,29 +113,69 @@ ReportData CollectOffline(replay::TelemetrySource& source,
 void AddReportCommand(CLI::App& app) {
   struct Args {
     std::string recording, out = "report.html", patient = "replay-patient";
+    std::string kafka, config;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "report", "Write a self-contained HTML report for a patient (ECG strips around alerts, "
-                "night trends, adherence calendar)");
+                "night trends, adherence calendar), from a recording or from Kafka");
   cmd->add_option("recording", args->recording,
-                  "Recording to analyse offline (WFDB record path without extension, or a card)")
-      ->required();
+                  "Recording to analyse offline (WFDB record path without extension, or a card)");
   cmd->add_option("--patient", args->patient, "Pseudonymous patient id")->capture_default_str();
   cmd->add_option("--out", args->out, "Output HTML file")->capture_default_str();
+  auto* kafka = cmd->add_option(
+      "--kafka", args->kafka,
+      "Read the patient's committed telemetry, alerts and aggregates from this Kafka cluster "
+      "instead of a recording");
+  auto* config = cmd->add_option(
+      "--config", args->config,
+      "With Kafka: the service's YAML (topics, client security settings, operator set and "
+      "parameters, time zone; VIGIL_* variables override it, as for vigil run)");
+  config->needs(kafka);
   cmd->callback([args] {
     try {
-      replay::SourceOptions options;
-      options.patient_id = args->patient;
-      auto source = replay::OpenRecording(args->recording, options);
-      auto plan = analysis::AnalysisPlan::Make(replay::DefaultAnalysisConfig());
-      const auto data = CollectOffline(*source, plan, args->patient);
+      if (args->recording.empty() == args->kafka.empty()) {
+        throw std::invalid_argument(
+            "give either a recording or --kafka <bootstrap> --patient <id>, not both");
+      }
+      ReportData data;
+      if (!args->kafka.empty()) {
+        config::ServiceConfig service;
+        if (!args->config.empty()) {
+          service = config::LoadServiceConfig(args->config, config::ProcessEnvironment());
+        } else {
+          service.analysis = replay::DefaultAnalysisConfig();
+        }
+        KafkaReportOptions options;
+        options.properties = service.kafka.properties;
+        options.properties["bootstrap.servers"] = args->kafka;
+        options.telemetry_topic = service.topics.telemetry;
+        options.alerts_topic = service.topics.alerts;
+        options.aggregates_topic = service.topics.aggregates;
+        KafkaReportStats stats;
+        data = CollectFromKafka(args->patient, analysis::AnalysisPlan::Make(service.analysis),
+                                options, &stats);
+        std::cerr << fmt::format(
+            "{}: {} telemetry records ({} undecodable, skipped), {} published alert records, {} "
+            "aggregates\n",
+            args->patient, stats.telemetry_records, stats.undecodable_records,
+            stats.published_alerts, stats.published_aggregates);
+      } else {
+        replay::SourceOptions options;
+        options.patient_id = args->patient;
+        auto source = replay::OpenRecording(args->recording, options);
+        auto plan = analysis::AnalysisPlan::Make(replay::DefaultAnalysisConfig());
+        data = CollectOffline(*source, plan, args->patient);
+      }
       std::ofstream file(args->out);
       file << RenderHtml(data);
       if (!file) throw std::runtime_error(args->out + ": cannot write");
       std::cerr << fmt::format("{}: {} alerts, {} ECG strips, {} minutes, {} therapy days\n",
                                args->out, data.alerts.size(), data.strips.size(),
                                data.minutes.size(), data.days.size());
+    } catch (const config::ConfigError& e) {
+      std::cerr << "vigil report: " << e.what() << "\n";
+      throw CLI::RuntimeError(2);
     } catch (const std::exception& e) {
       std::cerr << "vigil report: " << e.what() << "\n";
       throw CLI::RuntimeError(2);

@@ -22,6 +22,12 @@ if [[ "$injected" -ne "$listed" ]]; then
   echo "FAIL: every injected event must be listed in the summary"
   exit 1
 fi
+# The reports the summary points to come from Kafka (what the service committed).
+report="$root/reports/sim-00000.html"
+[[ -s "$report" ]] || { tail -40 "$out"; echo "FAIL: no report for sim-00000"; exit 1; }
+grep -q "as published on vigil.alerts.v1" "$report" ||
+  { echo "FAIL: the demo's report was not built from the Kafka topics"; exit 1; }
+grep -q '<svg class="panel"' "$report" || { echo "FAIL: the demo's report has no plots"; exit 1; }
 if pgrep -f "vigil (run|simulate|watch|replay) .*localhost:9092" >/dev/null ||
    (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; then
   echo "FAIL: the demo left something running"

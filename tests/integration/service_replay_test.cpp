@@ -5,6 +5,8 @@
 // offline lines, missing at most what Finish() adds.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -105,6 +107,53 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
   }
   EXPECT_LE(minutes, 2) << "more than the open minutes missing from the Kafka path";
   EXPECT_LE(missing_aggregates, 4u);
+
+  // `vigil report --patient --kafka`: the report of what the service committed shows every
+  // published alert record, with an ECG strip (and its marked beats) for each arrhythmia alert
+  // the offline report of the same recording has a strip for.
+  const auto dir = std::filesystem::temp_directory_path() / name;
+  std::filesystem::create_directories(dir);
+  const auto yaml = dir / "service.yaml";
+  std::ofstream(yaml) << ServiceYaml(topics, name + "-group", name + "-0", port);
+  std::string report_log, offline_log;
+  ASSERT_EQ(RunVigil({"report", "--patient", patient, "--kafka", KafkaBootstrap(), "--config",
+                      yaml.string(), "--out", (dir / "kafka.html").string()},
+                     &report_log),
+            0)
+      << report_log;
+  ASSERT_EQ(RunVigil({"report", recording.string(), "--patient", patient, "--out",
+                      (dir / "offline.html").string()},
+                     &offline_log),
+            0)
+      << offline_log;
+  const auto read = [](const std::filesystem::path& f) {
+    std::ifstream in(f);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  };
+  const std::string kafka_html = read(dir / "kafka.html"), offline_html = read(dir / "offline.html");
+  EXPECT_NE(report_log.find(fmt::format("{} published alert records", kafka_alerts.size())),
+            std::string::npos)
+      << report_log;
+  EXPECT_NE(kafka_html.find("as published on " + topics.alerts), std::string::npos);
+  const size_t kafka_strips = count(kafka_html, "<figure class=\"strip\">");
+  const size_t offline_strips = count(offline_html, "<figure class=\"strip\">");
+  // The strips of alerts raised in the last moments of the recording may be missing (a stream
+  // does not finish); none may be extra.
+  EXPECT_LE(kafka_strips, offline_strips);
+  EXPECT_GE(kafka_strips + missing_alerts, offline_strips);
+  if (GetParam() == "mitdb/201") {
+    EXPECT_GE(kafka_strips, 1u) << "record 201 has AF alerts: their ECG must be shown";
+    EXPECT_GT(count(kafka_html, "class=\"beat beat-"), 10u) << "detected beats are marked";
+  }
+  std::filesystem::remove_all(dir);
+  std::cout << GetParam() << ": report from Kafka " << kafka_strips << " ECG strips, offline "
+            << offline_strips << "\n";
+
   std::cout << GetParam() << ": " << kafka_alerts.size() << "/" << offline_alerts.size() << " alerts, "
             << kafka_aggregates.size() << "/" << offline_aggregates.size()
             << " aggregates through Kafka/offline\n";
