@@ -45,7 +45,7 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
             fmt::format("operators[{}].name = {}: configured twice", i, oc.name));
       }
     }
-    plan->operators_.push_back(entry->make(oc.parameters));
+    plan->operators_.push_back(entry->make(oc.parameters, {config.default_time_zone}));
   }
   plan->config_ = std::move(config);
   return plan;
@@ -62,9 +62,20 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::FromOperators(
 }
 
 std::shared_ptr<const AnalysisPlan> AnalysisPlan::WithOverrides(
-    const std::map<std::string, double>& overrides) const {
-  if (overrides.empty()) return std::shared_ptr<const AnalysisPlan>(new AnalysisPlan(*this));
+    const std::map<std::string, double>& overrides, const std::string& time_zone) const {
+  const bool new_zone = !time_zone.empty() && time_zone != config_.default_time_zone;
+  if (overrides.empty() && !new_zone) {
+    return std::shared_ptr<const AnalysisPlan>(new AnalysisPlan(*this));
+  }
   AnalysisConfig config = config_;
+  if (new_zone) {
+    try {
+      date::locate_zone(time_zone);
+    } catch (const std::exception&) {
+      throw ops::OptionError("time_zone", time_zone, "not an IANA time zone (e.g. Europe/Oslo)");
+    }
+    config.default_time_zone = time_zone;
+  }
   for (const auto& [key, value] : overrides) {
     bool matched = false;
     for (auto& oc : config.operators) {
@@ -82,7 +93,8 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::WithOverrides(
   }
   auto plan = std::shared_ptr<AnalysisPlan>(new AnalysisPlan());
   for (size_t i = 0; i < config.operators.size(); ++i) {
-    if (config.operators[i].parameters == config_.operators[i].parameters) {
+    // Operators are rebuilt when their parameters or the patient's zone changed.
+    if (!new_zone && config.operators[i].parameters == config_.operators[i].parameters) {
       plan->operators_.push_back(operators_[i]);  // unchanged: share the immutable operator
     } else {
       const OperatorEntry* entry = FindOperator(config.operators[i].name);
@@ -91,7 +103,7 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::WithOverrides(
             "operator {} is not in the registry: its parameters cannot be overridden",
             config.operators[i].name));
       }
-      plan->operators_.push_back(entry->make(config.operators[i].parameters));
+      plan->operators_.push_back(entry->make(config.operators[i].parameters, {config.default_time_zone}));
     }
   }
   plan->config_ = std::move(config);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -12,12 +13,21 @@
 
 namespace vigil::analysis {
 
+// What an operator may need to know about the patient besides its parameters.
+struct OperatorContext {
+  // IANA zone of the patient's home (therapy days run noon to noon in it): the patient's
+  // configured zone, else analysis.default_time_zone.
+  std::string time_zone = "Europe/Copenhagen";
+};
+
 struct OperatorEntry {
   std::string_view name;         // e.g. "ecg.arrhythmia"; prefix of its configuration keys
   std::string_view description;  // one line for `vigil operators` and the docs
   // Builds the operator from its parameters (keys without the prefix). Throws
   // ops::OptionError naming "<name>.<key>" and the value on a bad or unknown parameter.
-  std::function<std::unique_ptr<const ops::StreamOperator>(const ops::Parameters&)> make;
+  std::function<std::unique_ptr<const ops::StreamOperator>(const ops::Parameters&,
+                                                           const OperatorContext&)>
+      make;
 };
 
 std::span<const OperatorEntry> Operators();

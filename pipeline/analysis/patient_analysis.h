@@ -71,10 +71,12 @@ class AnalysisPlan {
   static std::shared_ptr<const AnalysisPlan> FromOperators(
       AnalysisConfig config, std::vector<std::shared_ptr<const ops::StreamOperator>> operators);
 
-  // The same plan with per-patient parameter overrides ("<operator>.<key>" -> value) applied;
-  // operators without overrides are shared with this plan. Throws like Make.
-  std::shared_ptr<const AnalysisPlan> WithOverrides(
-      const std::map<std::string, double>& overrides) const;
+  // The same plan with per-patient parameter overrides ("<operator>.<key>" -> value) applied
+  // and, when `time_zone` is given and differs, the patient's own zone (operators that keep
+  // therapy days by it are rebuilt with it); operators without changes are shared with this
+  // plan. Throws like Make.
+  std::shared_ptr<const AnalysisPlan> WithOverrides(const std::map<std::string, double>& overrides,
+                                                    const std::string& time_zone = "") const;
 
   const AnalysisConfig& config() const { return config_; }
   std::span<const std::shared_ptr<const ops::StreamOperator>> operators() const {

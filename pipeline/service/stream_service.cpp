@@ -523,7 +523,9 @@ void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
         if (!std::isfinite(value)) throw ops::OptionError(key, fmt::format("{}", value), "not finite");
       }
       PatientConfigs::Entry entry;
-      entry.plan = overrides.empty() ? plan_ : plan_->WithOverrides(overrides);
+      entry.plan = overrides.empty() && pc.time_zone().empty()
+                       ? plan_
+                       : plan_->WithOverrides(overrides, pc.time_zone());
       entry.time_zone = pc.time_zone();
       // Version 0 still has to differ from "no configuration".
       entry.version = std::max<uint64_t>(pc.version(), patient_configs_.Version(*record.key) + 1);

@@ -43,7 +43,7 @@ const char* const kRecords[] = {"101", "102", "104", "106", "107", "108", "109",
 void ReplayToJsonl(const std::vector<float>& x, double fs, const fs::path& out_path) {
   const auto* entry = vigil::analysis::FindOperator("ecg.arrhythmia");
   ASSERT_NE(entry, nullptr);
-  const auto op = entry->make({});
+  const auto op = entry->make({}, {});
   auto state = op->MakeState();
   const vigil::ops::TimeUs start_us = 1'700'000'000'000'000;  // any device time
   vigil::ops::Events events;

@@ -202,7 +202,7 @@ TEST(HeartRate, MonitorRuleTwelveOrFour) {
 std::unique_ptr<const ops::StreamOperator> MakeMonitor(const ops::Parameters& p = {}) {
   const auto* entry = analysis::FindOperator("ecg.arrhythmia");
   EXPECT_NE(entry, nullptr);
-  return entry->make(p);
+  return entry->make(p, {});
 }
 
 struct Run {

@@ -216,6 +216,34 @@ TEST(AnalysisPlan, UnknownOperatorAndBadOverrideNameTheKey) {
   EXPECT_THROW(plan->WithOverrides({{"test.recorder.x", 1}}), std::exception);
 }
 
+// A patient's own time zone (vigil.patient-config.v1 time_zone) reaches the operators that
+// keep therapy days: a session at 14:00 UTC is the afternoon of 1 January in Copenhagen (day
+// 2026-01-01) but the morning in New York (still the day that began at noon on 31 December).
+TEST(AnalysisPlan, PatientTimeZoneReachesTheAdherenceOperator) {
+  analysis::AnalysisConfig config;
+  config.default_time_zone = "Europe/Copenhagen";
+  config.operators.push_back({"adherence.usage", {{"session_source", 1}}});
+  const auto plan = analysis::AnalysisPlan::Make(config);
+  const auto day_of_session = [](const analysis::AnalysisPlan& p) {
+    const auto& op = *p.operators()[0];
+    auto state = op.MakeState();
+    ops::Events out;
+    const TimeUs start = kT0 + 14 * 3600'000'000LL;  // 2026-01-01T14:00Z
+    op.OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStart, start}, out);
+    op.OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, start + 3600'000'000LL}, out);
+    op.AdvanceTo(*state, start + 2 * 86400'000'000LL, out);
+    for (const auto& e : out) {
+      if (const auto* d = std::get_if<ops::TherapyDay>(&e); d && d->usage_min > 0) return d->date;
+    }
+    return std::string("none");
+  };
+  EXPECT_EQ(day_of_session(*plan), "2026-01-01");
+  const auto new_york = plan->WithOverrides({}, "America/New_York");
+  EXPECT_EQ(new_york->config().default_time_zone, "America/New_York");
+  EXPECT_EQ(day_of_session(*new_york), "2025-12-31");
+  EXPECT_THROW(plan->WithOverrides({}, "Mars/Olympus"), ops::OptionError);
+}
+
 }  // namespace
 
 namespace {
