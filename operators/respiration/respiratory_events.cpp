@@ -46,6 +46,7 @@ struct EventState final : OperatorState {
   std::array<double, kMaxWindowBlocks> ring_sum{};
   std::array<TimeUs, kMaxWindowBlocks> ring_time{};
   int64_t blocks = 0;  // since the last discontinuity
+  double vent_sum = 0, apnea_sum = 0;  // running sums of ring_sum over the two windows
   double amplitude_baseline = 0;
   double ventilation_baseline = 0;
   // per-second histories for the baselines: amplitude outside candidates (first half) and
@@ -79,6 +80,7 @@ struct EventState final : OperatorState {
     block_fill = 0;
     block_max = 0;
     blocks = 0;
+    vent_sum = apnea_sum = 0;
     amplitude_pushes = 0;
     ventilation_pushes = 0;
     blocks_since_push = 0;
@@ -107,6 +109,8 @@ struct EventState final : OperatorState {
     w.PutSpan<double>(ring_sum);
     w.PutSpan<TimeUs>(ring_time);
     w.Put(blocks);
+    w.Put(vent_sum);
+    w.Put(apnea_sum);
     w.Put(amplitude_baseline);
     w.Put(ventilation_baseline);
     w.PutSpan<float>(history);
@@ -179,6 +183,8 @@ struct EventState final : OperatorState {
     std::copy(rs.begin(), rs.end(), s.ring_sum.begin());
     std::copy(rt.begin(), rt.end(), s.ring_time.begin());
     s.blocks = r.Get<int64_t>();
+    s.vent_sum = r.Get<double>();
+    s.apnea_sum = r.Get<double>();
     s.amplitude_baseline = r.Get<double>();
     s.ventilation_baseline = r.Get<double>();
     s.history = r.GetVector<float>(100000);
@@ -547,22 +553,22 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     s.ring_time[slot] = s.block_start_us;
     ++s.blocks;
     const TimeUs now = s.block_start_us;
-    if (s.blocks < wmax) continue;
     const auto at = [&](int64_t block) { return static_cast<int>(block % kMaxWindowBlocks); };
+    // Running sums (O(1) per block): the newest block enters the ventilation window, the one wv
+    // blocks older leaves; likewise for the apnea window in its middle.
+    const int apnea_from = wv / 2 - wa / 2;
+    s.vent_sum += s.ring_sum[slot];
+    if (s.blocks > wv) s.vent_sum -= s.ring_sum[at(s.blocks - 1 - wv)];
+    if (s.blocks > apnea_from) s.apnea_sum += s.ring_sum[at(s.blocks - 1 - apnea_from)];
+    if (s.blocks > apnea_from + wa) s.apnea_sum -= s.ring_sum[at(s.blocks - 1 - apnea_from - wa)];
+    if (s.blocks < wmax) continue;
     double env = 0;  // peak excursion over the last w blocks
     for (int k = 1; k <= w; ++k) env = std::max(env, s.ring_max[at(s.blocks - k)]);
     // Ventilation over the last wv blocks, and over the wa blocks in its middle: both moving
     // averages are centred on the same block, so one time (half the long window ago) describes
     // both and an event's duration is not stretched by the difference of their lags.
-    double vent = 0, vent_apnea = 0;
-    const int apnea_from = wv / 2 - wa / 2;
-    for (int k = 1; k <= wv; ++k) {
-      const double v = s.ring_sum[at(s.blocks - k)];
-      vent += v;
-      if (k > apnea_from && k <= apnea_from + wa) vent_apnea += v;
-    }
-    vent /= wv;
-    vent_apnea /= wa;
+    const double vent = s.vent_sum / wv;
+    const double vent_apnea = s.apnea_sum / wa;
     const TimeUs oldest = s.ring_time[at(s.blocks - w)];  // start of the peak window
     const TimeUs vent_now = s.ring_time[at(s.blocks - 1 - wv / 2)];
 
