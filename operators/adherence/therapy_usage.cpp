@@ -14,14 +14,19 @@
 namespace vigil::ops {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;
 constexpr TimeUs kBlockUs = kMicrosPerSecond;   // pressure is judged on 1-s means
 constexpr TimeUs kStaleUs = 60 * kMicrosPerSecond;  // data silent this long past mask_off: off
 
 struct UsageState final : OperatorState {
   bool have_day = false;
   TherapyDayWindow day;
-  std::vector<std::pair<TimeUs, TimeUs>> sessions;  // closed sessions >= min length
+  std::vector<std::pair<TimeUs, TimeUs>> sessions;  // closed sessions >= min length (signals)
+  // sessions from the device's start/stop events (session_source 1 or auto)
+  std::vector<std::pair<TimeUs, TimeUs>> event_sessions;
+  bool in_event_session = false;
+  TimeUs event_session_start = 0;
+  bool day_has_pressure = false;  // auto: the day in progress has pressure samples
   bool in_session = false;
   TimeUs session_start = 0;
   TimeUs last_on_end = 0;
@@ -49,6 +54,14 @@ struct UsageState final : OperatorState {
       w.Put(a);
       w.Put(b);
     }
+    w.Put<uint64_t>(event_sessions.size());
+    for (const auto& [a, b] : event_sessions) {
+      w.Put(a);
+      w.Put(b);
+    }
+    w.Put<uint8_t>(in_event_session);
+    w.Put(event_session_start);
+    w.Put<uint8_t>(day_has_pressure);
     w.Put<uint8_t>(in_session);
     w.Put(session_start);
     w.Put(last_on_end);
@@ -83,6 +96,16 @@ struct UsageState final : OperatorState {
       const auto b = r.Get<TimeUs>();
       s.sessions.emplace_back(a, b);
     }
+    const auto ne = r.Get<uint64_t>();
+    if (ne > 100000) throw SnapshotError("adherence.usage: event sessions");
+    for (uint64_t i = 0; i < ne; ++i) {
+      const auto a = r.Get<TimeUs>();
+      const auto b = r.Get<TimeUs>();
+      s.event_sessions.emplace_back(a, b);
+    }
+    s.in_event_session = r.Get<uint8_t>();
+    s.event_session_start = r.Get<TimeUs>();
+    s.day_has_pressure = r.Get<uint8_t>();
     s.in_session = r.Get<uint8_t>();
     s.session_start = r.Get<TimeUs>();
     s.last_on_end = r.Get<TimeUs>();
@@ -161,8 +184,8 @@ std::unique_ptr<const TherapyUsage> TherapyUsage::Make(const TherapyUsageOptions
     throw OptionError("adherence.usage.time_zone", o.time_zone,
                       "unknown time zone (IANA name expected, e.g. Europe/Copenhagen)");
   }
-  Require(o.session_source == 0 || o.session_source == 1, "adherence.usage.session_source",
-          o.session_source, "must be 0 (signals) or 1 (device events)");
+  Require(o.session_source >= -1 && o.session_source <= 1, "adherence.usage.session_source",
+          o.session_source, "must be -1 (auto), 0 (signals) or 1 (device events)");
   RequireRange("adherence.usage.min_session_min", o.min_session_min, 0, 120);
   RequireRange("adherence.usage.mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o, 0.5, 20);
   RequireRange("adherence.usage.mask_off_s", o.mask_off_s, 1, 3600);
@@ -194,14 +217,39 @@ struct Ctx {
     }
   }
 
-  void OpenSession(TimeUs start) {
+  void EnsureDay(TimeUs t) {
     if (!s.have_day) {
       s.have_day = true;
-      s.day = TherapyDayAt(start, zone);
+      s.day = TherapyDayAt(t, zone);
     }
+  }
+
+  void OpenSession(TimeUs start) {
+    EnsureDay(start);
     s.in_session = true;
     s.session_start = start;
     s.off_since = 0;
+  }
+
+  void OpenEventSession(TimeUs start) {
+    EnsureDay(start);
+    s.in_event_session = true;
+    s.event_session_start = start;
+  }
+
+  void CloseEventSession(TimeUs end) {
+    if (!s.in_event_session) return;
+    s.in_event_session = false;
+    if (end - s.event_session_start >= FromSeconds(o.min_session_min * 60)) {
+      s.event_sessions.emplace_back(s.event_session_start, end);
+    }
+  }
+
+  // The rule of session_source -1 (auto), per therapy day: the signals when the device streamed
+  // airway pressure that day (they show mask-on time itself), otherwise the device's session
+  // events (a device that reports sessions but streams no pressure still has therapy days).
+  bool DayUsesEvents() const {
+    return o.session_source == 1 || (o.session_source == -1 && !s.day_has_pressure);
   }
 
   void EmitDay() {
@@ -211,7 +259,8 @@ struct Ctx {
     day.start_us = d.start_us;
     day.end_us = d.end_us;
     TimeUs used = 0;
-    for (const auto& [a, b] : s.sessions) {
+    const bool from_events = DayUsesEvents();
+    for (const auto& [a, b] : from_events ? s.event_sessions : s.sessions) {
       const TimeUs lo = std::max(a, d.start_us), hi = std::min(b, d.end_us);
       if (hi <= lo) continue;
       used += hi - lo;
@@ -222,10 +271,13 @@ struct Ctx {
       day.last_mask_off_us = std::max(day.last_mask_off_us, hi);
     }
     std::erase_if(s.sessions, [&](const auto& x) { return x.second <= d.end_us; });
+    std::erase_if(s.event_sessions, [&](const auto& x) { return x.second <= d.end_us; });
+    s.day_has_pressure = false;
     day.usage_min = ToSeconds(used) / 60.0;
     out.emplace_back(day);
     const TimeUs t = d.end_us;
     out.emplace_back(Measurement{"usage_min", day.usage_min, t});
+    out.emplace_back(Measurement{"usage_session_source", from_events ? 1.0 : 0.0, t});
 
     s.history_h.push_back(day.usage_min / 60.0);
     const size_t keep = static_cast<size_t>(o.rules.window_nights + o.rules.recent_nights);
@@ -271,16 +323,23 @@ struct Ctx {
     s.day = NextTherapyDay(d, zone);
   }
 
+  // Whether a session begun before `end` is still open in a tracker the day may use.
+  bool OpenInDay(TimeUs end) const {
+    const bool signals = o.session_source != 1 && s.in_session && s.session_start < end;
+    const bool events = o.session_source != 0 && s.in_event_session && s.event_session_start < end;
+    return signals || events;
+  }
+
   // Closes every day that has ended by `now`, unless a session begun before its end is open.
   void CloseDays(TimeUs now) {
-    while (s.have_day && now >= s.day.end_us && !(s.in_session && s.session_start < s.day.end_us)) {
+    while (s.have_day && now >= s.day.end_us && !OpenInDay(s.day.end_us)) {
       EmitDay();
     }
   }
 
   void Advance(TimeUs now) {
     s.latest_us = std::max(s.latest_us, now);
-    if (o.session_source == 0 && s.in_session &&
+    if (o.session_source != 1 && s.in_session &&
         s.latest_us - s.last_on_end > FromSeconds(o.mask_off_s) + kStaleUs) {
       CloseSession(s.last_on_end);  // the device went silent: therapy ended with its data
     }
@@ -307,7 +366,7 @@ void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chu
     return;
   }
   if (signal != Signal::kAirwayPressure) return;
-  if (options_.session_source != 0) {
+  if (options_.session_source == 1) {
     c.Advance(chunk.end_us());
     return;
   }
@@ -339,6 +398,8 @@ void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chu
     const double mean = s.block_sum / static_cast<double>(s.block_n);
     s.block_n = 0;
     s.block_sum = 0;
+    c.CloseDays(s.block_start);  // the block's pressure counts for the day it falls in
+    s.day_has_pressure = true;
     const bool flow_ok = !s.flow_seen || s.flow_valid_until >= s.block_start - kStaleUs;
     const bool on = mean >= options_.mask_on_pressure_cm_h2o && flow_ok;
     if (on) {
@@ -358,11 +419,11 @@ void TherapyUsage::OnDeviceEvent(OperatorState& state, const DeviceEventView& ev
                                  Events& out) const {
   auto& s = Cast(state);
   Ctx c{options_, zone_, s, out};
-  if (options_.session_source == 1) {
-    if (event.type == DeviceEventView::Type::kSessionStart && !s.in_session) {
-      c.OpenSession(event.time_us);
+  if (options_.session_source != 0) {
+    if (event.type == DeviceEventView::Type::kSessionStart && !s.in_event_session) {
+      c.OpenEventSession(event.time_us);
     } else if (event.type == DeviceEventView::Type::kSessionStop) {
-      c.CloseSession(event.time_us);
+      c.CloseEventSession(event.time_us);
     }
   }
   c.Advance(event.time_us);
@@ -371,7 +432,7 @@ void TherapyUsage::OnDeviceEvent(OperatorState& state, const DeviceEventView& ev
 void TherapyUsage::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs to_us,
                          Events& out) const {
   auto& s = Cast(state);
-  if (signal != Signal::kAirwayPressure || options_.session_source != 0) return;
+  if (signal != Signal::kAirwayPressure || options_.session_source == 1) return;
   Ctx c{options_, zone_, s, out};
   if (to_us - s.last_on_end > FromSeconds(options_.mask_off_s)) c.CloseSession(s.last_on_end);
   s.block_n = 0;
@@ -387,7 +448,8 @@ void TherapyUsage::AdvanceTo(OperatorState& state, TimeUs now_us, Events& out) c
 void TherapyUsage::Finish(OperatorState& state, Events& out) const {
   auto& s = Cast(state);
   Ctx c{options_, zone_, s, out};
-  if (s.in_session) c.CloseSession(options_.session_source == 0 ? s.last_on_end : s.latest_us);
+  if (s.in_session) c.CloseSession(s.last_on_end);
+  if (s.in_event_session) c.CloseEventSession(s.latest_us);
   c.CloseDays(s.latest_us);
   if (s.have_day) {
     c.EmitDay();

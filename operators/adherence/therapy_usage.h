@@ -5,13 +5,19 @@
 // after `mask_off_s` (60 s) of "off", or at the last sample before a gap in the data longer than
 // that (a shorter break - refitting the mask, the device starting a new file - continues the
 // session, as ResMed counts it). From device
-// events instead (`session_source` = 1): kSessionStart / kSessionStop. Sessions shorter than
+// events (`session_source` = 1): kSessionStart / kSessionStop. Default `session_source` = -1
+// (auto), decided per therapy day: the signals when the device streamed airway pressure that day,
+// otherwise its session events - a device that reports sessions but streams no pressure still
+// has therapy days, and one that streams pressure is measured by it (on the ResMed AirSense card
+// the pressure-based usage is the closer to the device's own: 9 vs 8 of 10 nights within
+// 5 min). Both trackers run in auto; 0 and 1 force one. Sessions shorter than
 // `min_session_min` (5 min) are ignored.
 // Therapy day: noon to noon in `time_zone` (see therapy_day.h). Nightly usage = the overlap of
 // the day with its sessions (a session across noon is split). A day is closed - and emitted -
 // once device time (data or AdvanceTo) has passed its end and no session that began before its
 // end is still open; days without use are emitted with 0 min so the 30-day rules see them.
-// On each closed day: TherapyDay; Measurements "usage_min", "adherence_score",
+// On each closed day: TherapyDay; Measurements "usage_min", "usage_session_source" (0 signals,
+// 1 device events: the source the day's usage came from), "adherence_score",
 // "usage_mean_7_nights_h", "usage_mean_30_nights_h" (when defined), "nights_at_least_4h_30d",
 // "compliance_30d" (1/0); NON_COMPLIANCE episode opened when, with >= 30 nights of history, the
 // compliance rule is not met (closed when it is); ADHERENCE_DECLINE episode opened on the decline
@@ -36,7 +42,7 @@ namespace vigil::ops {
 
 struct TherapyUsageOptions {
   std::string time_zone = "Europe/Copenhagen";
-  int session_source = 0;                // 0 signals (pressure + flow), 1 device session events
+  int session_source = -1;  // -1 auto (per day: signals if pressure streamed), 0 signals, 1 events
   double min_session_min = 5;
   double mask_on_pressure_cm_h2o = 2.5;
   double mask_off_s = 60;

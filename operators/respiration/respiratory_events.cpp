@@ -12,14 +12,24 @@
 namespace vigil::ops {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;
+constexpr std::string_view kVersion = "2.0.0";
 constexpr double kBlockS = 0.2;
 constexpr int kMaxWindowBlocks = 64;
 constexpr TimeUs kSpo2KeepUs = 300 * kMicrosPerSecond;
+constexpr TimeUs kLeakKeepUs = 600 * kMicrosPerSecond;
 
 struct PendingHypopnea {
   TimeUs start_us = 0, end_us = 0;
   double drop = 0;  // fraction of baseline amplitude lost at the deepest point
+};
+
+// A closed candidate that qualified, waiting (when the patient's device sends leak) until the
+// leak signal has covered its time: flow and leak arrive as separate frames, in any order.
+struct HeldEvent {
+  bool apnea = false, aasm = false;
+  TimeUs start_us = 0, end_us = 0;
+  double drop = 0;  // fraction of the baseline lost at the deepest point
 };
 
 struct EventState final : OperatorState {
@@ -28,19 +38,21 @@ struct EventState final : OperatorState {
   bool flow_baseline_ready = false;
   int block_fill = 0;
   double block_max = 0;
+  double block_sum = 0;
   TimeUs block_start_us = 0;
   TimeUs next_expected_us = 0;
-  // envelope ring: block maxima and their start times
-  double block_sum = 0;
+  // ring of the last blocks: maximum and mean |flow - mean|, start time
   std::array<double, kMaxWindowBlocks> ring_max{};
   std::array<double, kMaxWindowBlocks> ring_sum{};
   std::array<TimeUs, kMaxWindowBlocks> ring_time{};
   int64_t blocks = 0;  // since the last discontinuity
+  double vent_sum = 0, apnea_sum = 0;  // running sums of ring_sum over the two windows
   double amplitude_baseline = 0;
   double ventilation_baseline = 0;
-  // amplitude history for the baseline: one envelope value per second outside candidates
+  // per-second histories for the baselines: amplitude outside candidates (first half) and
+  // ventilation throughout (second half), `baseline_window_s` values each
   std::vector<float> history;
-  int64_t history_pushes = 0;
+  int64_t amplitude_pushes = 0, ventilation_pushes = 0;
   int blocks_since_push = 0;
   // open candidate
   bool in_candidate = false;
@@ -50,25 +62,37 @@ struct EventState final : OperatorState {
   bool in_apnea_run = false;
   TimeUs apnea_run_start_us = 0;
   TimeUs best_apnea_start_us = 0, best_apnea_end_us = 0;
+  TimeUs refractory_until_us = 0;
   // therapy time and counts
   double flow_seconds = 0;
-  int64_t apneas = 0, hypopneas = 0;
+  int64_t apneas = 0, hypopneas = 0, not_scored_leak = 0;
   // SpO2 history (valid samples only) and AASM candidates waiting for it
   std::deque<std::pair<TimeUs, float>> spo2;
   TimeUs spo2_latest_us = 0;
   std::vector<PendingHypopnea> pending;
+  // large-leak intervals from the device's leak signal, oldest first; events held for it
+  std::deque<std::pair<TimeUs, TimeUs>> large_leak;
+  TimeUs leak_latest_us = 0;  // 0: no leak signal seen
+  std::vector<HeldEvent> held;
 
   void ResetFlow() {
     flow_baseline_ready = false;
     block_fill = 0;
     block_max = 0;
     blocks = 0;
-    history_pushes = 0;
+    vent_sum = apnea_sum = 0;
+    amplitude_pushes = 0;
+    ventilation_pushes = 0;
     blocks_since_push = 0;
     amplitude_baseline = 0;
     ventilation_baseline = 0;
     in_candidate = false;
     in_apnea_run = false;
+  }
+
+  bool LeakOverlaps(TimeUs from, TimeUs to) const {
+    return std::any_of(large_leak.begin(), large_leak.end(),
+                       [&](const auto& l) { return l.first <= to && l.second >= from; });
   }
 
   std::string Snapshot() const override {
@@ -85,10 +109,13 @@ struct EventState final : OperatorState {
     w.PutSpan<double>(ring_sum);
     w.PutSpan<TimeUs>(ring_time);
     w.Put(blocks);
+    w.Put(vent_sum);
+    w.Put(apnea_sum);
     w.Put(amplitude_baseline);
     w.Put(ventilation_baseline);
     w.PutSpan<float>(history);
-    w.Put(history_pushes);
+    w.Put(amplitude_pushes);
+    w.Put(ventilation_pushes);
     w.Put<int32_t>(blocks_since_push);
     w.Put<uint8_t>(in_candidate);
     w.Put<uint8_t>(candidate_aasm);
@@ -98,9 +125,11 @@ struct EventState final : OperatorState {
     w.Put(apnea_run_start_us);
     w.Put(best_apnea_start_us);
     w.Put(best_apnea_end_us);
+    w.Put(refractory_until_us);
     w.Put(flow_seconds);
     w.Put(apneas);
     w.Put(hypopneas);
+    w.Put(not_scored_leak);
     std::vector<TimeUs> t;
     std::vector<float> v;
     for (const auto& [ts, val] : spo2) {
@@ -115,6 +144,20 @@ struct EventState final : OperatorState {
       w.Put(p.start_us);
       w.Put(p.end_us);
       w.Put(p.drop);
+    }
+    w.Put<uint64_t>(large_leak.size());
+    for (const auto& [from, to] : large_leak) {
+      w.Put(from);
+      w.Put(to);
+    }
+    w.Put(leak_latest_us);
+    w.Put<uint64_t>(held.size());
+    for (const auto& h : held) {
+      w.Put<uint8_t>(h.apnea);
+      w.Put<uint8_t>(h.aasm);
+      w.Put(h.start_us);
+      w.Put(h.end_us);
+      w.Put(h.drop);
     }
     return w.Take();
   }
@@ -140,10 +183,13 @@ struct EventState final : OperatorState {
     std::copy(rs.begin(), rs.end(), s.ring_sum.begin());
     std::copy(rt.begin(), rt.end(), s.ring_time.begin());
     s.blocks = r.Get<int64_t>();
+    s.vent_sum = r.Get<double>();
+    s.apnea_sum = r.Get<double>();
     s.amplitude_baseline = r.Get<double>();
     s.ventilation_baseline = r.Get<double>();
     s.history = r.GetVector<float>(100000);
-    s.history_pushes = r.Get<int64_t>();
+    s.amplitude_pushes = r.Get<int64_t>();
+    s.ventilation_pushes = r.Get<int64_t>();
     s.blocks_since_push = r.Get<int32_t>();
     s.in_candidate = r.Get<uint8_t>();
     s.candidate_aasm = r.Get<uint8_t>();
@@ -153,9 +199,11 @@ struct EventState final : OperatorState {
     s.apnea_run_start_us = r.Get<TimeUs>();
     s.best_apnea_start_us = r.Get<TimeUs>();
     s.best_apnea_end_us = r.Get<TimeUs>();
+    s.refractory_until_us = r.Get<TimeUs>();
     s.flow_seconds = r.Get<double>();
     s.apneas = r.Get<int64_t>();
     s.hypopneas = r.Get<int64_t>();
+    s.not_scored_leak = r.Get<int64_t>();
     const auto t = r.GetVector<TimeUs>();
     const auto v = r.GetVector<float>();
     if (t.size() != v.size()) throw SnapshotError("respiration.events: SpO2 history");
@@ -170,6 +218,25 @@ struct EventState final : OperatorState {
       p.drop = r.Get<double>();
       s.pending.push_back(p);
     }
+    const auto nl = r.Get<uint64_t>();
+    if (nl > 100000) throw SnapshotError("respiration.events: large-leak intervals");
+    for (uint64_t i = 0; i < nl; ++i) {
+      const auto from = r.Get<TimeUs>();
+      const auto to = r.Get<TimeUs>();
+      s.large_leak.emplace_back(from, to);
+    }
+    s.leak_latest_us = r.Get<TimeUs>();
+    const auto nh = r.Get<uint64_t>();
+    if (nh > 100000) throw SnapshotError("respiration.events: held events");
+    for (uint64_t i = 0; i < nh; ++i) {
+      HeldEvent h;
+      h.apnea = r.Get<uint8_t>();
+      h.aasm = r.Get<uint8_t>();
+      h.start_us = r.Get<TimeUs>();
+      h.end_us = r.Get<TimeUs>();
+      h.drop = r.Get<double>();
+      s.held.push_back(h);
+    }
     r.ExpectEnd();
     *this = std::move(s);
   }
@@ -181,9 +248,8 @@ EventState& Cast(OperatorState& s) {
   return *p;
 }
 
-int WindowBlocks(const RespiratoryEventOptions& o) {
-  return std::clamp(static_cast<int>(std::lround(o.envelope_window_s / kBlockS)), 1,
-                    kMaxWindowBlocks);
+int Blocks(double seconds) {
+  return std::clamp(static_cast<int>(std::lround(seconds / kBlockS)), 1, kMaxWindowBlocks - 1);
 }
 
 }  // namespace
@@ -193,15 +259,19 @@ RespiratoryEventOptions RespiratoryEventOptions::FromParameters(const Parameters
   RespiratoryEventOptions o;
   o.apnea_drop = p.Get("apnea_drop", o.apnea_drop);
   o.hypopnea_drop = p.Get("hypopnea_drop", o.hypopnea_drop);
+  o.device_apnea_drop = p.Get("device_apnea_drop", o.device_apnea_drop);
   o.device_hypopnea_fraction = p.Get("device_hypopnea_fraction", o.device_hypopnea_fraction);
   o.desaturation_pct = p.Get("desaturation_pct", o.desaturation_pct);
   o.desaturation_lookahead_s = p.Get("desaturation_lookahead_s", o.desaturation_lookahead_s);
   o.min_event_s = p.Get("min_event_s", o.min_event_s);
   o.max_event_s = p.Get("max_event_s", o.max_event_s);
   o.envelope_window_s = p.Get("envelope_window_s", o.envelope_window_s);
+  o.apnea_window_s = p.Get("apnea_window_s", o.apnea_window_s);
   o.ventilation_window_s = p.Get("ventilation_window_s", o.ventilation_window_s);
   o.baseline_window_s = p.Get("baseline_window_s", o.baseline_window_s);
   o.warmup_s = p.Get("warmup_s", o.warmup_s);
+  o.refractory_s = p.Get("refractory_s", o.refractory_s);
+  o.large_leak_lpm = p.Get("large_leak_lpm", o.large_leak_lpm);
   o.flow_baseline_tau_s = p.Get("flow_baseline_tau_s", o.flow_baseline_tau_s);
   p.CheckAllUsed();
   return o;
@@ -211,18 +281,23 @@ std::unique_ptr<const RespiratoryEvents> RespiratoryEvents::Make(
     const RespiratoryEventOptions& o) {
   RequireRange("respiration.events.apnea_drop", o.apnea_drop, 0.5, 1);
   RequireRange("respiration.events.hypopnea_drop", o.hypopnea_drop, 0.1, o.apnea_drop);
+  RequireRange("respiration.events.device_apnea_drop", o.device_apnea_drop, 0.5, 1);
   RequireRange("respiration.events.device_hypopnea_fraction", o.device_hypopnea_fraction,
-               1 - o.apnea_drop, 0.9);
+               1 - o.device_apnea_drop, 0.9);
   RequireRange("respiration.events.desaturation_pct", o.desaturation_pct, 1, 20);
   RequireRange("respiration.events.desaturation_lookahead_s", o.desaturation_lookahead_s, 0, 120);
   RequireRange("respiration.events.min_event_s", o.min_event_s, 5, 60);
   RequireRange("respiration.events.max_event_s", o.max_event_s, o.min_event_s, 600);
   RequireRange("respiration.events.envelope_window_s", o.envelope_window_s, kBlockS,
-               kBlockS * kMaxWindowBlocks);
+               kBlockS * (kMaxWindowBlocks - 1));
+  RequireRange("respiration.events.apnea_window_s", o.apnea_window_s, kBlockS,
+               kBlockS * (kMaxWindowBlocks - 1));
   RequireRange("respiration.events.ventilation_window_s", o.ventilation_window_s, 1,
                kBlockS * (kMaxWindowBlocks - 1));
   RequireRange("respiration.events.baseline_window_s", o.baseline_window_s, 10, 1200);
   RequireRange("respiration.events.warmup_s", o.warmup_s, 0, 1200);
+  RequireRange("respiration.events.refractory_s", o.refractory_s, 0, 120);
+  RequireRange("respiration.events.large_leak_lpm", o.large_leak_lpm, 1, 200);
   RequireRange("respiration.events.flow_baseline_tau_s", o.flow_baseline_tau_s, 1, 600);
   return std::unique_ptr<const RespiratoryEvents>(new RespiratoryEvents(o));
 }
@@ -241,7 +316,7 @@ Episode MakeEpisode(EpisodeKind kind, TimeUs start, TimeUs end, std::string rule
   e.start_us = start;
   e.end_us = end;
   e.why.algorithm = "respiration.events";
-  e.why.version = "1.0.0";
+  e.why.version = std::string(kVersion);
   e.why.rule = std::move(rule);
   e.why.note = std::move(note);
   e.why.measures = std::move(measures);
@@ -289,6 +364,86 @@ void ResolvePending(const RespiratoryEventOptions& o, EventState& s, bool flush,
   }
 }
 
+// Records the device's leak samples above the large-leak limit as intervals (each sample stands
+// for one sample period either side), merged when they touch.
+void TrackLeak(const RespiratoryEventOptions& o, EventState& s, const Chunk& chunk) {
+  const TimeUs period = static_cast<TimeUs>(1e6 / chunk.sample_rate_hz);
+  for (size_t i = 0; i < chunk.values.size(); ++i) {
+    const float v = chunk.values[i];
+    if (std::isnan(v) || v <= o.large_leak_lpm) continue;
+    const TimeUs t = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    if (!s.large_leak.empty() && s.large_leak.back().second >= t - period) {
+      s.large_leak.back().second = std::max(s.large_leak.back().second, t + period);
+    } else {
+      s.large_leak.emplace_back(t - period, t + period);
+    }
+  }
+  const TimeUs newest = chunk.end_us();
+  s.leak_latest_us = std::max(s.leak_latest_us, newest);
+  while (!s.large_leak.empty() && s.large_leak.front().second < newest - kLeakKeepUs) {
+    s.large_leak.pop_front();
+  }
+}
+
+// Scores a held event, unless it overlapped a large leak.
+void Decide(const RespiratoryEventOptions& o, EventState& s, const HeldEvent& h, Events& out) {
+  if (s.LeakOverlaps(h.start_us, h.end_us)) {
+    ++s.not_scored_leak;
+    return;
+  }
+  const double duration_s = ToSeconds(h.end_us - h.start_us);
+  if (h.apnea) {
+    ++s.apneas;
+    if (h.aasm) {
+      out.emplace_back(MakeEpisode(
+          EpisodeKind::kApnea, h.start_us, h.end_us,
+          fmt::format(">= {:.0f} % amplitude drop for >= {:.0f} s", o.apnea_drop * 100,
+                      o.min_event_s),
+          "AASM apnea rule (flow amplitude vs pre-event baseline)",
+          {{"amplitude_drop", h.drop * 100, "%"}, {"duration", duration_s, "s"}},
+          {{"apnea_drop", o.apnea_drop * 100, "%", ">="},
+           {"min_duration", o.min_event_s, "s", ">="}}));
+    } else {
+      out.emplace_back(MakeEpisode(
+          EpisodeKind::kApnea, h.start_us, h.end_us,
+          fmt::format("{:.0f}-s ventilation <= {:.0f} % of baseline for >= {:.0f} s",
+                      o.apnea_window_s, (1 - o.device_apnea_drop) * 100, o.min_event_s),
+          "device convention (ResMed), no SpO2: ventilation falls >= 75 % for >= 10 s",
+          {{"ventilation_drop", h.drop * 100, "%"}, {"duration", duration_s, "s"}},
+          {{"apnea_drop", o.device_apnea_drop * 100, "%", ">="},
+           {"min_duration", o.min_event_s, "s", ">="}}));
+    }
+  } else if (h.aasm) {
+    s.pending.push_back({h.start_us, h.end_us, h.drop});  // waits for the SpO2 look-ahead
+  } else {
+    ++s.hypopneas;
+    out.emplace_back(MakeEpisode(
+        EpisodeKind::kHypopnea, h.start_us, h.end_us,
+        fmt::format("{:.0f}-s ventilation <= {:.0f} % of baseline for >= {:.0f} s",
+                    o.ventilation_window_s, o.device_hypopnea_fraction * 100, o.min_event_s),
+        "device convention (ResMed), no SpO2: ventilation <= 50 % for >= 10 s",
+        {{"ventilation_drop", h.drop * 100, "%"}, {"duration", duration_s, "s"}},
+        {{"ventilation_fraction", o.device_hypopnea_fraction * 100, "%", "<="},
+         {"min_duration", o.min_event_s, "s", ">="}}));
+  }
+}
+
+// Decides the held events the leak signal has caught up with, those the flow has left more than
+// kLeakWaitUs behind (the leak signal stopped), or all of them (`flush`).
+constexpr TimeUs kLeakWaitUs = 60 * kMicrosPerSecond;
+void ReleaseHeld(const RespiratoryEventOptions& o, EventState& s, TimeUs flow_now, bool flush,
+                 Events& out) {
+  auto it = s.held.begin();
+  while (it != s.held.end()) {
+    if (!flush && it->end_us > s.leak_latest_us && it->end_us + kLeakWaitUs > flow_now) {
+      ++it;
+      continue;
+    }
+    Decide(o, s, *it, out);
+    it = s.held.erase(it);
+  }
+}
+
 }  // namespace
 
 void RespiratoryEvents::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs,
@@ -298,6 +453,7 @@ void RespiratoryEvents::OnGap(OperatorState& state, Signal signal, TimeUs, TimeU
 
 void RespiratoryEvents::Finish(OperatorState& state, Events& out) const {
   auto& s = Cast(state);
+  ReleaseHeld(options_, s, 0, true, out);
   ResolvePending(options_, s, true, out);
   s.ResetFlow();
   const double hours = s.flow_seconds / 3600.0;
@@ -312,6 +468,12 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
                                 Events& out) const {
   auto& s = Cast(state);
   if (chunk.values.empty() || !(chunk.sample_rate_hz > 0)) return;
+  if (signal == Signal::kLeak) {
+    TrackLeak(options_, s, chunk);
+    if (!s.held.empty()) ReleaseHeld(options_, s, 0, false, out);
+    if (!s.pending.empty()) ResolvePending(options_, s, false, out);
+    return;
+  }
   if (signal == Signal::kSpo2) {
     for (size_t i = 0; i < chunk.values.size(); ++i) {
       const float v = chunk.values[i];
@@ -339,17 +501,22 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
 
   const int per_block = std::max(1, static_cast<int>(std::lround(chunk.sample_rate_hz * kBlockS)));
   const double block_s = per_block * dt;
-  const int w = WindowBlocks(options_);
-  const int wv = std::clamp(static_cast<int>(std::lround(options_.ventilation_window_s / kBlockS)),
-                            1, kMaxWindowBlocks - 1);
+  const int w = Blocks(options_.envelope_window_s);
+  const int wv = Blocks(options_.ventilation_window_s);
+  const int wa = Blocks(options_.apnea_window_s);
+  const int wmax = std::max({w, wv, wa});
   const double flow_alpha = dt / options_.flow_baseline_tau_s;
   const int blocks_per_second = std::max(1, static_cast<int>(std::lround(1.0 / block_s)));
   std::vector<float> scratch;
   const int64_t warmup_blocks = static_cast<int64_t>(options_.warmup_s / block_s);
   const double apnea_level = 1 - options_.apnea_drop;
+  const double device_apnea_level = 1 - options_.device_apnea_drop;
+  const double device_level = options_.device_hypopnea_fraction;
   const double min_event_us = options_.min_event_s * 1e6;
   const double max_event_us = options_.max_event_s * 1e6;
+  const TimeUs refractory_us = FromSeconds(options_.refractory_s);
   const TimeUs spo2_recent_us = 30 * kMicrosPerSecond;
+  const size_t cap = static_cast<size_t>(options_.baseline_window_s);
 
   double fb = s.flow_baseline;
   const size_t n = chunk.values.size();
@@ -379,90 +546,98 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     if (++s.block_fill < per_block) continue;
     s.block_fill = 0;
 
-    // A block is complete: update both envelopes and the candidate.
+    // A block is complete: update the measures and the candidate.
     const int slot = static_cast<int>(s.blocks % kMaxWindowBlocks);
     s.ring_max[slot] = s.block_max;
     s.ring_sum[slot] = s.block_sum / per_block;
     s.ring_time[slot] = s.block_start_us;
     ++s.blocks;
     const TimeUs now = s.block_start_us;
-    if (s.blocks < std::max(w, wv)) continue;
     const auto at = [&](int64_t block) { return static_cast<int>(block % kMaxWindowBlocks); };
+    // Running sums (O(1) per block): the newest block enters the ventilation window, the one wv
+    // blocks older leaves; likewise for the apnea window in its middle.
+    const int apnea_from = wv / 2 - wa / 2;
+    s.vent_sum += s.ring_sum[slot];
+    if (s.blocks > wv) s.vent_sum -= s.ring_sum[at(s.blocks - 1 - wv)];
+    if (s.blocks > apnea_from) s.apnea_sum += s.ring_sum[at(s.blocks - 1 - apnea_from)];
+    if (s.blocks > apnea_from + wa) s.apnea_sum -= s.ring_sum[at(s.blocks - 1 - apnea_from - wa)];
+    if (s.blocks < wmax) continue;
     double env = 0;  // peak excursion over the last w blocks
     for (int k = 1; k <= w; ++k) env = std::max(env, s.ring_max[at(s.blocks - k)]);
-    double vent = 0;  // mean |flow| over the last wv blocks (ventilation)
-    for (int k = 1; k <= wv; ++k) vent += s.ring_sum[at(s.blocks - k)];
-    vent /= wv;
+    // Ventilation over the last wv blocks, and over the wa blocks in its middle: both moving
+    // averages are centred on the same block, so one time (half the long window ago) describes
+    // both and an event's duration is not stretched by the difference of their lags.
+    const double vent = s.vent_sum / wv;
+    const double vent_apnea = s.apnea_sum / wa;
     const TimeUs oldest = s.ring_time[at(s.blocks - w)];  // start of the peak window
-    // The ventilation window is centred on its middle block: its times lag by wv / 2 blocks.
     const TimeUs vent_now = s.ring_time[at(s.blocks - 1 - wv / 2)];
 
-    // The baselines: medians of the last `baseline_window_s` of per-second values seen outside
-    // candidates (robust to sighs and to the breaths of an arousal).
-    const auto push_history = [&] {
-      if (++s.blocks_since_push < blocks_per_second) return;
+    // Per-second histories; the medians move slowly: refresh them every 5 s (every second while
+    // warming up), never while a candidate is open (the event must not lower its own baseline).
+    if (++s.blocks_since_push >= blocks_per_second) {
       s.blocks_since_push = 0;
-      const size_t cap = static_cast<size_t>(options_.baseline_window_s);
       if (s.history.size() != 2 * cap) s.history.assign(2 * cap, 0.0f);
-      const size_t pos = static_cast<size_t>(s.history_pushes % static_cast<int64_t>(cap));
-      s.history[pos] = static_cast<float>(env);
-      s.history[cap + pos] = static_cast<float>(vent);
-      ++s.history_pushes;
-      // The medians move slowly: refresh them every 5 s (and at every push while warming up).
-      if (s.history_pushes > 10 && s.history_pushes % 5 != 0) return;
-      const size_t n_hist = std::min<size_t>(cap, static_cast<size_t>(s.history_pushes));
-      const auto median = [&](size_t offset) {
-        scratch.assign(s.history.begin() + static_cast<std::ptrdiff_t>(offset),
-                       s.history.begin() + static_cast<std::ptrdiff_t>(offset + n_hist));
-        std::nth_element(scratch.begin(),
-                         scratch.begin() + static_cast<std::ptrdiff_t>(n_hist / 2), scratch.end());
-        return static_cast<double>(scratch[n_hist / 2]);
-      };
-      s.amplitude_baseline = median(0);
-      s.ventilation_baseline = median(cap);
-    };
+      if (!s.in_candidate) {
+        s.history[static_cast<size_t>(s.amplitude_pushes % static_cast<int64_t>(cap))] =
+            static_cast<float>(env);
+        ++s.amplitude_pushes;
+      }
+      s.history[cap + static_cast<size_t>(s.ventilation_pushes % static_cast<int64_t>(cap))] =
+          static_cast<float>(vent);
+      ++s.ventilation_pushes;
+      if (!s.in_candidate && (s.ventilation_pushes <= 10 || s.ventilation_pushes % 5 == 0)) {
+        const auto median = [&](size_t offset, int64_t pushes) {
+          const size_t n_hist = std::min<size_t>(cap, static_cast<size_t>(pushes));
+          if (n_hist == 0) return 0.0;
+          scratch.assign(s.history.begin() + static_cast<std::ptrdiff_t>(offset),
+                         s.history.begin() + static_cast<std::ptrdiff_t>(offset + n_hist));
+          std::nth_element(scratch.begin(),
+                           scratch.begin() + static_cast<std::ptrdiff_t>(n_hist / 2), scratch.end());
+          return static_cast<double>(scratch[n_hist / 2]);
+        };
+        s.amplitude_baseline = median(0, s.amplitude_pushes);
+        s.ventilation_baseline = median(cap, s.ventilation_pushes);
+      }
+    }
     if (s.blocks < warmup_blocks || s.amplitude_baseline <= 0 || s.ventilation_baseline <= 0) {
-      push_history();  // warm-up: no scoring
-      continue;
+      continue;  // warm-up: no scoring
     }
     const double ratio = env / s.amplitude_baseline;
     const double vent_ratio = vent / s.ventilation_baseline;
+    const double apnea_ratio = vent_apnea / s.ventilation_baseline;
     if (!s.in_candidate) {
+      if (now < s.refractory_until_us) continue;
       const bool spo2_valid = !s.spo2.empty() && s.spo2_latest_us >= now - spo2_recent_us;
       const bool open = spo2_valid ? ratio <= 1 - options_.hypopnea_drop
-                                   : vent_ratio <= options_.device_hypopnea_fraction ||
-                                         ratio <= apnea_level;
-      if (open) {
-        s.in_candidate = true;
-        s.candidate_aasm = spo2_valid;
-        s.candidate_start_us = spo2_valid ? oldest : std::min(oldest, vent_now);
-        s.candidate_min_ratio = spo2_valid ? ratio : vent_ratio;
-        s.in_apnea_run = false;
-        s.best_apnea_start_us = s.best_apnea_end_us = 0;
-      } else {
-        push_history();
-        continue;
-      }
+                                   : vent_ratio <= device_level || apnea_ratio <= device_apnea_level;
+      if (!open) continue;
+      s.in_candidate = true;
+      s.candidate_aasm = spo2_valid;
+      s.candidate_start_us = spo2_valid ? oldest : vent_now;
+      s.candidate_min_ratio = spo2_valid ? ratio : vent_ratio;
+      s.in_apnea_run = false;
+      s.best_apnea_start_us = s.best_apnea_end_us = 0;
     }
-    // Inside a candidate (baselines frozen).
+    // Inside a candidate (baselines held).
     s.candidate_min_ratio = std::min(s.candidate_min_ratio, s.candidate_aasm ? ratio : vent_ratio);
-    if (ratio <= apnea_level) {
+    const bool apnea_low = s.candidate_aasm ? ratio <= apnea_level : apnea_ratio <= device_apnea_level;
+    const TimeUs apnea_t = s.candidate_aasm ? now : vent_now;
+    if (apnea_low) {
       if (!s.in_apnea_run) {
         s.in_apnea_run = true;
-        s.apnea_run_start_us = oldest;
+        s.apnea_run_start_us = s.candidate_aasm ? oldest : vent_now;
       }
     } else if (s.in_apnea_run) {
       s.in_apnea_run = false;
-      if (now - s.apnea_run_start_us > s.best_apnea_end_us - s.best_apnea_start_us) {
+      if (apnea_t - s.apnea_run_start_us > s.best_apnea_end_us - s.best_apnea_start_us) {
         s.best_apnea_start_us = s.apnea_run_start_us;
-        s.best_apnea_end_us = now;
+        s.best_apnea_end_us = apnea_t;
       }
     }
     const bool still_low = s.candidate_aasm
                                ? ratio <= 1 - options_.hypopnea_drop
-                               : vent_ratio <= options_.device_hypopnea_fraction ||
-                                     ratio <= apnea_level || s.in_apnea_run;
-    const TimeUs end_us = s.candidate_aasm ? now : std::max(now, vent_now);
+                               : vent_ratio <= device_level || s.in_apnea_run;
+    const TimeUs end_us = s.candidate_aasm ? now : vent_now;
     const double elapsed = static_cast<double>(end_us - s.candidate_start_us);
     if (still_low && elapsed <= max_event_us) continue;
     // The candidate ended (or became too long to be an event).
@@ -473,32 +648,21 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     }
     const double drop = 1 - s.candidate_min_ratio;
     const double apnea_us = static_cast<double>(s.best_apnea_end_us - s.best_apnea_start_us);
-    if (apnea_us >= min_event_us) {
-      ++s.apneas;
-      out.emplace_back(MakeEpisode(
-          EpisodeKind::kApnea, s.best_apnea_start_us, s.best_apnea_end_us,
-          fmt::format(">= {:.0f} % amplitude drop for >= {:.0f} s", options_.apnea_drop * 100,
-                      options_.min_event_s),
-          "AASM apnea rule (flow amplitude vs pre-event baseline)",
-          {{"amplitude_drop", drop * 100, "%"}, {"duration", apnea_us * 1e-6, "s"}},
-          {{"apnea_drop", options_.apnea_drop * 100, "%", ">="},
-           {"min_duration", options_.min_event_s, "s", ">="}}));
-    } else if (elapsed >= min_event_us) {
-      if (s.candidate_aasm) {
-        s.pending.push_back({s.candidate_start_us, end_us, drop});
-      } else {
-        ++s.hypopneas;
-        out.emplace_back(MakeEpisode(
-            EpisodeKind::kHypopnea, s.candidate_start_us, end_us,
-            fmt::format("ventilation <= {:.0f} % of baseline for >= {:.0f} s",
-                        options_.device_hypopnea_fraction * 100, options_.min_event_s),
-            "device convention (ResMed), no SpO2: ventilation <= 50 % for >= 10 s",
-            {{"amplitude_drop", drop * 100, "%"}, {"duration", elapsed * 1e-6, "s"}},
-            {{"amplitude_fraction", options_.device_hypopnea_fraction * 100, "%", "<="},
-             {"min_duration", options_.min_event_s, "s", ">="}}));
-      }
+    if (apnea_us < min_event_us && elapsed < min_event_us) continue;
+    s.refractory_until_us = end_us + refractory_us;
+    HeldEvent h;
+    h.apnea = apnea_us >= min_event_us;
+    h.aasm = s.candidate_aasm;
+    h.start_us = h.apnea ? s.best_apnea_start_us : s.candidate_start_us;
+    h.end_us = h.apnea ? s.best_apnea_end_us : end_us;
+    h.drop = drop;
+    if (s.leak_latest_us != 0 && s.leak_latest_us < h.end_us) {
+      s.held.push_back(h);  // the leak signal has not covered the event yet
+    } else {
+      Decide(options_, s, h, out);
     }
   }
+  if (!s.held.empty()) ReleaseHeld(options_, s, s.next_expected_us, false, out);
   s.flow_baseline = fb;
   s.flow_seconds += static_cast<double>(valid) * dt;
 }

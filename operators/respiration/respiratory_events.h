@@ -1,29 +1,50 @@
 // respiration.events: apneas and hypopneas from airflow (kFlow, L/min), with SpO2 (kSpo2, %)
-// when an oximeter is connected, and the AHI over the therapy time seen.
+// when an oximeter is connected and the device's unintentional leak (kLeak, L/min) when the
+// device sends it, and the AHI over the therapy time seen.
 //
-// Amplitude: the largest |flow - flow baseline| in a sliding window of `envelope_window_s`
-// (longer than half a breath, so normal breathing never looks flat), on 0.2 s blocks. The
-// pre-event baseline amplitude is the median of the per-second amplitudes of the last
-// `baseline_window_s` outside event candidates (robust to sighs and arousal breaths), frozen while
-// a candidate is open, valid after `warmup_s` of continuous flow. The window's lag is
-// taken out of the event times: an event starts where the last normal-sized peak ended and ends
-// at the first normal-sized peak again.
+// Flow is taken about its running mean (time constant `flow_baseline_tau_s`, which removes the
+// leak offset) and summarised in 0.2 s blocks. Two measures of it:
+//  - ventilation: the mean |flow - mean| over a centred moving window - ResMed's "ventilation"
+//    (half the absolute respiratory flow, moving average; the half cancels in the ratios):
+//    `ventilation_window_s` (8 s, about two breaths) for hypopneas, `apnea_window_s` (2 s) for
+//    apneas. One small breath does not make an event; a sustained fall of the air moved does.
+//  - amplitude: the largest |flow - mean| in `envelope_window_s` (2.5 s), the AASM "peak signal
+//    excursion", for the rules with SpO2.
+// Baselines, valid after `warmup_s` of continuous flow (nothing is scored in the first minutes
+// after mask-on, while breathing, mask and pressure settle):
+//  - without SpO2: the median of the per-second 8-s ventilation over the last
+//    `baseline_window_s` (180 s), events included, held while a candidate is open. ResMed compares
+//    with the "recent average" ventilation (time constant 100 s), which runs through events too;
+//    a baseline taken from the normal breaths between dips alone would make every waning phase of
+//    periodic breathing a hypopnea.
+//  - with SpO2: the median of the per-second amplitude over the last `baseline_window_s` outside
+//    candidates (AASM: the amplitude of stable breathing before the event).
 //
 // Rules (CLINICAL.md; every episode's Explanation.note says which one was applied):
-//  - APNEA: amplitude <= (1 - apnea_drop) x baseline (a drop >= 90 %) for >= min_event_s.
-//  - HYPOPNEA, AASM rule, when SpO2 was valid within 30 s before the candidate started:
-//    amplitude <= (1 - hypopnea_drop) x baseline (>= 30 % drop) for >= min_event_s, and SpO2 falls
-//    >= desaturation_pct below its pre-event level (mean of the 10 s before) between the start
-//    and `desaturation_lookahead_s` after the end. Scored once that SpO2 has arrived.
-//  - HYPOPNEA, device convention (ResMed), without SpO2: ventilation <= device_hypopnea_fraction
-//    x baseline ventilation (<= 50 %) for >= min_event_s. Ventilation, as the device measures it,
-//    is the mean |flow - baseline| over `ventilation_window_s` (about one breath), centred, and
-//    its baseline is the median like the amplitude's: breath-to-breath variation of single peaks
-//    does not make an event, a sustained fall of the air moved does.
-// Candidates longer than `max_event_s` are not events (mask off, sensor problem), and neither is
-// anything cut by a gap in the flow (a gap is signal lost, never an apnea). Episodes are
-// reported after the fact (Phase::kClosed only). Finish() emits Measurement "ahi" (events per
-// hour of flow seen) and "therapy_hours".
+//  - device convention (ResMed AirSense 10 / S9 / S8 clinical guides), when there is no SpO2:
+//    APNEA = 2-s ventilation <= (1 - device_apnea_drop) x baseline (a >= 75 % decrease) for
+//    >= min_event_s (10 s); HYPOPNEA = 8-s ventilation <= device_hypopnea_fraction x baseline
+//    (<= 50 %) for >= min_event_s.
+//  - AASM Scoring Manual v2.6 (Berry et al., J Clin Sleep Med 2012), when SpO2 was valid within
+//    30 s before the candidate started: APNEA = amplitude drop >= apnea_drop (90 %) for >= 10 s;
+//    HYPOPNEA = amplitude drop >= hypopnea_drop (30 %) for >= 10 s and SpO2 falls
+//    >= desaturation_pct (3 %) below its pre-event level (mean of the 10 s before) between the
+//    start and `desaturation_lookahead_s` after the end; scored once that SpO2 has arrived.
+// Not scored:
+//  - candidates longer than `max_event_s` (mask off, sensor problem) or cut by a gap in the flow
+//    (a gap is signal lost, never an apnea);
+//  - candidates overlapping a large leak (device leak > `large_leak_lpm`, 24 L/min): the flow
+//    signal is unreliable then, and ResMed calculates AHI "for times of low leak only"
+//    (AirSense 10 user guide). Flow and leak arrive as separate frames: when the patient's
+//    device sends leak, a qualifying event waits until the leak signal covers its end (at most
+//    60 s of flow later) before it is scored or dropped;
+//  - a candidate opening within `refractory_s` after a scored event ended: the recovery breaths
+//    and the ventilatory undershoot that follows belong to that event (one event, not two).
+// Episodes are reported after the fact (Phase::kClosed only). Finish() emits Measurement "ahi"
+// (events per hour of flow seen) and "therapy_hours".
+//
+// Threading: the operator is immutable and may be shared; a state belongs to one patient and is
+// used by one thread at a time. Make throws OptionError; Restore throws SnapshotError.
 #pragma once
 
 #include <array>
@@ -36,17 +57,21 @@
 namespace vigil::ops {
 
 struct RespiratoryEventOptions {
-  double apnea_drop = 0.9;
+  double apnea_drop = 0.9;                 // AASM, with SpO2
   double hypopnea_drop = 0.3;              // AASM, with desaturation
+  double device_apnea_drop = 0.75;         // ResMed convention, flow only
   double device_hypopnea_fraction = 0.5;   // ResMed convention, flow only
   double desaturation_pct = 3;
   double desaturation_lookahead_s = 30;
   double min_event_s = 10;
   double max_event_s = 120;
   double envelope_window_s = 2.5;
-  double ventilation_window_s = 5;
-  double baseline_window_s = 120;
-  double warmup_s = 60;
+  double apnea_window_s = 2;
+  double ventilation_window_s = 8;
+  double baseline_window_s = 180;
+  double warmup_s = 120;
+  double refractory_s = 5;
+  double large_leak_lpm = 24;
   double flow_baseline_tau_s = 20;
 
   static RespiratoryEventOptions FromParameters(const Parameters& parameters);
@@ -57,7 +82,7 @@ class RespiratoryEvents final : public StreamOperator {
   static std::unique_ptr<const RespiratoryEvents> Make(const RespiratoryEventOptions& options);
 
   std::string_view name() const override { return "respiration.events"; }
-  std::string_view version() const override { return "1.0.0"; }
+  std::string_view version() const override { return "2.0.0"; }
   std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
@@ -69,7 +94,7 @@ class RespiratoryEvents final : public StreamOperator {
 
  private:
   explicit RespiratoryEvents(const RespiratoryEventOptions& o) : options_(o) {}
-  static constexpr std::array<Signal, 2> kInputs = {Signal::kFlow, Signal::kSpo2};
+  static constexpr std::array<Signal, 3> kInputs = {Signal::kFlow, Signal::kSpo2, Signal::kLeak};
   RespiratoryEventOptions options_;
 };
 

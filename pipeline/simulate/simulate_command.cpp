@@ -300,7 +300,7 @@ void AddSimulateCommand(CLI::App& app) {
       ->check(CLI::Range(0.0, 1000.0));
   cmd->add_option("--set", args->overrides,
                   "With --out: analysis parameter override, operator.key=value (repeatable), "
-                  "e.g. adherence.usage.session_source=1 to count the history's sessions")
+                  "e.g. adherence.usage.session_source=0 for sessions from pressure only")
       ->excludes(kafka)
       ->excludes(envelopes);
   cmd->add_option("--frame-seconds", args->frame_s, "Seconds of signal per envelope")

@@ -134,10 +134,11 @@ TEST_P(CardAccuracy, ReplayAgreesWithTheDevice) {
   EXPECT_GE(c.usage_within_5min / n, 0.9);
   EXPECT_GE(c.rr_within_1 / n, 0.9);
   EXPECT_GE(c.vt_within_10pct / n, 0.9);
-  // Issue 4's AHI target (within 1 event/h on >= 80 % of days) is met on the AirSense card and
-  // not on the AirCurve night (periodic breathing over-scored as flow-only hypopneas: 8.1 vs
-  // 1.3 /h on 2026-11-23). Until it is, the test holds today's worst-day error as a regression
-  // ceiling and says whether the target is met; issue 4 stays open.
+  // Issue 4's AHI target (within 1 event/h on >= 80 % of days) is met on the AirSense card (10 of
+  // 10 days) and not on the AirCurve night (3.9 vs 1.3 /h on 2025-02-02: flow-only hypopneas the
+  // device does not score, many in and around periodic breathing). Until it is, the test holds
+  // today's worst-day error and the event agreement with EVE as regression limits and says
+  // whether the target is met; issue 4 stays open for the AirCurve card.
   double worst = 0;
   for (const auto& day : c.days) {
     if (!day.with_data || !day.device || !day.vigil || !day.vigil->ahi) continue;
@@ -146,10 +147,18 @@ TEST_P(CardAccuracy, ReplayAgreesWithTheDevice) {
   const bool met = c.ahi_within_1 / n >= 0.8;
   std::cout << GetParam() << ": AHI within 1/h on " << c.ahi_within_1 << " of " << n
             << " days (target >= 80 %: " << (met ? "met" : "NOT MET") << "), worst day off by "
-            << worst << " /h\n";
-  const double ceiling = std::string(GetParam()) == "aircurve10-vauto" ? 7.5 : 4.5;
-  EXPECT_LE(worst, ceiling) << "AHI error grew beyond its regression ceiling";
-  if (std::string(GetParam()) == "airsense10-autoset") {
+            << worst << " /h; EVE events " << c.eve_events << ", Vigil " << c.vigil_events
+            << ", matched " << c.matched << "\n";
+  const bool aircurve = std::string(GetParam()) == "aircurve10-vauto";
+  EXPECT_LE(worst, aircurve ? 3.0 : 0.5) << "AHI error grew beyond its regression ceiling";
+  // Measured: AirSense 3 of 9 EVE events found, 3 of 7 Vigil events matched; AirCurve 10 of 12
+  // and 10 of 36.
+  ASSERT_GT(c.eve_events, 0);
+  ASSERT_GT(c.vigil_events, 0);
+  EXPECT_GE(static_cast<double>(c.matched) / c.eve_events, aircurve ? 0.8 : 0.3) << "sensitivity";
+  EXPECT_GE(static_cast<double>(c.matched) / c.vigil_events, aircurve ? 0.25 : 0.4)
+      << "positive predictivity";
+  if (!aircurve) {
     EXPECT_GE(c.ahi_within_1 / n, 0.8);
   }
 }

@@ -113,6 +113,67 @@ TEST(TherapyUsage, DeviceSessionEventsAsSource) {
   EXPECT_NEAR(days[0].usage_min, 90, 1e-9);
 }
 
+// The source each closed day's usage came from (Measurement "usage_session_source").
+std::vector<double> Sources(const ops::Events& out) {
+  std::vector<double> v;
+  for (const auto& m : vt::Only<ops::Measurement>(out)) {
+    if (m.name == "usage_session_source") v.push_back(m.value);
+  }
+  return v;
+}
+
+TEST(TherapyUsage, DefaultUsesSessionEventsOfADeviceWithoutPressure) {
+  // A device that reports session start/stop and streams no pressure: by default (auto) its
+  // nights count; with signals only (0) they would not exist.
+  const auto op = ops::TherapyUsage::Make({});
+  EXPECT_EQ(op->options().session_source, -1);
+  auto state = op->MakeState();
+  const ops::TimeUs t = Local("Europe/Copenhagen", 2024, 5, 10, 23, 0);
+  ops::Events out;
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStart, t}, out);
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, t + 7200'000'000LL}, out);
+  // The state moves to another instance half-way through the day (the chosen source with it).
+  auto moved = op->MakeState();
+  moved->Restore(state->Snapshot());
+  op->AdvanceTo(*moved, t + 86400'000'000LL, out);
+  const auto days = vt::Only<ops::TherapyDay>(out);
+  ASSERT_EQ(days.size(), 1u);
+  EXPECT_NEAR(days[0].usage_min, 120, 1e-9);
+  EXPECT_EQ(Sources(out), std::vector<double>{1.0});
+
+  ops::TherapyUsageOptions signals_only;
+  signals_only.session_source = 0;
+  const auto op0 = ops::TherapyUsage::Make(signals_only);
+  auto state0 = op0->MakeState();
+  ops::Events out0;
+  op0->OnDeviceEvent(*state0, {ops::DeviceEventView::Type::kSessionStart, t}, out0);
+  op0->OnDeviceEvent(*state0, {ops::DeviceEventView::Type::kSessionStop, t + 7200'000'000LL}, out0);
+  op0->AdvanceTo(*state0, t + 86400'000'000LL, out0);
+  EXPECT_TRUE(vt::Only<ops::TherapyDay>(out0).empty());
+}
+
+TEST(TherapyUsage, DefaultMeasuresByPressureWhenTheDeviceStreamsIt) {
+  // Session events say 23:00-01:00, pressure says 23:10-00:40: a device that streams pressure is
+  // measured by it. The next night has only session events: they count.
+  const auto op = ops::TherapyUsage::Make({});
+  auto state = op->MakeState();
+  const ops::TimeUs t = Local("Europe/Copenhagen", 2024, 5, 10, 23, 0);
+  const ops::TimeUs next = t + 86400'000'000LL;
+  ops::Events out;
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStart, t}, out);
+  const auto p = vt::Run(*op, *state, {Pressure(t + 600'000'000LL, 5400)}, 60, false);
+  out.insert(out.end(), p.begin(), p.end());
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, t + 7200'000'000LL}, out);
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStart, next}, out);
+  op->OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, next + 3600'000'000LL}, out);
+  op->Finish(*state, out);
+  const auto days = vt::Only<ops::TherapyDay>(out);
+  ASSERT_EQ(days.size(), 2u);
+  EXPECT_NEAR(days[0].usage_min, 90, 1.0 / 60);
+  EXPECT_NEAR(days[1].usage_min, 60, 1e-9);
+  EXPECT_EQ(Sources(out), (std::vector<double>{0.0, 1.0}));
+}
+
 std::vector<double> Nights(std::initializer_list<std::pair<int, double>> runs) {
   std::vector<double> v;
   for (const auto& [n, h] : runs) v.insert(v.end(), static_cast<size_t>(n), h);
