@@ -349,6 +349,17 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   Outputs out;
   const auto start = Clock::now();
   std::vector<Rejection> item_rejections;
+  // Device events before frames, as the offline replay (replay::FeedEnvelope) does: a gateway's
+  // upload of a device's stored history (old session events) comes with the first live frames,
+  // and operators must see that history before the frames move the patient's clock past it.
+  for (size_t i = 0; i < decoded.events.size(); ++i) {
+    try {
+      slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out);
+    } catch (const std::exception& e) {
+      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(),
+                                 static_cast<int>(decoded.frames.size() + i)});
+    }
+  }
   for (size_t i = 0; i < decoded.frames.size(); ++i) {
     const auto& f = decoded.frames[i];
     analysis::FrameView view;
@@ -378,14 +389,6 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
            fmt::format("frames[{}].first_sample_time_us = {}: older than the reorder tolerance", i,
                        f.first_sample_us),
            static_cast<int>(i)});
-    }
-  }
-  for (size_t i = 0; i < decoded.events.size(); ++i) {
-    try {
-      slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out);
-    } catch (const std::exception& e) {
-      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(),
-                                 static_cast<int>(decoded.frames.size() + i)});
     }
   }
   slot.analysis->CheckDevicesOnline(work.record.timestamp_ms * 1000,
