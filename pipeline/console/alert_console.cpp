@@ -9,6 +9,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <set>
 
@@ -123,6 +124,12 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
                                          const std::vector<v1::Alert>& alerts,
                                          const std::vector<v1::Aggregate>& aggregates) {
   std::vector<Detection> out;
+  // An alert's end is on its CLEARED record; its RAISED record (end 0) alone would make a long
+  // cleared alert look active for ever and "detect" every later event of its kind.
+  std::map<std::string, int64_t> ended;
+  for (const auto& a : alerts) {
+    if (a.end_time_us() != 0) ended[a.alert_id()] = std::max(ended[a.alert_id()], a.end_time_us());
+  }
   for (const auto& t : truth) {
     Detection d{t, Detection::Outcome::kMissed, ""};
     if (t.kind == "PVC") {
@@ -177,7 +184,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
         continue;
       }
       // An alert already active when the event began also covers it.
-      const int64_t a_end = a.end_time_us() ? a.end_time_us() : INT64_MAX;
+      const auto cleared = ended.find(a.alert_id());
+      const int64_t a_end = cleared != ended.end() ? cleared->second : INT64_MAX;
       if ((a.onset_time_us() >= lo && a.onset_time_us() <= hi) ||
           Overlaps(a.onset_time_us(), a_end, t.start_us, t.end_us)) {
         d.outcome = Detection::Outcome::kDetected;

@@ -61,4 +61,21 @@ TEST(AlertConsole, TruthScoringMatchesByPatientConditionAndTime) {
   EXPECT_EQ(d[4].outcome, console::Detection::Outcome::kDetected);
 }
 
+// A cleared alert covers only its own time: its RAISED record (no end yet) must not make it
+// "detect" an event that comes after its CLEARED record.
+TEST(AlertConsole, ClearedAlertDoesNotDetectLaterEvents) {
+  std::vector<console::TruthRecord> truth = {
+      {"a", "NOISE", kT0 + 3000'000'000LL, kT0 + 3010'000'000LL},  // long after the clearing
+      {"a", "NOISE", kT0 + 20'000'000, kT0 + 30'000'000},          // while it was active
+  };
+  auto raised = Alert("a", v1::CONDITION_ECG_NOISE, 10);
+  auto cleared = raised;
+  cleared.set_state(v1::ALERT_STATE_CLEARED);
+  cleared.set_end_time_us(kT0 + 60'000'000);
+  const auto d = console::ScoreAgainstTruth(truth, {raised, cleared}, {});
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].outcome, console::Detection::Outcome::kMissed) << d[0].how;
+  EXPECT_EQ(d[1].outcome, console::Detection::Outcome::kDetected) << d[1].how;
+}
+
 }  // namespace
