@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <iostream>
 #include <set>
 
+#include "pipeline/analysis/alert_manager.h"
 #include "pipeline/eval/json_lines.h"
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/topics.h"
@@ -56,6 +58,14 @@ struct MatchRule {
   double before_s = 15;
   double after_s = 60;
 };
+
+// The alert rule whose minimum duration applies to a truth kind: an event shorter than that is
+// correctly not alarmed (brief technical artefacts would flood clinicians).
+std::optional<ops::EpisodeKind> MinimumOf(const std::string& kind) {
+  if (kind == "NOISE") return ops::EpisodeKind::kEcgNoise;
+  if (kind == "LEADOFF") return ops::EpisodeKind::kEcgLeadOff;
+  return std::nullopt;
+}
 
 const std::map<std::string, MatchRule>& Rules() {
   static const std::map<std::string, MatchRule> rules = {
@@ -192,6 +202,13 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
         d.how = fmt::format("{} alert {} ({:+.0f} s from onset)", Title(a.condition()),
                             a.alert_id().substr(0, 8), (a.onset_time_us() - t.start_us) / 1e6);
         break;
+      }
+    }
+    if (const auto minimum_of = MinimumOf(t.kind); d.outcome == Detection::Outcome::kMissed && minimum_of) {
+      const double minimum_s = analysis::RuleFor(*minimum_of).min_duration_s;
+      if (static_cast<double>(t.end_us - t.start_us) < minimum_s * 1e6) {
+        d.outcome = Detection::Outcome::kNotAlarmed;
+        d.how = fmt::format("shorter than the {:.0f} s the alert rule requires", minimum_s);
       }
     }
     if (t.kind == "AFIB" && d.outcome == Detection::Outcome::kMissed) {

@@ -78,4 +78,18 @@ TEST(AlertConsole, ClearedAlertDoesNotDetectLaterEvents) {
   EXPECT_EQ(d[1].outcome, console::Detection::Outcome::kDetected) << d[1].how;
 }
 
+// Technical artefacts shorter than their alert rule's minimum (10 s for ECG noise) are correctly
+// not alarmed; a longer one without an alert is a miss.
+TEST(AlertConsole, NoiseShorterThanTheAlertMinimumIsNotAlarmedByDesign) {
+  std::vector<console::TruthRecord> truth = {
+      {"a", "NOISE", kT0 + 100'000'000, kT0 + 106'000'000},
+      {"a", "NOISE", kT0 + 900'000'000, kT0 + 925'000'000},
+  };
+  const auto d = console::ScoreAgainstTruth(truth, {}, {});
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[0].outcome, console::Detection::Outcome::kNotAlarmed) << d[0].how;
+  EXPECT_NE(d[0].how.find("10 s"), std::string::npos) << d[0].how;
+  EXPECT_EQ(d[1].outcome, console::Detection::Outcome::kMissed) << d[1].how;
+}
+
 }  // namespace
