@@ -77,6 +77,7 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   b.activity_ratio = p.Get("asystole_activity_ratio", b.activity_ratio);
   b.activity_slope_mv_s = p.Get("asystole_activity_slope_mv_s", b.activity_slope_mv_s);
   b.activity_p2p_mv = p.Get("asystole_activity_p2p_mv", b.activity_p2p_mv);
+  b.baseline_shift_mv = p.Get("asystole_baseline_shift_mv", b.baseline_shift_mv);
   return o;
 }
 
@@ -128,7 +129,9 @@ void RhythmAnalyzer::ProcessBlock(RhythmState& s, const ops::Chunk& part,
   std::vector<QualityBlock> blocks;
   quality_.Process(s.quality_, part, blocks, out);
   for (const auto& b : blocks) {
-    if (b.flags) absence_.OnUnusable(s.absence_, b.start_us, b.end_us, out);
+    if (b.flags || std::fabs(b.baseline_shift_mv) >= options_.absence.baseline_shift_mv) {
+      absence_.OnUnusable(s.absence_, b.start_us, b.end_us, out);
+    }
   }
   const auto usable = [&s, this](ops::TimeUs from, ops::TimeUs to) {
     for (const auto& b : s.quality_.recent) {
