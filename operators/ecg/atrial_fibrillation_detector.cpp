@@ -41,21 +41,27 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.0.0";
+  why.version = "1.1.0";
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
   why.measures = {{"rr_irregularity", s.smoothed, "1"},
                   {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
                   {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  if (!std::isnan(s.last_p_wave_coherence)) {
+    why.measures.push_back({"p_wave_coherence", s.last_p_wave_coherence, "1"});
+  }
   why.limits = {{"af_threshold", options_.threshold, "1", ">"},
+                {"af_p_wave_coherence_max", options_.p_wave_coherence_max, "1", "<="},
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
                 {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="}};
-  why.rule = "irregular RR without an underlying regular rhythm (normalised median lagged RR "
-             "difference over the beat window; ectopy, bigeminy/trigeminy and unreliable beats "
-             "suppressed); an AF alarm needs an episode >= 30 s";
-  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015";
+  why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
+             "median lagged RR difference over the beat window; P waves locked to the QRS, "
+             "ectopy, bigeminy/trigeminy and unreliable beats suppressed); an AF alarm needs an "
+             "episode >= 30 s";
+  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
+             "J Electrocardiol 2009 (P waves)";
   return why;
 }
 
@@ -144,14 +150,14 @@ size_t AtrialFibrillationDetector::MinWindow() const {
 double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
   const bool no_p = !std::isnan(f.p_wave_coherence) &&
                     f.p_wave_coherence < options_.p_wave_absent_max;
-  // Step 3: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
+  // Step 4: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
   if (f.regular_fraction >
       (no_p ? options_.regular_fraction_max_no_p : options_.regular_fraction_max)) {
     return 0;
   }
-  // Step 4: beats whose amplitudes disagree are not all QRS complexes.
+  // Step 5: beats whose amplitudes disagree are not all QRS complexes.
   if (f.amplitude_cv > options_.amplitude_cv_max) return 0;
-  // Step 5: P waves locked to the QRS complexes: the atria are not fibrillating.
+  // Step 3: P waves locked to the QRS complexes: the atria are not fibrillating.
   if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
     return 0;
   }
@@ -199,6 +205,7 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   const auto features = Features(s.intervals);
   const double irregularity = Measure(features);
   s.last_irregularity = irregularity;
+  s.last_p_wave_coherence = features.p_wave_coherence;
   s.smoothed = s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed)
                         : irregularity;
   s.primed = true;
@@ -246,6 +253,7 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(af_us);
   w.Put<double>(analysed_us);
   w.Put<double>(last_irregularity);
+  w.Put<double>(last_p_wave_coherence);
 }
 
 void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
@@ -272,6 +280,7 @@ void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   af_us = r.Get<double>();
   analysed_us = r.Get<double>();
   last_irregularity = r.Get<double>();
+  last_p_wave_coherence = r.Get<double>();
 }
 
 }  // namespace vigil::ecg

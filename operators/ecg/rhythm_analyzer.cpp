@@ -8,7 +8,7 @@
 namespace vigil::ecg {
 
 namespace {
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;  // 2: AF intervals carry PR-interval segments
 }
 
 namespace {
