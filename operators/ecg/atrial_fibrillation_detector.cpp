@@ -1,6 +1,7 @@
 #include "operators/ecg/atrial_fibrillation_detector.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -27,33 +28,47 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
   ops::RequireRange("af_smoothing", o.smoothing, 0.01, 1);
   ops::RequireRange("af_min_rr_s", o.min_rr_s, 0.1, 1);
   ops::RequireRange("af_max_rr_s", o.max_rr_s, o.min_rr_s, 10);
+  ops::RequireRange("af_p_wave_coherence_max", o.p_wave_coherence_max, -1, 1);
+  ops::RequireRange("af_p_wave_absent_max", o.p_wave_absent_max, -1, 1);
+  ops::RequireRange("af_regular_fraction_max_no_p", o.regular_fraction_max_no_p, 0, 1);
+  ops::RequireRange("af_p_wave_beats", o.p_wave_beats, 4, 64);
+  if (o.min_window_beats != 0) {
+    ops::RequireRange("af_min_window_beats", o.min_window_beats, 4, o.window_beats);
+  }
   return AtrialFibrillationDetector(o);
 }
 
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.0.0";
+  why.version = "1.1.0";
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
   why.measures = {{"rr_irregularity", s.smoothed, "1"},
                   {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
                   {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  if (!std::isnan(s.last_p_wave_coherence)) {
+    why.measures.push_back({"p_wave_coherence", s.last_p_wave_coherence, "1"});
+  }
   why.limits = {{"af_threshold", options_.threshold, "1", ">"},
+                {"af_p_wave_coherence_max", options_.p_wave_coherence_max, "1", "<="},
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
                 {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="}};
-  why.rule = "irregular RR without an underlying regular rhythm (normalised median lagged RR "
-             "difference over the beat window; ectopy, bigeminy/trigeminy and unreliable beats "
-             "suppressed); an AF alarm needs an episode >= 30 s";
-  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015";
+  why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
+             "median lagged RR difference over the beat window; P waves locked to the QRS, "
+             "ectopy, bigeminy/trigeminy and unreliable beats suppressed); an AF alarm needs an "
+             "episode >= 30 s";
+  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
+             "J Electrocardiol 2009 (P waves)";
   return why;
 }
 
 void AtrialFibrillationDetector::Close(State& s, ops::TimeUs end_us, ops::Events& out) const {
   if (!s.open) return;
   s.open = false;
+  s.last_end_us = std::max(end_us, s.start_us);
   out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed,
                             s.start_us, std::max(end_us, s.start_us), Explain(s)));
 }
@@ -68,12 +83,14 @@ void AtrialFibrillationDetector::Stop(State& s, ops::Events& out) const {
   s.left_out_in_a_row = 0;
 }
 
-double AtrialFibrillationDetector::Irregularity(const std::deque<Interval>& iv) const {
-  const auto window = static_cast<size_t>(options_.window_beats);
+AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
+    const std::deque<Interval>& iv) const {
+  WindowFeatures f;
   const auto lags = static_cast<size_t>(options_.max_lag);
-  if (iv.size() < window + lags) return 0;
+  if (iv.size() < MinWindow() + lags) return f;
+  const auto window = std::min(static_cast<size_t>(options_.window_beats), iv.size() - lags);
   const size_t first = iv.size() - window;
-  std::vector<double> r(window);
+  std::array<double, 64> r{};
   double mean_rr = 0;
   for (size_t k = 0; k < window; ++k) {
     r[k] = iv[first + k].rr_s;
@@ -81,18 +98,16 @@ double AtrialFibrillationDetector::Irregularity(const std::deque<Interval>& iv) 
   }
   mean_rr /= static_cast<double>(window);
 
-  // Step 3: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
-  std::vector<double> sorted = r;
+  std::array<double, 64> sorted = r;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(window / 2),
-                   sorted.end());
+                   sorted.begin() + static_cast<ptrdiff_t>(window));
   const double median = sorted[window / 2];
   size_t regular = 0;
-  for (double v : r) regular += std::fabs(v - median) <= options_.regular_tolerance * median;
-  if (static_cast<double>(regular) > options_.regular_fraction_max * static_cast<double>(window)) {
-    return 0;
+  for (size_t k = 0; k < window; ++k) {
+    regular += std::fabs(r[k] - median) <= options_.regular_tolerance * median;
   }
+  f.regular_fraction = static_cast<double>(regular) / static_cast<double>(window);
 
-  // Step 4: beats whose amplitudes disagree are not all QRS complexes.
   double sum = 0, sum2 = 0;
   size_t known = 0;
   for (size_t k = first; k < iv.size(); ++k) {
@@ -105,24 +120,57 @@ double AtrialFibrillationDetector::Irregularity(const std::deque<Interval>& iv) 
   if (known >= window / 2 && sum > 0) {
     const double mean = sum / static_cast<double>(known);
     const double var = std::max(0.0, sum2 / static_cast<double>(known) - mean * mean);
-    if (std::sqrt(var) / mean > options_.amplitude_cv_max) return 0;
+    f.amplitude_cv = std::sqrt(var) / mean;
   }
 
-  // Step 2: the smallest over lags of the median absolute lagged difference.
   double best = std::numeric_limits<double>::infinity();
-  std::vector<double> d(window);
+  std::array<double, 64> d{};
   for (size_t lag = 1; lag <= lags; ++lag) {
     for (size_t k = 0; k < window; ++k) {
       d[k] = std::fabs(iv[first + k].rr_s - iv[first + k - lag].rr_s);
     }
-    std::nth_element(d.begin(), d.begin() + static_cast<ptrdiff_t>(window / 2), d.end());
+    std::nth_element(d.begin(), d.begin() + static_cast<ptrdiff_t>(window / 2),
+                     d.begin() + static_cast<ptrdiff_t>(window));
     best = std::min(best, d[window / 2]);
   }
-  return best / mean_rr;
+  f.irregularity = best / mean_rr;
+
+  const size_t p_beats = std::min(iv.size(), static_cast<size_t>(options_.p_wave_beats));
+  std::array<const AtrialSegment*, 64> segments{};
+  for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
+  f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
+  return f;
+}
+
+size_t AtrialFibrillationDetector::MinWindow() const {
+  return static_cast<size_t>(options_.min_window_beats != 0 ? options_.min_window_beats
+                                                            : options_.window_beats);
+}
+
+double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
+  const bool no_p = !std::isnan(f.p_wave_coherence) &&
+                    f.p_wave_coherence < options_.p_wave_absent_max;
+  // Step 4: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
+  if (f.regular_fraction >
+      (no_p ? options_.regular_fraction_max_no_p : options_.regular_fraction_max)) {
+    return 0;
+  }
+  // Step 5: beats whose amplitudes disagree are not all QRS complexes.
+  if (f.amplitude_cv > options_.amplitude_cv_max) return 0;
+  // Step 3: P waves locked to the QRS complexes: the atria are not fibrillating.
+  if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
+    return 0;
+  }
+  return f.irregularity;
+}
+
+double AtrialFibrillationDetector::Irregularity(const std::deque<Interval>& iv) const {
+  return Measure(Features(iv));
 }
 
 void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool usable,
-                                        float amplitude_mv, ops::Events& out) const {
+                                        float amplitude_mv, const AtrialSegment* atrial,
+                                        ops::Events& out) const {
   const bool ventricular =
       beat.label == ops::BeatClass::kVentricular ||
       (options_.exclude_supraventricular != 0 && beat.label == ops::BeatClass::kSupraventricular);
@@ -130,8 +178,10 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
                         beat.rr_s < options_.min_rr_s || beat.rr_s > options_.max_rr_s;
   s.previous_ventricular = ventricular;
   s.previous_unusable = !usable;
-  const auto window = static_cast<size_t>(options_.window_beats);
-  const auto keep = window + static_cast<size_t>(options_.max_lag);
+  const auto needed =
+      MinWindow() + static_cast<size_t>(options_.max_lag);
+  const auto keep = std::max(static_cast<size_t>(options_.window_beats + options_.max_lag),
+                             static_cast<size_t>(options_.p_wave_beats));
   if (left_out) {
     if (++s.left_out_in_a_row > options_.window_beats) Stop(s, out);
     return;
@@ -145,23 +195,35 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
       if (s.open) s.af_us += span;
     }
   }
-  s.intervals.push_back({beat.time_us, beat.rr_s, amplitude_mv});
+  s.intervals.push_back({beat.time_us, beat.rr_s, amplitude_mv,
+                         atrial ? *atrial : AtrialSegment{}});
   while (s.intervals.size() > keep) s.intervals.pop_front();
-  if (s.intervals.size() < keep) return;
+  if (s.intervals.size() < needed) return;
+  const auto window = std::min(static_cast<size_t>(options_.window_beats),
+                               s.intervals.size() - static_cast<size_t>(options_.max_lag));
 
-  const double irregularity = Irregularity(s.intervals);
+  const auto features = Features(s.intervals);
+  const double irregularity = Measure(features);
   s.last_irregularity = irregularity;
+  s.last_p_wave_coherence = features.p_wave_coherence;
   s.smoothed = s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed)
                         : irregularity;
   s.primed = true;
 
   const double release = options_.threshold * options_.release;
   if (s.smoothed > release) s.last_irregular_us = beat.time_us;
-  const auto& first = s.intervals[s.intervals.size() - window];
   if (!s.open && s.smoothed > options_.threshold) {
     s.open = true;
-    // The window's first interval starts at the beat before it.
-    s.start_us = first.end_us - ops::FromSeconds(first.rr_s);
+    // The window's first interval starts at the beat before it. Where intervals were left out
+    // (ectopic beats, noise) the window spans more time than it judged: the onset is set back
+    // by at most twice the judged time. An episode never reaches back into the previous one.
+    const auto& first = s.intervals[s.intervals.size() - window];
+    double judged_s = 0;
+    for (size_t k = s.intervals.size() - window; k < s.intervals.size(); ++k) {
+      judged_s += s.intervals[k].rr_s;
+    }
+    s.start_us = std::max({first.end_us - ops::FromSeconds(first.rr_s),
+                           beat.time_us - ops::FromSeconds(2 * judged_s), s.last_end_us});
     out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened,
                               s.start_us, 0, Explain(s)));
   } else if (s.open && s.smoothed <= release) {
@@ -177,6 +239,7 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
     w.Put<int64_t>(i.end_us);
     w.Put<float>(i.rr_s);
     w.Put<float>(i.amplitude_mv);
+    i.atrial.Save(w);
   }
   w.Put<uint8_t>(previous_ventricular);
   w.Put<uint8_t>(previous_unusable);
@@ -186,9 +249,11 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<uint8_t>(open);
   w.Put<int64_t>(start_us);
   w.Put<int64_t>(last_irregular_us);
+  w.Put<int64_t>(last_end_us);
   w.Put<double>(af_us);
   w.Put<double>(analysed_us);
   w.Put<double>(last_irregularity);
+  w.Put<double>(last_p_wave_coherence);
 }
 
 void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
@@ -200,6 +265,7 @@ void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
     i.end_us = r.Get<int64_t>();
     i.rr_s = r.Get<float>();
     i.amplitude_mv = r.Get<float>();
+    i.atrial.Load(r);
     intervals.push_back(i);
   }
   previous_ventricular = r.Get<uint8_t>() != 0;
@@ -210,9 +276,11 @@ void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   open = r.Get<uint8_t>() != 0;
   start_us = r.Get<int64_t>();
   last_irregular_us = r.Get<int64_t>();
+  last_end_us = r.Get<int64_t>();
   af_us = r.Get<double>();
   analysed_us = r.Get<double>();
   last_irregularity = r.Get<double>();
+  last_p_wave_coherence = r.Get<double>();
 }
 
 }  // namespace vigil::ecg

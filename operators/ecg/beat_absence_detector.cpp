@@ -13,6 +13,7 @@ BeatAbsenceDetector BeatAbsenceDetector::Make(const BeatAbsenceOptions& o) {
   ops::RequireRange("asystole_activity_ratio", o.activity_ratio, 0.05, 1);
   ops::RequireRange("asystole_activity_slope_mv_s", o.activity_slope_mv_s, 0.1, 100);
   ops::RequireRange("asystole_activity_p2p_mv", o.activity_p2p_mv, 0.05, 10);
+  ops::RequireRange("asystole_baseline_shift_mv", o.baseline_shift_mv, 0.05, 10);
   return BeatAbsenceDetector(o);
 }
 

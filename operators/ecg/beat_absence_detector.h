@@ -29,6 +29,13 @@ struct BeatAbsenceOptions {
   // the near-silent signal of asystole (at most P waves of 0.1-0.25 mV): on MIT-BIH 116 the
   // complexes shrink for seconds within electrode artefact and the detector loses them.
   double activity_p2p_mv = 0.5;
+  // A quality block whose raw baseline moves by at least `baseline_shift_mv` (mean of its last
+  // fifth against its first) is not the still signal of asystole either: an amplifier
+  // recovering from an artefact or a moving electrode, where a QRS can shrink below the
+  // detector's reach (MIT-BIH 116 at 1355 s: 0.2 mV complexes on a baseline settling by
+  // 1 mV/s after a 4 mV electrode jump). A lead with the heart stopped keeps at most P waves
+  // (about 0.1-0.25 mV over 80-100 ms), which move a fifth-second mean far less.
+  double baseline_shift_mv = 0.3;
 };
 
 class BeatAbsenceDetector {

@@ -13,7 +13,7 @@
 namespace vigil::ecg {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 2;  // 2: rhythm stage state appended
+constexpr uint32_t kSnapshotVersion = 3;  // 2: rhythm stage state; 3: atrial segments
 constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
 constexpr double kMinRate = 125, kMaxRate = 1000;
 constexpr ops::TimeUs kReanchorUs = 1000;
@@ -132,8 +132,9 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
 
 void EcgMonitor::RunRhythm(EcgMonitorState& s, const ops::Chunk& chunk,
                            ops::TimeUs beats_final_until_us, ops::Events& out) const {
-  rhythm_.Process(*s.rhythm_, chunk, s.new_beats_, beats_final_until_us, out);
+  rhythm_.Process(*s.rhythm_, chunk, s.new_beats_, beats_final_until_us, out, s.new_atrial_);
   s.new_beats_.clear();
+  s.new_atrial_.clear();
 }
 
 void EcgMonitor::OnDeviceEvent(ops::OperatorState& state, const ops::DeviceEventView& event,
@@ -184,6 +185,7 @@ void EcgMonitorState::Start(double fs) {
   waiting_first_id_ = 0;
   rhythm_ = op_->rhythm().MakeState();
   new_beats_.clear();
+  new_atrial_.clear();
   mean_rr_s_ = 0.8;
 }
 
@@ -207,6 +209,12 @@ void EcgMonitorState::Emit(std::vector<QrsDetection>& detections, ops::Events& o
                                       sample_rate_hz_)
                  : 0.0f;
     w.heart_rate_bpm = w.rr_s > 0 ? heart_rate_.Add(w.rr_s) : heart_rate_.Current();
+    const int64_t atrial_first =
+        d.conditioned_index - static_cast<int64_t>(AtrialSegment::kLeadS * sample_rate_hz_ + 1);
+    if (atrial_first >= 0 && atrial_first >= qrs_->samples_seen() - qrs_->ring_capacity()) {
+      w.atrial = ExtractAtrialSegment([this](int64_t k) { return qrs_->Conditioned(k); },
+                                      d.conditioned_index, sample_rate_hz_);
+    }
     last_beat_sample_ = d.sample;
     const int64_t id = waiting_first_id_ + static_cast<int64_t>(waiting_.size());
     waiting_.push_back(w);
@@ -232,6 +240,7 @@ void EcgMonitorState::EmitClassified(ops::Events& out) {
     beat.label = static_cast<ops::BeatClass>(c.label);
     beat.rr_s = w.rr_s;
     beat.heart_rate_bpm = w.heart_rate_bpm;
+    new_atrial_.push_back(w.atrial);
     OnBeat(beat, out);
   }
   classified_.clear();
@@ -262,6 +271,7 @@ std::string EcgMonitorState::Snapshot() const {
       w.Put<int64_t>(x.time_us);
       w.Put<float>(x.rr_s);
       w.Put<float>(x.heart_rate_bpm);
+      x.atrial.Save(w);
     }
     // Beats are handed to the rhythm stage within the call that emitted them, so none is
     // pending between calls.
@@ -297,6 +307,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
       x.time_us = r.Get<int64_t>();
       x.rr_s = r.Get<float>();
       x.heart_rate_bpm = r.Get<float>();
+      x.atrial.Load(r);
       s.waiting_.push_back(x);
     }
     s.rhythm_->Restore(r.GetString());
@@ -315,6 +326,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
   waiting_first_id_ = s.waiting_first_id_;
   rhythm_ = s.rhythm_ ? std::move(s.rhythm_) : op_->rhythm().MakeState();
   new_beats_.clear();
+  new_atrial_.clear();
   mean_rr_s_ = s.mean_rr_s_;
 }
 

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "operators/core/stream_operator.h"
+#include "operators/ecg/atrial_activity.h"
 #include "operators/ecg/beat_classifier.h"
 #include "operators/ecg/heart_rate.h"
 #include "operators/ecg/qrs_detector.h"
@@ -134,6 +135,7 @@ class EcgMonitorState final : public ops::OperatorState {
     ops::TimeUs time_us;
     float rr_s;
     float heart_rate_bpm;
+    AtrialSegment atrial;  // PR-interval signal, cut while the conditioned ring holds it
   };
   std::deque<Waiting> waiting_;  // front has id waiting_first_id_
   int64_t waiting_first_id_ = 0;
@@ -142,6 +144,7 @@ class EcgMonitorState final : public ops::OperatorState {
   std::vector<float> window_;                  // scratch
   std::unique_ptr<RhythmState> rhythm_;
   std::vector<ops::Beat> new_beats_;           // emitted, not yet given to the rhythm stage
+  std::vector<AtrialSegment> new_atrial_;      // their PR-interval segments (same order)
   double mean_rr_s_ = 0.8;                     // bounds the detector's search-back delay
 };
 

@@ -144,6 +144,20 @@ ops::Explanation EcgSignalQuality::Explain(int which, const State& s) const {
 void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us,
                                   std::vector<QualityBlock>& finished, ops::Events& out) const {
   QualityBlock b{s.block_start_us, end_us, Judge(s)};
+  {
+    const size_t fifth = s.block.size() / 5;
+    double head = 0, tail = 0;
+    size_t nh = 0, nt = 0;
+    for (size_t k = 0; k < fifth; ++k) {
+      const float a = s.block[k], z = s.block[s.block.size() - 1 - k];
+      if (std::isfinite(a)) head += a, ++nh;
+      if (std::isfinite(z)) tail += z, ++nt;
+    }
+    if (nh > 0 && nt > 0) {
+      b.baseline_shift_mv = static_cast<float>(tail / static_cast<double>(nt) -
+                                               head / static_cast<double>(nh));
+    }
+  }
   s.block.clear();
   s.block_start_us = end_us;
   s.analysed_until_us = end_us;

@@ -54,6 +54,9 @@ struct QualityBlock {
   ops::TimeUs start_us = 0;
   ops::TimeUs end_us = 0;
   uint8_t flags = 0;  // QualityFlag bits; 0 = usable
+  // Mean of the block's last fifth minus mean of its first fifth (raw signal, mV): how far the
+  // baseline moved. Not kept in snapshots (used when the block is finished).
+  float baseline_shift_mv = 0;
 };
 
 class EcgSignalQuality {

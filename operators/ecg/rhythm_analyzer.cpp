@@ -8,7 +8,7 @@
 namespace vigil::ecg {
 
 namespace {
-constexpr uint32_t kSnapshotVersion = 1;
+constexpr uint32_t kSnapshotVersion = 2;  // 2: AF intervals carry PR-interval segments
 }
 
 namespace {
@@ -54,6 +54,11 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   a.smoothing = p.Get("af_smoothing", a.smoothing);
   a.min_rr_s = p.Get("af_min_rr_s", a.min_rr_s);
   a.max_rr_s = p.Get("af_max_rr_s", a.max_rr_s);
+  a.p_wave_coherence_max = p.Get("af_p_wave_coherence_max", a.p_wave_coherence_max);
+  a.p_wave_absent_max = p.Get("af_p_wave_absent_max", a.p_wave_absent_max);
+  a.regular_fraction_max_no_p = p.Get("af_regular_fraction_max_no_p", a.regular_fraction_max_no_p);
+  a.p_wave_beats = WholeNumber(p, "af_p_wave_beats", a.p_wave_beats);
+  a.min_window_beats = WholeNumber(p, "af_min_window_beats", a.min_window_beats);
   auto& v = o.vt;
   v.min_beats = WholeNumber(p, "vt_min_beats", v.min_beats);
   v.min_rate_bpm = p.Get("vt_min_rate_bpm", v.min_rate_bpm);
@@ -72,6 +77,7 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   b.activity_ratio = p.Get("asystole_activity_ratio", b.activity_ratio);
   b.activity_slope_mv_s = p.Get("asystole_activity_slope_mv_s", b.activity_slope_mv_s);
   b.activity_p2p_mv = p.Get("asystole_activity_p2p_mv", b.activity_p2p_mv);
+  b.baseline_shift_mv = p.Get("asystole_baseline_shift_mv", b.baseline_shift_mv);
   return o;
 }
 
@@ -92,7 +98,8 @@ std::unique_ptr<RhythmState> RhythmAnalyzer::MakeState() const {
   return std::make_unique<RhythmState>();
 }
 
-void RhythmAnalyzer::OnBeat(RhythmState& s, const ops::Beat& in, ops::Events& out) const {
+void RhythmAnalyzer::OnBeat(RhythmState& s, const ops::Beat& in, const AtrialSegment* atrial,
+                            ops::Events& out) const {
   if (in.time_us <= s.last_beat_us_) return;  // repeated or out of order: already counted
   ops::Beat beat = in;
   if (s.after_gap_) {
@@ -110,18 +117,21 @@ void RhythmAnalyzer::OnBeat(RhythmState& s, const ops::Beat& in, ops::Events& ou
   const auto half = ops::FromSeconds(0.05);
   const float amplitude = VentricularFibrillationDetector::FilteredPeakToPeak(
       s.vf_, beat.time_us - half, beat.time_us + half);
-  af_.OnBeat(s.af_, beat, usable, amplitude, out);
+  af_.OnBeat(s.af_, beat, usable, amplitude, atrial, out);
   vt_.OnBeat(s.vt_, beat, usable, out);
   hr_.OnBeat(s.hr_, beat, usable, out);
 }
 
 void RhythmAnalyzer::ProcessBlock(RhythmState& s, const ops::Chunk& part,
-                                  std::span<const ops::Beat> beats, size_t& next_beat,
+                                  std::span<const ops::Beat> beats,
+                                  std::span<const AtrialSegment> atrial, size_t& next_beat,
                                   ops::TimeUs beats_final_until_us, ops::Events& out) const {
   std::vector<QualityBlock> blocks;
   quality_.Process(s.quality_, part, blocks, out);
   for (const auto& b : blocks) {
-    if (b.flags) absence_.OnUnusable(s.absence_, b.start_us, b.end_us, out);
+    if (b.flags || std::fabs(b.baseline_shift_mv) >= options_.absence.baseline_shift_mv) {
+      absence_.OnUnusable(s.absence_, b.start_us, b.end_us, out);
+    }
   }
   const auto usable = [&s, this](ops::TimeUs from, ops::TimeUs to) {
     for (const auto& b : s.quality_.recent) {
@@ -140,7 +150,8 @@ void RhythmAnalyzer::ProcessBlock(RhythmState& s, const ops::Chunk& part,
   }
   const auto end_us = part.end_us();
   while (next_beat < beats.size() && beats[next_beat].time_us < end_us) {
-    OnBeat(s, beats[next_beat++], out);
+    OnBeat(s, beats[next_beat], next_beat < atrial.size() ? &atrial[next_beat] : nullptr, out);
+    ++next_beat;
   }
   s.last_sample_us_ = end_us;
   AdvanceAbsence(s, std::min(end_us, beats_final_until_us), out);
@@ -199,7 +210,7 @@ void RhythmAnalyzer::AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Eve
 
 void RhythmAnalyzer::Process(RhythmState& s, const ops::Chunk& ecg,
                              std::span<const ops::Beat> beats, ops::TimeUs beats_final_until_us,
-                             ops::Events& out) const {
+                             ops::Events& out, std::span<const AtrialSegment> atrial) const {
   if (!s.started_ && !ecg.values.empty()) {
     s.started_ = true;
     absence_.Start(s.absence_, ecg.first_sample_us);
@@ -217,10 +228,12 @@ void RhythmAnalyzer::Process(RhythmState& s, const ops::Chunk& ecg,
     ops::Chunk part{
         ops::SampleTime(ecg.first_sample_us, ecg.sample_rate_hz, static_cast<int64_t>(i)),
         ecg.sample_rate_hz, ecg.values.subspan(i, n)};
-    ProcessBlock(s, part, beats, next_beat, beats_final_until_us, out);
+    ProcessBlock(s, part, beats, atrial, next_beat, beats_final_until_us, out);
     i += n;
   }
-  while (next_beat < beats.size()) OnBeat(s, beats[next_beat++], out);
+  for (; next_beat < beats.size(); ++next_beat) {
+    OnBeat(s, beats[next_beat], next_beat < atrial.size() ? &atrial[next_beat] : nullptr, out);
+  }
   AdvanceAbsence(s, std::min(s.last_sample_us_, beats_final_until_us), out);
 }
 

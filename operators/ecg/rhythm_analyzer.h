@@ -61,9 +61,11 @@ class RhythmAnalyzer {
   // Consumes the next raw ECG chunk and the beats found so far that were not given before
   // (time order; they may lag the chunk by the detector's delay, never lead it). The detector
   // promises that no further beat will be reported before `beats_final_until_us`: time-based
-  // rules (pause, asystole) are decided only up to there.
+  // rules (pause, asystole) are decided only up to there. `atrial`, when not empty, holds each
+  // beat's PR-interval segment (atrial_activity.h), in the order of `beats`.
   void Process(RhythmState& state, const ops::Chunk& ecg, std::span<const ops::Beat> beats,
-               ops::TimeUs beats_final_until_us, ops::Events& out) const;
+               ops::TimeUs beats_final_until_us, ops::Events& out,
+               std::span<const AtrialSegment> atrial = {}) const;
   // ECG samples in [from_us, to_us) are missing. Open episodes end at `from_us`; the gap is
   // never counted as time without QRS.
   void OnGap(RhythmState& state, ops::TimeUs from_us, ops::TimeUs to_us, ops::Events& out) const;
@@ -75,8 +77,10 @@ class RhythmAnalyzer {
  private:
   RhythmAnalyzer(const RhythmOptions& o);
   void ProcessBlock(RhythmState& s, const ops::Chunk& part, std::span<const ops::Beat> beats,
-                    size_t& next_beat, ops::TimeUs beats_final_until_us, ops::Events& out) const;
-  void OnBeat(RhythmState& s, const ops::Beat& beat, ops::Events& out) const;
+                    std::span<const AtrialSegment> atrial, size_t& next_beat,
+                    ops::TimeUs beats_final_until_us, ops::Events& out) const;
+  void OnBeat(RhythmState& s, const ops::Beat& beat, const AtrialSegment* atrial,
+              ops::Events& out) const;
   // True when the beats around [from_us, to_us] form an organised rhythm (VF veto).
   bool OrganizedRhythm(const RhythmState& s, ops::TimeUs from_us, ops::TimeUs to_us) const;
   // Decides pause / asystole up to `now_us` after judging the VF steps that ended by then.

@@ -72,7 +72,7 @@ struct Gap {
 ops::Events Feed(const RhythmAnalyzer& analyzer, vigil::ecg::RhythmState& state,
                 const std::vector<float>& x, const std::vector<ops::Beat>& beats,
                 const std::vector<Gap>& gaps = {}, bool finish = true, size_t from = 0,
-                size_t to = SIZE_MAX) {
+                size_t to = SIZE_MAX, const std::vector<vigil::ecg::AtrialSegment>& atrial = {}) {
   ops::Events out;
   const size_t chunk = static_cast<size_t>(kFs / 2);
   size_t next = 0;
@@ -95,7 +95,10 @@ ops::Events Feed(const RhythmAnalyzer& analyzer, vigil::ecg::RhythmState& state,
     const ops::Chunk c{start, kFs, std::span<const float>(x).subspan(i, n)};
     const size_t first = next;
     while (next < beats.size() && beats[next].time_us < c.end_us()) ++next;
-    analyzer.Process(state, c, std::span(beats).subspan(first, next - first), c.end_us(), out);
+    const auto segments = atrial.empty() ? std::span<const vigil::ecg::AtrialSegment>()
+                                         : std::span(atrial).subspan(first, next - first);
+    analyzer.Process(state, c, std::span(beats).subspan(first, next - first), c.end_us(), out,
+                     segments);
   }
   if (finish) analyzer.Finish(state, out);
   return out;
@@ -293,6 +296,21 @@ TEST(BeatAbsence, MissedQrsComplexesAreNotAsystole) {
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
 }
 
+TEST(BeatAbsence, SettlingBaselineAfterElectrodeJumpIsNotAsystole) {
+  // MIT-BIH 116 at 1355 s: a 4 mV electrode jump, then the baseline settles (time constant
+  // 1.5 s) while the QRS complexes shrink below the detector's reach for 6 s.
+  auto beats = BeatsEvery(0.5, 10, 0.8);
+  const double last = beats.back();
+  auto x = CleanEcg(last + 8, beats);
+  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < x.size(); ++i) {
+    x[i] += static_cast<float>(4.0 * std::exp(-(static_cast<double>(i) / kFs - last - 0.3) / 1.5));
+  }
+  auto all = beats;
+  all.push_back(last + 6.5);
+  const auto events = Feed(Default(), x, ToBeats(all));
+  EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
+}
+
 TEST(SignalQuality, SaturationIsReported) {
   auto beats = BeatsEvery(0.5, 20, 0.8);
   // Wide 3 mV complexes; the amplifier clips everything above 1 mV for about 90 ms.
@@ -362,6 +380,79 @@ TEST(AtrialFibrillation, EctopyAndBigeminyAreNotAf) {
   for (int i = 1; i < 120; ++i) bigeminy.push_back(bigeminy.back() + (i % 2 ? 0.55 : 1.05));
   events = Feed(Default(), CleanEcg(bigeminy.back() + 1, bigeminy), ToBeats(bigeminy));
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAtrialFibrillation).empty());
+}
+
+// PR-interval segments of `x` at the beats, as ecg_monitor cuts them from its conditioned signal.
+std::vector<vigil::ecg::AtrialSegment> Segments(const std::vector<float>& x,
+                                                const std::vector<double>& beats) {
+  std::vector<vigil::ecg::AtrialSegment> out;
+  for (double b : beats) {
+    out.push_back(vigil::ecg::ExtractAtrialSegment(
+        [&x](int64_t i) {
+          return i >= 0 && i < static_cast<int64_t>(x.size()) ? x[static_cast<size_t>(i)] : 0.0f;
+        },
+        std::llround(b * kFs), kFs));
+  }
+  return out;
+}
+
+// Adds a 0.15 mV P wave 160 ms before every beat, or fibrillatory waves (0.05 mV, 5-7 Hz,
+// wandering) between all beats.
+void AddAtrialActivity(std::vector<float>& x, const std::vector<double>& beats, bool p_waves) {
+  if (p_waves) {
+    for (double b : beats) {
+      for (int k = -15; k <= 15; ++k) {
+        const auto i = std::llround((b - 0.16) * kFs) + k;
+        if (i < 0 || i >= static_cast<int64_t>(x.size())) continue;
+        x[static_cast<size_t>(i)] += static_cast<float>(0.15 * std::exp(-0.5 * k * k / 25.0));
+      }
+    }
+    return;
+  }
+  std::mt19937 rng(11);
+  std::normal_distribution<double> step(0, 1);
+  double phase = 0, f = 6;
+  for (auto& v : x) {
+    f = std::clamp(f + 0.1 * step(rng), 5.0, 7.0);
+    phase += 2 * std::numbers::pi * f / kFs;
+    v += static_cast<float>(0.05 * std::sin(phase));
+  }
+}
+
+TEST(AtrialFibrillation, IrregularRhythmWithPWavesIsNotAf) {
+  // Irregular RR (multifocal atrial ectopy, sinus arrhythmia) with a P wave locked to every
+  // QRS: RR alone calls it AF, the P-wave coherence does not.
+  const auto beats = IrregularBeats(0.5, 120, 5);
+  for (const bool p_waves : {true, false}) {
+    auto x = CleanEcg(beats.back() + 1, beats);
+    AddAtrialActivity(x, beats, p_waves);
+    auto state = Default().MakeState();
+    const auto events = Feed(Default(), *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
+                             Segments(x, beats));
+    EXPECT_EQ(Episodes(events, EpisodeKind::kAtrialFibrillation).empty(), p_waves);
+  }
+}
+
+TEST(AtrialActivity, CoherenceOfLockedWavesAndOfNoise) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0, 0.02f);
+  std::vector<float> x(static_cast<size_t>(60 * kFs));
+  for (auto& v : x) v = noise(rng);
+  const auto beats = BeatsEvery(1, 55, 0.9);
+  auto segments = Segments(x, beats);
+  std::vector<const vigil::ecg::AtrialSegment*> p;
+  for (const auto& s : segments) p.push_back(&s);
+  EXPECT_LT(std::fabs(vigil::ecg::PWaveCoherence(std::span(p).subspan(0, 20), 10)), 0.15);
+  AddAtrialActivity(x, beats, true);
+  segments = Segments(x, beats);
+  p.clear();
+  for (const auto& s : segments) p.push_back(&s);
+  EXPECT_GT(vigil::ecg::PWaveCoherence(std::span(p).subspan(0, 20), 10), 0.5);
+  // Too few known segments: no verdict.
+  std::vector<vigil::ecg::AtrialSegment> unknown(20);
+  std::vector<const vigil::ecg::AtrialSegment*> q;
+  for (const auto& s : unknown) q.push_back(&s);
+  EXPECT_TRUE(std::isnan(vigil::ecg::PWaveCoherence(q, 10)));
 }
 
 // Ventricular fibrillation: an oscillation of 3-7 Hz whose rate and amplitude (0.2-1 mV) wander

@@ -1,0 +1,69 @@
+#include "operators/ecg/atrial_activity.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace vigil::ecg {
+
+int AtrialSegment::Factor(double fs) {
+  return std::max(1, static_cast<int>(std::ceil(fs / kMaxRateHz - 1e-9)));
+}
+
+int AtrialSegment::Length(double fs) {
+  const double rate = fs / Factor(fs);
+  const auto n = static_cast<int>((kLeadS - kEndS) * rate);
+  return std::clamp(n, 1, static_cast<int>(kMaxSamples));
+}
+
+void AtrialSegment::Save(ops::SnapshotWriter& w) const {
+  w.Put<uint8_t>(size);
+  for (size_t k = 0; k < size; ++k) w.Put<float>(values[k]);
+}
+
+void AtrialSegment::Load(ops::SnapshotReader& r) {
+  size = r.Get<uint8_t>();
+  if (size > kMaxSamples) throw ops::SnapshotError("atrial segment: too long");
+  values.fill(0);
+  for (size_t k = 0; k < size; ++k) values[k] = r.Get<float>();
+}
+
+double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min_known) {
+  size_t n = 0;
+  for (const auto* s : segments) n = std::max<size_t>(n, s->size);
+  if (n == 0) return NAN;
+  // Mean-removed copies of the known segments and their sum.
+  std::array<float, AtrialSegment::kMaxSamples> sum{};
+  std::array<std::array<float, AtrialSegment::kMaxSamples>, 64> x;
+  size_t known = 0;
+  for (const auto* s : segments) {
+    if (s->size != n || known == x.size()) continue;
+    // First difference: keeps the P wave's 5-15 Hz content, drops the T-wave tail and
+    // baseline drift that are locked to the QRS in fibrillation too.
+    std::array<float, AtrialSegment::kMaxSamples> v{};
+    for (size_t k = 1; k < n; ++k) v[k] = s->values[k] - s->values[k - 1];
+    v[0] = v[1];
+    float mean = 0;
+    for (size_t k = 0; k < n; ++k) mean += v[k];
+    mean /= static_cast<float>(n);
+    for (size_t k = 0; k < n; ++k) {
+      x[known][k] = v[k] - mean;
+      sum[k] += x[known][k];
+    }
+    ++known;
+  }
+  if (known < std::max<size_t>(min_known, 3)) return NAN;
+  double total = 0;
+  for (size_t i = 0; i < known; ++i) {
+    double xy = 0, xx = 0, yy = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const double a = x[i][k], b = sum[k] - x[i][k];
+      xy += a * b;
+      xx += a * a;
+      yy += b * b;
+    }
+    total += xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0;
+  }
+  return total / static_cast<double>(known);
+}
+
+}  // namespace vigil::ecg
