@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -229,10 +230,16 @@ std::string Trends(const ReportData& d) {
   std::string html;
   // Group minutes into nights (therapy days) when there are any, else one span.
   std::vector<std::pair<ops::TimeUs, ops::TimeUs>> spans;
-  if (!d.days.empty()) {
-    for (const auto& day : d.days) spans.push_back({day.window_start_us(), day.window_end_us()});
-  } else {
-    spans.push_back({d.minutes.front().window_start_us(), d.minutes.back().window_end_us()});
+  ops::TimeUs covered_until = std::numeric_limits<ops::TimeUs>::min();
+  for (const auto& day : d.days) {
+    spans.push_back({day.window_start_us(), day.window_end_us()});
+    covered_until = std::max(covered_until, day.window_end_us());
+  }
+  // Minutes after the last closed therapy day (tonight, still open) get a span of their own:
+  // a patient whose closed days are an uploaded history otherwise showed no trends at all.
+  if (d.minutes.back().window_end_us() > covered_until) {
+    spans.push_back({std::max(covered_until, d.minutes.front().window_start_us()),
+                     d.minutes.back().window_end_us()});
   }
   for (const auto& [s0, s1] : spans) {
     ops::TimeUs t0 = s1, t1 = s0;

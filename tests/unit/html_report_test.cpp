@@ -92,3 +92,20 @@ TEST(HtmlReport, ComplianceMetWhenSeventyPercentOfThirtyNights) {
 }
 
 }  // namespace
+
+namespace {
+
+// A patient whose closed therapy days are an uploaded history (before the stream) still gets
+// tonight's trends: the minutes after the last closed day form a span of their own.
+TEST(HtmlReport, TrendsOfTheOpenNightAfterAHistoryOfClosedDays) {
+  auto d = Sample();
+  for (auto& g : d.days) {  // move the 30 days into the month before the minutes
+    g.set_window_start_us(g.window_start_us() - 31 * 86'400'000'000LL);
+    g.set_window_end_us(g.window_end_us() - 31 * 86'400'000'000LL);
+  }
+  const std::string html = report::RenderHtml(d);
+  EXPECT_GE(Count(html, "<svg class=\"panel\""), 2u);
+  EXPECT_EQ(Count(html, "class=\"day "), 30u);
+}
+
+}  // namespace
