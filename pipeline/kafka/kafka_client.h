@@ -119,6 +119,8 @@ class Consumer {
   std::vector<Record> ReadUntilIdle(std::chrono::milliseconds idle, size_t max = SIZE_MAX);
 
   void Close();
+  // Destroys the handle without a consumer close (nothing was ever assigned to commit).
+  void Abandon() { closed_ = true; }
   RdKafka::KafkaConsumer& handle() { return *consumer_; }
 
  private:

@@ -196,6 +196,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<kafka::Consumer> config_reader_;
   std::map<int32_t, PartitionState> partitions_;  // assigned telemetry partitions
   bool paused_ = false;
+  bool rebalanced_ = false;  // the group's first rebalance reached this member
   std::optional<Clock::time_point> full_since_;  // in flight reached the limit (not yet half)
   bool fatal_ = false;
   int consecutive_aborts_ = 0;
@@ -856,6 +857,7 @@ void StreamService::Impl::Recover(const std::string& why) {
 
 void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                                        std::vector<RdKafka::TopicPartition*>& partitions) {
+  rebalanced_ = true;
   if (fatal_) {
     // Leaving after a fatal error: no more transactions, just let go.
     if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
@@ -1122,7 +1124,13 @@ int StreamService::Impl::Run() {
         BeginTransaction();
       }
     }
-    consumer_->Close();  // revocation commits the last offsets and snapshots
+    if (rebalanced_) {
+      consumer_->Close();  // revocation commits the last offsets and snapshots
+    } else {
+      // Stopped before the group's first rebalance: nothing to commit or hand over, and
+      // librdkafka 2.0's cooperative-sticky close asserts on an assignor that never ran.
+      consumer_->Abandon();
+    }
     if (transaction_open_ && !fatal_ && transaction_dirty_) {
       producer_->CommitTransaction(5s);  // e.g. dead letters of patient configs, no offsets
     }
