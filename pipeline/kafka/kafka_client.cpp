@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace vigil::kafka {
@@ -324,6 +325,38 @@ std::vector<Record> Consumer::ReadUntilIdle(std::chrono::milliseconds idle, size
     }
   }
   return records;
+}
+
+void Consumer::ReadToEnd(int partitions, std::chrono::milliseconds idle,
+                         const std::function<void(const RdKafka::Message&)>& take) {
+  std::set<int32_t> at_end;
+  auto last_progress = std::chrono::steady_clock::now();
+  while (static_cast<int>(at_end.size()) < partitions) {
+    std::unique_ptr<RdKafka::Message> m(consumer_->consume(200));
+    const auto now = std::chrono::steady_clock::now();
+    switch (m->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        last_progress = now;
+        take(*m);
+        break;
+      case RdKafka::ERR__PARTITION_EOF:
+        last_progress = now;
+        at_end.insert(m->partition());
+        break;
+      case RdKafka::ERR__TIMED_OUT:
+        if (now - last_progress >= idle) {
+          throw KafkaError(
+              fmt::format("{}: {} of {} partitions did not reach their end within {} ms (an open "
+                          "transaction or an unreachable broker)",
+                          m->topic_name(), partitions - static_cast<int>(at_end.size()),
+                          partitions, idle.count()),
+              RdKafka::ERR__TIMED_OUT);
+        }
+        break;
+      default:
+        throw KafkaError(fmt::format("consume: {}", m->errstr()), m->err());
+    }
+  }
 }
 
 void Consumer::Close() {

@@ -8,6 +8,7 @@
 #include <librdkafka/rdkafkacpp.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -117,6 +118,13 @@ class Consumer {
 
   // Reads until `idle` passes without a record, at most `max` records.
   std::vector<Record> ReadUntilIdle(std::chrono::milliseconds idle, size_t max = SIZE_MAX);
+
+  // Reads the `partitions` assigned partitions to their end as of now (needs
+  // "enable.partition.eof" = "true"; with read_committed the end is the last stable offset).
+  // Calls `take` for each record. Throws KafkaError when a partition neither delivers nor
+  // reports its end for `idle`.
+  void ReadToEnd(int partitions, std::chrono::milliseconds idle,
+                 const std::function<void(const RdKafka::Message&)>& take);
 
   void Close();
   // Destroys the handle without a consumer close (nothing was ever assigned to commit).

@@ -35,36 +35,11 @@ std::vector<std::string> ReadPatientRecords(const KafkaReportOptions& options,
   consumer.AssignAllFromBeginning(topic, std::chrono::seconds(30));
 
   std::vector<std::string> values;
-  std::set<int32_t> at_end;
-  auto last_progress = std::chrono::steady_clock::now();
-  while (static_cast<int>(at_end.size()) < partitions) {
-    std::unique_ptr<RdKafka::Message> m(consumer.handle().consume(200));
-    const auto now = std::chrono::steady_clock::now();
-    switch (m->err()) {
-      case RdKafka::ERR_NO_ERROR:
-        last_progress = now;
-        if (m->key() && *m->key() == patient_id && m->payload()) {
-          values.emplace_back(static_cast<const char*>(m->payload()), m->len());
-        }
-        break;
-      case RdKafka::ERR__PARTITION_EOF:
-        last_progress = now;
-        at_end.insert(m->partition());
-        break;
-      case RdKafka::ERR__TIMED_OUT:
-        if (now - last_progress >= options.idle) {
-          throw kafka::KafkaError(
-              fmt::format("{}: {} of {} partitions did not reach their end within {} ms (an "
-                          "open transaction or an unreachable broker)",
-                          topic, partitions - static_cast<int>(at_end.size()), partitions,
-                          options.idle.count()),
-              RdKafka::ERR__TIMED_OUT);
-        }
-        break;
-      default:
-        throw kafka::KafkaError(fmt::format("{}: {}", topic, m->errstr()), m->err());
+  consumer.ReadToEnd(partitions, options.idle, [&](const RdKafka::Message& m) {
+    if (m.key() && *m.key() == patient_id && m.payload()) {
+      values.emplace_back(static_cast<const char*>(m.payload()), m.len());
     }
-  }
+  });
   consumer.Close();
   return values;
 }
