@@ -112,7 +112,9 @@ ReplayLines ParseReplayLines(std::istream& in) {
       ReplayEpisode e;
       e.rhythm = kv.count("rhythm") ? kv.at("rhythm") : "";
       if (const auto us = Number(kv, "start_us")) e.start_us = static_cast<ops::TimeUs>(*us);
+      if (const auto us = Number(kv, "end_us")) e.end_us = static_cast<ops::TimeUs>(*us);
       e.start_s = Number(kv, "start").value_or(0);
+      e.end_s = Number(kv, "end").value_or(e.start_s);
       out.episodes.push_back(e);
     }
   }
@@ -144,12 +146,13 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
   // Relative episode times count from the card's first telemetry item (CardTelemetry order).
   ops::TimeUs origin = card.device_events.empty() ? 0 : card.device_events.front().time_us;
   if (!card.series.empty()) origin = std::min(origin, card.series.front().first_sample_us);
-  std::vector<ops::TimeUs> starts;
+  std::vector<ops::TimeUs> starts, ends;
   std::vector<const ReplayEpisode*> mine;
   for (const auto& e : lines.episodes) {
     if (e.rhythm != "APNEA" && e.rhythm != "HYPOPNEA") continue;
     mine.push_back(&e);
     starts.push_back(e.start_us ? *e.start_us : origin + ops::FromSeconds(e.start_s));
+    ends.push_back(e.end_us ? *e.end_us : origin + ops::FromSeconds(e.end_s));
   }
   std::vector<bool> used(mine.size(), false);
   const ops::TimeUs tol = ops::FromSeconds(match_s);
@@ -169,9 +172,11 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
     if (day) ++day->eve_events;
     size_t best = mine.size();
     ops::TimeUs best_d = tol + 1;
+    // Without a duration the device's stamp is the event's end (see the header).
+    const bool stamped_at_end = e->duration_s <= 0;
     for (size_t i = 0; i < mine.size(); ++i) {
       if (used[i]) continue;
-      const ops::TimeUs d = std::llabs(starts[i] - e->start_us);
+      const ops::TimeUs d = std::llabs((stamped_at_end ? ends[i] : starts[i]) - e->start_us);
       if (d <= tol && d < best_d) {
         best = i;
         best_d = d;

@@ -2,7 +2,9 @@
 // card's own figures: STR.edf per therapy day (usage, sessions, AHI, leak p50/p95, median
 // respiratory rate, tidal volume and minute ventilation) and the device-scored EVE events
 // (apneas and hypopneas; arousals and other annotations are not respiratory events), matched
-// one-to-one when their starts are within `match_s` (10 s).
+// one-to-one when their starts are within `match_s` (10 s). ResMed writes hypopneas without a
+// duration: their stamp is the event's end (EVE stamps every event at its end), so those are
+// matched by end time against the end of Vigil's episode.
 //
 // A "day with data" is a therapy day with usage in STR.edf and a DATALOG/<yyyymmdd> folder: the
 // other STR days summarise nights whose recordings are not on the card.
@@ -33,8 +35,8 @@ struct ReplayEpisode {
   std::string rhythm;
   // Absolute times ("start_us") or seconds from the replay's origin ("start", as `vigil replay`
   // writes them; for a card the origin is its first telemetry item, the first session start).
-  std::optional<ops::TimeUs> start_us;
-  double start_s = 0;
+  std::optional<ops::TimeUs> start_us, end_us;
+  double start_s = 0, end_s = 0;
 };
 struct ReplayLines {
   std::vector<ReplayDay> days;
