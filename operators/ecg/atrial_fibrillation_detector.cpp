@@ -41,7 +41,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.1.0";
+  why.version = "1.2.0";
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
@@ -212,6 +212,12 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
 
   const double release = options_.threshold * options_.release;
   if (s.smoothed > release) s.last_irregular_us = beat.time_us;
+  const ops::TimeUs previous_p_wave_us = s.last_p_wave_us;
+  if (s.intervals.size() >= static_cast<size_t>(options_.p_wave_beats) &&
+      !std::isnan(features.p_wave_coherence) &&
+      features.p_wave_coherence > options_.p_wave_coherence_max) {
+    s.last_p_wave_us = beat.time_us;
+  }
   if (!s.open && s.smoothed > options_.threshold) {
     s.open = true;
     // The window's first interval starts at the beat before it. Where intervals were left out
@@ -222,8 +228,13 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
     for (size_t k = s.intervals.size() - window; k < s.intervals.size(); ++k) {
       judged_s += s.intervals[k].rr_s;
     }
+    // Nor does it reach back past the last beat whose full P-wave window (`p_wave_beats`; fewer
+    // segments give a noisy coherence) had P waves locked to the QRS: that window covered the
+    // beats before it. Without this, a window stretched over left-out beats dated an onset on
+    // MIT-BIH 201 (26 min) 27 s early, into sinus rhythm with weak P waves.
     s.start_us = std::max({first.end_us - ops::FromSeconds(first.rr_s),
-                           beat.time_us - ops::FromSeconds(2 * judged_s), s.last_end_us});
+                           beat.time_us - ops::FromSeconds(2 * judged_s), s.last_end_us,
+                           previous_p_wave_us});
     out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened,
                               s.start_us, 0, Explain(s)));
   } else if (s.open && s.smoothed <= release) {
@@ -250,6 +261,7 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<int64_t>(start_us);
   w.Put<int64_t>(last_irregular_us);
   w.Put<int64_t>(last_end_us);
+  w.Put<int64_t>(last_p_wave_us);
   w.Put<double>(af_us);
   w.Put<double>(analysed_us);
   w.Put<double>(last_irregularity);
@@ -277,6 +289,7 @@ void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   start_us = r.Get<int64_t>();
   last_irregular_us = r.Get<int64_t>();
   last_end_us = r.Get<int64_t>();
+  last_p_wave_us = r.Get<int64_t>();
   af_us = r.Get<double>();
   analysed_us = r.Get<double>();
   last_irregularity = r.Get<double>();

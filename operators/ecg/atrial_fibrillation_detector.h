@@ -34,10 +34,11 @@
 //      `threshold` to start, with `threshold * release` to end (hysteresis).
 // The episode is opened when the smoothed measure crosses the threshold, with its start set back
 // to the first beat of the window, but by no more than twice the time the window's intervals
-// cover (left-out beats can stretch a window over a long stretch that was not judged) and never
-// into the previous episode; it is closed when the measure falls below the release level, its
-// end set back by half a window, or when more than `window_beats` intervals in a row are left
-// out (signal too poor to tell). Every episode is reported, however short; the alert stage
+// cover (left-out beats can stretch a window over a long stretch that was not judged), never
+// into the previous episode and never past the last beat whose full P-wave window had P waves
+// (step 3: that window showed an atrial wave locked to the QRS over the beats before it); it is
+// closed when the measure falls below the release level, its end set back by half a window, or
+// when more than `window_beats` intervals in a row are left out (signal too poor to tell). Every episode is reported, however short; the alert stage
 // applies the >= 30 s AF episode rule. The explanation carries the measure, the heart rate and
 // the AF burden (AF time over analysed time) of the stream so far.
 #pragma once
@@ -107,6 +108,7 @@ class AtrialFibrillationDetector {
     ops::TimeUs start_us = 0;
     ops::TimeUs last_irregular_us = 0;  // newest beat at which the measure exceeded release
     ops::TimeUs last_end_us = 0;        // end of the last closed episode
+    ops::TimeUs last_p_wave_us = 0;     // newest beat whose full P-wave window had P waves
     double af_us = 0;                   // burden bookkeeping
     double analysed_us = 0;
     double last_irregularity = 0;

@@ -433,6 +433,29 @@ TEST(AtrialFibrillation, IrregularRhythmWithPWavesIsNotAf) {
   }
 }
 
+TEST(AtrialFibrillation, OnsetDoesNotReachBackIntoARhythmWithPWaves) {
+  // Irregular rhythm with P waves (vetoed), then fibrillation. With a P-wave window shorter than
+  // the RR window the veto lifts a few beats into the fibrillation, when the RR window still
+  // reaches back into the rhythm with P waves: the start may be set back over the RR window, but
+  // not past the last beat whose full P-wave window still had P waves (MIT-BIH 201 dated an
+  // onset 27 s early, into sinus rhythm with weak P waves).
+  const auto analyzer = WithParameters({{"af_p_wave_beats", 8}});
+  auto beats = IrregularBeats(0.5, 40, 5);
+  const std::vector<double> sinus = beats;
+  const double af_start = beats.back() + 0.6;
+  const auto af = IrregularBeats(af_start, 120, 3);
+  beats.insert(beats.end(), af.begin(), af.end());
+  auto x = CleanEcg(beats.back() + 1, beats);
+  AddAtrialActivity(x, sinus, true);
+  auto state = analyzer.MakeState();
+  const auto events =
+      Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX, Segments(x, beats));
+  const auto opened = Episodes(events, EpisodeKind::kAtrialFibrillation);
+  ASSERT_FALSE(opened.empty());
+  EXPECT_GE(ops::ToSeconds(opened[0].start_us), af_start - 1.0);
+  EXPECT_LE(ops::ToSeconds(opened[0].start_us), af_start + 10.0);
+}
+
 TEST(AtrialActivity, CoherenceOfLockedWavesAndOfNoise) {
   std::mt19937 rng(3);
   std::normal_distribution<float> noise(0, 0.02f);
