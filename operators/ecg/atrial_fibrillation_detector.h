@@ -39,8 +39,9 @@
 // (step 3: that window showed an atrial wave locked to the QRS over the beats before it); it is
 // closed when the measure falls below the release level, its end set back by half a window, or
 // when more than `window_beats` intervals in a row are left out (signal too poor to tell).
-// Every episode is reported, however short; the alert stage applies the >= 30 s AF episode rule. The explanation carries the measure, the heart rate and
-// the AF burden (AF time over analysed time) of the stream so far.
+// Every episode is reported, however short; the alert stage applies the >= 30 s AF episode
+// rule. The explanation carries the measure, the heart rate and the AF burden (AF time over
+// analysed time) of the stream so far.
 #pragma once
 
 #include <cmath>
