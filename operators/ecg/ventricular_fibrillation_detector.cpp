@@ -131,43 +131,51 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
                    order.begin() + static_cast<std::ptrdiff_t>(k_hi));
   f.amplitude_mv = p95 - order[k_lo];
 
+  // The two sums of the VF filter and the box counting are sequential double additions: each
+  // loop waits on its sums, so independent work (the extremes, the boxes) shares their loops.
   // VF filter leakage. Half period N of the mean frequency from mean |x| and mean |dx|.
-  double sum_abs = 0, sum_diff = 0;
-  for (size_t i = 0; i < n; ++i) {
+  double sum_abs = std::fabs(x[0]), sum_diff = 0;
+  float lo = x[0], hi = x[0];
+  for (size_t i = 1; i < n; ++i) {
     sum_abs += std::fabs(x[i]);
-    if (i) sum_diff += std::fabs(x[i] - x[i - 1]);
+    sum_diff += std::fabs(x[i] - x[i - 1]);
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
   }
+  size_t half = 0;
   if (sum_diff > 0) {
-    const auto half = static_cast<size_t>(
+    half = static_cast<size_t>(
         std::clamp(std::floor(std::numbers::pi * sum_abs / sum_diff + 0.5), 1.0,
                    static_cast<double>(n / 2)));
-    double num = 0, den = 0;
-    for (size_t i = half; i < n; ++i) {
+  }
+
+  // Phase-space box counting over the window normalised to [0, 1]: the delay plot's boxes.
+  const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
+  const bool count_boxes = hi > lo && delay < n;
+  std::array<uint8_t, kGrid * kGrid> boxes{};
+  int filled = 0;
+  static thread_local std::vector<int> bins;
+  if (count_boxes) {
+    const double scale = (kGrid - 1e-9) / (hi - lo);
+    bins.resize(n);
+    for (size_t i = 0; i < n; ++i) bins[i] = static_cast<int>((x[i] - lo) * scale);
+  }
+  const size_t leakage_from = half > 0 ? half : n;
+  const size_t boxes_from = count_boxes ? delay : n;
+  double num = 0, den = 0;
+  for (size_t i = std::min(leakage_from, boxes_from); i < n; ++i) {
+    if (i >= leakage_from) {
       num += std::fabs(x[i] + x[i - half]);
       den += std::fabs(x[i]) + std::fabs(x[i - half]);
     }
-    f.leakage = den > 0 ? num / den : 1;
-  }
-
-  // Phase-space box counting over the window normalised to [0, 1].
-  const auto [lo_it, hi_it] = std::minmax_element(x.begin(), x.end());
-  const float lo = *lo_it, hi = *hi_it;
-  const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
-  if (hi > lo && delay < n) {
-    std::array<uint8_t, kGrid * kGrid> boxes{};
-    const double scale = (kGrid - 1e-9) / (hi - lo);
-    int filled = 0;
-    for (size_t i = delay; i < n; ++i) {
-      const int a = static_cast<int>((x[i - delay] - lo) * scale);
-      const int b = static_cast<int>((x[i] - lo) * scale);
-      auto& box = boxes[static_cast<size_t>(a * kGrid + b)];
-      if (!box) {
-        box = 1;
-        ++filled;
-      }
+    if (i >= boxes_from) {
+      auto& box = boxes[static_cast<size_t>(bins[i - delay] * kGrid + bins[i])];
+      filled += !box;
+      box = 1;
     }
-    f.boxes = static_cast<double>(filled) / (kGrid * kGrid);
   }
+  if (half > 0) f.leakage = den > 0 ? num / den : 1;
+  if (count_boxes) f.boxes = static_cast<double>(filled) / (kGrid * kGrid);
   return f;
 }
 
@@ -217,20 +225,25 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   }
   {
     // Steepest slope of the newest step: lets the rhythm stage tell a silent signal (asystole)
-    // from QRS complexes the beat detector missed.
+    // from QRS complexes the beat detector missed. Walks back from the newest sample through
+    // the ring (one wrap at most) rather than taking every index modulo its size.
     const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
                                          std::min<uint64_t>(s.written, s.window.size()) - 1);
     const size_t size = s.window.size();
-    double slope = 0;
-    float lo = s.window[static_cast<size_t>((s.written - 1) % size)], hi = lo;
+    const float* const ring = s.window.data();
+    size_t i = static_cast<size_t>((s.written - 1) % size);
+    // |difference| of floats is a float: its maximum converts to the same double as the
+    // maximum of the converted values, without a conversion per sample.
+    float slope = 0;
+    float lo = ring[i], hi = lo;
     for (uint64_t k = 0; k < step; ++k) {
-      const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
-      const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
-      slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
-      lo = std::min(lo, s.window[i]);
-      hi = std::max(hi, s.window[i]);
+      const size_t j = i == 0 ? size - 1 : i - 1;
+      slope = std::max(slope, std::fabs(ring[i] - ring[j]));
+      lo = std::min(lo, ring[i]);
+      hi = std::max(hi, ring[i]);
+      i = j;
     }
-    f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+    f.step_max_slope_mv_s = static_cast<double>(slope) * s.sample_rate_hz;
     f.step_p2p_mv = hi - lo;
   }
   f.start_us = start_us;
