@@ -2,7 +2,10 @@
 // the streaming runner checked against itself (block == sample by sample, reset, snapshot).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <random>
 #include <vector>
@@ -119,6 +122,30 @@ TEST(GroupDelay, MatchesMeasuredDelayOfAToneBurstEnvelope) {
   const double numeric = -dphi / (2 * std::numbers::pi * 2 * df / fs);
   EXPECT_NEAR(gd, numeric, 1e-3);
   EXPECT_GT(gd, 0);
+}
+
+TEST(FixedBiquadCascade, BitIdenticalToTheCascadeItWasCopiedFrom) {
+  // Baseline high-pass, mains notch and low-pass: the QRS detector's conditioning.
+  Sections sections = BaselineWanderHighPass(360);
+  for (const auto& s : Notch(50, 10, 360)) sections.push_back(s);
+  for (const auto& s : ButterworthLowPass(2, 40, 360)) sections.push_back(s);
+  ASSERT_EQ(sections.size(), 3u);
+  const auto x = Noise(3000, 7);
+  BiquadCascade reference(sections);
+  BiquadCascade running(sections);
+  for (size_t first = 0; first < x.size(); first += 256) {
+    FixedBiquadCascade<3> fixed(running);
+    for (size_t i = first; i < std::min(first + 256, x.size()); ++i) {
+      const double want = reference.Step(x[i]);
+      const double got = fixed.Step(x[i]);
+      ASSERT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(want)) << "sample " << i;
+    }
+    fixed.StoreState(running);  // the next block continues from here
+  }
+  const auto want = reference.SaveState();
+  const auto got = running.SaveState();
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin(), got.end()));
+  EXPECT_THROW(FixedBiquadCascade<2>{running}, std::invalid_argument);
 }
 
 TEST(BiquadCascade, BlockEqualsSampleBySampleAndResetRestarts) {
