@@ -30,9 +30,9 @@
 //
 // Streaming contract: Process() may be called with chunks of any size (including 0 and 1);
 // the detections are identical for any chunking (the filters run over blocks of the chunk,
-// then every rule is evaluated per sample in one deterministic loop). Detections come out with a latency of at most about
-// `searchback_factor` x RR (search-back) and otherwise about `t_wave_s` + 0.1 s, always in
-// increasing order.
+// then every rule is evaluated per sample in one deterministic loop). Detections come out
+// with a latency of at most about `searchback_factor` x RR (search-back) and otherwise about
+// `t_wave_s` + 0.1 s, always in increasing order.
 //
 // Threading: one QrsDetector per stream, used by one thread at a time. Errors: the
 // constructor throws ops::OptionError naming the option and value; Load throws
