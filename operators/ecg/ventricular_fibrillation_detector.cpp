@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "operators/core/options.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
@@ -122,14 +123,8 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
   // Amplitude as the 5-95 % range: robust to a single spike. Two selections rather than a sort:
   // this runs once a step for every patient, and a sort of the window was the costliest thing
   // in the whole ECG chain.
-  std::vector<float> order(x);
   const size_t k_hi = n * 95 / 100, k_lo = n * 5 / 100;
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_hi), order.end());
-  const float p95 = order[k_hi];
-  // Everything before k_hi is <= p95, so the k_lo-th smallest lies there.
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_lo),
-                   order.begin() + static_cast<std::ptrdiff_t>(k_hi));
-  f.amplitude_mv = p95 - order[k_lo];
+  f.amplitude_mv = filters::OrderStatistic(x, k_hi) - filters::OrderStatistic(x, k_lo);
 
   // The two sums of the VF filter and the box counting are sequential double additions: each
   // loop waits on its sums, so independent work (the extremes, the boxes) shares their loops.
