@@ -108,6 +108,20 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   UpdateThreshold();
 }
 
+void QrsDetector::CopyConditioned(int64_t first, std::span<float> out) const {
+  const auto last = first + static_cast<int64_t>(out.size());  // exclusive
+  const int64_t valid_first = std::clamp(std::max<int64_t>(0, n_ - ring_capacity()), first, last);
+  const int64_t valid_last = std::clamp(n_, valid_first, last);
+  std::fill(out.begin(), out.begin() + (valid_first - first), 0.0f);
+  std::fill(out.begin() + (valid_last - first), out.end(), 0.0f);
+  for (int64_t k = valid_first; k < valid_last;) {
+    const size_t at = static_cast<size_t>(k) & (ring_.size() - 1);
+    const auto run = std::min<int64_t>(valid_last - k, static_cast<int64_t>(ring_.size() - at));
+    std::copy_n(ring_.begin() + static_cast<std::ptrdiff_t>(at), run, out.begin() + (k - first));
+    k += run;
+  }
+}
+
 void QrsDetector::UpdateThreshold() {
   // Peaks are decided several times a beat: the medians are taken when the levels change.
   const float q = Median(qrs_levels_);

@@ -105,6 +105,8 @@ class QrsDetector {
     if (index < 0 || index >= n_ || index < n_ - ring_capacity()) return 0;
     return ring_[static_cast<size_t>(index) & (ring_.size() - 1)];
   }
+  // out[i] = Conditioned(first + i) for every i, copied in at most two runs of the ring.
+  void CopyConditioned(int64_t first, std::span<float> out) const;
   int64_t ring_capacity() const { return static_cast<int64_t>(ring_.size()); }
   // Group delay of the conditioning filter at 15 Hz, in samples (rounded), as subtracted from
   // the fiducial point.

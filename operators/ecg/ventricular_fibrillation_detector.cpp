@@ -106,10 +106,13 @@ float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::T
   const int64_t b = std::min(index(to_us), newest);
   if (a > b) return NAN;
   float lo = INFINITY, hi = -INFINITY;
-  for (int64_t k = a; k <= b; ++k) {
-    const float v = s.window[static_cast<size_t>(k) % s.window.size()];
+  const size_t size = s.window.size();
+  for (size_t i = static_cast<size_t>(a) % size, left = static_cast<size_t>(b - a) + 1; left > 0;
+       --left) {
+    const float v = s.window[i];
     lo = std::min(lo, v);
     hi = std::max(hi, v);
+    if (++i == size) i = 0;
   }
   return hi - lo;
 }
