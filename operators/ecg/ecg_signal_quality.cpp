@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
@@ -22,35 +23,6 @@ constexpr size_t kRecentBlocks = 32;
 // Median |x[n] - 2x[n-1] + x[n-2]| of white noise with standard deviation s is
 // 0.6745 * sqrt(6) * s.
 constexpr double kMedianSecondDiffPerSigma = 0.6745 * 2.449489742783178;
-
-// Smallest and largest value of `x` (not empty, no NaN), as std::minmax_element finds them.
-// Eight independent lanes instead of one chain: the compiler turns them into vector min/max.
-std::pair<float, float> Extremes(std::span<const float> x) {
-  constexpr size_t kLanes = 8;
-  std::array<float, kLanes> lo, hi;
-  lo.fill(x[0]);
-  hi.fill(x[0]);
-  size_t i = 0;
-  for (; i + kLanes <= x.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) {
-      lo[j] = std::min(lo[j], x[i + j]);
-      hi[j] = std::max(hi[j], x[i + j]);
-    }
-  }
-  for (; i < x.size(); ++i) {
-    lo[0] = std::min(lo[0], x[i]);
-    hi[0] = std::max(hi[0], x[i]);
-  }
-  const float min_v = *std::min_element(lo.begin(), lo.end());
-  const float max_v = *std::max_element(hi.begin(), hi.end());
-  // Equal values may differ in the sign of zero; which one minmax_element would have returned
-  // matters only for max - min of a block of zeros: ask it then.
-  if (min_v == max_v) {
-    const auto [a, b] = std::minmax_element(x.begin(), x.end());
-    return {*a, *b};
-  }
-  return {min_v, max_v};
-}
 
 }  // namespace
 
@@ -84,7 +56,14 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
       valid.size() < 3) {
     return kQualityLeadOff;
   }
-  const auto [min_v, max_v] = Extremes(valid);
+  // Equal extremes may differ in the sign of zero from minmax_element's (only for max - min
+  // of a block of zeros): it decides then.
+  auto [min_v, max_v] = filters::Extremes(valid);
+  if (min_v == max_v) {
+    const auto [a, b] = std::minmax_element(valid.begin(), valid.end());
+    min_v = *a;
+    max_v = *b;
+  }
   s.last_p2p_mv = max_v - min_v;
 
   // The decision needs only whether the median of |second difference| exceeds the limit: the

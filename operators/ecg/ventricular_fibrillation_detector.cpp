@@ -223,23 +223,35 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   }
   {
     // Steepest slope of the newest step: lets the rhythm stage tell a silent signal (asystole)
-    // from QRS complexes the beat detector missed. Walks back from the newest sample through
-    // the ring (one wrap at most) rather than taking every index modulo its size.
+    // from QRS complexes the beat detector missed.
     const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
                                          std::min<uint64_t>(s.written, s.window.size()) - 1);
+    // The step's samples and the one before it, oldest first, out of the ring in two runs.
     const size_t size = s.window.size();
-    const float* const ring = s.window.data();
-    size_t i = static_cast<size_t>((s.written - 1) % size);
+    static thread_local std::vector<float> recent, slopes;
+    recent.resize(static_cast<size_t>(step) + 1);
+    const size_t oldest = static_cast<size_t>((s.written - 1 - step) % size);
+    const size_t head = std::min(recent.size(), size - oldest);
+    std::copy_n(s.window.begin() + static_cast<std::ptrdiff_t>(oldest), head, recent.begin());
+    std::copy_n(s.window.begin(), recent.size() - head,
+                recent.begin() + static_cast<std::ptrdiff_t>(head));
     // |difference| of floats is a float: its maximum converts to the same double as the
-    // maximum of the converted values, without a conversion per sample.
-    float slope = 0;
-    float lo = ring[i], hi = lo;
-    for (uint64_t k = 0; k < step; ++k) {
-      const size_t j = i == 0 ? size - 1 : i - 1;
-      slope = std::max(slope, std::fabs(ring[i] - ring[j]));
-      lo = std::min(lo, ring[i]);
-      hi = std::max(hi, ring[i]);
-      i = j;
+    // maximum of the converted values. Each loop and extreme runs in vector registers.
+    slopes.resize(recent.size());
+    slopes[0] = 0;
+    for (size_t k = 1; k < recent.size(); ++k) slopes[k] = std::fabs(recent[k] - recent[k - 1]);
+    const float slope = filters::Extremes(slopes).second;
+    const auto step_samples = std::span<const float>(recent).subspan(1);
+    auto [lo, hi] = step_samples.empty() ? std::pair{recent[0], recent[0]}
+                                         : filters::Extremes(step_samples);
+    if (lo == hi) {
+      // Zeros of both signs tie: take the one the walk back from the newest sample finds, as
+      // snapshots have always recorded it.
+      lo = hi = recent.back();
+      for (size_t k = recent.size() - 1; k >= 1; --k) {
+        lo = std::min(lo, recent[k]);
+        hi = std::max(hi, recent[k]);
+      }
     }
     f.step_max_slope_mv_s = static_cast<double>(slope) * s.sample_rate_hz;
     f.step_p2p_mv = hi - lo;

@@ -6,35 +6,12 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace vigil::filters {
-namespace {
-
-// Smallest and largest of `x` (not empty) in eight independent lanes (vector min/max).
-std::pair<float, float> Extremes(std::span<const float> x) {
-  constexpr size_t kLanes = 8;
-  std::array<float, kLanes> lo, hi;
-  lo.fill(x[0]);
-  hi.fill(x[0]);
-  size_t i = 0;
-  for (; i + kLanes <= x.size(); i += kLanes) {
-    for (size_t j = 0; j < kLanes; ++j) {
-      lo[j] = std::min(lo[j], x[i + j]);
-      hi[j] = std::max(hi[j], x[i + j]);
-    }
-  }
-  for (; i < x.size(); ++i) {
-    lo[0] = std::min(lo[0], x[i]);
-    hi[0] = std::max(hi[0], x[i]);
-  }
-  return {*std::min_element(lo.begin(), lo.end()), *std::max_element(hi.begin(), hi.end())};
-}
-
-}  // namespace
-
 float OrderStatistic(std::span<const float> values, size_t k) {
   if (k >= values.size()) {
     throw std::invalid_argument(
@@ -96,6 +73,28 @@ float OrderStatistic(std::span<const float> values, size_t k) {
   const auto nth = kept.begin() + static_cast<std::ptrdiff_t>(k);
   std::nth_element(kept.begin(), nth, kept.end());
   return *nth;
+}
+
+std::pair<float, float> Extremes(std::span<const float> values) {
+  // Four lanes (a GCC/Clang vector type; SSE on x86-64): the compiler does not vectorise
+  // std::min/std::max folds itself. `v < lo ? v : lo` is std::min(lo, v) lane by lane.
+  using Float4 = float __attribute__((vector_size(4 * sizeof(float))));
+  const float first = values[0];
+  Float4 lo = {first, first, first, first}, hi = lo;
+  size_t i = 0;
+  for (; i + 4 <= values.size(); i += 4) {
+    Float4 v;
+    std::memcpy(&v, values.data() + i, sizeof v);
+    lo = v < lo ? v : lo;
+    hi = hi < v ? v : hi;
+  }
+  float min_v = std::min({lo[0], lo[1], lo[2], lo[3]});
+  float max_v = std::max({hi[0], hi[1], hi[2], hi[3]});
+  for (; i < values.size(); ++i) {
+    min_v = std::min(min_v, values[i]);
+    max_v = std::max(max_v, values[i]);
+  }
+  return {min_v, max_v};
 }
 
 }  // namespace vigil::filters

@@ -16,9 +16,14 @@
 
 #include <cstddef>
 #include <span>
+#include <utility>
 
 namespace vigil::filters {
 
 float OrderStatistic(std::span<const float> values, size_t k);
+
+// The smallest and the largest value of `values` (not empty, no NaN), in vector registers.
+// Equal to what std::minmax_element finds except, among zeros of both signs, in which zero.
+std::pair<float, float> Extremes(std::span<const float> values);
 
 }  // namespace vigil::filters

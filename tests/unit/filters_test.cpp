@@ -151,6 +151,21 @@ TEST(OrderStatistic, SameValueAsNthElementAndInputUntouched) {
   }
 }
 
+TEST(Extremes, SameAsMinmaxElementForEveryLengthAndPosition) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  for (size_t n = 1; n < 40; ++n) {
+    for (int trial = 0; trial < 50; ++trial) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = normal(rng);
+      x[rng() % n] = -7;  // the extremes anywhere, the tail past the last full vector included
+      x[rng() % n] = 9;
+      const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+      EXPECT_EQ(Extremes(x), std::make_pair(*lo, *hi)) << "n " << n;
+    }
+  }
+}
+
 TEST(OrderStatistic, ExtremeRangesEqualValuesAndBadRank) {
   std::vector<float> huge = {3e38f, -3e38f, 1, 2, 0};
   for (int i = 0; i < 60; ++i) huge.push_back(static_cast<float>(i) * 1e37f);
