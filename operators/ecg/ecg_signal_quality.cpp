@@ -1,11 +1,9 @@
 #include "operators/ecg/ecg_signal_quality.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <optional>
 #include <span>
-#include <utility>
 #include <vector>
 
 #include "operators/core/options.h"
