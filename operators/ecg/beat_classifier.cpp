@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "operators/core/options.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 namespace {
@@ -49,12 +50,8 @@ BeatClassifier::BeatClassifier(const BeatClassifierOptions& options, double fs)
 std::vector<float> BeatClassifier::Prepare(std::span<const float> window) {
   // Baseline = median of the window (most of +-200 ms around a QRS is near the isoelectric
   // level), robust to the complex itself.
+  const float base = filters::OrderStatistic(window, window.size() / 2);
   std::vector<float> beat(window.begin(), window.end());
-  auto& tmp = scratch_;
-  tmp.assign(window.begin(), window.end());
-  std::nth_element(tmp.begin(), tmp.begin() + static_cast<std::ptrdiff_t>(tmp.size() / 2),
-                   tmp.end());
-  const float base = tmp[tmp.size() / 2];
   for (auto& v : beat) v -= base;
   return beat;
 }

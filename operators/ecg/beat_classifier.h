@@ -122,7 +122,7 @@ class BeatClassifier {
   int64_t seen_ = 0;
   std::deque<Held> held_;
   // Scratch (not state).
-  std::vector<float> shift_norm_, corr_, scratch_;
+  std::vector<float> shift_norm_, corr_;
 };
 
 }  // namespace vigil::ecg

@@ -219,9 +219,7 @@ void EcgMonitorState::Emit(std::vector<QrsDetection>& detections, ops::Events& o
     last_beat_sample_ = d.sample;
     const int64_t id = waiting_first_id_ + static_cast<int64_t>(waiting_.size());
     waiting_.push_back(w);
-    for (size_t k = 0; k < window_.size(); ++k) {
-      window_[k] = qrs_->Conditioned(d.conditioned_index - pre + static_cast<int64_t>(k));
-    }
+    qrs_->CopyConditioned(d.conditioned_index - pre, window_);
     classifier_->Add(id, window_, w.rr_s, classified_);
   }
   EmitClassified(out);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
@@ -20,6 +21,7 @@ constexpr size_t kRecentBlocks = 32;
 // Median |x[n] - 2x[n-1] + x[n-2]| of white noise with standard deviation s is
 // 0.6745 * sqrt(6) * s.
 constexpr double kMedianSecondDiffPerSigma = 0.6745 * 2.449489742783178;
+
 }  // namespace
 
 EcgSignalQuality EcgSignalQuality::Make(const SignalQualityOptions& o) {
@@ -52,21 +54,29 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
       valid.size() < 3) {
     return kQualityLeadOff;
   }
-  const auto [lo, hi] = std::minmax_element(valid.begin(), valid.end());
-  const float min_v = *lo, max_v = *hi;
+  // Equal extremes may differ in the sign of zero from minmax_element's (only for max - min
+  // of a block of zeros): it decides then.
+  auto [min_v, max_v] = filters::Extremes(valid);
+  if (min_v == max_v) {
+    const auto [a, b] = std::minmax_element(valid.begin(), valid.end());
+    min_v = *a;
+    max_v = *b;
+  }
   s.last_p2p_mv = max_v - min_v;
 
+  // The decision needs only whether the median of |second difference| exceeds the limit: the
+  // median (element m of the sorted values) is above T exactly when at most m values are <= T,
+  // one counting pass, fused with the differences. Its value, for the explanation, is selected
+  // only when a noise episode may open or close.
   d2.resize(valid.size() - 2);
-  for (size_t i = 2; i < valid.size(); ++i) {
-    d2[i - 2] = std::fabs(valid[i] - 2 * valid[i - 1] + valid[i - 2]);
-  }
-  // The decision needs only whether the median exceeds the limit: the median (element m of
-  // the sorted values) is above T exactly when at most m values are <= T, one counting pass.
-  // Its value, for the explanation, is selected only when a noise episode may open or close.
-  const size_t m = d2.size() / 2;
   const auto limit = static_cast<float>(options_.noise_hf_rms_mv * kMedianSecondDiffPerSigma);
-  const auto at_most_limit =
-      static_cast<size_t>(std::count_if(d2.begin(), d2.end(), [limit](float v) { return v <= limit; }));
+  size_t at_most_limit = 0;
+  for (size_t i = 2; i < valid.size(); ++i) {
+    const float d = std::fabs(valid[i] - 2 * valid[i - 1] + valid[i - 2]);
+    d2[i - 2] = d;
+    at_most_limit += d <= limit;
+  }
+  const size_t m = d2.size() / 2;
   const bool hf_noisy = at_most_limit <= m;
   const bool noisy = hf_noisy || s.last_p2p_mv > options_.noise_p2p_mv;
   if (noisy || s.trackers[3].in_run) {
@@ -79,27 +89,37 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
   if (s.last_p2p_mv < options_.flat_p2p_mv) return kQualityFlat;
 
   uint8_t flags = 0;
-  // Clipping: a run of identical samples at the block's extreme, far from the median.
-  // The median is needed only once such a run is found (rarely): computed then, not per block.
-  std::optional<float> median;
-  const auto block_median = [&valid, &median] {
-    if (!median) {
-      std::vector<float> sorted(valid.begin(), valid.end());
-      std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
-                       sorted.end());
-      median = sorted[sorted.size() / 2];
-    }
-    return *median;
-  };
+  // Clipping: a run of identical samples at the block's extreme, far from the median. Such a
+  // run needs at least `min_run` samples equal to an extreme; blocks without that many (nearly
+  // all) skip the run search.
   const auto min_run =
       static_cast<size_t>(std::max(2.0, std::round(options_.saturation_run_s * s.sample_rate_hz)));
-  size_t run = 1;
-  for (size_t i = 1; i < valid.size(); ++i) {
-    run = valid[i] == valid[i - 1] ? run + 1 : 1;
-    if (run >= min_run && (valid[i] == max_v || valid[i] == min_v) &&
-        std::fabs(valid[i] - block_median()) > 0.5f * s.last_p2p_mv) {
-      flags |= kQualitySaturated;
-      break;
+  size_t at_max = 0, at_min = 0;
+  for (const float v : valid) {
+    at_max += v == max_v;
+    at_min += v == min_v;
+  }
+  if (at_max >= min_run || at_min >= min_run) {
+    // The median is needed only once such a run is found (rarely): computed then.
+    std::optional<float> median;
+    const auto block_median = [&valid, &median] {
+      if (!median) {
+        std::vector<float> sorted(valid.begin(), valid.end());
+        std::nth_element(sorted.begin(),
+                         sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                         sorted.end());
+        median = sorted[sorted.size() / 2];
+      }
+      return *median;
+    };
+    size_t run = 1;
+    for (size_t i = 1; i < valid.size(); ++i) {
+      run = valid[i] == valid[i - 1] ? run + 1 : 1;
+      if (run >= min_run && (valid[i] == max_v || valid[i] == min_v) &&
+          std::fabs(valid[i] - block_median()) > 0.5f * s.last_p2p_mv) {
+        flags |= kQualitySaturated;
+        break;
+      }
     }
   }
   if (noisy) {

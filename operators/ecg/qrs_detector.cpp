@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <stdexcept>
 
 #include "operators/core/options.h"
 
@@ -17,11 +18,23 @@ int Samples(double seconds, double fs) {
   return std::max(1, static_cast<int>(std::lround(seconds * fs)));
 }
 
-template <size_t N>
-float Median(const std::array<float, N>& values) {
-  std::array<float, N> v = values;
-  std::sort(v.begin(), v.end());
-  return N % 2 ? v[N / 2] : 0.5f * (v[N / 2 - 1] + v[N / 2]);
+// Median of 8 levels, taken at every peak: Batcher's odd-even merge sorting network (19
+// compare-exchanges, no data-dependent branches) instead of a general sort. Each step swaps, so
+// the result is a permutation of the levels, sorted as std::sort would sort them.
+float Median(const std::array<float, 8>& values) {
+  static constexpr std::array<std::array<uint8_t, 2>, 19> kNetwork = {{
+      {0, 1}, {2, 3}, {4, 5}, {6, 7}, {0, 2}, {1, 3}, {4, 6}, {5, 7}, {1, 2}, {5, 6},
+      {0, 4}, {1, 5}, {2, 6}, {3, 7}, {2, 4}, {3, 5}, {1, 2}, {3, 4}, {5, 6}}};
+  std::array<float, 8> v = values;
+  // Unrolled, the indices are constants: each step becomes one minss and one maxss.
+#pragma GCC unroll 19
+  for (const auto& [i, j] : kNetwork) {
+    const float a = v[i], b = v[j];
+    const bool swap = b < a;
+    v[i] = swap ? b : a;
+    v[j] = swap ? a : b;
+  }
+  return 0.5f * (v[3] + v[4]);
 }
 
 }  // namespace
@@ -71,6 +84,9 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   conditioning_ = filters::BiquadCascade(cond);
   band_ = filters::BiquadCascade(
       filters::ButterworthBandPass(1, options_.band_low_hz, options_.band_high_hz, fs));
+  if (band_.sections().size() != kBandSections) {
+    throw std::logic_error("QrsDetector: the band-pass design changed its section count");
+  }
   // The R peak's energy sits around 10-20 Hz: the delay there is what shifts it.
   cond_delay_ =
       cond.empty() ? 0 : static_cast<int>(std::lround(conditioning_.GroupDelaySamples(15, fs)));
@@ -89,18 +105,29 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   ring_.assign(std::bit_ceil(static_cast<size_t>(8 * fs)), 0.0f);
   mwi_ring_.assign(static_cast<size_t>(window_), 0.0f);
   UpdateSearchBackLimit();
+  UpdateThreshold();
 }
 
-float QrsDetector::Conditioned(int64_t index) const {
-  if (index < 0 || index >= n_ || index < n_ - ring_capacity()) return 0;
-  return ring_[static_cast<size_t>(index) & (ring_.size() - 1)];
+void QrsDetector::CopyConditioned(int64_t first, std::span<float> out) const {
+  const auto last = first + static_cast<int64_t>(out.size());  // exclusive
+  const int64_t valid_first = std::clamp(std::max<int64_t>(0, n_ - ring_capacity()), first, last);
+  const int64_t valid_last = std::clamp(n_, valid_first, last);
+  std::fill(out.begin(), out.begin() + (valid_first - first), 0.0f);
+  std::fill(out.begin() + (valid_last - first), out.end(), 0.0f);
+  for (int64_t k = valid_first; k < valid_last;) {
+    const size_t at = static_cast<size_t>(k) & (ring_.size() - 1);
+    const auto run = std::min<int64_t>(valid_last - k, static_cast<int64_t>(ring_.size() - at));
+    std::copy_n(ring_.begin() + static_cast<std::ptrdiff_t>(at), run, out.begin() + (k - first));
+    k += run;
+  }
 }
 
-float QrsDetector::Threshold() const {
+void QrsDetector::UpdateThreshold() {
+  // Peaks are decided several times a beat: the medians are taken when the levels change.
   const float q = Median(qrs_levels_);
   const float noise = Median(noise_levels_);
-  return std::max(static_cast<float>(options_.min_slope_mv_s),
-                  noise + static_cast<float>(options_.threshold_fraction) * (q - noise));
+  threshold_ = std::max(static_cast<float>(options_.min_slope_mv_s),
+                        noise + static_cast<float>(options_.threshold_fraction) * (q - noise));
 }
 
 double QrsDetector::MeanRr() const {
@@ -112,29 +139,84 @@ double QrsDetector::MeanRr() const {
 }
 
 void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetection>& out) {
-  const size_t mask = ring_.size() - 1;
+  // The filters run with a compile-time section count so their state stays in registers; the
+  // conditioning has at most three sections (baseline, notch, low-pass; each may be disabled).
+  switch (conditioning_.sections().size()) {
+    case 0: return ProcessInBlocks<0>(samples, out);
+    case 1: return ProcessInBlocks<1>(samples, out);
+    case 2: return ProcessInBlocks<2>(samples, out);
+    case 3: return ProcessInBlocks<3>(samples, out);
+    default: throw std::logic_error("QrsDetector: more conditioning sections than expected");
+  }
+}
+
+template <size_t kConditioningSections>
+void QrsDetector::ProcessInBlocks(std::span<const float> samples, std::vector<QrsDetection>& out) {
+  for (size_t first = 0; first < samples.size(); first += kBlock) {
+    const auto block = samples.subspan(first, std::min(kBlock, samples.size() - first));
+    FilterBlock<kConditioningSections>(block);
+    DecideBlock(block.size(), out);
+  }
+}
+
+template <size_t kConditioningSections>
+void QrsDetector::FilterBlock(std::span<const float> samples) {
+  filters::FixedBiquadCascade<kConditioningSections> conditioning(conditioning_);
+  filters::FixedBiquadCascade<kBandSections> band(band_);
   const float inv_window = 1.0f / static_cast<float>(window_);
   const auto slope_scale = static_cast<float>(slope_scale_);
   // Position in the integration window, advanced without a division per sample.
   size_t wi = static_cast<size_t>(n_ % window_);
   const auto window = static_cast<size_t>(window_);
-  for (const float x : samples) {
+  // Locals, not members, so that the stores into the block arrays cannot alias them.
+  float last_valid = last_valid_, offset = offset_, prev_band = prev_band_;
+  bool primed = primed_;
+  double mwi_sum = mwi_sum_;
+  float* const mwi_ring = mwi_ring_.data();
+  // Two passes over the block rather than one: each loop then keeps its values in registers
+  // (one loop doing everything spilled to the stack, which cost a tenth of the detector's
+  // time), and the filters' dependency chains still overlap within the first.
+  // 1. Invalid samples (NaN) hold the last valid value, the first valid one is the offset;
+  //    conditioning, then the QRS band.
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const float x = samples[i];
     if (std::isfinite(x)) {
-      if (!primed_) {
-        offset_ = x;
-        primed_ = true;
+      if (!primed) {
+        offset = x;
+        primed = true;
       }
-      last_valid_ = x - offset_;
+      last_valid = x - offset;
     }
-    const auto y = static_cast<float>(conditioning_.Step(last_valid_));
-    ring_[static_cast<size_t>(n_) & mask] = y;
-    const auto b = static_cast<float>(band_.Step(y));
-    const float e = std::abs(b - prev_band_) * slope_scale;
-    prev_band_ = b;
-    mwi_sum_ += static_cast<double>(e) - static_cast<double>(mwi_ring_[wi]);
-    mwi_ring_[wi] = e;
+    const auto y = static_cast<float>(conditioning.Step(last_valid));
+    block_conditioned_[i] = y;
+    block_slope_[i] = static_cast<float>(band.Step(y));  // the band, until pass 2
+  }
+  // 2. Scaled absolute slope of the band and its moving-window integral.
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const float b = block_slope_[i];
+    const float e = std::abs(b - prev_band) * slope_scale;
+    prev_band = b;
+    block_slope_[i] = e;
+    mwi_sum += static_cast<double>(e) - static_cast<double>(mwi_ring[wi]);
+    mwi_ring[wi] = e;
     if (++wi == window) wi = 0;
-    const float m = static_cast<float>(mwi_sum_) * inv_window;
+    block_integral_[i] = static_cast<float>(mwi_sum) * inv_window;
+  }
+  conditioning.StoreState(conditioning_);
+  band.StoreState(band_);
+  last_valid_ = last_valid;
+  offset_ = offset;
+  prev_band_ = prev_band;
+  primed_ = primed;
+  mwi_sum_ = mwi_sum;
+}
+
+void QrsDetector::DecideBlock(size_t count, std::vector<QrsDetection>& out) {
+  const size_t mask = ring_.size() - 1;
+  for (size_t i = 0; i < count; ++i) {
+    ring_[static_cast<size_t>(n_) & mask] = block_conditioned_[i];
+    const float e = block_slope_[i];
+    const float m = block_integral_[i];
     seg_max_slope_ = std::max(seg_max_slope_, e);
     if (have_cand_) {
       if (m > cand_.height) {
@@ -184,6 +266,7 @@ void QrsDetector::FinishLearning(std::vector<QrsDetection>& out) {
   learning_done_ = true;
   qrs_levels_.fill(learning_max_);
   noise_levels_.fill(0);
+  UpdateThreshold();
   // Decide the learning period's peaks now that levels exist (first beats are not lost).
   const int64_t first = std::max<int64_t>(0, peak_count_ - kPeakHistory);
   for (int64_t i = first; i < peak_count_; ++i) {
@@ -217,6 +300,7 @@ void QrsDetector::Decide(Peak& peak, std::vector<QrsDetection>& out) {
     }
   }
   noise_levels_[static_cast<size_t>(noise_inserted_++ % kLevels)] = peak.height;
+  UpdateThreshold();
 }
 
 bool QrsDetector::SearchBack(int64_t before_index, std::vector<QrsDetection>& out) {
@@ -249,6 +333,7 @@ void QrsDetector::ReplacePending(Peak& peak) {
   }
   qrs_levels_[static_cast<size_t>((qrs_inserted_ - 1) % kLevels)] = peak.height;
   noise_levels_[static_cast<size_t>(noise_inserted_++ % kLevels)] = pending_.height;
+  UpdateThreshold();
   if (before_pending_ >= 0) {
     const double rr = static_cast<double>(peak.index - before_pending_) / options_.sample_rate_hz;
     rr_[static_cast<size_t>((rr_inserted_ - 1) % kLevels)] = std::min(rr, 2.0);
@@ -265,6 +350,7 @@ void QrsDetector::AcceptBeat(Peak& peak, bool searchback, std::vector<QrsDetecti
   if (have_pending_) CommitPending(out);
   peak.kind = 1;
   qrs_levels_[static_cast<size_t>(qrs_inserted_++ % kLevels)] = peak.height;
+  UpdateThreshold();
   if (last_beat_ >= 0) {
     // Long pauses would stretch the search-back interval for many beats: clamp.
     const double rr = static_cast<double>(peak.index - last_beat_) / options_.sample_rate_hz;
@@ -421,6 +507,7 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   std::copy(nl.begin(), nl.end(), d.noise_levels_.begin());
   d.qrs_inserted_ = r.Get<int64_t>();
   d.noise_inserted_ = r.Get<int64_t>();
+  d.UpdateThreshold();
   const auto rr = r.GetVector<double>();
   check(rr.size(), kLevels, "rr");
   std::copy(rr.begin(), rr.end(), d.rr_.begin());

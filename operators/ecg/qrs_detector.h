@@ -29,10 +29,10 @@
 // decided with the initialised levels, so the first beats of a record are not lost.
 //
 // Streaming contract: Process() may be called with chunks of any size (including 0 and 1);
-// the detections are identical for any chunking (every rule is evaluated per sample in one
-// deterministic loop). Detections come out with a latency of at most about
-// `searchback_factor` x RR (search-back) and otherwise about `t_wave_s` + 0.1 s, always in
-// increasing order.
+// the detections are identical for any chunking (the filters run over blocks of the chunk,
+// then every rule is evaluated per sample in one deterministic loop). Detections come out
+// with a latency of at most about `searchback_factor` x RR (search-back) and otherwise about
+// `t_wave_s` + 0.1 s, always in increasing order.
 //
 // Threading: one QrsDetector per stream, used by one thread at a time. Errors: the
 // constructor throws ops::OptionError naming the option and value; Load throws
@@ -101,7 +101,12 @@ class QrsDetector {
   int64_t samples_seen() const { return n_; }
   // Conditioned signal at `index` (input index minus the conditioning delay is its time).
   // Valid for index in [samples_seen() - ring capacity, samples_seen()); 0 outside.
-  float Conditioned(int64_t index) const;
+  float Conditioned(int64_t index) const {
+    if (index < 0 || index >= n_ || index < n_ - ring_capacity()) return 0;
+    return ring_[static_cast<size_t>(index) & (ring_.size() - 1)];
+  }
+  // out[i] = Conditioned(first + i) for every i, copied in at most two runs of the ring.
+  void CopyConditioned(int64_t first, std::span<float> out) const;
   int64_t ring_capacity() const { return static_cast<int64_t>(ring_.size()); }
   // Group delay of the conditioning filter at 15 Hz, in samples (rounded), as subtracted from
   // the fiducial point.
@@ -121,6 +126,15 @@ class QrsDetector {
   static constexpr int kLevels = 8;
   static constexpr int kPeakHistory = 64;
 
+  // Samples are processed in blocks: first every filter over the block (FilterBlock, filter
+  // state in registers), then the per-sample decision rules (DecideBlock).
+  static constexpr size_t kBlock = 256;
+  static constexpr size_t kBandSections = 1;  // first-order band-pass: one biquad
+  template <size_t kConditioningSections>
+  void ProcessInBlocks(std::span<const float> samples, std::vector<QrsDetection>& out);
+  template <size_t kConditioningSections>
+  void FilterBlock(std::span<const float> samples);
+  void DecideBlock(size_t count, std::vector<QrsDetection>& out);
   void OnPeak(const Peak& peak, std::vector<QrsDetection>& out);
   void Decide(Peak& peak, std::vector<QrsDetection>& out);
   bool SearchBack(int64_t before_index, std::vector<QrsDetection>& out);
@@ -129,7 +143,9 @@ class QrsDetector {
   void ReplacePending(Peak& peak);
   void CommitPending(std::vector<QrsDetection>& out);
   void FinishLearning(std::vector<QrsDetection>& out);
-  float Threshold() const;
+  float Threshold() const { return threshold_; }
+  // Recomputes threshold_ after qrs_levels_ or noise_levels_ changed.
+  void UpdateThreshold();
   double MeanRr() const;
   void UpdateSearchBackLimit();
 
@@ -160,6 +176,7 @@ class QrsDetector {
   std::array<float, kLevels> qrs_levels_{};
   std::array<float, kLevels> noise_levels_{};
   int64_t qrs_inserted_ = 0, noise_inserted_ = 0;
+  float threshold_ = 0;            // derived from the levels (UpdateThreshold)
   std::array<double, kLevels> rr_{};
   int64_t rr_inserted_ = 0;
   int64_t searchback_samples_ = 0;  // searchback_factor x mean RR, derived from rr_
@@ -173,6 +190,9 @@ class QrsDetector {
   int64_t before_pending_ = -1;    // beat before the pending one (-1 = none)
   bool learning_done_ = false;
   float learning_max_ = 0;
+
+  // Scratch for one block (not state): conditioned signal, |slope| and integral per sample.
+  std::array<float, kBlock> block_conditioned_{}, block_slope_{}, block_integral_{};
 };
 
 }  // namespace vigil::ecg

@@ -7,6 +7,7 @@
 #include <numbers>
 
 #include "operators/core/options.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
@@ -105,10 +106,13 @@ float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::T
   const int64_t b = std::min(index(to_us), newest);
   if (a > b) return NAN;
   float lo = INFINITY, hi = -INFINITY;
-  for (int64_t k = a; k <= b; ++k) {
-    const float v = s.window[static_cast<size_t>(k) % s.window.size()];
+  const size_t size = s.window.size();
+  for (size_t i = static_cast<size_t>(a) % size, left = static_cast<size_t>(b - a) + 1; left > 0;
+       --left) {
+    const float v = s.window[i];
     lo = std::min(lo, v);
     hi = std::max(hi, v);
+    if (++i == size) i = 0;
   }
   return hi - lo;
 }
@@ -122,52 +126,54 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
   // Amplitude as the 5-95 % range: robust to a single spike. Two selections rather than a sort:
   // this runs once a step for every patient, and a sort of the window was the costliest thing
   // in the whole ECG chain.
-  std::vector<float> order(x);
   const size_t k_hi = n * 95 / 100, k_lo = n * 5 / 100;
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_hi), order.end());
-  const float p95 = order[k_hi];
-  // Everything before k_hi is <= p95, so the k_lo-th smallest lies there.
-  std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k_lo),
-                   order.begin() + static_cast<std::ptrdiff_t>(k_hi));
-  f.amplitude_mv = p95 - order[k_lo];
+  f.amplitude_mv = filters::OrderStatistic(x, k_hi) - filters::OrderStatistic(x, k_lo);
 
+  // The two sums of the VF filter and the box counting are sequential double additions: each
+  // loop waits on its sums, so independent work (the extremes, the boxes) shares their loops.
   // VF filter leakage. Half period N of the mean frequency from mean |x| and mean |dx|.
-  double sum_abs = 0, sum_diff = 0;
-  for (size_t i = 0; i < n; ++i) {
+  double sum_abs = std::fabs(x[0]), sum_diff = 0;
+  float lo = x[0], hi = x[0];
+  for (size_t i = 1; i < n; ++i) {
     sum_abs += std::fabs(x[i]);
-    if (i) sum_diff += std::fabs(x[i] - x[i - 1]);
+    sum_diff += std::fabs(x[i] - x[i - 1]);
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
   }
+  size_t half = 0;
   if (sum_diff > 0) {
-    const auto half = static_cast<size_t>(
+    half = static_cast<size_t>(
         std::clamp(std::floor(std::numbers::pi * sum_abs / sum_diff + 0.5), 1.0,
                    static_cast<double>(n / 2)));
-    double num = 0, den = 0;
-    for (size_t i = half; i < n; ++i) {
+  }
+
+  // Phase-space box counting over the window normalised to [0, 1]: the delay plot's boxes.
+  const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
+  const bool count_boxes = hi > lo && delay < n;
+  std::array<uint8_t, kGrid * kGrid> boxes{};
+  int filled = 0;
+  static thread_local std::vector<int> bins;
+  if (count_boxes) {
+    const double scale = (kGrid - 1e-9) / (hi - lo);
+    bins.resize(n);
+    for (size_t i = 0; i < n; ++i) bins[i] = static_cast<int>((x[i] - lo) * scale);
+  }
+  const size_t leakage_from = half > 0 ? half : n;
+  const size_t boxes_from = count_boxes ? delay : n;
+  double num = 0, den = 0;
+  for (size_t i = std::min(leakage_from, boxes_from); i < n; ++i) {
+    if (i >= leakage_from) {
       num += std::fabs(x[i] + x[i - half]);
       den += std::fabs(x[i]) + std::fabs(x[i - half]);
     }
-    f.leakage = den > 0 ? num / den : 1;
-  }
-
-  // Phase-space box counting over the window normalised to [0, 1].
-  const auto [lo_it, hi_it] = std::minmax_element(x.begin(), x.end());
-  const float lo = *lo_it, hi = *hi_it;
-  const auto delay = static_cast<size_t>(kDelayS * fs + 0.5);
-  if (hi > lo && delay < n) {
-    std::array<uint8_t, kGrid * kGrid> boxes{};
-    const double scale = (kGrid - 1e-9) / (hi - lo);
-    int filled = 0;
-    for (size_t i = delay; i < n; ++i) {
-      const int a = static_cast<int>((x[i - delay] - lo) * scale);
-      const int b = static_cast<int>((x[i] - lo) * scale);
-      auto& box = boxes[static_cast<size_t>(a * kGrid + b)];
-      if (!box) {
-        box = 1;
-        ++filled;
-      }
+    if (i >= boxes_from) {
+      auto& box = boxes[static_cast<size_t>(bins[i - delay] * kGrid + bins[i])];
+      filled += !box;
+      box = 1;
     }
-    f.boxes = static_cast<double>(filled) / (kGrid * kGrid);
   }
+  if (half > 0) f.leakage = den > 0 ? num / den : 1;
+  if (count_boxes) f.boxes = static_cast<double>(filled) / (kGrid * kGrid);
   return f;
 }
 
@@ -220,17 +226,34 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
     // from QRS complexes the beat detector missed.
     const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
                                          std::min<uint64_t>(s.written, s.window.size()) - 1);
+    // The step's samples and the one before it, oldest first, out of the ring in two runs.
     const size_t size = s.window.size();
-    double slope = 0;
-    float lo = s.window[static_cast<size_t>((s.written - 1) % size)], hi = lo;
-    for (uint64_t k = 0; k < step; ++k) {
-      const size_t i = static_cast<size_t>((s.written - 1 - k) % size);
-      const size_t j = static_cast<size_t>((s.written - 2 - k) % size);
-      slope = std::max(slope, static_cast<double>(std::fabs(s.window[i] - s.window[j])));
-      lo = std::min(lo, s.window[i]);
-      hi = std::max(hi, s.window[i]);
+    static thread_local std::vector<float> recent, slopes;
+    recent.resize(static_cast<size_t>(step) + 1);
+    const size_t oldest = static_cast<size_t>((s.written - 1 - step) % size);
+    const size_t head = std::min(recent.size(), size - oldest);
+    std::copy_n(s.window.begin() + static_cast<std::ptrdiff_t>(oldest), head, recent.begin());
+    std::copy_n(s.window.begin(), recent.size() - head,
+                recent.begin() + static_cast<std::ptrdiff_t>(head));
+    // |difference| of floats is a float: its maximum converts to the same double as the
+    // maximum of the converted values. Each loop and extreme runs in vector registers.
+    slopes.resize(recent.size());
+    slopes[0] = 0;
+    for (size_t k = 1; k < recent.size(); ++k) slopes[k] = std::fabs(recent[k] - recent[k - 1]);
+    const float slope = filters::Extremes(slopes).second;
+    const auto step_samples = std::span<const float>(recent).subspan(1);
+    auto [lo, hi] = step_samples.empty() ? std::pair{recent[0], recent[0]}
+                                         : filters::Extremes(step_samples);
+    if (lo == hi) {
+      // Zeros of both signs tie: take the one the walk back from the newest sample finds, as
+      // snapshots have always recorded it.
+      lo = hi = recent.back();
+      for (size_t k = recent.size() - 1; k >= 1; --k) {
+        lo = std::min(lo, recent[k]);
+        hi = std::max(hi, recent[k]);
+      }
     }
-    f.step_max_slope_mv_s = slope * s.sample_rate_hz;
+    f.step_max_slope_mv_s = static_cast<double>(slope) * s.sample_rate_hz;
     f.step_p2p_mv = hi - lo;
   }
   f.start_us = start_us;

@@ -8,8 +8,11 @@
 // bit-exactly; LoadState throws std::invalid_argument on a size mismatch.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <vector>
 
 #include "operators/filters/filter_design.h"
@@ -51,6 +54,42 @@ class BiquadCascade {
  private:
   Sections sections_;
   std::vector<double> state_;  // two per section
+};
+
+// The same filter for an inner loop: exactly N sections, coefficients and state held by value,
+// so a local copy keeps its state in registers (BiquadCascade's state lives in a vector that a
+// per-sample loop must write back to memory every sample, which lengthens the filter's
+// sample-to-sample dependency chain). The arithmetic is BiquadCascade::Step's, operation for
+// operation, so the outputs are bit-identical. Typical use: copy from a BiquadCascade before a
+// block, Step through it, StoreState back after it.
+template <size_t N>
+class FixedBiquadCascade {
+ public:
+  // Throws std::invalid_argument when `from` does not have exactly N sections.
+  explicit FixedBiquadCascade(const BiquadCascade& from) {
+    if (from.sections().size() != N) {
+      throw std::invalid_argument("FixedBiquadCascade: section count differs");
+    }
+    std::copy_n(from.sections().begin(), N, sections_.begin());
+    std::copy_n(from.SaveState().begin(), 2 * N, state_.begin());
+  }
+
+  double Step(double x) {
+    for (size_t i = 0; i < N; ++i) {
+      const Biquad& c = sections_[i];
+      const double y = c.b0 * x + state_[2 * i];
+      state_[2 * i] = c.b1 * x - c.a1 * y + state_[2 * i + 1];
+      state_[2 * i + 1] = c.b2 * x - c.a2 * y;
+      x = y;
+    }
+    return x;
+  }
+
+  void StoreState(BiquadCascade& to) const { to.LoadState(state_); }
+
+ private:
+  std::array<Biquad, N> sections_{};
+  std::array<double, 2 * N> state_{};
 };
 
 // Baseline removal by subtracting a linear-phase baseline estimate: the input convolved with

@@ -126,6 +126,27 @@ TEST(QrsDetector, ChunkingDoesNotChangeTheBeats) {
   }
 }
 
+TEST(QrsDetector, CopyConditionedEqualsConditionedInsideAndOutsideTheRing) {
+  const auto ecg = MakeEcg(360, 30);
+  ecg::QrsOptions o;
+  ecg::QrsDetector d(o);
+  std::vector<ecg::QrsDetection> beats;
+  std::vector<float> out(300);
+  for (size_t pos = 0; pos < ecg.x.size(); pos += 1000) {
+    d.Process(std::span(ecg.x).subspan(pos, std::min<size_t>(1000, ecg.x.size() - pos)), beats);
+    // Windows before the stream, across the ring's oldest sample and its wrap, and past the
+    // newest sample.
+    for (const int64_t first : {int64_t{-150}, d.samples_seen() - d.ring_capacity() - 100,
+                                d.samples_seen() - 2000, d.samples_seen() - 150}) {
+      d.CopyConditioned(first, out);
+      for (size_t i = 0; i < out.size(); ++i) {
+        ASSERT_EQ(out[i], d.Conditioned(first + static_cast<int64_t>(i)))
+            << "first " << first << " i " << i << " seen " << d.samples_seen();
+      }
+    }
+  }
+}
+
 TEST(QrsDetector, SnapshotContinuesExactlyAndBadBytesAreRejected) {
   const auto ecg = MakeEcg(250, 60, 5);
   ecg::QrsOptions o;

@@ -1,14 +1,19 @@
 // Filter designs checked in the frequency domain (corner, stopband, notch depth, passband) and
-// the streaming runner checked against itself (block == sample by sample, reset, snapshot).
+// the streaming runner checked against itself (block == sample by sample, reset, snapshot),
+// the unrolled runner against the streaming one, and the order statistic against nth_element.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <numbers>
 #include <random>
 #include <vector>
 
 #include "operators/filters/biquad_cascade.h"
 #include "operators/filters/filter_design.h"
+#include "operators/filters/order_statistic.h"
 
 namespace {
 
@@ -119,6 +124,86 @@ TEST(GroupDelay, MatchesMeasuredDelayOfAToneBurstEnvelope) {
   const double numeric = -dphi / (2 * std::numbers::pi * 2 * df / fs);
   EXPECT_NEAR(gd, numeric, 1e-3);
   EXPECT_GT(gd, 0);
+}
+
+TEST(OrderStatistic, SameValueAsNthElementAndInputUntouched) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0, 1);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const size_t n = 1 + rng() % (trial % 2 ? 40 : 1600);
+    std::vector<float> x(n);
+    for (auto& v : x) {
+      switch (trial % 5) {
+        case 0: v = static_cast<float>(rng() % 5); break;                  // many ties
+        case 1: v = normal(rng); break;
+        case 2: v = 0.005f * static_cast<float>(static_cast<int>(rng() % 200) - 100); break;
+        case 3: v = std::ldexp(normal(rng), static_cast<int>(rng() % 80) - 40); break;  // wide
+        default: v = rng() % 50 ? 0.01f * normal(rng) : 20 * normal(rng); break;        // spiky
+      }
+    }
+    const size_t k = rng() % n;
+    std::vector<float> sorted = x;
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k),
+                     sorted.end());
+    const std::vector<float> before = x;
+    ASSERT_EQ(OrderStatistic(x, k), sorted[k]) << "trial " << trial << " n " << n << " k " << k;
+    ASSERT_EQ(x, before);
+  }
+}
+
+TEST(Extremes, SameAsMinmaxElementForEveryLengthAndPosition) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  for (size_t n = 1; n < 40; ++n) {
+    for (int trial = 0; trial < 50; ++trial) {
+      std::vector<float> x(n);
+      for (auto& v : x) v = normal(rng);
+      x[rng() % n] = -7;  // the extremes anywhere, the tail past the last full vector included
+      x[rng() % n] = 9;
+      const auto [lo, hi] = std::minmax_element(x.begin(), x.end());
+      EXPECT_EQ(Extremes(x), std::make_pair(*lo, *hi)) << "n " << n;
+    }
+  }
+}
+
+TEST(OrderStatistic, ExtremeRangesEqualValuesAndBadRank) {
+  std::vector<float> huge = {3e38f, -3e38f, 1, 2, 0};
+  for (int i = 0; i < 60; ++i) huge.push_back(static_cast<float>(i) * 1e37f);
+  std::vector<float> sorted = huge;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t k = 0; k < huge.size(); ++k) EXPECT_EQ(OrderStatistic(huge, k), sorted[k]);
+  std::vector<float> tiny;
+  for (int i = 0; i < 50; ++i) tiny.push_back(static_cast<float>(i % 3) * 1e-45f);
+  sorted = tiny;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t k = 0; k < tiny.size(); ++k) EXPECT_EQ(OrderStatistic(tiny, k), sorted[k]);
+  const std::vector<float> same(100, 0.25f);
+  EXPECT_EQ(OrderStatistic(same, 50), 0.25f);
+  EXPECT_THROW(OrderStatistic(same, 100), std::invalid_argument);
+}
+
+TEST(FixedBiquadCascade, BitIdenticalToTheCascadeItWasCopiedFrom) {
+  // Baseline high-pass, mains notch and low-pass: the QRS detector's conditioning.
+  Sections sections = BaselineWanderHighPass(360);
+  for (const auto& s : Notch(50, 10, 360)) sections.push_back(s);
+  for (const auto& s : ButterworthLowPass(2, 40, 360)) sections.push_back(s);
+  ASSERT_EQ(sections.size(), 3u);
+  const auto x = Noise(3000, 7);
+  BiquadCascade reference(sections);
+  BiquadCascade running(sections);
+  for (size_t first = 0; first < x.size(); first += 256) {
+    FixedBiquadCascade<3> fixed(running);
+    for (size_t i = first; i < std::min(first + 256, x.size()); ++i) {
+      const double want = reference.Step(x[i]);
+      const double got = fixed.Step(x[i]);
+      ASSERT_EQ(std::bit_cast<uint64_t>(got), std::bit_cast<uint64_t>(want)) << "sample " << i;
+    }
+    fixed.StoreState(running);  // the next block continues from here
+  }
+  const auto want = reference.SaveState();
+  const auto got = running.SaveState();
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin(), got.end()));
+  EXPECT_THROW(FixedBiquadCascade<2>{running}, std::invalid_argument);
 }
 
 TEST(BiquadCascade, BlockEqualsSampleBySampleAndResetRestarts) {
