@@ -25,35 +25,60 @@ void AtrialSegment::Load(ops::SnapshotReader& r) {
   if (size > kMaxSamples) throw ops::SnapshotError("atrial segment: too long");
   values.fill(0);
   for (size_t k = 0; k < size; ++k) values[k] = r.Get<float>();
+  Prepare();
+}
+
+void AtrialSegment::Prepare() {
+  centred.fill(0);
+  if (size == 0) return;
+  // First difference: keeps the P wave's 5-15 Hz content, drops the T-wave tail and baseline
+  // drift that are locked to the QRS in fibrillation too.
+  const size_t n = size;
+  std::array<float, kMaxSamples> v{};
+  for (size_t k = 1; k < n; ++k) v[k] = values[k] - values[k - 1];
+  v[0] = v[1];
+  float mean = 0;
+  for (size_t k = 0; k < n; ++k) mean += v[k];
+  mean /= static_cast<float>(n);
+  for (size_t k = 0; k < n; ++k) centred[k] = v[k] - mean;
 }
 
 double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min_known) {
   size_t n = 0;
   for (const auto* s : segments) n = std::max<size_t>(n, s->size);
   if (n == 0) return NAN;
-  // Mean-removed copies of the known segments and their sum.
+  // The known segments (prepared: differenced, mean-removed) and their sum.
   std::array<float, AtrialSegment::kMaxSamples> sum{};
-  std::array<std::array<float, AtrialSegment::kMaxSamples>, 64> x;
+  std::array<const float*, 64> x{};
   size_t known = 0;
   for (const auto* s : segments) {
     if (s->size != n || known == x.size()) continue;
-    // First difference: keeps the P wave's 5-15 Hz content, drops the T-wave tail and
-    // baseline drift that are locked to the QRS in fibrillation too.
-    std::array<float, AtrialSegment::kMaxSamples> v{};
-    for (size_t k = 1; k < n; ++k) v[k] = s->values[k] - s->values[k - 1];
-    v[0] = v[1];
-    float mean = 0;
-    for (size_t k = 0; k < n; ++k) mean += v[k];
-    mean /= static_cast<float>(n);
-    for (size_t k = 0; k < n; ++k) {
-      x[known][k] = v[k] - mean;
-      sum[k] += x[known][k];
-    }
+    x[known] = s->centred.data();
+    for (size_t k = 0; k < n; ++k) sum[k] += x[known][k];
     ++known;
   }
   if (known < std::max<size_t>(min_known, 3)) return NAN;
+  // Correlation of each segment with the sum of the others. Four segments per pass: each
+  // keeps its own sums in their own order (the result does not depend on the grouping), and
+  // the four independent chains of additions overlap instead of waiting on each other.
+  const auto correlation = [](double xy, double xx, double yy) {
+    return xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0.0;
+  };
   double total = 0;
-  for (size_t i = 0; i < known; ++i) {
+  size_t i = 0;
+  for (; i + 4 <= known; i += 4) {
+    std::array<double, 4> xy{}, xx{}, yy{};
+    for (size_t k = 0; k < n; ++k) {
+      for (size_t j = 0; j < 4; ++j) {
+        const double a = x[i + j][k], b = sum[k] - x[i + j][k];
+        xy[j] += a * b;
+        xx[j] += a * a;
+        yy[j] += b * b;
+      }
+    }
+    for (size_t j = 0; j < 4; ++j) total += correlation(xy[j], xx[j], yy[j]);
+  }
+  for (; i < known; ++i) {
     double xy = 0, xx = 0, yy = 0;
     for (size_t k = 0; k < n; ++k) {
       const double a = x[i][k], b = sum[k] - x[i][k];
@@ -61,7 +86,7 @@ double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min
       xx += a * a;
       yy += b * b;
     }
-    total += xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0;
+    total += correlation(xy, xx, yy);
   }
   return total / static_cast<double>(known);
 }

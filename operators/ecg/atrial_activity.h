@@ -33,7 +33,13 @@ struct AtrialSegment {
   static constexpr double kMaxRateHz = 130;
   static constexpr size_t kMaxSamples = 40;
   std::array<float, kMaxSamples> values{};
+  // `values` first-differenced and mean-removed, as PWaveCoherence correlates them: computed
+  // once per beat by Prepare (ExtractAtrialSegment and Load call it), not at every window the
+  // beat is part of.
+  std::array<float, kMaxSamples> centred{};
   uint8_t size = 0;  // 0: not known (no signal at the beat)
+
+  void Prepare();
 
   // Decimation factor and segment length at sampling rate `fs`.
   static int Factor(double fs);
@@ -55,11 +61,12 @@ AtrialSegment ExtractAtrialSegment(SignalFn&& signal, int64_t r_index, double fs
     s.values[static_cast<size_t>(k)] = sum / static_cast<float>(factor);
   }
   s.size = static_cast<uint8_t>(n);
+  s.Prepare();
   return s;
 }
 
 // Mean leave-one-out correlation of the known segments (see above); NaN when fewer than
-// `min_known` segments of equal length are known. Pure.
+// `min_known` segments of equal length are known. Pure; reads `centred`.
 double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min_known);
 
 }  // namespace vigil::ecg
