@@ -37,6 +37,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
   ops::Require(o.entropy_beats == std::floor(o.entropy_beats), "af_entropy_beats",
                o.entropy_beats, "must be a whole number");
   ops::RequireRange("af_entropy_tolerance_s", o.entropy_tolerance_s, 0.001, 0.5);
+  ops::RequireRange("af_atrial_noise_max", o.atrial_noise_max, 0.001, 100);
   if (o.min_window_beats != 0) {
     ops::RequireRange("af_min_window_beats", o.min_window_beats, 4, o.window_beats);
   }
@@ -61,10 +62,11 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
                 {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="},
-                {"af_entropy_min", options_.entropy_min, "1", ">="}};
+                {"af_entropy_min", options_.entropy_min, "1", ">="},
+                {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="}};
   why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
              "median lagged RR difference over the beat window; P waves locked to the QRS, "
-             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn) and unreliable beats suppressed); an AF alarm needs an "
+             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats and noise between the beats suppressed); an AF alarm needs an "
              "episode >= 30 s";
   why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
              "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
@@ -170,9 +172,30 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
   f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
 
-  // Step 6 only where the irregularity matters: it costs a pass over all interval pairs.
+  // Steps 6 and 7 only where the irregularity matters: they cost a pass over all interval pairs
+  // and over the window's PR-interval segments.
+  if (f.irregularity < options_.threshold * options_.release) return f;
+  std::array<double, 64> noise{};
+  size_t noisy_known = 0;
+  for (size_t k = first; k < iv.size(); ++k) {
+    const auto& seg = iv[k].atrial;
+    const double amplitude = iv[k].amplitude_mv;
+    if (seg.size < 4 || std::isnan(amplitude) || amplitude <= 0) continue;
+    double e = 0;
+    for (size_t j = 1; j + 1 < seg.size; ++j) {
+      const double d2 = static_cast<double>(seg.values[j + 1]) - 2.0 * seg.values[j] +
+                        seg.values[j - 1];
+      e += d2 * d2;
+    }
+    noise[noisy_known++] = std::sqrt(e / static_cast<double>(seg.size - 2)) / amplitude;
+  }
+  if (noisy_known >= window / 2) {
+    std::nth_element(noise.begin(), noise.begin() + static_cast<ptrdiff_t>(noisy_known / 2),
+                     noise.begin() + static_cast<ptrdiff_t>(noisy_known));
+    f.atrial_noise = noise[noisy_known / 2];
+  }
   const size_t e_beats = std::min(iv.size(), static_cast<size_t>(options_.entropy_beats));
-  if (f.irregularity >= options_.threshold * options_.release && e_beats >= window) {
+  if (e_beats >= window) {
     std::array<double, 64> e{};
     for (size_t k = 0; k < e_beats; ++k) e[k] = iv[iv.size() - e_beats + k].rr_s;
     f.rr_entropy =
@@ -200,6 +223,9 @@ double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
   if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
     return 0;
   }
+  // Step 7: noise between the beats jitters the fiducials, fakes or hides beats and hides P
+  // waves: neither the RR nor the P-wave evidence can be trusted.
+  if (!std::isnan(f.atrial_noise) && f.atrial_noise > options_.atrial_noise_max) return 0;
   // Step 6: the irregularity recurs in a pattern (ectopy with its pauses), AF has none.
   if (!std::isnan(f.rr_entropy) && f.rr_entropy < options_.entropy_min) return 0;
   return f.irregularity;

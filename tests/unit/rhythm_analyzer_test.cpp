@@ -458,6 +458,28 @@ TEST(AtrialFibrillation, IrregularRhythmWithPWavesIsNotAf) {
   }
 }
 
+TEST(AtrialFibrillation, NoiseBetweenSmallBeatsIsNotAf) {
+  // Fibrillation with 0.3 mV QRS complexes. With 0.03 mV of white noise on top - too little
+  // for the signal-quality stage, a tenth of the QRS amplitude - the beats' timing and the
+  // atrial evidence are not to be trusted; without it, this is AF.
+  const auto beats = IrregularBeats(0.5, 120, 5);
+  const auto run = [&beats](double noise_mv, const RhythmAnalyzer& analyzer) {
+    auto x = CleanEcg(beats.back() + 1, beats, 0.3);
+    AddAtrialActivity(x, beats, false);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> noise(0, static_cast<float>(noise_mv));
+    for (auto& v : x) v += noise(rng);
+    auto state = analyzer.MakeState();
+    const auto events = Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
+                             Segments(x, beats));
+    EXPECT_TRUE(Episodes(events, EpisodeKind::kEcgNoise).empty());
+    return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
+  };
+  EXPECT_TRUE(run(0, Default()));
+  EXPECT_FALSE(run(0.03, Default()));
+  EXPECT_TRUE(run(0.03, WithParameters({{"af_atrial_noise_max", 100}})));
+}
+
 TEST(AtrialFibrillation, OnsetDoesNotReachBackIntoARhythmWithPWaves) {
   // Irregular rhythm with P waves (vetoed), then fibrillation. With a P-wave window shorter than
   // the RR window the veto lifts a few beats into the fibrillation, when the RR window still
