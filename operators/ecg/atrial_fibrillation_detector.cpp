@@ -66,8 +66,8 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
                 {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="}};
   why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
              "median lagged RR difference over the beat window; P waves locked to the QRS, "
-             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats and noise between the beats suppressed); an AF alarm needs an "
-             "episode >= 30 s";
+             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats "
+             "and noise between the beats suppressed); an AF alarm needs an episode >= 30 s";
   why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
              "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
   return why;
