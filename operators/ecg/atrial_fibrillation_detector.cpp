@@ -32,6 +32,12 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
   ops::RequireRange("af_p_wave_absent_max", o.p_wave_absent_max, -1, 1);
   ops::RequireRange("af_regular_fraction_max_no_p", o.regular_fraction_max_no_p, 0, 1);
   ops::RequireRange("af_p_wave_beats", o.p_wave_beats, 4, 64);
+  ops::RequireRange("af_entropy_min", o.entropy_min, -100, 10);
+  ops::RequireRange("af_entropy_beats", o.entropy_beats, 4, 64);
+  ops::Require(o.entropy_beats == std::floor(o.entropy_beats), "af_entropy_beats",
+               o.entropy_beats, "must be a whole number");
+  ops::RequireRange("af_entropy_tolerance_s", o.entropy_tolerance_s, 0.001, 0.5);
+  ops::RequireRange("af_atrial_noise_max", o.atrial_noise_max, 0.001, 100);
   if (o.min_window_beats != 0) {
     ops::RequireRange("af_min_window_beats", o.min_window_beats, 4, o.window_beats);
   }
@@ -41,7 +47,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.2.0";
+  why.version = "1.3.0";
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
@@ -55,13 +61,15 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
                 {"af_p_wave_coherence_max", options_.p_wave_coherence_max, "1", "<="},
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
-                {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="}};
+                {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="},
+                {"af_entropy_min", options_.entropy_min, "1", ">="},
+                {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="}};
   why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
              "median lagged RR difference over the beat window; P waves locked to the QRS, "
-             "ectopy, bigeminy/trigeminy and unreliable beats suppressed); an AF alarm needs an "
-             "episode >= 30 s";
+             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats "
+             "and noise between the beats suppressed); an AF alarm needs an episode >= 30 s";
   why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
-             "J Electrocardiol 2009 (P waves)";
+             "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
   return why;
 }
 
@@ -81,6 +89,30 @@ void AtrialFibrillationDetector::Stop(State& s, ops::Events& out) const {
   s.previous_ventricular = false;
   s.previous_unusable = false;
   s.left_out_in_a_row = 0;
+}
+
+double CoefficientOfSampleEntropy(std::span<const double> rr, double tolerance_s) {
+  const size_t n = rr.size();
+  if (n < 3) return std::numeric_limits<double>::infinity();
+  // Pairs of templates of length 1 (B) and, of those, pairs whose next intervals match too (A);
+  // self-matches excluded, the last interval starts no template (as in SampEn).
+  size_t b = 0, a = 0;
+  double mean = 0;
+  for (size_t i = 0; i < n; ++i) mean += rr[i];
+  mean /= static_cast<double>(n);
+  for (size_t i = 0; i + 1 < n; ++i) {
+    for (size_t j = i + 1; j + 1 < n; ++j) {
+      if (std::fabs(rr[i] - rr[j]) > tolerance_s) continue;
+      ++b;
+      a += std::fabs(rr[i + 1] - rr[j + 1]) <= tolerance_s;
+    }
+  }
+  if (b == 0 || mean <= 0) return std::numeric_limits<double>::infinity();
+  // No match of length 2 at all: count half a match, a bounded estimate on the high side
+  // (16 intervals give too few pairs for the ratio to be 0 by chance in a patterned rhythm).
+  const double ratio = a > 0 ? static_cast<double>(a) / static_cast<double>(b)
+                             : 0.5 / static_cast<double>(b);
+  return -std::log(ratio) + std::log(2 * tolerance_s) - std::log(mean);
 }
 
 AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
@@ -139,6 +171,36 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   std::array<const AtrialSegment*, 64> segments{};
   for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
   f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
+
+  // Steps 6 and 7 only where the irregularity matters: they cost a pass over all interval pairs
+  // and over the window's PR-interval segments.
+  if (f.irregularity < options_.threshold * options_.release) return f;
+  std::array<double, 64> noise{};
+  size_t noisy_known = 0;
+  for (size_t k = first; k < iv.size(); ++k) {
+    const auto& seg = iv[k].atrial;
+    const double amplitude = iv[k].amplitude_mv;
+    if (seg.size < 4 || std::isnan(amplitude) || amplitude <= 0) continue;
+    double e = 0;
+    for (size_t j = 1; j + 1 < seg.size; ++j) {
+      const double d2 = static_cast<double>(seg.values[j + 1]) - 2.0 * seg.values[j] +
+                        seg.values[j - 1];
+      e += d2 * d2;
+    }
+    noise[noisy_known++] = std::sqrt(e / static_cast<double>(seg.size - 2)) / amplitude;
+  }
+  if (noisy_known >= window / 2) {
+    std::nth_element(noise.begin(), noise.begin() + static_cast<ptrdiff_t>(noisy_known / 2),
+                     noise.begin() + static_cast<ptrdiff_t>(noisy_known));
+    f.atrial_noise = noise[noisy_known / 2];
+  }
+  const size_t e_beats = std::min(iv.size(), static_cast<size_t>(options_.entropy_beats));
+  if (e_beats >= window) {
+    std::array<double, 64> e{};
+    for (size_t k = 0; k < e_beats; ++k) e[k] = iv[iv.size() - e_beats + k].rr_s;
+    f.rr_entropy =
+        CoefficientOfSampleEntropy(std::span(e.data(), e_beats), options_.entropy_tolerance_s);
+  }
   return f;
 }
 
@@ -161,6 +223,11 @@ double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
   if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
     return 0;
   }
+  // Step 7: noise between the beats jitters the fiducials, fakes or hides beats and hides P
+  // waves: neither the RR nor the P-wave evidence can be trusted.
+  if (!std::isnan(f.atrial_noise) && f.atrial_noise > options_.atrial_noise_max) return 0;
+  // Step 6: the irregularity recurs in a pattern (ectopy with its pauses), AF has none.
+  if (!std::isnan(f.rr_entropy) && f.rr_entropy < options_.entropy_min) return 0;
   return f.irregularity;
 }
 
@@ -180,8 +247,9 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   s.previous_unusable = !usable;
   const auto needed =
       MinWindow() + static_cast<size_t>(options_.max_lag);
-  const auto keep = std::max(static_cast<size_t>(options_.window_beats + options_.max_lag),
-                             static_cast<size_t>(options_.p_wave_beats));
+  const auto keep = std::max({static_cast<size_t>(options_.window_beats + options_.max_lag),
+                              static_cast<size_t>(options_.p_wave_beats),
+                              static_cast<size_t>(options_.entropy_beats)});
   if (left_out) {
     if (++s.left_out_in_a_row > options_.window_beats) Stop(s, out);
     return;

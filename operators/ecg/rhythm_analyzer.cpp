@@ -59,6 +59,10 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   a.regular_fraction_max_no_p = p.Get("af_regular_fraction_max_no_p", a.regular_fraction_max_no_p);
   a.p_wave_beats = WholeNumber(p, "af_p_wave_beats", a.p_wave_beats);
   a.min_window_beats = WholeNumber(p, "af_min_window_beats", a.min_window_beats);
+  a.entropy_min = p.Get("af_entropy_min", a.entropy_min);
+  a.entropy_beats = WholeNumber(p, "af_entropy_beats", a.entropy_beats);
+  a.entropy_tolerance_s = p.Get("af_entropy_tolerance_s", a.entropy_tolerance_s);
+  a.atrial_noise_max = p.Get("af_atrial_noise_max", a.atrial_noise_max);
   auto& v = o.vt;
   v.min_beats = WholeNumber(p, "vt_min_beats", v.min_beats);
   v.min_rate_bpm = p.Get("vt_min_rate_bpm", v.min_rate_bpm);

@@ -153,9 +153,10 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   const auto ev = Evaluate(dir, "cinc2017",
                            "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
   ASSERT_EQ(ev.cinc.size(), 1500u);
-  // Regression floor: measured 0.770 on 2026-11-23 (0.662 before the P-wave coherence test,
-  // 0.767 before the P-wave bound on AF onsets).
-  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.74);
+  // Regression floor: measured 0.779 on 2026-11-23 (0.662 before the P-wave coherence test,
+  // 0.767 before the P-wave bound on AF onsets, 0.770 before the COSEn veto, 0.773 before the
+  // noise-between-beats veto).
+  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.75);
   EXPECT_EQ(Count(ev, "ASYS"), 0);
   for (const auto& [record, kinds] : ev.counts) {
     if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;

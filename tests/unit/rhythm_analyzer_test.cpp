@@ -382,6 +382,31 @@ TEST(AtrialFibrillation, EctopyAndBigeminyAreNotAf) {
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAtrialFibrillation).empty());
 }
 
+TEST(AtrialFibrillation, RecurringIntervalPatternIsNotAf) {
+  // Sinus rhythm with an atrial premature beat every third beat and its pause (0.6, 0.95,
+  // 0.75 s, +-10 ms): too few intervals at the median for the regularity veto and irregular at
+  // lag 1, but the same three intervals recur in order. Its COSEn is about -2.2; the random
+  // intervals of AF score near 0.
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> jitter(-0.01, 0.01);
+  const double pattern[] = {0.6, 0.95, 0.75};
+  std::vector<double> beats{0.5};
+  for (int i = 1; i < 150; ++i) beats.push_back(beats.back() + pattern[i % 3] + jitter(rng));
+  const auto x = CleanEcg(beats.back() + 1, beats);
+  EXPECT_TRUE(Episodes(Feed(Default(), x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation)
+                  .empty());
+  const auto off = WithParameters({{"af_entropy_min", -100}});
+  EXPECT_FALSE(Episodes(Feed(off, x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
+  // The measure itself.
+  std::vector<double> rr;
+  for (size_t k = 1; k < 17; ++k) rr.push_back(beats[k] - beats[k - 1]);
+  EXPECT_LT(vigil::ecg::CoefficientOfSampleEntropy(rr, 0.04), -2.0);
+  const auto af = IrregularBeats(0.5, 30, 3);
+  std::vector<double> af_rr;
+  for (size_t k = 1; k < 17; ++k) af_rr.push_back(af[k] - af[k - 1]);
+  EXPECT_GT(vigil::ecg::CoefficientOfSampleEntropy(af_rr, 0.04), -1.5);
+}
+
 // PR-interval segments of `x` at the beats, as ecg_monitor cuts them from its conditioned signal.
 std::vector<vigil::ecg::AtrialSegment> Segments(const std::vector<float>& x,
                                                 const std::vector<double>& beats) {
@@ -431,6 +456,28 @@ TEST(AtrialFibrillation, IrregularRhythmWithPWavesIsNotAf) {
                              Segments(x, beats));
     EXPECT_EQ(Episodes(events, EpisodeKind::kAtrialFibrillation).empty(), p_waves);
   }
+}
+
+TEST(AtrialFibrillation, NoiseBetweenSmallBeatsIsNotAf) {
+  // Fibrillation with 0.3 mV QRS complexes. With 0.03 mV of white noise on top - too little
+  // for the signal-quality stage, a tenth of the QRS amplitude - the beats' timing and the
+  // atrial evidence are not to be trusted; without it, this is AF.
+  const auto beats = IrregularBeats(0.5, 120, 5);
+  const auto run = [&beats](double noise_mv, const RhythmAnalyzer& analyzer) {
+    auto x = CleanEcg(beats.back() + 1, beats, 0.3);
+    AddAtrialActivity(x, beats, false);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> noise(0, static_cast<float>(noise_mv));
+    for (auto& v : x) v += noise(rng);
+    auto state = analyzer.MakeState();
+    const auto events = Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
+                             Segments(x, beats));
+    EXPECT_TRUE(Episodes(events, EpisodeKind::kEcgNoise).empty());
+    return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
+  };
+  EXPECT_TRUE(run(0, Default()));
+  EXPECT_FALSE(run(0.03, Default()));
+  EXPECT_TRUE(run(0.03, WithParameters({{"af_atrial_noise_max", 100}})));
 }
 
 TEST(AtrialFibrillation, OnsetDoesNotReachBackIntoARhythmWithPWaves) {
