@@ -53,7 +53,7 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
     const auto reference =
         ReferenceEpisodes(io::RhythmIntervals(io::ReadWfdbAnnotations(record), header.num_samples),
                           fs);
-    ev.af.push_back({name, ScoreEpisodes(reference, detected, {"AFIB"})});
+    ev.af.push_back({name, ScoreAfEpisodes(reference, detected)});
     ev.vf.push_back({name, ScoreEpisodes(reference, detected, {"VF", "VFL"})});
   }
   return ev;

@@ -145,13 +145,14 @@ EpisodeScore& EpisodeScore::operator+=(const EpisodeScore& o) {
 
 EpisodeScore ScoreEpisodes(const std::vector<EpisodeSpan>& reference,
                            const std::vector<EpisodeSpan>& detected,
-                           const std::set<std::string>& classes) {
+                           const std::set<std::string>& classes,
+                           const std::set<std::string>& excluded) {
   // Adjacent reference intervals of the classes in the set (VF then VFL) are one episode.
   const auto ref = Merged(reference, classes);
   const auto det = Merged(detected, classes);
+  const auto exclusions = excluded.empty() ? decltype(ref){} : Merged(reference, excluded);
   EpisodeScore s;
   s.reference_episodes = static_cast<int>(ref.size());
-  s.detected_episodes = static_cast<int>(det.size());
   for (const auto& [a, b] : ref) {
     s.reference_s += b - a;
     bool hit = false;
@@ -166,12 +167,21 @@ EpisodeScore ScoreEpisodes(const std::vector<EpisodeSpan>& reference,
     s.reference_detected += hit;
   }
   for (const auto& [c, d] : det) {
-    s.detected_s += d - c;
+    double cut = 0;  // excluded time inside the detection (exclusions are disjoint once merged)
+    for (const auto& [e, f] : exclusions) cut += Overlap(e, f, c, d);
+    if (cut >= d - c) continue;  // wholly inside an exclusion: not scored
+    ++s.detected_episodes;
+    s.detected_s += d - c - cut;
     bool hit = false;
     for (const auto& [a, b] : ref) hit = hit || Overlap(a, b, c, d) > 0;
     s.detected_true += hit;
   }
   return s;
+}
+
+EpisodeScore ScoreAfEpisodes(const std::vector<EpisodeSpan>& reference,
+                             const std::vector<EpisodeSpan>& detected) {
+  return ScoreEpisodes(reference, detected, {"AFIB"}, {"AFL"});
 }
 
 double CoveredSeconds(const std::vector<EpisodeSpan>& episodes, const std::string& rhythm,

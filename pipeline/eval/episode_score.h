@@ -6,7 +6,10 @@
 //   - duration sensitivity: time both call the class, over reference time; duration positive
 //     predictivity: the same overlap over detected time;
 //   - onset delay: detected start minus reference start, for each detected reference episode
-//     (its first overlapping detection; negative when the detection starts early).
+//     (its first overlapping detection; negative when the detection starts early);
+//   - exclusions (epicmp's find_exclusions): for AF positive predictivity, reference-marked
+//     atrial flutter is cut out of the detected episodes - AF called during flutter is neither
+//     a true nor a false positive, and a detection lying wholly inside flutter is not counted.
 // And record-level AF-versus-rest for PhysioNet/CinC 2017 (labels N, A, O, ~): a record counts
 // as AF when detected AF covers at least half of it.
 //
@@ -65,9 +68,15 @@ struct EpisodeScore {
 
 // Scores the detected episodes whose rhythm is in `classes` against the reference episodes whose
 // rhythm is in `classes` (e.g. {"VF", "VFL"}: flutter detected as fibrillation still counts).
+// Reference intervals of the `excluded` classes are cut out of the detected episodes before the
+// positive predictivities (EC57/epicmp: {"AFL"} for AF; see the header comment).
 EpisodeScore ScoreEpisodes(const std::vector<EpisodeSpan>& reference,
                            const std::vector<EpisodeSpan>& detected,
-                           const std::set<std::string>& classes);
+                           const std::set<std::string>& classes,
+                           const std::set<std::string>& excluded = {});
+// AF as EC57 scores it: {"AFIB"}, with reference atrial flutter excluded from +P.
+EpisodeScore ScoreAfEpisodes(const std::vector<EpisodeSpan>& reference,
+                             const std::vector<EpisodeSpan>& detected);
 
 // Seconds of [0, duration_s) that the episodes of `rhythm` cover (overlaps counted once).
 double CoveredSeconds(const std::vector<EpisodeSpan>& episodes, const std::string& rhythm,

@@ -186,16 +186,17 @@ TEST(RhythmAccuracy, AtrialFibrillationOnMitdb201And203) {
   std::vector<vigil::eval::RecordEpisodeScore> rows;
   for (const std::string r : {"201", "203"}) {
     const auto run = RunRecord(SharedData("mitdb/" + r + ".hea").replace_extension(), Beats::kReference);
-    rows.push_back({std::string(r), vigil::eval::ScoreEpisodes(run.reference, run.detected, {"AFIB"})});
+    rows.push_back({std::string(r), vigil::eval::ScoreAfEpisodes(run.reference, run.detected)});
   }
   std::cout << vigil::eval::EpisodeTable("AF episodes, MIT-BIH (reference beats)", rows)
             << vigil::eval::EpisodeJson(rows) << "\n";
   // Issue 3's target is >= 0.90 for both (asserted on the real detector's beats in
   // rhythm_replay_accuracy_test); with reference beats this test isolates the AF stage and
-  // holds today's level (2026-11-23, with P-wave segments and the P-wave bound on onsets:
-  // 201: 0.985 / 0.805, 203: 0.839 / 0.786) less ~3 points as a regression floor.
+  // holds today's level (2026-11-23, with P-wave segments and the P-wave bound on onsets,
+  // reference flutter excluded from +P as EC57 does: 201: 0.985 / 0.805, 203: 0.827 / 0.982)
+  // less ~3 points as a regression floor.
   const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.77}},
-                                                                  {"203", {0.81, 0.76}}};
+                                                                  {"203", {0.80, 0.95}}};
   for (const auto& row : rows) {
     EXPECT_GE(row.score.DurationSensitivity(), floors.at(row.record).first) << row.record;
     EXPECT_GE(row.score.DurationPositivePredictivity(), floors.at(row.record).second) << row.record;

@@ -111,10 +111,12 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   ASSERT_EQ(names.size(), 26u);
   const auto dir = ReplayAll("mitdb", names);
   const auto ev = Evaluate(dir, "mitdb");
-  // Regression floors: measured 2026-11-23 after the P-wave bound on AF onsets (201: 0.968 /
-  // 0.914, 203: 0.870 / 0.793) less ~3 points.
+  // Regression floors: measured 2026-11-23 after the P-wave bound on AF onsets and with
+  // reference atrial flutter excluded from AF +P as EC57/epicmp does (201: 0.968 / 0.914, 203:
+  // 0.870 / 0.981; 203's +P was 0.793 when AF called during its flutter counted as false) less
+  // ~3 points.
   const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.94, 0.88}},
-                                                                  {"203", {0.84, 0.77}}};
+                                                                  {"203", {0.84, 0.95}}};
   int seen = 0;
   for (const auto& row : ev.af) {
     const auto floor = floors.find(row.record);
