@@ -38,6 +38,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
                o.entropy_beats, "must be a whole number");
   ops::RequireRange("af_entropy_tolerance_s", o.entropy_tolerance_s, 0.001, 0.5);
   ops::RequireRange("af_atrial_noise_max", o.atrial_noise_max, 0.001, 100);
+  ops::RequireRange("af_close_hold_s", o.close_hold_s, 0, 120);
   if (o.min_window_beats != 0) {
     ops::RequireRange("af_min_window_beats", o.min_window_beats, 4, o.window_beats);
   }
@@ -76,13 +77,16 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
 void AtrialFibrillationDetector::Close(State& s, ops::TimeUs end_us, ops::Events& out) const {
   if (!s.open) return;
   s.open = false;
+  if (s.closing) s.af_us -= s.held_af_us;
+  s.closing = false;
+  s.held_af_us = 0;
   s.last_end_us = std::max(end_us, s.start_us);
   out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed,
                             s.start_us, std::max(end_us, s.start_us), Explain(s)));
 }
 
 void AtrialFibrillationDetector::Stop(State& s, ops::Events& out) const {
-  Close(s, s.last_irregular_us, out);
+  Close(s, s.closing ? s.closing_end_us : s.last_irregular_us, out);
   s.intervals.clear();
   s.primed = false;
   s.smoothed = 0;
@@ -261,6 +265,7 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
     if (span <= 3 * beat.rr_s * 1e6) {
       s.analysed_us += span;
       if (s.open) s.af_us += span;
+      if (s.closing) s.held_af_us += span;
     }
   }
   s.intervals.push_back({beat.time_us, beat.rr_s, amplitude_mv,
@@ -305,10 +310,19 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
                            previous_p_wave_us});
     out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened,
                               s.start_us, 0, Explain(s)));
-  } else if (s.open && s.smoothed <= release) {
+  } else if (s.open && s.closing && s.smoothed > options_.threshold) {
+    s.closing = false;  // AF resumed within the hold: still the same episode
+    s.held_af_us = 0;
+  } else if (s.open && !s.closing && s.smoothed <= release) {
     // The measure lags the rhythm by about half a window.
     const auto back = s.intervals[s.intervals.size() - 1 - window / 2].end_us;
-    Close(s, std::min(back, s.last_irregular_us), out);
+    s.closing = true;
+    s.closing_since_us = beat.time_us;
+    s.closing_end_us = std::min(back, s.last_irregular_us);
+    s.held_af_us = 0;
+  }
+  if (s.closing && beat.time_us - s.closing_since_us >= ops::FromSeconds(options_.close_hold_s)) {
+    Close(s, s.closing_end_us, out);
   }
 }
 
@@ -334,6 +348,10 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(analysed_us);
   w.Put<double>(last_irregularity);
   w.Put<double>(last_p_wave_coherence);
+  w.Put<uint8_t>(closing);
+  w.Put<int64_t>(closing_since_us);
+  w.Put<int64_t>(closing_end_us);
+  w.Put<double>(held_af_us);
 }
 
 void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
@@ -362,6 +380,10 @@ void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   analysed_us = r.Get<double>();
   last_irregularity = r.Get<double>();
   last_p_wave_coherence = r.Get<double>();
+  closing = r.Get<uint8_t>() != 0;
+  closing_since_us = r.Get<int64_t>();
+  closing_end_us = r.Get<int64_t>();
+  held_af_us = r.Get<double>();
 }
 
 }  // namespace vigil::ecg

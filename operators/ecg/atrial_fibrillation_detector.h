@@ -60,8 +60,10 @@
 // cover (left-out beats can stretch a window over a long stretch that was not judged), never
 // into the previous episode and never past the last beat whose full P-wave window had P waves
 // (step 3: that window showed an atrial wave locked to the QRS over the beats before it); it is
-// closed when the measure falls below the release level, its end set back by half a window, or
-// when more than `window_beats` intervals in a row are left out (signal too poor to tell).
+// closed when the measure falls below the release level and does not cross the threshold again
+// within `close_hold_s` (30 s: a break shorter than the shortest AF episode does not split one),
+// its end set back by half a window from where it fell, or when more than `window_beats`
+// intervals in a row are left out (signal too poor to tell).
 // Every episode is reported, however short; the alert stage applies the >= 30 s AF episode
 // rule. The explanation carries the measure, the heart rate and the AF burden (AF time over
 // analysed time) of the stream so far.
@@ -108,6 +110,11 @@ struct AtrialFibrillationOptions {
   // Step 7: noise between the beats relative to the QRS amplitude above which RR and P-wave
   // evidence is not trusted.
   double atrial_noise_max = 0.10;
+  // An episode whose measure falls below the release level closes only when it has not risen
+  // above `threshold` again within this time (0: at once); AF that resumes is the same episode.
+  // 30 s, the minimum duration of an AF episode (CLINICAL.md): a break shorter than an episode
+  // could be does not split one (MIT-BIH 203: 20 -> 9 episodes, AF duration Se 87 -> 93 %).
+  double close_hold_s = 30;
 };
 
 // COSEn of `rr` (step 6 above); +infinity when no pair of intervals matches (no structure at
@@ -151,6 +158,13 @@ class AtrialFibrillationDetector {
     double analysed_us = 0;
     double last_irregularity = 0;
     double last_p_wave_coherence = NAN;
+    // Closing: the measure fell below release at `closing_since_us`; the episode ends at
+    // `closing_end_us` unless AF resumes within `close_hold_s`. `held_af_us`: burden counted
+    // since, taken back if it closes.
+    bool closing = false;
+    ops::TimeUs closing_since_us = 0;
+    ops::TimeUs closing_end_us = 0;
+    double held_af_us = 0;
     void Save(ops::SnapshotWriter& w) const;
     void Load(ops::SnapshotReader& r);
   };

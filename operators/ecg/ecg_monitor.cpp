@@ -13,8 +13,8 @@
 namespace vigil::ecg {
 namespace {
 
-constexpr uint32_t kSnapshotVersion = 4;  // 2: rhythm stage state; 3: atrial segments;
-                                          // 4: AF onset bound
+constexpr uint32_t kSnapshotVersion = 5;  // 2: rhythm stage state; 3: atrial segments;
+                                          // 4: AF onset bound; 5: AF close hold
 constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
 constexpr double kMinRate = 125, kMaxRate = 1000;
 constexpr ops::TimeUs kReanchorUs = 1000;

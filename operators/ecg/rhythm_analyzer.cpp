@@ -63,6 +63,7 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   a.entropy_beats = WholeNumber(p, "af_entropy_beats", a.entropy_beats);
   a.entropy_tolerance_s = p.Get("af_entropy_tolerance_s", a.entropy_tolerance_s);
   a.atrial_noise_max = p.Get("af_atrial_noise_max", a.atrial_noise_max);
+  a.close_hold_s = p.Get("af_close_hold_s", a.close_hold_s);
   auto& v = o.vt;
   v.min_beats = WholeNumber(p, "vt_min_beats", v.min_beats);
   v.min_rate_bpm = p.Get("vt_min_rate_bpm", v.min_rate_bpm);

@@ -192,11 +192,13 @@ TEST(RhythmAccuracy, AtrialFibrillationOnMitdb201And203) {
             << vigil::eval::EpisodeJson(rows) << "\n";
   // Issue 3's target is >= 0.90 for both (asserted on the real detector's beats in
   // rhythm_replay_accuracy_test); with reference beats this test isolates the AF stage and
-  // holds today's level (2026-11-23, with P-wave segments and the P-wave bound on onsets,
-  // reference flutter excluded from +P as EC57 does: 201: 0.985 / 0.805, 203: 0.827 / 0.982)
-  // less ~3 points as a regression floor.
-  const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.77}},
-                                                                  {"203", {0.80, 0.95}}};
+  // holds today's level (2026-11-23, with P-wave segments, the P-wave bound on onsets, the 30-s
+  // close hold, reference flutter excluded from +P as EC57 does: 201: 0.990 / 0.753, 203: 0.927
+  // / 0.982) less ~3 points as a regression floor. The hold joins two of 201's episodes across
+  // a stretch the reference calls sinus (+P 0.805 without it); on the detector's own beats
+  // (rhythm_replay_accuracy_test) 201's +P rose with it, 0.914 -> 0.915.
+  const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.72}},
+                                                                  {"203", {0.89, 0.95}}};
   for (const auto& row : rows) {
     EXPECT_GE(row.score.DurationSensitivity(), floors.at(row.record).first) << row.record;
     EXPECT_GE(row.score.DurationPositivePredictivity(), floors.at(row.record).second) << row.record;

@@ -111,12 +111,13 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   ASSERT_EQ(names.size(), 26u);
   const auto dir = ReplayAll("mitdb", names);
   const auto ev = Evaluate(dir, "mitdb");
-  // Regression floors: measured 2026-11-23 after the P-wave bound on AF onsets and with
-  // reference atrial flutter excluded from AF +P as EC57/epicmp does (201: 0.968 / 0.914, 203:
-  // 0.870 / 0.981; 203's +P was 0.793 when AF called during its flutter counted as false) less
-  // ~3 points.
-  const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.94, 0.88}},
-                                                                  {"203", {0.84, 0.95}}};
+  // Regression floors: measured 2026-11-23 after the P-wave bound on AF onsets, the 30-s close
+  // hold (203's Se 0.870 -> 0.926) and with reference atrial flutter excluded from AF +P as
+  // EC57/epicmp does (203's +P was 0.793 when AF called during its flutter counted as false):
+  // 201: 0.982 / 0.915, 203: 0.926 / 0.981; floors at the 0.90 target where the measurement
+  // clears it by less than ~3 points, otherwise ~3 points below it.
+  const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.90}},
+                                                                  {"203", {0.90, 0.95}}};
   int seen = 0;
   for (const auto& row : ev.af) {
     const auto floor = floors.find(row.record);
@@ -155,10 +156,10 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   const auto ev = Evaluate(dir, "cinc2017",
                            "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
   ASSERT_EQ(ev.cinc.size(), 1500u);
-  // Regression floor: measured 0.779 on 2026-11-23 (0.662 before the P-wave coherence test,
+  // Regression floor: measured 0.787 on 2026-11-23 (0.662 before the P-wave coherence test,
   // 0.767 before the P-wave bound on AF onsets, 0.770 before the COSEn veto, 0.773 before the
-  // noise-between-beats veto).
-  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.75);
+  // noise-between-beats veto, 0.779 before the 30-s close hold).
+  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.76);
   EXPECT_EQ(Count(ev, "ASYS"), 0);
   for (const auto& [record, kinds] : ev.counts) {
     if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;

@@ -369,6 +369,36 @@ TEST(AtrialFibrillation, IrregularRhythmIsAfWithItsStart) {
   EXPECT_GT(closed[0].why.measures.at(2).value, 30);
 }
 
+// AF, a regular stretch of `pause_s`, AF again, then regular rhythm: the closed AF episodes.
+std::vector<ops::Episode> AfInterruptedFor(double pause_s, const vigil::ecg::RhythmAnalyzer& a) {
+  auto beats = BeatsEvery(0.5, 30, 0.8);
+  const auto first = IrregularBeats(30.5, 90, 3);
+  beats.insert(beats.end(), first.begin(), first.end());
+  const auto pause = BeatsEvery(beats.back() + 0.8, beats.back() + pause_s, 0.8);
+  beats.insert(beats.end(), pause.begin(), pause.end());
+  const auto second = IrregularBeats(beats.back() + 0.7, beats.back() + 60, 4);
+  beats.insert(beats.end(), second.begin(), second.end());
+  const auto back = BeatsEvery(beats.back() + 0.8, beats.back() + 60, 0.8);
+  beats.insert(beats.end(), back.begin(), back.end());
+  const auto events = Feed(a, CleanEcg(beats.back() + 1, beats), ToBeats(beats));
+  return Episodes(events, EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed);
+}
+
+TEST(AtrialFibrillation, ShortInterruptionDoesNotSplitAnEpisode) {
+  // A break shorter than `af_close_hold_s` (30 s) is one episode - AF with a 15-s regular
+  // stretch (MIT-BIH 203 has many, between its runs of ventricular beats) - without the hold,
+  // two; a break longer than the hold still ends the episode.
+  const auto held = AfInterruptedFor(15, Default());
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(held[0].start_us), 30.5, 6.0);
+  EXPECT_GT(ops::ToSeconds(held[0].end_us), 130);
+  EXPECT_GE(AfInterruptedFor(15, WithParameters({{"af_close_hold_s", 0}})).size(), 2u);
+  const auto apart = AfInterruptedFor(60, Default());
+  ASSERT_EQ(apart.size(), 2u);
+  // The first episode still ends where its AF did, not when the hold ran out.
+  EXPECT_NEAR(ops::ToSeconds(apart[0].end_us), 90, 8.0);
+}
+
 TEST(AtrialFibrillation, EctopyAndBigeminyAreNotAf) {
   // Sinus at 75 bpm with a premature beat every 4th beat (with compensatory pause).
   std::vector<double> ectopy{0.5};
