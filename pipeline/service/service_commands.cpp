@@ -21,6 +21,9 @@ void SetUpLogging(const std::string& level) {
 }
 
 int RunService(const std::string& config_file, bool print_config) {
+  // First: a SIGTERM while the configuration loads (an orchestrator scaling down a pod that is
+  // just starting) must stop the service cleanly, not kill it.
+  InstallStopSignals();
   config::ServiceConfig config;
   try {
     config = config::LoadServiceConfig(config_file, config::ProcessEnvironment());
@@ -33,7 +36,6 @@ int RunService(const std::string& config_file, bool print_config) {
     return 0;
   }
   SetUpLogging(config.logging.level);
-  InstallStopSignals();
   try {
     StreamService service(std::move(config));
     const int code = service.Run();

@@ -124,6 +124,16 @@ std::string ServiceProcess::Log() const {
   return s.str();
 }
 
+bool ServiceProcess::WaitForLog(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Log().find(text) != std::string::npos) return true;
+    if (!Running()) return Log().find(text) != std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 int RunVigil(const std::vector<std::string>& args, std::string* output,
              const std::map<std::string, std::string>& env) {
   const auto out = WorkDir() / UniqueName("vigil-out");

@@ -44,6 +44,8 @@ class ServiceProcess {
   // Waits for exit by itself. Returns the exit code, nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   std::string Log() const;
+  // Waits until the log contains `text` (true) or the process exited or `timeout` passed.
+  bool WaitForLog(const std::string& text, std::chrono::milliseconds timeout);
   const std::filesystem::path& log_path() const { return log_; }
 
  private:
