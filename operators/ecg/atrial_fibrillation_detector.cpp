@@ -48,7 +48,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.3.0";
+  why.version = "1.4.0";  // 1.4: close hold
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
@@ -64,11 +64,13 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
                 {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="},
                 {"af_entropy_min", options_.entropy_min, "1", ">="},
-                {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="}};
+                {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="},
+                {"af_close_hold_s", options_.close_hold_s, "s", ">="}};
   why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
              "median lagged RR difference over the beat window; P waves locked to the QRS, "
              "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats "
-             "and noise between the beats suppressed); an AF alarm needs an episode >= 30 s";
+             "and noise between the beats suppressed); an episode ends only after af_close_hold_s "
+             "without AF; an AF alarm needs an episode >= 30 s";
   why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
              "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
   return why;

@@ -8,7 +8,9 @@
 namespace vigil::ecg {
 
 namespace {
-constexpr uint32_t kSnapshotVersion = 2;  // 2: AF intervals carry PR-interval segments
+// 2: AF intervals carry PR-interval segments; 3: AF onset bounds (last episode end, last P
+// waves) and the close hold
+constexpr uint32_t kSnapshotVersion = 3;
 }
 
 namespace {
