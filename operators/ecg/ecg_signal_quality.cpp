@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 #include <span>
 #include <vector>
 
@@ -100,23 +99,13 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
     at_min += v == min_v;
   }
   if (at_max >= min_run || at_min >= min_run) {
-    // The median is needed only once such a run is found (rarely): computed then.
-    std::optional<float> median;
-    const auto block_median = [&valid, &median] {
-      if (!median) {
-        std::vector<float> sorted(valid.begin(), valid.end());
-        std::nth_element(sorted.begin(),
-                         sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
-                         sorted.end());
-        median = sorted[sorted.size() / 2];
-      }
-      return *median;
-    };
+    // The median is needed only for such blocks (rarely): computed then.
+    const float median = filters::OrderStatistic(valid, valid.size() / 2);
     size_t run = 1;
     for (size_t i = 1; i < valid.size(); ++i) {
       run = valid[i] == valid[i - 1] ? run + 1 : 1;
       if (run >= min_run && (valid[i] == max_v || valid[i] == min_v) &&
-          std::fabs(valid[i] - block_median()) > 0.5f * s.last_p2p_mv) {
+          std::fabs(valid[i] - median) > 0.5f * s.last_p2p_mv) {
         flags |= kQualitySaturated;
         break;
       }
