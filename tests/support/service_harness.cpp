@@ -62,16 +62,24 @@ ServiceProcess::ServiceProcess(std::string name, const std::string& yaml,
   std::ofstream(config) << yaml;
   log_ = dir / (name_ + ".log");
   const std::string binary = VigilBinary().string();
+  // Truncated here, before the child exists: a log left by an earlier run under the same name
+  // must not be read as this process's (WaitForLog would find its lines at once).
+  const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot open " + log_.string());
   pid_ = fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ < 0) {
+    close(fd);
+    throw std::runtime_error("fork failed");
+  }
   if (pid_ == 0) {
-    const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    close(fd);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     execl(binary.c_str(), binary.c_str(), "run", "--config", config.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  close(fd);
 }
 
 ServiceProcess::~ServiceProcess() {
