@@ -47,6 +47,9 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
       r.af_fraction = r.duration_s > 0 ? CoveredSeconds(detected, "AFIB", r.duration_s) /
                                              r.duration_s : 0;
       r.called_af = r.af_fraction >= 0.5;
+      for (const auto& e : detected) {
+        r.ventricular_episodes += e.rhythm == "VT" || e.rhythm == "VF" || e.rhythm == "VFL";
+      }
       ev.cinc.push_back(r);
       continue;
     }
@@ -55,6 +58,7 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
                           fs);
     ev.af.push_back({name, ScoreAfEpisodes(reference, detected)});
     ev.vf.push_back({name, ScoreEpisodes(reference, detected, {"VF", "VFL"})});
+    ev.vt.push_back({name, ScoreEpisodes(reference, detected, {"VT"})});
   }
   return ev;
 }
@@ -62,7 +66,8 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
 void PrintEpisodeEvaluation(const EpisodeEvaluation& ev, std::ostream& out) {
   if (!ev.af.empty()) {
     out << EpisodeTable("AF episodes (AFIB)", ev.af) << "\n"
-        << EpisodeTable("VF episodes (VF + VFL)", ev.vf) << "\n";
+        << EpisodeTable("VF episodes (VF + VFL)", ev.vf) << "\n"
+        << EpisodeTable("VT episodes", ev.vt) << "\n";
   }
   if (!ev.cinc.empty()) out << CincTable(ev.cinc) << "\n";
   out << "Detected episodes per record:\n";
@@ -87,9 +92,10 @@ std::string EpisodeEvaluationJson(const EpisodeEvaluation& ev) {
     counts += "}";
   }
   counts += "}";
-  return fmt::format("{{\"af\":{},\"vf\":{},\"cinc\":{},\"episodes\":{}}}",
+  return fmt::format("{{\"af\":{},\"vf\":{},\"vt\":{},\"cinc\":{},\"episodes\":{}}}",
                      ev.af.empty() ? "null" : EpisodeJson(ev.af),
                      ev.vf.empty() ? "null" : EpisodeJson(ev.vf),
+                     ev.vt.empty() ? "null" : EpisodeJson(ev.vt),
                      ev.cinc.empty() ? "null" : CincJson(ev.cinc), counts);
 }
 

@@ -274,17 +274,27 @@ std::string EpisodeJson(const std::vector<RecordEpisodeScore>& rows) {
 
 std::string CincTable(const std::vector<CincRecordResult>& records) {
   const auto s = ScoreCinc(records);
-  std::map<char, std::pair<int, int>> by_label;  // label -> (called AF, records)
+  struct Counts {
+    int records = 0, called_af = 0, ventricular = 0;
+    double hours = 0;
+  };
+  std::map<char, Counts> by_label;
   for (const auto& r : records) {
-    auto& [af, n] = by_label[r.reference];
-    af += r.called_af;
-    ++n;
+    auto& c = by_label[r.reference];
+    c.called_af += r.called_af;
+    c.ventricular += r.ventricular_episodes;
+    c.hours += r.duration_s / 3600;
+    ++c.records;
   }
   std::ostringstream o;
   o << "CinC 2017, AF versus rest (record called AF when detected AF covers >= 50 %)\n";
-  for (const auto& [label, counts] : by_label) {
-    o << fmt::format("  reference {}: {:4} records, {:4} called AF\n", label, counts.second,
-                     counts.first);
+  for (const auto& [label, c] : by_label) {
+    // No CinC record is labelled VT or VF: every VT/VF episode on them is a false alarm
+    // (the "other rhythm" class may hide a rare true one).
+    o << fmt::format("  reference {}: {:4} records, {:4} called AF, {:3} VT/VF episodes ({:.1f} "
+                     "per hour)\n",
+                     label, c.records, c.called_af, c.ventricular,
+                     c.hours > 0 ? c.ventricular / c.hours : 0.0);
   }
   o << fmt::format("  TP {} FP {} FN {} TN {}  Se {} %  Sp {} %  +P {} %  F1 {:.3f}\n", s.tp, s.fp,
                    s.fn, s.tn, Pct(s.Sensitivity()), Pct(s.Specificity()),
@@ -302,10 +312,11 @@ std::string CincJson(const std::vector<CincRecordResult>& records) {
   for (size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
     out += fmt::format("{}{{\"record\":\"{}\",\"reference\":\"{}\",\"duration_s\":{:.2f},"
-                       "\"af_fraction\":{:.3f},\"called_af\":{}}}",
+                       "\"af_fraction\":{:.3f},\"called_af\":{},\"ventricular_episodes\":{}}}",
                        i ? "," : "", r.record, r.reference == '~' ? std::string("~")
                                                                   : std::string(1, r.reference),
-                       r.duration_s, r.af_fraction, r.called_af ? "true" : "false");
+                       r.duration_s, r.af_fraction, r.called_af ? "true" : "false",
+                       r.ventricular_episodes);
   }
   return out + "]}";
 }

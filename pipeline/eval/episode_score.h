@@ -96,6 +96,7 @@ struct CincRecordResult {
   double duration_s = 0;
   double af_fraction = 0;   // detected AF coverage
   bool called_af = false;
+  int ventricular_episodes = 0;  // detected VT, VF and VFL episodes (CinC has no such label)
 };
 
 // AF versus rest over records (reference 'A' is positive; N, O, ~ negative).

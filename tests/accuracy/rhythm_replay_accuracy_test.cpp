@@ -160,6 +160,23 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   // 0.767 before the P-wave bound on AF onsets, 0.770 before the COSEn veto, 0.773 before the
   // noise-between-beats veto, 0.779 before the 30-s close hold).
   Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.76);
+  // No CinC record is labelled VT or VF, and the normal class (N) certainly has none: every
+  // VT/VF episode there is a false ventricular alarm, mostly motion artefact the classifier
+  // labels V. The issue sets no target; this ceiling only holds today's level (5.1 per hour,
+  // 40 episodes in 7.8 h, measured 2026-11-24) so that it cannot grow unnoticed.
+  int n_ventricular = 0;
+  double n_hours = 0;
+  for (const auto& r : ev.cinc) {
+    if (r.reference != 'N') continue;
+    n_ventricular += r.ventricular_episodes;
+    n_hours += r.duration_s / 3600;
+  }
+  ASSERT_GT(n_hours, 0);
+  const double per_hour = n_ventricular / n_hours;
+  std::cout << fmt::format("false VT/VF episodes per hour on cinc2017 N records: {:.2f} "
+                           "(no issue target; regression ceiling 6.0)\n",
+                           per_hour);
+  EXPECT_LE(per_hour, 6.0) << "false ventricular alarms on normal CinC records grew";
   EXPECT_EQ(Count(ev, "ASYS"), 0);
   for (const auto& [record, kinds] : ev.counts) {
     if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;
