@@ -82,11 +82,10 @@ void AddEvalCommand(CLI::App& app) {
   auto* episodes = cmd->add_flag(
       "--episodes", args->episodes,
       "Score rhythm episodes (AF, VF/VFL, VT: EC57/epicmp episode and duration Se/+P, onset "
-      "delay) "
-      "instead of beats (batch form)");
+      "delay) instead of beats (batch form)");
   cmd->add_option("--cinc", args->cinc,
-                  "CinC 2017 REFERENCE.csv: score AF versus rest per record and count VT/VF episodes "
-                  "per label (with --episodes)")
+                  "CinC 2017 REFERENCE.csv: score AF versus rest per record and count VT/VF "
+                  "episodes per label (with --episodes)")
       ->needs(episodes);
   episodes->needs(replays);
   cmd->add_option("--window", args->window_s, "Match window in seconds")
