@@ -30,7 +30,16 @@ void AtrialSegment::Load(ops::SnapshotReader& r) {
 
 void AtrialSegment::Prepare() {
   centred.fill(0);
+  rms_second_difference = NAN;
   if (size == 0) return;
+  if (size >= 4) {
+    double e = 0;
+    for (size_t j = 1; j + 1 < size; ++j) {
+      const double d2 = static_cast<double>(values[j + 1]) - 2.0 * values[j] + values[j - 1];
+      e += d2 * d2;
+    }
+    rms_second_difference = std::sqrt(e / static_cast<double>(size - 2));
+  }
   // First difference: keeps the P wave's 5-15 Hz content, drops the T-wave tail and baseline
   // drift that are locked to the QRS in fibrillation too.
   const size_t n = size;

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <span>
 
@@ -37,6 +38,9 @@ struct AtrialSegment {
   // once per beat by Prepare (ExtractAtrialSegment and Load call it), not at every window the
   // beat is part of.
   std::array<float, kMaxSamples> centred{};
+  // RMS second difference of `values` (the noise between the beats that the AF detector weighs
+  // against the QRS amplitude); NaN when fewer than 4 samples. Computed by Prepare too.
+  double rms_second_difference = NAN;
   uint8_t size = 0;  // 0: not known (no signal at the beat)
 
   void Prepare();

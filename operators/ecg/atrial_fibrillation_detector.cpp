@@ -184,16 +184,11 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   std::array<double, 64> noise{};
   size_t noisy_known = 0;
   for (size_t k = first; k < iv.size(); ++k) {
-    const auto& seg = iv[k].atrial;
+    // Computed once per beat (AtrialSegment::Prepare), not at every window it is part of.
+    const double rms = iv[k].atrial.rms_second_difference;
     const double amplitude = iv[k].amplitude_mv;
-    if (seg.size < 4 || std::isnan(amplitude) || amplitude <= 0) continue;
-    double e = 0;
-    for (size_t j = 1; j + 1 < seg.size; ++j) {
-      const double d2 = static_cast<double>(seg.values[j + 1]) - 2.0 * seg.values[j] +
-                        seg.values[j - 1];
-      e += d2 * d2;
-    }
-    noise[noisy_known++] = std::sqrt(e / static_cast<double>(seg.size - 2)) / amplitude;
+    if (std::isnan(rms) || std::isnan(amplitude) || amplitude <= 0) continue;
+    noise[noisy_known++] = rms / amplitude;
   }
   if (noisy_known >= window / 2) {
     std::nth_element(noise.begin(), noise.begin() + static_cast<ptrdiff_t>(noisy_known / 2),
