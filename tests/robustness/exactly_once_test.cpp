@@ -28,10 +28,12 @@ analysis::AnalysisConfig DefaultAnalysis() {
   return config;
 }
 
-// Produces `envelopes` in slices of `slice` records every `pause`, like live devices.
-std::thread PacedProducer(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes,
+// Produces `envelopes` in slices of `slice` records every `pause`, like live devices. A joining
+// thread: a failed ASSERT that leaves the test early waits for it instead of aborting the whole
+// binary (std::terminate) and losing the failure message.
+std::jthread PacedProducer(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes,
                           size_t slice, std::chrono::milliseconds pause) {
-  return std::thread([topic, &envelopes, slice, pause] {
+  return std::jthread([topic, &envelopes, slice, pause] {
     kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()},
                               {"enable.idempotence", "true"},
                               {"linger.ms", "5"}});

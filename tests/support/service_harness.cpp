@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -360,18 +362,57 @@ double MetricValue(const std::string& text, const std::string& series) {
   return 0;
 }
 
-int FreePort() {
+namespace {
+bool CanBind(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  // The health endpoint uses port + 1; keep both below 65535.
-  return port < 65000 ? port : FreePort();
+  return ok;
+}
+
+// Lowest port the kernel hands to outgoing connections (net.ipv4.ip_local_port_range).
+int EphemeralLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 32768;
+  in >> low;
+  return in ? low : 32768;
+}
+}  // namespace
+
+int FreePort() {
+  // Below the ephemeral range: a port from that range that is free now can be given to an
+  // outgoing connection a moment later (a Kafka client's), and a service started or restarted
+  // on it then fails to bind - seen once in CI as "cannot serve /healthz" on port + 1, which
+  // the old choice (a port the kernel picked, plus the next one unchecked) never reserved.
+  // The suites' fixed ports (brokers, Prometheus, deploy tests) lie below 20000.
+  static std::mt19937 random(std::random_device{}());
+  const int high = std::min(EphemeralLow(), 32768) - 2;
+  if (high > 21000) {
+    std::uniform_int_distribution<int> pick(20000, high);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      const int port = pick(random);
+      if (CanBind(port) && CanBind(port + 1)) return port;
+    }
+  }
+  // An unusual ephemeral range: let the kernel choose, and check the health port too.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    const int port = ntohs(addr.sin_port);
+    close(fd);
+    if (port < 65000 && CanBind(port + 1)) return port;
+  }
+  throw std::runtime_error("no two adjacent free loopback ports for metrics and health");
 }
 
 }  // namespace vigil::testing

@@ -102,7 +102,8 @@ int HttpGet(int port, const std::string& path, std::string* body = nullptr);
 // Value of a metric line that starts with `series` (e.g. `vigil_events_total{event="records_in"}`).
 double MetricValue(const std::string& metrics_text, const std::string& series);
 
-// A free TCP port on localhost (bind to 0, read back, close).
+// A free TCP port on localhost whose next port is free too (a service's metrics and health
+// ports), below the kernel's ephemeral range so that no outgoing connection takes it meanwhile.
 int FreePort();
 
 }  // namespace vigil::testing
