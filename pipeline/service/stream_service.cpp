@@ -142,7 +142,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
 
   void BuildGraph();
   void Dispatch(kafka::Record record);
-  void DispatchTick(int32_t partition, int64_t now_ms);
+  void DispatchTick(int32_t partition, int64_t now_ms, bool replay);
   void Analyse(Lane& lane, Work& work);
   void AnalyseRecord(Lane& lane, Work& work);
   PatientSlot& Slot(Lane& lane, const std::string& patient, int32_t partition);
@@ -278,6 +278,7 @@ void StreamService::Impl::Dispatch(kafka::Record record) {
   work->lane_sequence = lane.next_sequence++;
   work->replay = record.offset < part.replay_until;
   part.next_offset = record.offset + 1;
+  const bool replay = work->replay;
   const int64_t ts = record.timestamp_ms;
   const int64_t previous_ts = part.last_timestamp_ms;
   part.last_timestamp_ms = std::max(part.last_timestamp_ms, ts);
@@ -286,17 +287,19 @@ void StreamService::Impl::Dispatch(kafka::Record record) {
   transaction_dirty_ = true;
   lane.decode->try_put(std::move(work));
   // Device-offline checks for silent patients, driven by the partition's record time so that a
-  // re-read after a restore ticks at the same records as the first reading did.
+  // re-read after a restore ticks at the same records as the first reading did. A tick within
+  // the silent re-read publishes nothing: its device-offline alerts were committed the first time.
   const auto bucket = [this](int64_t ms) {
     return static_cast<int64_t>(static_cast<double>(ms) / (config_.limits.device_check_interval_s * 1000));
   };
-  if (previous_ts >= 0 && bucket(ts) > bucket(previous_ts)) DispatchTick(partition, ts);
+  if (previous_ts >= 0 && bucket(ts) > bucket(previous_ts)) DispatchTick(partition, ts, replay);
 }
 
-void StreamService::Impl::DispatchTick(int32_t partition, int64_t now_ms) {
+void StreamService::Impl::DispatchTick(int32_t partition, int64_t now_ms, bool replay) {
   for (auto& lane : lanes_) {
     auto work = std::make_shared<Work>();
     work->kind = Work::Kind::kTick;
+    work->replay = replay;
     work->lane_sequence = lane.next_sequence++;
     work->tick_partition = partition;
     work->tick_now_us = now_ms * 1000;
@@ -595,6 +598,7 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         snapshot.set_snapshot_wall_time_us(WallMicros());
         snapshot.set_source_partition(slot.partition);
         snapshot.set_source_offset(part->second.next_offset);
+        snapshot.set_source_record_time_ms(part->second.last_timestamp_ms);
         producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(), slot.partition);
         slot.dirty = false;
         ++snapshots;
@@ -751,7 +755,13 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
     const int64_t c = committed[p];
     auto& patient_snapshots = snapshots[p];
     int64_t s = -1;
-    for (const auto& [patient, snapshot] : patient_snapshots) s = std::max(s, snapshot.source_offset());
+    int64_t record_time_ms = -1;
+    for (const auto& [patient, snapshot] : patient_snapshots) {
+      s = std::max(s, snapshot.source_offset());
+      if (snapshot.source_record_time_ms() > 0) {
+        record_time_ms = std::max(record_time_ms, snapshot.source_record_time_ms());
+      }
+    }
     if (c < 0) {
       // A partition this group never committed: start fresh (auto.offset.reset). Snapshots from
       // another group sharing the state topic do not belong to this position.
@@ -794,6 +804,7 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
     positions[p] = s;
     state.start_offset = s;
     state.replay_until = c;
+    state.last_timestamp_ms = record_time_ms;
     partitions_[p] = state;
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
