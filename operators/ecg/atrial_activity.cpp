@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace vigil::ecg {
 
@@ -98,6 +99,32 @@ double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min
     total += correlation(xy, xx, yy);
   }
   return total / static_cast<double>(known);
+}
+
+double PWaveRateLock(std::span<const AtrialSegment* const> segments, std::span<const float> rr_s) {
+  size_t n = 0;
+  for (const auto* s : segments) n = std::max<size_t>(n, s->size);
+  if (n == 0) return NAN;
+  std::array<std::pair<float, const AtrialSegment*>, 64> known{};
+  size_t m = 0;
+  for (size_t i = 0; i < segments.size() && i < rr_s.size() && m < known.size(); ++i) {
+    if (segments[i]->size == n) known[m++] = {rr_s[i], segments[i]};
+  }
+  if (m < 6) return NAN;
+  std::sort(known.begin(), known.begin() + static_cast<ptrdiff_t>(m),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::array<double, AtrialSegment::kMaxSamples> shorter{}, longer{};
+  for (size_t j = 0; j < m; ++j) {
+    auto& sum = j < m / 2 ? shorter : longer;
+    for (size_t k = 0; k < n; ++k) sum[k] += known[j].second->centred[k];
+  }
+  double xy = 0, xx = 0, yy = 0;
+  for (size_t k = 0; k < n; ++k) {
+    xy += shorter[k] * longer[k];
+    xx += shorter[k] * shorter[k];
+    yy += longer[k] * longer[k];
+  }
+  return xx > 0 && yy > 0 ? xy / std::sqrt(xx * yy) : 0.0;
 }
 
 }  // namespace vigil::ecg

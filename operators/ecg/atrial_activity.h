@@ -73,4 +73,13 @@ AtrialSegment ExtractAtrialSegment(SignalFn&& signal, int64_t r_index, double fs
 // `min_known` segments of equal length are known. Pure; reads `centred`.
 double PWaveCoherence(std::span<const AtrialSegment* const> segments, size_t min_known);
 
+// Whether what is coherent in the segments stays locked to the QRS whatever the preceding RR
+// interval: the known segments are split at their median preceding interval `rr_s[i]`, and this
+// is the correlation of the shorter half's summed segment with the longer half's. A P wave sits
+// at a fixed PR interval, so both halves show it. At fast
+// rates the segment starts inside the previous beat's T wave, whose place in the segment moves
+// with the interval: in AF both halves show the T-wave tail at different places and correlate
+// weakly. NaN when fewer than 6 segments of equal length are known. Pure; reads `centred`.
+double PWaveRateLock(std::span<const AtrialSegment* const> segments, std::span<const float> rr_s);
+
 }  // namespace vigil::ecg

@@ -32,6 +32,8 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
   ops::RequireRange("af_p_wave_absent_max", o.p_wave_absent_max, -1, 1);
   ops::RequireRange("af_regular_fraction_max_no_p", o.regular_fraction_max_no_p, 0, 1);
   ops::RequireRange("af_p_wave_beats", o.p_wave_beats, 4, 64);
+  ops::RequireRange("af_p_wave_lock_max_rr_s", o.p_wave_lock_max_rr_s, 0, 10);
+  ops::RequireRange("af_p_wave_lock_min", o.p_wave_lock_min, -1, 1);
   ops::RequireRange("af_entropy_min", o.entropy_min, -100, 10);
   ops::RequireRange("af_entropy_beats", o.entropy_beats, 4, 64);
   ops::Require(o.entropy_beats == std::floor(o.entropy_beats), "af_entropy_beats",
@@ -48,7 +50,7 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.af.rr_irregularity";
-  why.version = "1.4.0";  // 1.4: close hold
+  why.version = "1.5.0";  // 1.4: close hold; 1.5: P waves must stay locked at fast rates
   double mean_rr = 0;
   for (const auto& i : s.intervals) mean_rr += i.rr_s;
   if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
@@ -60,6 +62,7 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
   }
   why.limits = {{"af_threshold", options_.threshold, "1", ">"},
                 {"af_p_wave_coherence_max", options_.p_wave_coherence_max, "1", "<="},
+                {"af_p_wave_lock_min", options_.p_wave_lock_min, "1", ">="},
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_regular_fraction_max", options_.regular_fraction_max, "1", "<="},
                 {"af_amplitude_cv_max", options_.amplitude_cv_max, "1", "<="},
@@ -177,6 +180,16 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   std::array<const AtrialSegment*, 64> segments{};
   for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
   f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
+  if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
+    std::array<float, 64> rr{};
+    for (size_t k = 0; k < p_beats; ++k) rr[k] = iv[iv.size() - p_beats + k].rr_s;
+    std::array<float, 64> by_length = rr;
+    std::nth_element(by_length.begin(), by_length.begin() + static_cast<ptrdiff_t>(p_beats / 2),
+                     by_length.begin() + static_cast<ptrdiff_t>(p_beats));
+    if (by_length[p_beats / 2] < options_.p_wave_lock_max_rr_s) {
+      f.p_wave_lock = PWaveRateLock(std::span(segments.data(), p_beats), std::span(rr.data(), p_beats));
+    }
+  }
 
   // Steps 6 and 7 only where the irregularity matters: they cost a pass over all interval pairs
   // and over the window's PR-interval segments.
@@ -210,6 +223,14 @@ size_t AtrialFibrillationDetector::MinWindow() const {
                                                             : options_.window_beats);
 }
 
+bool AtrialFibrillationDetector::HasPWaves(const WindowFeatures& f) const {
+  if (std::isnan(f.p_wave_coherence) || f.p_wave_coherence <= options_.p_wave_coherence_max) {
+    return false;
+  }
+  // At fast rates: coherent, but moving with the preceding interval (the previous T wave).
+  return std::isnan(f.p_wave_lock) || f.p_wave_lock >= options_.p_wave_lock_min;
+}
+
 double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
   const bool no_p = !std::isnan(f.p_wave_coherence) &&
                     f.p_wave_coherence < options_.p_wave_absent_max;
@@ -221,9 +242,7 @@ double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
   // Step 5: beats whose amplitudes disagree are not all QRS complexes.
   if (f.amplitude_cv > options_.amplitude_cv_max) return 0;
   // Step 3: P waves locked to the QRS complexes: the atria are not fibrillating.
-  if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
-    return 0;
-  }
+  if (HasPWaves(f)) return 0;
   // Step 7: noise between the beats jitters the fiducials, fakes or hides beats and hides P
   // waves: neither the RR nor the P-wave evidence can be trusted.
   if (!std::isnan(f.atrial_noise) && f.atrial_noise > options_.atrial_noise_max) return 0;
@@ -283,9 +302,7 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   const double release = options_.threshold * options_.release;
   if (s.smoothed > release) s.last_irregular_us = beat.time_us;
   const ops::TimeUs previous_p_wave_us = s.last_p_wave_us;
-  if (s.intervals.size() >= static_cast<size_t>(options_.p_wave_beats) &&
-      !std::isnan(features.p_wave_coherence) &&
-      features.p_wave_coherence > options_.p_wave_coherence_max) {
+  if (s.intervals.size() >= static_cast<size_t>(options_.p_wave_beats) && HasPWaves(features)) {
     s.last_p_wave_us = beat.time_us;
   }
   if (!s.open && s.smoothed > options_.threshold) {

@@ -58,6 +58,8 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   a.max_rr_s = p.Get("af_max_rr_s", a.max_rr_s);
   a.p_wave_coherence_max = p.Get("af_p_wave_coherence_max", a.p_wave_coherence_max);
   a.p_wave_absent_max = p.Get("af_p_wave_absent_max", a.p_wave_absent_max);
+  a.p_wave_lock_max_rr_s = p.Get("af_p_wave_lock_max_rr_s", a.p_wave_lock_max_rr_s);
+  a.p_wave_lock_min = p.Get("af_p_wave_lock_min", a.p_wave_lock_min);
   a.regular_fraction_max_no_p = p.Get("af_regular_fraction_max_no_p", a.regular_fraction_max_no_p);
   a.p_wave_beats = WholeNumber(p, "af_p_wave_beats", a.p_wave_beats);
   a.min_window_beats = WholeNumber(p, "af_min_window_beats", a.min_window_beats);

@@ -156,10 +156,11 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   const auto ev = Evaluate(dir, "cinc2017",
                            "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
   ASSERT_EQ(ev.cinc.size(), 1500u);
-  // Regression floor: measured 0.787 on 2026-11-23 (0.662 before the P-wave coherence test,
+  // Regression floor: measured 0.797 on 2026-11-24 (0.662 before the P-wave coherence test,
   // 0.767 before the P-wave bound on AF onsets, 0.770 before the COSEn veto, 0.773 before the
-  // noise-between-beats veto, 0.779 before the 30-s close hold).
-  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.76);
+  // noise-between-beats veto, 0.779 before the 30-s close hold, 0.787 before the P-wave rate
+  // lock at fast rates).
+  Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.78);
   // No CinC record is labelled VT or VF, and the normal class (N) certainly has none: every
   // VT/VF episode there is a false ventricular alarm, mostly motion artefact the classifier
   // labels V. The issue sets no target; this ceiling only holds today's level (5.1 per hour,

@@ -555,6 +555,71 @@ TEST(AtrialActivity, CoherenceOfLockedWavesAndOfNoise) {
   EXPECT_TRUE(std::isnan(vigil::ecg::PWaveCoherence(q, 10)));
 }
 
+// Fast AF (intervals 0.40-0.55 s, median under 0.5 s) whose broad T waves (0.3 mV, peak 0.20 s
+// after each QRS, sigma 80 ms) reach into the next beat's PR-interval segment, at a place that
+// moves with the interval - or, with `p_waves`, the same rhythm with a P wave locked to every
+// QRS instead.
+std::pair<std::vector<float>, std::vector<double>> FastRhythm(bool p_waves) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> rr(0.40, 0.55);
+  std::vector<double> beats{0.5};
+  while (beats.back() < 60) beats.push_back(beats.back() + rr(rng));
+  auto x = CleanEcg(beats.back() + 1, beats);
+  if (p_waves) {
+    AddAtrialActivity(x, beats, true);
+  } else {
+    for (double b : beats) {
+      for (int k = -60; k <= 60; ++k) {
+        const auto i = std::llround((b + 0.20) * kFs) + k;
+        if (i < 0 || i >= static_cast<int64_t>(x.size())) continue;
+        x[static_cast<size_t>(i)] += static_cast<float>(0.3 * std::exp(-0.5 * k * k / 400.0));
+      }
+    }
+  }
+  return {x, beats};
+}
+
+TEST(AtrialActivity, RateLockTellsAPWaveFromThePreviousTWave) {
+  for (const bool p_waves : {true, false}) {
+    const auto [x, beats] = FastRhythm(p_waves);
+    const auto segments = Segments(x, beats);
+    std::vector<const vigil::ecg::AtrialSegment*> p;
+    std::vector<float> rr;
+    for (size_t i = 1; i < 21; ++i) {
+      p.push_back(&segments[i]);
+      rr.push_back(static_cast<float>(beats[i] - beats[i - 1]));
+    }
+    // Both are coherent: the T-wave tail follows the QRS too.
+    EXPECT_GT(vigil::ecg::PWaveCoherence(p, 10), 0.3) << p_waves;
+    const double lock = vigil::ecg::PWaveRateLock(p, rr);
+    if (p_waves) {
+      EXPECT_GT(lock, 0.8);
+    } else {
+      EXPECT_LT(lock, 0.4);
+    }
+  }
+  std::vector<vigil::ecg::AtrialSegment> unknown(20);
+  std::vector<const vigil::ecg::AtrialSegment*> q;
+  for (const auto& s : unknown) q.push_back(&s);
+  EXPECT_TRUE(std::isnan(vigil::ecg::PWaveRateLock(q, std::vector<float>(20, 0.5f))));
+}
+
+TEST(AtrialFibrillation, PreviousTWaveAtFastRatesIsNotAPWave) {
+  // The T-wave tail in the PR segments of fast AF is coherent: without the rate-lock test the
+  // P-wave veto holds the AF back; with it, AF is found. P waves locked to the QRS still veto.
+  const auto run = [](bool p_waves, const RhythmAnalyzer& analyzer) {
+    const auto [x, beats] = FastRhythm(p_waves);
+    auto state = analyzer.MakeState();
+    const auto events = Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
+                             Segments(x, beats));
+    return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
+  };
+  EXPECT_TRUE(run(false, Default()));
+  EXPECT_FALSE(run(false, WithParameters({{"af_p_wave_lock_min", -1}})));
+  EXPECT_FALSE(run(false, WithParameters({{"af_p_wave_lock_max_rr_s", 0.3}})));
+  EXPECT_FALSE(run(true, Default()));
+}
+
 // Ventricular fibrillation: an oscillation of 3-7 Hz whose rate and amplitude (0.2-1 mV) wander
 // from wave to wave, as coarse VF does.
 std::vector<float> Fibrillation(double seconds, unsigned seed) {
