@@ -598,7 +598,9 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         snapshot.set_snapshot_wall_time_us(WallMicros());
         snapshot.set_source_partition(slot.partition);
         snapshot.set_source_offset(part->second.next_offset);
-        snapshot.set_source_record_time_ms(part->second.last_timestamp_ms);
+        if (part->second.last_timestamp_ms >= 0) {
+          snapshot.set_source_record_time_ms(part->second.last_timestamp_ms);
+        }
         producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(), slot.partition);
         slot.dirty = false;
         ++snapshots;
@@ -758,7 +760,7 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
     int64_t record_time_ms = -1;
     for (const auto& [patient, snapshot] : patient_snapshots) {
       s = std::max(s, snapshot.source_offset());
-      if (snapshot.source_record_time_ms() > 0) {
+      if (snapshot.has_source_record_time_ms()) {
         record_time_ms = std::max(record_time_ms, snapshot.source_record_time_ms());
       }
     }
