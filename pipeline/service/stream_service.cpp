@@ -607,9 +607,10 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       }
     }
     if (all) last_snapshot_ = Clock::now();
-    for (auto& [p, part] : partitions_) {
-      if (all || (snapshot_partitions && snapshot_partitions->count(p))) part.needs_snapshot = false;
-    }
+    // Every partition that needed a snapshot has had all its changed patients written above. (It
+    // used to keep the flag until the next full snapshot, writing every changed patient of a
+    // new partition at each commit for up to a snapshot interval.)
+    for (auto& [p, part] : partitions_) part.needs_snapshot = false;
     metrics_.records_out_state.Increment(snapshots);
     std::vector<RdKafka::TopicPartition*> offsets;
     for (const auto& [p, part] : partitions_) {

@@ -157,6 +157,65 @@ TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   ExpectExactlyTheReference(topics);
 }
 
+TEST(ExactlyOnce, DeviceOfflineFoundByATickIsNotPublishedAgainAfterARestore) {
+  // Two patients in one partition. Patient A falls silent; B's records keep the partition's
+  // record clock going, and the device check that ticks with it finds A's device offline. The
+  // instance is killed after committing that alert but before any snapshot newer than A's
+  // silence, so its successor re-reads the tick silently: the alert must not come out again.
+  const auto name = UniqueName("svc-tick");
+  const auto topics = CreateTestTopics(name, 1);
+  const auto envelopes = SyntheticEnvelopes(name, 2, 12, 0);
+  ASSERT_EQ(envelopes.size(), 24u);
+  const std::string silent = envelopes[0].patient_id();
+  const int port = FreePort();
+  const auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
+  const std::map<std::string, std::string> env = {
+      {"VIGIL_LIMITS_DEVICE_OFFLINE_AFTER_S", "1"},
+      {"VIGIL_LIMITS_DEVICE_CHECK_INTERVAL_S", "0.5"},
+      {"VIGIL_LIMITS_SNAPSHOT_INTERVAL_MS", "600000"},
+      {"VIGIL_KAFKA_CONSUMER_PROPERTIES__GROUP__INSTANCE__ID", name + "-member-0"}};
+  const auto count_offline = [&] {
+    int raised = 0;
+    for (const auto& r : ReadCommitted(topics.alerts)) {
+      v1::Alert alert;
+      if (!alert.ParseFromString(r.value.value_or(""))) continue;
+      raised += alert.patient_id() == silent && alert.condition() == v1::CONDITION_DEVICE_OFFLINE &&
+                alert.state() == v1::ALERT_STATE_RAISED;
+    }
+    return raised;
+  };
+  {
+    ServiceProcess first("tick-0", yaml, env);
+    ASSERT_TRUE(first.WaitForLog("assigned telemetry partitions", 60s)) << first.Log();
+    kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()}, {"linger.ms", "0"}});
+    // Both for 2 s of device time, then B alone, one record every 250 ms of wall time (the
+    // records' Kafka timestamps are the device-check clock).
+    for (size_t i = 0; i < envelopes.size(); ++i) {
+      if (i >= 4 && envelopes[i].patient_id() == silent) continue;
+      producer.Produce(topics.telemetry, envelopes[i].patient_id(), envelopes[i].SerializeAsString());
+      producer.Flush(10s);
+      std::this_thread::sleep_for(250ms);
+    }
+    ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 60s)) << first.Log();
+    ASSERT_EQ(count_offline(), 1) << "the tick raised the silent device once:\n" << first.Log();
+    first.Kill();
+  }
+  ServiceProcess second("tick-1", yaml, env);
+  ASSERT_TRUE(second.WaitForLog("assigned telemetry partitions", 60s)) << second.Log();
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 60s)) << second.Log();
+  // "partition 0: 2 patients at offset S, committed C: N records to re-analyse silently"
+  const auto log = second.Log();
+  const auto at = log.find(" records to re-analyse silently");
+  ASSERT_NE(at, std::string::npos) << log;
+  const auto number = log.rfind(' ', at - 1);
+  EXPECT_GE(std::stoi(log.substr(number + 1, at - number - 1)), 8)
+      << "the successor re-read from a snapshot older than the silence:\n" << log;
+  const auto code = second.Terminate(10s);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << second.Log();
+  EXPECT_EQ(count_offline(), 1) << "published again by the re-read:\n" << second.Log();
+}
+
 TEST(Robustness, HostileInputIsDeadLetteredAndAccountedFor) {
   const auto name = UniqueName("svc-bad");
   const auto topics = CreateTestTopics(name, 2);
