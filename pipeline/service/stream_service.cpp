@@ -276,9 +276,9 @@ void StreamService::Impl::Dispatch(kafka::Record record) {
   Lane& lane = lanes_[lane_index];
   auto work = std::make_shared<Work>();
   work->lane_sequence = lane.next_sequence++;
-  work->replay = record.offset < part.replay_until;
+  const bool replay = record.offset < part.replay_until;
+  work->replay = replay;
   part.next_offset = record.offset + 1;
-  const bool replay = work->replay;
   const int64_t ts = record.timestamp_ms;
   const int64_t previous_ts = part.last_timestamp_ms;
   part.last_timestamp_ms = std::max(part.last_timestamp_ms, ts);
