@@ -8,6 +8,7 @@
 
 #include "operators/core/options.h"
 #include "operators/ecg/episode_tracker.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
@@ -183,11 +184,9 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
     std::array<float, 64> rr{};
     for (size_t k = 0; k < p_beats; ++k) rr[k] = iv[iv.size() - p_beats + k].rr_s;
-    std::array<float, 64> by_length = rr;
-    std::nth_element(by_length.begin(), by_length.begin() + static_cast<ptrdiff_t>(p_beats / 2),
-                     by_length.begin() + static_cast<ptrdiff_t>(p_beats));
-    if (by_length[p_beats / 2] < options_.p_wave_lock_max_rr_s) {
-      f.p_wave_lock = PWaveRateLock(std::span(segments.data(), p_beats), std::span(rr.data(), p_beats));
+    const std::span<const float> window_rr(rr.data(), p_beats);
+    if (filters::OrderStatistic(window_rr, p_beats / 2) < options_.p_wave_lock_max_rr_s) {
+      f.p_wave_lock = PWaveRateLock(std::span(segments.data(), p_beats), window_rr);
     }
   }
 
