@@ -9,8 +9,8 @@ namespace vigil::ecg {
 
 namespace {
 // 2: AF intervals carry PR-interval segments; 3: AF onset bounds (last episode end, last P
-// waves) and the close hold
-constexpr uint32_t kSnapshotVersion = 3;
+// waves) and the close hold; 4: the VT detector's raw-signal history (artefact veto)
+constexpr uint32_t kSnapshotVersion = 4;
 }
 
 namespace {
@@ -71,6 +71,10 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   auto& v = o.vt;
   v.min_beats = WholeNumber(p, "vt_min_beats", v.min_beats);
   v.min_rate_bpm = p.Get("vt_min_rate_bpm", v.min_rate_bpm);
+  v.artifact_low_frequency_min =
+      p.Get("vt_artifact_low_frequency_min", v.artifact_low_frequency_min);
+  v.artifact_rr_change_min = p.Get("vt_artifact_rr_change_min", v.artifact_rr_change_min);
+  v.artifact_beats = WholeNumber(p, "vt_artifact_beats", v.artifact_beats);
   auto& h = o.hr;
   h.low_bpm = p.Get("hr_low_bpm", h.low_bpm);
   h.high_bpm = p.Get("hr_high_bpm", h.high_bpm);
@@ -150,6 +154,7 @@ void RhythmAnalyzer::ProcessBlock(RhythmState& s, const ops::Chunk& part,
   };
   std::vector<VfWindowFeatures> windows;
   vf_.Process(s.vf_, part, usable, out, &windows);
+  vt_.OnSamples(s.vt_, part);
   for (const auto& w : windows) {
     if (w.fibrillatory) absence_.OnUnusable(s.absence_, w.start_us, w.end_us, out);
     const auto step_us = ops::FromSeconds(options_.vf.step_s);
@@ -251,7 +256,7 @@ void RhythmAnalyzer::OnGap(RhythmState& s, ops::TimeUs from_us, ops::TimeUs to_u
   quality_.OnGap(s.quality_, from_us, to_us);
   vf_.OnGap(s.vf_, out);
   af_.Stop(s.af_, out);
-  vt_.Stop(s.vt_, out);
+  vt_.OnGap(s.vt_, out);
   hr_.Stop(s.hr_, out);
   absence_.Stop(s.absence_, from_us, out);
   absence_.OnUnusable(s.absence_, from_us, to_us, out);

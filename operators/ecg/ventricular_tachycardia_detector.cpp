@@ -1,11 +1,39 @@
 #include "operators/ecg/ventricular_tachycardia_detector.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "operators/core/options.h"
 #include "operators/ecg/episode_tracker.h"
+#include "operators/filters/biquad_cascade.h"
+#include "operators/filters/filter_design.h"
 
 namespace vigil::ecg {
+
+namespace {
+constexpr double kLowFrequencyHz = 2.0;
+constexpr double kSettleS = 1.0;  // the high-pass runs this long before the judged stretch
+}  // namespace
+
+double LowFrequencyFraction(std::span<const float> x, size_t from, double sample_rate_hz) {
+  constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+  if (from + 2 > x.size() || sample_rate_hz <= 2 * kLowFrequencyHz) return kNan;
+  filters::BiquadCascade high_pass(filters::ButterworthHighPass(2, kLowFrequencyHz,
+                                                                 sample_rate_hz));
+  double mean = 0;
+  for (size_t i = from; i < x.size(); ++i) mean += x[i];
+  mean /= static_cast<double>(x.size() - from);
+  double total = 0, passed = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double y = high_pass.Step(x[i]);
+    if (i < from) continue;
+    passed += y * y;
+    total += (x[i] - mean) * (x[i] - mean);
+  }
+  if (!(total > 0)) return kNan;
+  return std::clamp(1 - passed / total, 0.0, 1.0);
+}
 
 VentricularTachycardiaDetector VentricularTachycardiaDetector::Make(
     const VentricularTachycardiaOptions& o) {
@@ -13,21 +41,109 @@ VentricularTachycardiaDetector VentricularTachycardiaDetector::Make(
   ops::Require(o.min_beats == std::floor(o.min_beats), "vt_min_beats", o.min_beats,
                "must be a whole number");
   ops::RequireRange("vt_min_rate_bpm", o.min_rate_bpm, 40, 300);
+  ops::RequireRange("vt_artifact_low_frequency_min", o.artifact_low_frequency_min, 0, 1);
+  ops::RequireRange("vt_artifact_rr_change_min", o.artifact_rr_change_min, 0, 10);
+  // At least 4 beats: 3 intervals give the first median of successive changes that is not a
+  // single difference. No more than fit the history at the slowest qualifying rate.
+  ops::RequireRange("vt_artifact_beats", o.artifact_beats, 4, 12);
   return VentricularTachycardiaDetector(o);
 }
 
 ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.vt.run";
-  why.version = "1.0.0";
+  why.version = "1.1.0";
   const double rate = s.run_beats > 1 && s.run_rr_sum_s > 0
                           ? 60.0 * (s.run_beats - 1) / s.run_rr_sum_s : 0;
   why.measures = {{"ventricular_beats", static_cast<double>(s.run_beats), "beats"},
                   {"rate", rate, "bpm"}};
+  if (!std::isnan(s.low_frequency)) {
+    why.measures.push_back({"low_frequency_energy", s.low_frequency, "fraction"});
+  }
+  if (!std::isnan(s.rr_change)) why.measures.push_back({"rr_change", s.rr_change, "fraction"});
   why.limits = {{"vt_min_beats", static_cast<double>(options_.min_beats), "beats", ">="},
-                {"vt_min_rate", options_.min_rate_bpm, "bpm", ">="}};
-  why.rule = ">= 5 consecutive ventricular beats at >= 100 bpm";
+                {"vt_min_rate", options_.min_rate_bpm, "bpm", ">="},
+                {"vt_artifact_low_frequency_min", options_.artifact_low_frequency_min,
+                 "fraction", "<="},
+                {"vt_artifact_rr_change_min", options_.artifact_rr_change_min, "fraction", "<="}};
+  why.rule = ">= 5 consecutive ventricular beats at >= 100 bpm, unless the run's last beats are "
+             "slow irregular artefact (energy below 2 Hz above vt_artifact_low_frequency_min and "
+             "median successive RR change above vt_artifact_rr_change_min of the mean RR)";
   return why;
+}
+
+void VentricularTachycardiaDetector::OnSamples(State& s, const ops::Chunk& chunk) const {
+  if (chunk.values.empty()) return;
+  if (s.sample_rate_hz != chunk.sample_rate_hz || s.history.empty()) {
+    s.sample_rate_hz = chunk.sample_rate_hz;
+    s.history.assign(static_cast<size_t>(std::ceil(kHistoryS * chunk.sample_rate_hz)), 0.0f);
+    s.written = 0;
+  }
+  if (s.written == 0) s.reset_us = chunk.first_sample_us;
+  // Copied as is, in at most two runs per pass over the ring (this runs for every sample of
+  // every stream; the rare judgement reads NaN as 0).
+  const size_t size = s.history.size();
+  auto values = chunk.values;
+  if (values.size() > size) values = values.last(size);
+  s.written += chunk.values.size() - values.size();
+  while (!values.empty()) {
+    const auto pos = static_cast<size_t>(s.written % size);
+    const size_t run = std::min(values.size(), size - pos);
+    std::copy_n(values.begin(), run, s.history.begin() + static_cast<ptrdiff_t>(pos));
+    values = values.subspan(run);
+    s.written += run;
+  }
+}
+
+VentricularTachycardiaDetector::ArtifactMeasures VentricularTachycardiaDetector::Artifact(
+    const State& s) const {
+  ArtifactMeasures m;
+  const size_t n = s.run_times.size();
+  if (n < 4) return m;
+  // Successive RR changes over the judged beats.
+  std::vector<double> rr(n - 1), change(n - 2);
+  double mean_rr = 0;
+  for (size_t k = 1; k < n; ++k) {
+    rr[k - 1] = ops::ToSeconds(s.run_times[k] - s.run_times[k - 1]);
+    mean_rr += rr[k - 1];
+  }
+  mean_rr /= static_cast<double>(n - 1);
+  for (size_t k = 1; k < rr.size(); ++k) change[k - 1] = std::fabs(rr[k] - rr[k - 1]);
+  if (mean_rr > 0) {
+    std::sort(change.begin(), change.end());
+    const size_t c = change.size();
+    const double median = c % 2 ? change[c / 2] : 0.5 * (change[c / 2 - 1] + change[c / 2]);
+    m.rr_change = median / mean_rr;
+  }
+  // Energy below 2 Hz over (first judged beat, newest beat], the high-pass settled on the
+  // kSettleS before, as far as the history holds it.
+  if (s.written == 0 || s.sample_rate_hz <= 0) return m;
+  const auto index = [&s](ops::TimeUs t) {
+    return static_cast<int64_t>(std::llround(ops::ToSeconds(t - s.reset_us) * s.sample_rate_hz));
+  };
+  const auto written = static_cast<int64_t>(s.written);
+  const auto size = static_cast<int64_t>(s.history.size());
+  const int64_t oldest = std::max<int64_t>(0, written - size);
+  const int64_t first = index(s.run_times.front()) + 1;
+  const int64_t last = std::min(index(s.run_times.back()), written - 1);
+  if (first < oldest || last - first < 2) return m;
+  const int64_t settle_from =
+      std::max(oldest, first - static_cast<int64_t>(std::llround(kSettleS * s.sample_rate_hz)));
+  std::vector<float> x(static_cast<size_t>(last - settle_from + 1));
+  for (int64_t i = settle_from; i <= last; ++i) {
+    const float v = s.history[static_cast<size_t>(i % size)];
+    x[static_cast<size_t>(i - settle_from)] = v == v ? v : 0.0f;  // NaN: an invalid sample
+  }
+  m.low_frequency =
+      LowFrequencyFraction(x, static_cast<size_t>(first - settle_from), s.sample_rate_hz);
+  return m;
+}
+
+bool VentricularTachycardiaDetector::IsArtifact(const ArtifactMeasures& m) const {
+  // Unknown measures never veto: a run that cannot be judged alarms.
+  return !std::isnan(m.low_frequency) && !std::isnan(m.rr_change) &&
+         m.low_frequency > options_.artifact_low_frequency_min &&
+         m.rr_change > options_.artifact_rr_change_min;
 }
 
 void VentricularTachycardiaDetector::Stop(State& s, ops::Events& out) const {
@@ -39,6 +155,14 @@ void VentricularTachycardiaDetector::Stop(State& s, ops::Events& out) const {
   s.open = false;
   s.run_beats = 0;
   s.run_rr_sum_s = 0;
+  s.run_times.clear();
+  s.low_frequency = NAN;
+  s.rr_change = NAN;
+}
+
+void VentricularTachycardiaDetector::OnGap(State& s, ops::Events& out) const {
+  Stop(s, out);
+  s.written = 0;
 }
 
 void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, bool usable,
@@ -54,8 +178,16 @@ void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, boo
   }
   ++s.run_beats;
   s.last_v_us = beat.time_us;
+  s.run_times.push_back(beat.time_us);
+  while (s.run_times.size() > static_cast<size_t>(options_.artifact_beats)) {
+    s.run_times.pop_front();
+  }
   if (!s.open && s.run_beats >= options_.min_beats &&
       60.0 * (s.run_beats - 1) >= options_.min_rate_bpm * s.run_rr_sum_s) {
+    const auto artifact = Artifact(s);
+    s.low_frequency = artifact.low_frequency;
+    s.rr_change = artifact.rr_change;
+    if (IsArtifact(artifact)) return;  // judged again at the next V beat
     s.open = true;
     out.push_back(MakeEpisode(ops::EpisodeKind::kVentricularTachycardia,
                               ops::Episode::Phase::kOpened, s.run_start_us, 0, Explain(s)));
@@ -68,6 +200,14 @@ void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<int64_t>(run_start_us);
   w.Put<int64_t>(last_v_us);
   w.Put<uint8_t>(open);
+  const std::vector<int64_t> times(run_times.begin(), run_times.end());
+  w.PutSpan<int64_t>(times);
+  w.Put<double>(low_frequency);
+  w.Put<double>(rr_change);
+  w.Put<double>(sample_rate_hz);
+  w.PutSpan<float>(history);
+  w.Put<uint64_t>(written);
+  w.Put<int64_t>(reset_us);
 }
 
 void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
@@ -76,6 +216,19 @@ void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
   run_start_us = r.Get<int64_t>();
   last_v_us = r.Get<int64_t>();
   open = r.Get<uint8_t>() != 0;
+  const auto times = r.GetVector<int64_t>(64);
+  run_times.assign(times.begin(), times.end());
+  low_frequency = r.Get<double>();
+  rr_change = r.Get<double>();
+  sample_rate_hz = r.Get<double>();
+  // At most kHistoryS at the highest supported rate (1 kHz), with room to spare.
+  history = r.GetVector<float>(static_cast<size_t>(kHistoryS * 2000));
+  written = r.Get<uint64_t>();
+  reset_us = r.Get<int64_t>();
+  if (!history.empty() &&
+      history.size() != static_cast<size_t>(std::ceil(kHistoryS * sample_rate_hz))) {
+    throw ops::SnapshotError("vt detector: history does not match its rate");
+  }
 }
 
 }  // namespace vigil::ecg

@@ -106,6 +106,20 @@ int Count(const vigil::eval::EpisodeEvaluation& ev, const std::string& kind) {
   return it == all->second.end() ? 0 : it->second;
 }
 
+// VT episodes (the issue sets no target). The floor is today's episode Se, so that losing a
+// single reference VT episode fails: the VT artefact veto (ventricular_tachycardia_detector.h)
+// must cost no true VT. Measured 2026-11-24, before and after the veto: mitdb 6 of 40 (most
+// reference runs there are shorter than the 5-beat alarm rule), vfdb 13 of 22. +P is printed.
+void VentricularTachycardiaFloor(const vigil::eval::EpisodeEvaluation& ev, const std::string& db,
+                                 double floor) {
+  vigil::eval::EpisodeScore total;
+  for (const auto& row : ev.vt) total += row.score;
+  std::cout << fmt::format("VT episodes {}: Se {:.3f} +P {:.3f} (no issue target; Se floor {})\n",
+                           db, total.EpisodeSensitivity(), total.EpisodePositivePredictivity(),
+                           floor);
+  EXPECT_GE(total.EpisodeSensitivity(), floor) << "reference VT episodes lost in " << db;
+}
+
 TEST(RhythmReplayAccuracy, Mitdb) {
   const auto names = HeaderNames("mitdb");
   ASSERT_EQ(names.size(), 26u);
@@ -132,6 +146,7 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   // None since blocks with a settling baseline count as unusable (record 116 had one: QRS lost
   // in electrode artefact); the target is none, and so is the floor.
   Target("asystole episodes in mitdb (fewer is better)", Count(ev, "ASYS"), 0, 0, false);
+  VentricularTachycardiaFloor(ev, "mitdb", 0.15);
   fs::remove_all(dir);
 }
 
@@ -144,6 +159,7 @@ TEST(RhythmReplayAccuracy, Vfdb) {
   for (const auto& row : ev.vf) total += row.score;
   Target("VF/VFL episode Se, vfdb", total.EpisodeSensitivity(), 0.90, 0.90);
   Target("VF/VFL median onset delay s, vfdb", total.MedianOnsetDelay(), 10.0, 10.0, false);
+  VentricularTachycardiaFloor(ev, "vfdb", 0.59);
   fs::remove_all(dir);
 }
 
@@ -163,8 +179,9 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   Target("AF-vs-rest F1, cinc2017", vigil::eval::ScoreCinc(ev.cinc).F1(), 0.80, 0.78);
   // No CinC record is labelled VT or VF, and the normal class (N) certainly has none: every
   // VT/VF episode there is a false ventricular alarm, mostly motion artefact the classifier
-  // labels V. The issue sets no target; this ceiling only holds today's level (5.1 per hour,
-  // 40 episodes in 7.8 h, measured 2026-11-24) so that it cannot grow unnoticed.
+  // labels V. The issue sets no target; this ceiling only holds today's level so that it
+  // cannot grow unnoticed: 2.8 per hour, 22 episodes in 7.8 h, measured 2026-11-24 with the VT
+  // artefact veto (5.1 per hour, 40 episodes, before it).
   int n_ventricular = 0;
   double n_hours = 0;
   for (const auto& r : ev.cinc) {
@@ -175,9 +192,9 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   ASSERT_GT(n_hours, 0);
   const double per_hour = n_ventricular / n_hours;
   std::cout << fmt::format("false VT/VF episodes per hour on cinc2017 N records: {:.2f} "
-                           "(no issue target; regression ceiling 6.0)\n",
+                           "(no issue target; regression ceiling 3.5)\n",
                            per_hour);
-  EXPECT_LE(per_hour, 6.0) << "false ventricular alarms on normal CinC records grew";
+  EXPECT_LE(per_hour, 3.5) << "false ventricular alarms on normal CinC records grew";
   EXPECT_EQ(Count(ev, "ASYS"), 0);
   for (const auto& [record, kinds] : ev.counts) {
     if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;

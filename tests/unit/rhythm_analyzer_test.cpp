@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <numbers>
 #include <random>
 #include <string>
@@ -343,6 +344,125 @@ TEST(VentricularTachycardia, FiveVentricularBeatsAtOrAboveHundred) {
   ASSERT_EQ(closed.size(), 1u);
   EXPECT_NEAR(ops::ToSeconds(closed[0].end_us - closed[0].start_us), 7 * 0.4, 1e-3);
   EXPECT_EQ(closed[0].why.measures.at(0).value, 8);
+}
+
+// A V run at irregular intervals (mean 0.49 s, 123 bpm; median successive change 0.5 of the
+// mean), after sinus rhythm and followed by it. Returns the beat times; `labels` gets N / V.
+std::vector<double> IrregularVentricularRun(std::string& labels, bool regular = false) {
+  auto beats = BeatsEvery(0.5, 7.5, 0.8);
+  labels.assign(beats.size(), 'N');
+  const double irregular[] = {0.35, 0.6, 0.4, 0.7, 0.3, 0.55, 0.38, 0.65, 0.33, 0.6};
+  beats.push_back(beats.back() + 0.5);
+  labels += 'V';
+  for (double rr : irregular) {
+    beats.push_back(beats.back() + (regular ? 0.5 : rr));
+    labels += 'V';
+  }
+  const auto after = BeatsEvery(beats.back() + 1.0, beats.back() + 6, 0.8);
+  beats.insert(beats.end(), after.begin(), after.end());
+  labels.append(after.size(), 'N');
+  return beats;
+}
+
+TEST(VentricularTachycardia, SlowIrregularArtefactIsNotVt) {
+  // Slow swings (Gaussian, sigma 0.15 s: most energy below 2 Hz) that the classifier took for
+  // V beats, at irregular intervals: artefact, no VT. The same slow waveform at a regular rate,
+  // and narrow complexes at the same irregular times, are VT: each condition alone must not
+  // veto, so this test fails if either check is dropped or the veto is too broad.
+  std::string labels;
+  const auto irregular = IrregularVentricularRun(labels);
+  const auto slow = [](const std::vector<double>& beats) {
+    return CleanEcg(beats.back() + 1, beats, 1.0, 1, 150, 37.5);
+  };
+  const auto artefact = Feed(Default(), slow(irregular), ToBeats(irregular, labels));
+  EXPECT_TRUE(Episodes(artefact, EpisodeKind::kVentricularTachycardia).empty());
+  // The rhythm stage still saw usable signal (the veto, not signal quality, decided).
+  EXPECT_TRUE(Episodes(artefact, EpisodeKind::kEcgNoise).empty());
+
+  std::string regular_labels;
+  const auto regular = IrregularVentricularRun(regular_labels, true);
+  const auto slow_vt = Episodes(Feed(Default(), slow(regular), ToBeats(regular, regular_labels)),
+                                EpisodeKind::kVentricularTachycardia);
+  ASSERT_EQ(slow_vt.size(), 1u);
+  // The explanation carries both artefact measures: much slow energy, no RR change.
+  std::map<std::string, double> measures;
+  for (const auto& m : slow_vt[0].why.measures) measures[m.name] = m.value;
+  ASSERT_TRUE(measures.count("low_frequency_energy"));
+  ASSERT_TRUE(measures.count("rr_change"));
+  EXPECT_GT(measures["low_frequency_energy"], 0.4);
+  EXPECT_NEAR(measures["rr_change"], 0, 1e-3);
+
+  const auto narrow = Episodes(Feed(Default(), CleanEcg(irregular.back() + 1, irregular),
+                                    ToBeats(irregular, labels)),
+                               EpisodeKind::kVentricularTachycardia);
+  ASSERT_EQ(narrow.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(narrow[0].start_us), irregular[labels.find('V')], 1e-3);
+
+  // Disabled (limit 1): the artefact alarms as before.
+  EXPECT_EQ(Episodes(Feed(WithParameters({{"vt_artifact_low_frequency_min", 1}}),
+                          slow(irregular), ToBeats(irregular, labels)),
+                     EpisodeKind::kVentricularTachycardia).size(), 1u);
+}
+
+TEST(VentricularTachycardia, LowFrequencyFraction) {
+  const auto sine = [](double hz, double seconds) {
+    std::vector<float> x(static_cast<size_t>(seconds * kFs));
+    for (size_t i = 0; i < x.size(); ++i) {
+      x[i] = static_cast<float>(std::sin(2 * std::numbers::pi * hz * static_cast<double>(i) / kFs));
+    }
+    return x;
+  };
+  const size_t settle = static_cast<size_t>(kFs);
+  EXPECT_GT(vigil::ecg::LowFrequencyFraction(sine(0.5, 5), settle, kFs), 0.95);
+  EXPECT_LT(vigil::ecg::LowFrequencyFraction(sine(10, 5), settle, kFs), 0.05);
+  // 1 Hz and 15 Hz of equal amplitude: half the energy below 2 Hz, less the little of 1 Hz the
+  // 2nd-order high-pass still passes (|H(1 Hz)|^2 = 1/17).
+  auto mix = sine(1, 6);
+  const auto high = sine(15, 6);
+  for (size_t i = 0; i < mix.size(); ++i) mix[i] += high[i];
+  EXPECT_NEAR(vigil::ecg::LowFrequencyFraction(mix, settle, kFs), 0.5 * 16.0 / 17.0, 0.03);
+  EXPECT_TRUE(std::isnan(vigil::ecg::LowFrequencyFraction(std::vector<float>(500, 1.0f), 100,
+                                                          kFs)));  // no energy
+  EXPECT_TRUE(std::isnan(vigil::ecg::LowFrequencyFraction(sine(1, 1), 250, kFs)));  // too short
+}
+
+TEST(VentricularTachycardia, SnapshotMidRunJudgesTheSame) {
+  // Cut inside the artefact run, after its fifth beat: the restored history must give the same
+  // verdicts (none here) and the same later episodes.
+  std::string labels;
+  auto beats = IrregularVentricularRun(labels);
+  // A true VT run later, to show the restored state still alarms.
+  const double vt_from = beats.back() + 0.8;
+  for (int k = 0; k < 8; ++k) {
+    beats.push_back(vt_from + 0.4 * k);
+    labels += 'V';
+  }
+  const auto after = BeatsEvery(beats.back() + 1.0, beats.back() + 4, 0.8);
+  beats.insert(beats.end(), after.begin(), after.end());
+  labels.append(after.size(), 'N');
+  std::vector<float> x = CleanEcg(beats.back() + 1, beats);
+  const auto slow = CleanEcg(beats.back() + 1, beats, 1.0, 1, 150, 37.5);
+  // Slow waveform only during the artefact run.
+  const auto first_v = beats[labels.find('V')];
+  for (size_t i = static_cast<size_t>((first_v - 1) * kFs);
+       i < static_cast<size_t>((vt_from - 0.5) * kFs); ++i) {
+    x[i] = slow[i];
+  }
+  const auto reference = Feed(Default(), x, ToBeats(beats, labels));
+  const auto vt = Episodes(reference, EpisodeKind::kVentricularTachycardia);
+  ASSERT_EQ(vt.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(vt[0].start_us), vt_from, 1e-3);
+
+  const auto cut = static_cast<size_t>((first_v + 2.6) * kFs);
+  auto first = Default().MakeState();
+  auto events = Feed(Default(), *first, x, ToBeats(beats, labels), {}, false, 0, cut);
+  auto second = Default().MakeState();
+  second->Restore(first->Snapshot());
+  const auto rest = Feed(Default(), *second, x, ToBeats(beats, labels), {}, true, cut);
+  events.insert(events.end(), rest.begin(), rest.end());
+  const auto restored = Episodes(events, EpisodeKind::kVentricularTachycardia);
+  ASSERT_EQ(restored.size(), 1u);
+  EXPECT_EQ(restored[0].start_us, vt[0].start_us);
 }
 
 std::vector<double> IrregularBeats(double from_s, double to_s, unsigned seed) {
@@ -720,6 +840,8 @@ TEST(RhythmOptions, BadValuesThrowNamingTheField) {
   EXPECT_THROW(WithParameters({{"asystole_s", 12}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"af_window_beats", 8.5}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"vf_leakage_max", 1.5}}), ops::OptionError);
+  EXPECT_THROW(WithParameters({{"vt_artifact_beats", 3}}), ops::OptionError);
+  EXPECT_THROW(WithParameters({{"vt_artifact_low_frequency_min", 1.2}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"hr_lowbpm", 45}}), ops::OptionError);  // unknown key
   EXPECT_NO_THROW(WithParameters({{"hr_low_bpm", 45}, {"pause_s", 2.5}}));
 }
