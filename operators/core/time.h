@@ -19,4 +19,34 @@ inline TimeUs SampleTime(TimeUs first_us, double rate_hz, int64_t index) {
 inline double ToSeconds(TimeUs t) { return static_cast<double>(t) * 1e-6; }
 inline TimeUs FromSeconds(double s) { return static_cast<TimeUs>(std::llround(s * 1e6)); }
 
+// Sample index <-> device time for one stream whose chunks each carry the device time of their
+// first sample. A device clock drifts against its sample clock (and stamps jitter): over hours
+// the count since the stream began and the stamps part by seconds. The anchor therefore follows
+// the chunks: it moves to a chunk's first sample when the chunk's stamp departs from the time
+// the anchor gives it by more than kReanchorUs. Beat times (ecg_monitor.cpp) and lookups of
+// samples at those times (ring buffers) that both use it agree however long the stream runs.
+struct SampleAnchor {
+  static constexpr TimeUs kReanchorUs = 1000;
+  int64_t sample = 0;  // index of the anchored sample
+  TimeUs time_us = 0;  // its device time
+  bool set = false;
+
+  // A chunk whose first sample has index `first_sample` and device time `first_us`.
+  void OnChunk(int64_t first_sample, TimeUs first_us, double rate_hz) {
+    const TimeUs expected = TimeOf(first_sample, rate_hz);
+    if (!set || (first_us > expected ? first_us - expected : expected - first_us) > kReanchorUs) {
+      sample = first_sample;
+      time_us = first_us;
+      set = true;
+    }
+  }
+  TimeUs TimeOf(int64_t index, double rate_hz) const {
+    return SampleTime(time_us, rate_hz, index - sample);
+  }
+  // The index of the sample nearest to device time `t`.
+  int64_t IndexOf(TimeUs t, double rate_hz) const {
+    return sample + static_cast<int64_t>(std::llround(ToSeconds(t - time_us) * rate_hz));
+  }
+};
+
 }  // namespace vigil::ops

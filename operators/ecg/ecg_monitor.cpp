@@ -17,7 +17,6 @@ constexpr uint32_t kSnapshotVersion = 5;  // 2: rhythm stage state; 3: atrial se
                                           // 4: AF onset bound; 5: AF close hold
 constexpr std::array<ops::Signal, 1> kInputs = {ops::Signal::kEcg};
 constexpr double kMinRate = 125, kMaxRate = 1000;
-constexpr ops::TimeUs kReanchorUs = 1000;
 
 EcgMonitorState& Cast(ops::OperatorState& state) {
   auto* s = dynamic_cast<EcgMonitorState*>(&state);
@@ -113,13 +112,7 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
   // Beat times come from one anchor so they do not depend on how the stream was chunked; the
   // anchor moves only when the device clock departs from the sample count (drift, jitter
   // beyond 1 ms, the first chunk after a gap).
-  const int64_t seen = s.qrs_->samples_seen();
-  if (!s.anchored_ ||
-      std::abs(chunk.first_sample_us - s.TimeOf(seen)) > kReanchorUs) {
-    s.anchor_sample_ = seen;
-    s.anchor_us_ = chunk.first_sample_us;
-    s.anchored_ = true;
-  }
+  s.anchor_.OnChunk(s.qrs_->samples_seen(), chunk.first_sample_us, chunk.sample_rate_hz);
   s.detections_.clear();
   s.qrs_->Process(chunk.values, s.detections_);
   s.Emit(s.detections_, out);
@@ -156,7 +149,7 @@ void EcgMonitor::OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeU
   rhythm_.OnGap(*s.rhythm_, from_us, to_us, out);
   s.last_beat_sample_ = -1;
   s.heart_rate_.Reset();
-  s.anchored_ = false;
+  s.anchor_.set = false;
 }
 
 void EcgMonitor::Finish(ops::OperatorState& state, ops::Events& out) const {
@@ -178,9 +171,7 @@ void EcgMonitorState::Start(double fs) {
   qrs_.emplace(op_->QrsOptionsAt(fs));
   classifier_.emplace(op_->options().classifier, fs);
   heart_rate_.Reset();
-  anchor_sample_ = 0;
-  anchor_us_ = 0;
-  anchored_ = false;
+  anchor_ = {};
   last_beat_sample_ = -1;
   waiting_.clear();
   waiting_first_id_ = 0;
@@ -191,7 +182,7 @@ void EcgMonitorState::Start(double fs) {
 }
 
 ops::TimeUs EcgMonitorState::TimeOf(int64_t sample) const {
-  return ops::SampleTime(anchor_us_, sample_rate_hz_, sample - anchor_sample_);
+  return anchor_.TimeOf(sample, sample_rate_hz_);
 }
 
 void EcgMonitorState::Emit(std::vector<QrsDetection>& detections, ops::Events& out) {
@@ -259,9 +250,9 @@ std::string EcgMonitorState::Snapshot() const {
     qrs_->Save(w);
     classifier_->Save(w);
     heart_rate_.Save(w);
-    w.Put<int64_t>(anchor_sample_);
-    w.Put<int64_t>(anchor_us_);
-    w.Put<uint8_t>(anchored_);
+    w.Put<int64_t>(anchor_.sample);
+    w.Put<int64_t>(anchor_.time_us);
+    w.Put<uint8_t>(anchor_.set);
     w.Put<int64_t>(last_beat_sample_);
     w.Put<int64_t>(waiting_first_id_);
     w.Put<uint64_t>(waiting_.size());
@@ -293,9 +284,9 @@ void EcgMonitorState::Restore(std::string_view bytes) {
     s.qrs_->Load(r);
     s.classifier_->Load(r);
     s.heart_rate_.Load(r);
-    s.anchor_sample_ = r.Get<int64_t>();
-    s.anchor_us_ = r.Get<int64_t>();
-    s.anchored_ = r.Get<uint8_t>() != 0;
+    s.anchor_.sample = r.Get<int64_t>();
+    s.anchor_.time_us = r.Get<int64_t>();
+    s.anchor_.set = r.Get<uint8_t>() != 0;
     s.last_beat_sample_ = r.Get<int64_t>();
     s.waiting_first_id_ = r.Get<int64_t>();
     const auto n = r.Get<uint64_t>();
@@ -317,9 +308,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
   qrs_ = std::move(s.qrs_);
   classifier_ = std::move(s.classifier_);
   heart_rate_ = s.heart_rate_;
-  anchor_sample_ = s.anchor_sample_;
-  anchor_us_ = s.anchor_us_;
-  anchored_ = s.anchored_;
+  anchor_ = s.anchor_;
   last_beat_sample_ = s.last_beat_sample_;
   waiting_ = std::move(s.waiting_);
   waiting_first_id_ = s.waiting_first_id_;

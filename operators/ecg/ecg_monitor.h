@@ -124,10 +124,7 @@ class EcgMonitorState final : public ops::OperatorState {
   std::optional<QrsDetector> qrs_;
   std::optional<BeatClassifier> classifier_;
   HeartRateTracker heart_rate_;
-  // Device time of sample `anchor_sample_` (see EcgMonitor::Process).
-  int64_t anchor_sample_ = 0;
-  ops::TimeUs anchor_us_ = 0;
-  bool anchored_ = false;
+  ops::SampleAnchor anchor_;  // beat times (see EcgMonitor::Process)
   int64_t last_beat_sample_ = -1;  // -1: no previous beat (start or after a gap)
   // Detections waiting for their label (the classifier holds its first beats).
   struct Waiting {

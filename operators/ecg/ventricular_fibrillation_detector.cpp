@@ -66,6 +66,7 @@ void VentricularFibrillationDetector::Reset(State& s, double fs) const {
   std::fill(std::begin(s.z), std::end(s.z), 0.0);
   s.window.assign(static_cast<size_t>(options_.window_s * fs + 0.5), 0.0f);
   s.written = 0;
+  s.anchor = {};
   s.since_step = 0;
 }
 
@@ -98,7 +99,7 @@ float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::T
                                                           ops::TimeUs to_us) {
   if (s.window.empty() || s.written == 0 || s.sample_rate_hz <= 0) return NAN;
   const auto index = [&s](ops::TimeUs t) {
-    return static_cast<int64_t>(std::llround(ops::ToSeconds(t - s.reset_us) * s.sample_rate_hz));
+    return s.anchor.IndexOf(t, s.sample_rate_hz);
   };
   const auto newest = static_cast<int64_t>(s.written) - 1;
   const auto oldest = std::max<int64_t>(0, newest - static_cast<int64_t>(s.window.size()) + 1);
@@ -304,7 +305,9 @@ void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const 
   for (double v : z) w.Put<double>(v);
   w.PutSpan<float>(window);
   w.Put<uint64_t>(written);
-  w.Put<int64_t>(reset_us);
+  w.Put<int64_t>(anchor.sample);
+  w.Put<int64_t>(anchor.time_us);
+  w.Put<uint8_t>(anchor.set);
   w.Put<uint64_t>(since_step);
   w.Put<int64_t>(next_sample_us);
   w.Put<int32_t>(consecutive);
@@ -322,7 +325,9 @@ void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   for (double& v : z) v = r.Get<double>();
   window = r.GetVector<float>();
   written = r.Get<uint64_t>();
-  reset_us = r.Get<int64_t>();
+  anchor.sample = r.Get<int64_t>();
+  anchor.time_us = r.Get<int64_t>();
+  anchor.set = r.Get<uint8_t>() != 0;
   since_step = r.Get<uint64_t>();
   next_sample_us = r.Get<int64_t>();
   consecutive = r.Get<int32_t>();

@@ -68,7 +68,7 @@ class VentricularFibrillationDetector {
     double z[4] = {0, 0, 0, 0};       // two biquads' direct-form-II-transposed memories
     std::vector<float> window;        // ring of the last window_s of filtered samples
     uint64_t written = 0;             // samples written into the ring since the last reset
-    ops::TimeUs reset_us = 0;         // time of the first sample after the last reset
+    ops::SampleAnchor anchor;         // ring index <-> device time (follows the chunks)
     uint64_t since_step = 0;
     ops::TimeUs next_sample_us = 0;
     int consecutive = 0;
@@ -117,7 +117,7 @@ void VentricularFibrillationDetector::Process(State& s, const ops::Chunk& chunk,
   if (s.sample_rate_hz != chunk.sample_rate_hz || s.window.empty()) {
     Reset(s, chunk.sample_rate_hz);
   }
-  if (s.written == 0) s.reset_us = chunk.first_sample_us;
+  s.anchor.OnChunk(static_cast<int64_t>(s.written), chunk.first_sample_us, chunk.sample_rate_hz);
   const auto step = static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5);
   const size_t n = chunk.values.size();
   for (size_t i = 0; i < n;) {

@@ -79,7 +79,8 @@ void VentricularTachycardiaDetector::OnSamples(State& s, const ops::Chunk& chunk
     s.history.assign(static_cast<size_t>(std::ceil(kHistoryS * chunk.sample_rate_hz)), 0.0f);
     s.written = 0;
   }
-  if (s.written == 0) s.reset_us = chunk.first_sample_us;
+  if (s.written == 0) s.anchor = {};
+  s.anchor.OnChunk(static_cast<int64_t>(s.written), chunk.first_sample_us, chunk.sample_rate_hz);
   // Copied as is, in at most two runs per pass over the ring (this runs for every sample of
   // every stream; the rare judgement reads NaN as 0).
   const size_t size = s.history.size();
@@ -118,9 +119,7 @@ VentricularTachycardiaDetector::ArtifactMeasures VentricularTachycardiaDetector:
   // Energy below 2 Hz over (first judged beat, newest beat], the high-pass settled on the
   // kSettleS before, as far as the history holds it.
   if (s.written == 0 || s.sample_rate_hz <= 0) return m;
-  const auto index = [&s](ops::TimeUs t) {
-    return static_cast<int64_t>(std::llround(ops::ToSeconds(t - s.reset_us) * s.sample_rate_hz));
-  };
+  const auto index = [&s](ops::TimeUs t) { return s.anchor.IndexOf(t, s.sample_rate_hz); };
   const auto written = static_cast<int64_t>(s.written);
   const auto size = static_cast<int64_t>(s.history.size());
   const int64_t oldest = std::max<int64_t>(0, written - size);
@@ -207,7 +206,9 @@ void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(sample_rate_hz);
   w.PutSpan<float>(history);
   w.Put<uint64_t>(written);
-  w.Put<int64_t>(reset_us);
+  w.Put<int64_t>(anchor.sample);
+  w.Put<int64_t>(anchor.time_us);
+  w.Put<uint8_t>(anchor.set);
 }
 
 void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
@@ -224,7 +225,9 @@ void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
   // At most kHistoryS at the highest supported rate (1 kHz), with room to spare.
   history = r.GetVector<float>(static_cast<size_t>(kHistoryS * 2000));
   written = r.Get<uint64_t>();
-  reset_us = r.Get<int64_t>();
+  anchor.sample = r.Get<int64_t>();
+  anchor.time_us = r.Get<int64_t>();
+  anchor.set = r.Get<uint8_t>() != 0;
   if (!history.empty() &&
       history.size() != static_cast<size_t>(std::ceil(kHistoryS * sample_rate_hz))) {
     throw ops::SnapshotError("vt detector: history does not match its rate");

@@ -70,11 +70,11 @@ class VentricularTachycardiaDetector {
     // Artefact measures of the newest judgement (NaN: not judged).
     double low_frequency = NAN;
     double rr_change = NAN;
-    // Raw signal history (NaN: invalid sample): `written` samples since `reset_us`.
+    // Raw signal history (NaN: invalid sample): `written` samples since the last restart.
     double sample_rate_hz = 0;
     std::vector<float> history;
     uint64_t written = 0;
-    ops::TimeUs reset_us = 0;
+    ops::SampleAnchor anchor;  // history index <-> device time (follows the chunks)
     void Save(ops::SnapshotWriter& w) const;
     void Load(ops::SnapshotReader& r);
   };

@@ -489,6 +489,59 @@ TEST(AtrialFibrillation, IrregularRhythmIsAfWithItsStart) {
   EXPECT_GT(closed[0].why.measures.at(2).value, 30);
 }
 
+TEST(SampleAnchor, FollowsDriftButNotJitter) {
+  ops::SampleAnchor a;
+  a.OnChunk(0, 1'000'000, kFs);
+  // 0.4 ms of stamp jitter: the anchor stays, times keep following the sample count.
+  a.OnChunk(125, 1'500'400, kFs);
+  EXPECT_EQ(a.sample, 0);
+  EXPECT_EQ(a.TimeOf(250, kFs), 2'000'000);
+  // A stamp 3 ms off (drift accumulated): re-anchored there.
+  a.OnChunk(250, 2'003'000, kFs);
+  EXPECT_EQ(a.sample, 250);
+  EXPECT_EQ(a.TimeOf(375, kFs), 2'503'000);
+  EXPECT_EQ(a.IndexOf(2'503'000, kFs), 375);
+  EXPECT_EQ(a.IndexOf(2'003'000 - 4'000, kFs), 249);  // 4 ms before: one sample earlier
+}
+
+TEST(AtrialFibrillation, DeviceClockDriftDoesNotMisplaceBeatAmplitudes) {
+  // A device whose clock runs 0.1 % fast against its sample clock: each 0.5 s chunk is stamped
+  // 0.5005 s after the one before (within any gap tolerance), and beat times follow the stamps
+  // as the ECG monitor gives them. After 20 minutes the stamps are 1.2 s ahead of the sample
+  // count: waveform lookups at beat times (QRS amplitude for AF, the VT artefact history) must
+  // follow the chunks' stamps, not the count since the stream began, or AF, vetoed by the
+  // amplitudes of the wrong samples, ends early.
+  constexpr double kDrift = 1.001;
+  constexpr size_t kChunk = static_cast<size_t>(kFs / 2);
+  const auto beat_s = IrregularBeats(0.5, 1200, 5);
+  const auto x = CleanEcg(beat_s.back() + 1, beat_s);
+  const auto stamp = [](size_t chunk_index) {
+    return ops::FromSeconds(static_cast<double>(chunk_index) * 0.5 * kDrift);
+  };
+  std::vector<ops::Beat> beats = ToBeats(beat_s);
+  for (auto& b : beats) {
+    const auto sample = static_cast<size_t>(b.sample);
+    b.time_us = ops::SampleTime(stamp(sample / kChunk), kFs,
+                                static_cast<int64_t>(sample % kChunk));
+  }
+  auto state = Default().MakeState();
+  ops::Events events;
+  size_t next = 0;
+  for (size_t i = 0; i < x.size(); i += kChunk) {
+    const size_t n = std::min(kChunk, x.size() - i);
+    const ops::Chunk c{stamp(i / kChunk), kFs, std::span<const float>(x).subspan(i, n)};
+    const size_t first = next;
+    while (next < beats.size() && beats[next].time_us < c.end_us()) ++next;
+    Default().Process(*state, c, std::span(beats).subspan(first, next - first), c.end_us(),
+                      events);
+  }
+  Default().Finish(*state, events);
+  const auto closed =
+      Episodes(events, EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kClosed);
+  ASSERT_EQ(closed.size(), 1u);
+  EXPECT_NEAR(ops::ToSeconds(closed[0].end_us), ops::ToSeconds(beats.back().time_us), 8.0);
+}
+
 // AF, a regular stretch of `pause_s`, AF again, then regular rhythm: the closed AF episodes.
 std::vector<ops::Episode> AfInterruptedFor(double pause_s, const vigil::ecg::RhythmAnalyzer& a) {
   auto beats = BeatsEvery(0.5, 30, 0.8);
