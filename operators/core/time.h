@@ -24,7 +24,8 @@ inline TimeUs FromSeconds(double s) { return static_cast<TimeUs>(std::llround(s 
 // the count since the stream began and the stamps part by seconds. The anchor therefore follows
 // the chunks: it moves to a chunk's first sample when the chunk's stamp departs from the time
 // the anchor gives it by more than kReanchorUs. Beat times (ecg_monitor.cpp) and lookups of
-// samples at those times (ring buffers) that both use it agree however long the stream runs.
+// samples at those times (ring buffers), each with its own anchor on the same chunks, agree to
+// within kReanchorUs however long the stream runs.
 struct SampleAnchor {
   static constexpr TimeUs kReanchorUs = 1000;
   int64_t sample = 0;  // index of the anchored sample

@@ -13,7 +13,9 @@ namespace vigil::ecg {
 
 namespace {
 constexpr double kLowFrequencyHz = 2.0;
-constexpr double kSettleS = 1.0;  // the high-pass runs this long before the judged stretch
+constexpr double kSettleS = 1.0;      // the high-pass runs this long before the judged stretch
+constexpr double kBeatDelayS = 2.0;   // beats may reach the detector this long after samples
+constexpr double kMaxRateHz = 2000;   // snapshot sanity bound (chunks come at 125-1000 Hz)
 }  // namespace
 
 double LowFrequencyFraction(std::span<const float> x, size_t from, double sample_rate_hz) {
@@ -21,12 +23,15 @@ double LowFrequencyFraction(std::span<const float> x, size_t from, double sample
   if (from + 2 > x.size() || sample_rate_hz <= 2 * kLowFrequencyHz) return kNan;
   filters::BiquadCascade high_pass(filters::ButterworthHighPass(2, kLowFrequencyHz,
                                                                  sample_rate_hz));
+  // Filtered from x[0] as the zero level, so that a history shorter than the settling time
+  // does not start the filter with a step.
+  const double level = x[0];
   double mean = 0;
   for (size_t i = from; i < x.size(); ++i) mean += x[i];
   mean /= static_cast<double>(x.size() - from);
   double total = 0, passed = 0;
   for (size_t i = 0; i < x.size(); ++i) {
-    const double y = high_pass.Step(x[i]);
+    const double y = high_pass.Step(x[i] - level);
     if (i < from) continue;
     passed += y * y;
     total += (x[i] - mean) * (x[i] - mean);
@@ -44,8 +49,15 @@ VentricularTachycardiaDetector VentricularTachycardiaDetector::Make(
   ops::RequireRange("vt_artifact_low_frequency_min", o.artifact_low_frequency_min, 0, 1);
   ops::RequireRange("vt_artifact_rr_change_min", o.artifact_rr_change_min, 0, 10);
   // At least 4 beats: 3 intervals give the first median of successive changes that is not a
-  // single difference. No more than fit the history at the slowest qualifying rate.
+  // single difference. The history is sized for them (HistoryS).
   ops::RequireRange("vt_artifact_beats", o.artifact_beats, 4, 12);
+  ops::Require(o.artifact_beats == std::floor(o.artifact_beats), "vt_artifact_beats",
+               o.artifact_beats, "must be a whole number");
+  // A run opens at its min_beats-th beat and is not judged again: with fewer than 4 beats the
+  // veto could never judge it.
+  ops::Require(o.artifact_low_frequency_min >= 1 || o.min_beats >= 4, "vt_min_beats",
+               o.min_beats, "must be at least 4 while the artefact veto is on "
+               "(vt_artifact_low_frequency_min < 1)");
   return VentricularTachycardiaDetector(o);
 }
 
@@ -62,28 +74,38 @@ ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
   }
   if (!std::isnan(s.rr_change)) why.measures.push_back({"rr_change", s.rr_change, "fraction"});
   why.limits = {{"vt_min_beats", static_cast<double>(options_.min_beats), "beats", ">="},
-                {"vt_min_rate", options_.min_rate_bpm, "bpm", ">="},
-                {"vt_artifact_low_frequency_min", options_.artifact_low_frequency_min,
-                 "fraction", "<="},
-                {"vt_artifact_rr_change_min", options_.artifact_rr_change_min, "fraction", "<="}};
+                {"vt_min_rate", options_.min_rate_bpm, "bpm", ">="}};
+  // The artefact veto needs both of its conditions: the one the run failed is why it alarms.
+  if (!std::isnan(s.low_frequency) && s.low_frequency <= options_.artifact_low_frequency_min) {
+    why.limits.push_back({"vt_artifact_low_frequency_min", options_.artifact_low_frequency_min,
+                          "fraction", "<="});
+  } else if (!std::isnan(s.rr_change) && s.rr_change <= options_.artifact_rr_change_min) {
+    why.limits.push_back(
+        {"vt_artifact_rr_change_min", options_.artifact_rr_change_min, "fraction", "<="});
+  }
   why.rule = ">= 5 consecutive ventricular beats at >= 100 bpm, unless the run's last beats are "
              "slow irregular artefact (energy below 2 Hz above vt_artifact_low_frequency_min and "
              "median successive RR change above vt_artifact_rr_change_min of the mean RR)";
   return why;
 }
 
+double VentricularTachycardiaDetector::HistoryS() const {
+  return kSettleS + options_.artifact_beats * 60.0 / options_.min_rate_bpm + kBeatDelayS;
+}
+
 void VentricularTachycardiaDetector::OnSamples(State& s, const ops::Chunk& chunk) const {
   if (chunk.values.empty()) return;
-  if (s.sample_rate_hz != chunk.sample_rate_hz || s.history.empty()) {
+  const auto size = static_cast<size_t>(std::ceil(HistoryS() * chunk.sample_rate_hz));
+  if (s.sample_rate_hz != chunk.sample_rate_hz || s.history.size() != size) {
+    // First samples, a new rate, or a snapshot taken under other options: start again.
     s.sample_rate_hz = chunk.sample_rate_hz;
-    s.history.assign(static_cast<size_t>(std::ceil(kHistoryS * chunk.sample_rate_hz)), 0.0f);
+    s.history.assign(size, 0.0f);
     s.written = 0;
   }
   if (s.written == 0) s.anchor = {};
   s.anchor.OnChunk(static_cast<int64_t>(s.written), chunk.first_sample_us, chunk.sample_rate_hz);
   // Copied as is, in at most two runs per pass over the ring (this runs for every sample of
   // every stream; the rare judgement reads NaN as 0).
-  const size_t size = s.history.size();
   auto values = chunk.values;
   if (values.size() > size) values = values.last(size);
   s.written += chunk.values.size() - values.size();
@@ -118,7 +140,7 @@ VentricularTachycardiaDetector::ArtifactMeasures VentricularTachycardiaDetector:
   }
   // Energy below 2 Hz over (first judged beat, newest beat], the high-pass settled on the
   // kSettleS before, as far as the history holds it.
-  if (s.written == 0 || s.sample_rate_hz <= 0) return m;
+  if (s.written == 0 || s.sample_rate_hz <= 0 || s.history.empty()) return m;
   const auto index = [&s](ops::TimeUs t) { return s.anchor.IndexOf(t, s.sample_rate_hz); };
   const auto written = static_cast<int64_t>(s.written);
   const auto size = static_cast<int64_t>(s.history.size());
@@ -222,15 +244,19 @@ void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
   low_frequency = r.Get<double>();
   rr_change = r.Get<double>();
   sample_rate_hz = r.Get<double>();
-  // At most kHistoryS at the highest supported rate (1 kHz), with room to spare.
-  history = r.GetVector<float>(static_cast<size_t>(kHistoryS * 2000));
+  if (!(sample_rate_hz == 0 || (sample_rate_hz > 0 && sample_rate_hz <= kMaxRateHz))) {
+    throw ops::SnapshotError("vt detector: bad sample rate");
+  }
+  // The longest history (12 beats at 40 bpm, 21 s) at the highest rate bounds the size; the
+  // exact size follows the options and is checked by OnSamples.
+  history = r.GetVector<float>(static_cast<size_t>(30 * kMaxRateHz));
   written = r.Get<uint64_t>();
   anchor.sample = r.Get<int64_t>();
   anchor.time_us = r.Get<int64_t>();
   anchor.set = r.Get<uint8_t>() != 0;
-  if (!history.empty() &&
-      history.size() != static_cast<size_t>(std::ceil(kHistoryS * sample_rate_hz))) {
-    throw ops::SnapshotError("vt detector: history does not match its rate");
+  if ((history.empty() && written != 0) || written > (uint64_t{1} << 62) ||
+      anchor.sample < 0 || static_cast<uint64_t>(anchor.sample) > written) {
+    throw ops::SnapshotError("vt detector: inconsistent history");
   }
 }
 

@@ -106,10 +106,11 @@ int Count(const vigil::eval::EpisodeEvaluation& ev, const std::string& kind) {
   return it == all->second.end() ? 0 : it->second;
 }
 
-// VT episodes (the issue sets no target). The floor is today's episode Se, so that losing a
-// single reference VT episode fails: the VT artefact veto (ventricular_tachycardia_detector.h)
-// must cost no true VT. Measured 2026-11-24, before and after the veto: mitdb 6 of 40 (most
-// reference runs there are shorter than the 5-beat alarm rule), vfdb 13 of 22. +P is printed.
+// VT episodes (the issue sets no target). The floor is just under today's episode Se, so that
+// losing a single reference VT episode fails: the VT artefact veto
+// (ventricular_tachycardia_detector.h) must cost no true VT. Measured 2026-11-24, before and
+// after the veto: mitdb 6 of 40 (most reference runs there are shorter than the 5-beat alarm
+// rule), vfdb 13 of 22. +P is printed.
 void VentricularTachycardiaFloor(const vigil::eval::EpisodeEvaluation& ev, const std::string& db,
                                  double floor) {
   vigil::eval::EpisodeScore total;
@@ -146,7 +147,7 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   // None since blocks with a settling baseline count as unusable (record 116 had one: QRS lost
   // in electrode artefact); the target is none, and so is the floor.
   Target("asystole episodes in mitdb (fewer is better)", Count(ev, "ASYS"), 0, 0, false);
-  VentricularTachycardiaFloor(ev, "mitdb", 0.15);
+  VentricularTachycardiaFloor(ev, "mitdb", 0.149);
   fs::remove_all(dir);
 }
 

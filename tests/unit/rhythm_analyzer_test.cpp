@@ -3,6 +3,7 @@
 // must not become asystole, per-patient overrides, and snapshot/restore mid-episode.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numbers>
@@ -391,6 +392,12 @@ TEST(VentricularTachycardia, SlowIrregularArtefactIsNotVt) {
   ASSERT_TRUE(measures.count("rr_change"));
   EXPECT_GT(measures["low_frequency_energy"], 0.4);
   EXPECT_NEAR(measures["rr_change"], 0, 1e-3);
+  // Its evidence names the veto condition it failed (regular RR), not the one it met.
+  std::vector<std::string> limits;
+  for (const auto& l : slow_vt[0].why.limits) limits.push_back(l.name);
+  EXPECT_NE(std::find(limits.begin(), limits.end(), "vt_artifact_rr_change_min"), limits.end());
+  EXPECT_EQ(std::find(limits.begin(), limits.end(), "vt_artifact_low_frequency_min"),
+            limits.end());
 
   const auto narrow = Episodes(Feed(Default(), CleanEcg(irregular.back() + 1, irregular),
                                     ToBeats(irregular, labels)),
@@ -894,6 +901,9 @@ TEST(RhythmOptions, BadValuesThrowNamingTheField) {
   EXPECT_THROW(WithParameters({{"af_window_beats", 8.5}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"vf_leakage_max", 1.5}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"vt_artifact_beats", 3}}), ops::OptionError);
+  // A 3-beat run would open before the artefact veto could judge it.
+  EXPECT_THROW(WithParameters({{"vt_min_beats", 3}}), ops::OptionError);
+  EXPECT_NO_THROW(WithParameters({{"vt_min_beats", 3}, {"vt_artifact_low_frequency_min", 1}}));
   EXPECT_THROW(WithParameters({{"vt_artifact_low_frequency_min", 1.2}}), ops::OptionError);
   EXPECT_THROW(WithParameters({{"hr_lowbpm", 45}}), ops::OptionError);  // unknown key
   EXPECT_NO_THROW(WithParameters({{"hr_low_bpm", 45}, {"pause_s", 2.5}}));
