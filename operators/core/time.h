@@ -48,6 +48,20 @@ struct SampleAnchor {
   int64_t IndexOf(TimeUs t, double rate_hz) const {
     return sample + static_cast<int64_t>(std::llround(ToSeconds(t - time_us) * rate_hz));
   }
+  // Snapshot form, shared by every state that keeps an anchor (SnapshotWriter / Reader,
+  // snapshot.h; templates so that time.h needs no snapshot header).
+  template <typename Writer>
+  void Save(Writer& w) const {
+    w.template Put<int64_t>(sample);
+    w.template Put<int64_t>(time_us);
+    w.template Put<uint8_t>(set);
+  }
+  template <typename Reader>
+  void Load(Reader& r) {
+    sample = r.template Get<int64_t>();
+    time_us = r.template Get<int64_t>();
+    set = r.template Get<uint8_t>() != 0;
+  }
 };
 
 }  // namespace vigil::ops

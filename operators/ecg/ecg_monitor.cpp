@@ -250,9 +250,7 @@ std::string EcgMonitorState::Snapshot() const {
     qrs_->Save(w);
     classifier_->Save(w);
     heart_rate_.Save(w);
-    w.Put<int64_t>(anchor_.sample);
-    w.Put<int64_t>(anchor_.time_us);
-    w.Put<uint8_t>(anchor_.set);
+    anchor_.Save(w);
     w.Put<int64_t>(last_beat_sample_);
     w.Put<int64_t>(waiting_first_id_);
     w.Put<uint64_t>(waiting_.size());
@@ -284,9 +282,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
     s.qrs_->Load(r);
     s.classifier_->Load(r);
     s.heart_rate_.Load(r);
-    s.anchor_.sample = r.Get<int64_t>();
-    s.anchor_.time_us = r.Get<int64_t>();
-    s.anchor_.set = r.Get<uint8_t>() != 0;
+    s.anchor_.Load(r);
     s.last_beat_sample_ = r.Get<int64_t>();
     s.waiting_first_id_ = r.Get<int64_t>();
     const auto n = r.Get<uint64_t>();

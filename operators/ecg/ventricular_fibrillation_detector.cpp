@@ -305,9 +305,7 @@ void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const 
   for (double v : z) w.Put<double>(v);
   w.PutSpan<float>(window);
   w.Put<uint64_t>(written);
-  w.Put<int64_t>(anchor.sample);
-  w.Put<int64_t>(anchor.time_us);
-  w.Put<uint8_t>(anchor.set);
+  anchor.Save(w);
   w.Put<uint64_t>(since_step);
   w.Put<int64_t>(next_sample_us);
   w.Put<int32_t>(consecutive);
@@ -325,9 +323,7 @@ void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   for (double& v : z) v = r.Get<double>();
   window = r.GetVector<float>();
   written = r.Get<uint64_t>();
-  anchor.sample = r.Get<int64_t>();
-  anchor.time_us = r.Get<int64_t>();
-  anchor.set = r.Get<uint8_t>() != 0;
+  anchor.Load(r);
   since_step = r.Get<uint64_t>();
   next_sample_us = r.Get<int64_t>();
   consecutive = r.Get<int32_t>();

@@ -228,9 +228,7 @@ void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(sample_rate_hz);
   w.PutSpan<float>(history);
   w.Put<uint64_t>(written);
-  w.Put<int64_t>(anchor.sample);
-  w.Put<int64_t>(anchor.time_us);
-  w.Put<uint8_t>(anchor.set);
+  anchor.Save(w);
 }
 
 void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
@@ -251,9 +249,7 @@ void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
   // exact size follows the options and is checked by OnSamples.
   history = r.GetVector<float>(static_cast<size_t>(30 * kMaxRateHz));
   written = r.Get<uint64_t>();
-  anchor.sample = r.Get<int64_t>();
-  anchor.time_us = r.Get<int64_t>();
-  anchor.set = r.Get<uint8_t>() != 0;
+  anchor.Load(r);
   if ((history.empty() && written != 0) || written > (uint64_t{1} << 62) ||
       anchor.sample < 0 || static_cast<uint64_t>(anchor.sample) > written) {
     throw ops::SnapshotError("vt detector: inconsistent history");

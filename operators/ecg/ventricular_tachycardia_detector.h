@@ -20,10 +20,9 @@
 // (start still its first V beat) as soon as it passes. Where the history no longer holds the
 // run's stretch (a beat released late), the veto does not apply: an unjudged run alarms.
 // Measured with `vigil replay` on the 1,500 CinC 2017, 26 MIT-BIH and 11 vfdb records here
-// (shared/data): 36 of the 100
-// VT runs on CinC (no record there has VT) and 15 of the 78 MIT-BIH / vfdb runs outside
-// reference VT and VF were vetoed, none of the 42 runs inside reference VT nor of the 57
-// inside VF/VFL; one true VT run opened a beat later.
+// (shared/data): 36 of the 100 VT runs on CinC (no record there has VT) and 15 of the 78
+// MIT-BIH / vfdb runs outside reference VT and VF were vetoed, none of the 42 runs inside
+// reference VT nor of the 57 inside VF/VFL; one true VT run opened a beat later.
 //
 // The high-pass is settled over up to 1 s before the judged stretch (less at the start of a
 // stream, from the first sample's level). The explanation of an alarm lists the artefact
