@@ -15,6 +15,8 @@ std::string_view SignalName(Signal signal) {
     case Signal::kTidalVolume: return "TIDAL_VOLUME";
     case Signal::kRespiratoryRate: return "RESPIRATORY_RATE";
     case Signal::kMinuteVentilation: return "MINUTE_VENTILATION";
+    case Signal::kPlethysmogram: return "PLETHYSMOGRAM";
+    case Signal::kArterialPressure: return "ARTERIAL_PRESSURE";
     case Signal::kUnknown: break;
   }
   return "UNKNOWN";

@@ -25,8 +25,10 @@ enum class Signal : uint8_t {
   kTidalVolume = 9,         // mL (device-computed)
   kRespiratoryRate = 10,    // 1/min (device-computed)
   kMinuteVentilation = 11,  // L/min (device-computed)
+  kPlethysmogram = 12,      // photoplethysmogram, device units (only its shape is used)
+  kArterialPressure = 13,   // arterial blood pressure waveform, mmHg
 };
-inline constexpr int kSignalCount = 12;
+inline constexpr int kSignalCount = 14;
 
 std::string_view SignalName(Signal signal);
 

@@ -1,5 +1,7 @@
 #include "operators/ecg/heart_rate_limits.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "operators/core/options.h"
@@ -21,6 +23,8 @@ HeartRateLimits HeartRateLimits::Make(const HeartRateLimitOptions& o) {
   ops::RequireRange("hr_extreme_high_offset_bpm", o.extreme_high_offset_bpm, 0, 100);
   ops::RequireRange("hr_extreme_high_cap_bpm", o.extreme_high_cap_bpm, o.high_bpm, 350);
   ops::RequireRange("hr_extreme_min_s", o.extreme_min_s, 0, 600);
+  if (o.low_beats != 0) ops::RequireRange("hr_low_beats", o.low_beats, 3, 64);
+  if (o.high_beats != 0) ops::RequireRange("hr_high_beats", o.high_beats, 3, 64);
   const double xlow = std::max(o.low_bpm - o.extreme_low_offset_bpm, o.extreme_low_floor_bpm);
   const double xhigh = std::min(o.high_bpm + o.extreme_high_offset_bpm, o.extreme_high_cap_bpm);
   return HeartRateLimits(o, xlow, xhigh);
@@ -40,18 +44,33 @@ ops::Explanation HeartRateLimits::Explain(int which, const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.heart_rate_limits";
   why.version = "1.0.0";
-  why.measures = {{"heart_rate", s.last_hr, "bpm"}};
   const double limits[4] = {options_.low_bpm, extreme_low_, options_.high_bpm, extreme_high_};
   const bool low = which < 2;
   const bool extreme = which % 2 == 1;
+  const int beats = low ? options_.low_beats : options_.high_beats;
+  const double min_s = extreme ? options_.extreme_min_s : options_.min_s;
+  why.measures = {{"heart_rate", s.last_hr, "bpm"}};
+  if (beats > 0) {
+    why.measures.push_back({fmt::format("heart_rate_{}_beats", beats), s.last_window_hr[low ? 0 : 1],
+                            "bpm"});
+  }
   why.limits = {{extreme ? (low ? "extreme_low" : "extreme_high") : (low ? "hr_low" : "hr_high"),
                  limits[which], "bpm", low ? "<" : ">"},
-                {"min_duration", extreme ? options_.extreme_min_s : options_.min_s, "s", ">="}};
-  why.rule = extreme ? (low ? "heart rate below low limit - 10 (floor 30) for >= 10 s"
-                            : "heart rate above high limit + 20 (cap 180) for >= 10 s")
-                     : (low ? "heart rate below the low limit for >= 10 s"
-                            : "heart rate above the high limit for >= 10 s");
+                {"min_duration", min_s, "s", ">="}};
+  if (beats > 0) why.limits.push_back({"consecutive_beats", static_cast<double>(beats), "", ">="});
+  why.rule = fmt::format("heart rate {} {:g} bpm for >= {:g} s", low ? "below" : "above",
+                         limits[which], min_s);
+  if (beats > 0) why.rule += fmt::format(" or over {} consecutive beats", beats);
   return why;
+}
+
+double HeartRateLimits::WindowRate(const State& s, int beats, ops::TimeUs& first_us) {
+  if (beats <= 0 || s.run_times.size() < static_cast<size_t>(beats)) return 0;
+  const size_t n = s.run_times.size();
+  double sum = 0;
+  for (size_t i = n - static_cast<size_t>(beats) + 1; i < n; ++i) sum += s.run_rr[i];
+  first_us = s.run_times[n - static_cast<size_t>(beats)];
+  return sum > 0 ? 60.0 * (beats - 1) / sum : 0;
 }
 
 void HeartRateLimits::Stop(State& s, ops::Events& out) const {
@@ -64,6 +83,8 @@ void HeartRateLimits::Stop(State& s, ops::Events& out) const {
     }
   }
   s.rr.clear();
+  s.run_times.clear();
+  s.run_rr.clear();
 }
 
 void HeartRateLimits::OnBeat(State& s, const ops::Beat& beat, bool usable,
@@ -73,17 +94,40 @@ void HeartRateLimits::OnBeat(State& s, const ops::Beat& beat, bool usable,
     while (s.rr.size() > 12) s.rr.pop_front();
   }
   s.last_beat_us = beat.time_us;
+  // A run of consecutive beats: broken by unusable signal and by a beat without an RR (the
+  // first of a stream, or after a gap).
+  if (!usable || beat.rr_s <= 0) {
+    s.run_times.clear();
+    s.run_rr.clear();
+  }
+  if (usable) {
+    s.run_times.push_back(beat.time_us);
+    s.run_rr.push_back(beat.rr_s);
+    const size_t keep = static_cast<size_t>(std::max(options_.low_beats, options_.high_beats));
+    while (s.run_times.size() > keep) {
+      s.run_times.pop_front();
+      s.run_rr.pop_front();
+    }
+  }
   if (!usable) return;
+  ops::TimeUs window_first_us[2] = {0, 0};
+  s.last_window_hr[0] = WindowRate(s, options_.low_beats, window_first_us[0]);
+  s.last_window_hr[1] = WindowRate(s, options_.high_beats, window_first_us[1]);
   const double hr = beat.heart_rate_bpm > 0 ? beat.heart_rate_bpm : MonitorRate(s.rr);
-  if (hr <= 0) return;
-  s.last_hr = hr;
-  const bool met[4] = {hr < options_.low_bpm, hr < extreme_low_, hr > options_.high_bpm,
-                       hr > extreme_high_};
+  if (hr <= 0 && s.last_window_hr[0] <= 0 && s.last_window_hr[1] <= 0) return;
+  if (hr > 0) s.last_hr = hr;
+  const double limits[4] = {options_.low_bpm, extreme_low_, options_.high_bpm, extreme_high_};
   for (int k = 0; k < 4; ++k) {
     auto& t = s.trackers[k];
+    const bool low = k < 2;
+    const double window_hr = s.last_window_hr[low ? 0 : 1];
+    const bool sustained = hr > 0 && (low ? hr < limits[k] : hr > limits[k]);
+    const bool run = window_hr > 0 && (low ? window_hr < limits[k] : window_hr > limits[k]);
     const auto min_us = ops::FromSeconds(k % 2 ? options_.extreme_min_s : options_.min_s);
-    if (met[k]) {
-      if (t.Present(beat.time_us, beat.time_us, min_us) == EpisodeTracker::Change::kOpened) {
+    if (sustained || run) {
+      const auto change = run ? t.Present(window_first_us[low ? 0 : 1], beat.time_us, 0)
+                              : t.Present(beat.time_us, beat.time_us, min_us);
+      if (change == EpisodeTracker::Change::kOpened) {
         out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0,
                                   Explain(k, s)));
       }
@@ -103,6 +147,10 @@ void HeartRateLimits::State::Save(ops::SnapshotWriter& w) const {
   for (const auto& t : trackers) t.Save(w);
   w.Put<int64_t>(last_beat_us);
   w.Put<double>(last_hr);
+  const std::vector<int64_t> times(run_times.begin(), run_times.end());
+  w.PutSpan<int64_t>(times);
+  const std::vector<float> rrs(run_rr.begin(), run_rr.end());
+  w.PutSpan<float>(rrs);
 }
 
 void HeartRateLimits::State::Load(ops::SnapshotReader& r) {
@@ -111,6 +159,11 @@ void HeartRateLimits::State::Load(ops::SnapshotReader& r) {
   for (auto& t : trackers) t.Load(r);
   last_beat_us = r.Get<int64_t>();
   last_hr = r.Get<double>();
+  const auto times = r.GetVector<int64_t>(64);
+  const auto rrs = r.GetVector<float>(64);
+  if (times.size() != rrs.size()) throw ops::SnapshotError("heart rate limits: run sizes differ");
+  run_times.assign(times.begin(), times.end());
+  run_rr.assign(rrs.begin(), rrs.end());
 }
 
 }  // namespace vigil::ecg

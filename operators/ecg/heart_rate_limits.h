@@ -1,14 +1,20 @@
 // Bradycardia and tachycardia alarms with their extreme forms (monitor defaults; per patient):
-//   BRADY   heart rate < low_bpm (40)              for >= min_s (10 s)
-//   TACHY   heart rate > high_bpm (140)            for >= min_s
-//   XBRADY  heart rate < max(low - 10, 30)         for >= extreme_min_s (10 s)
-//   XTACHY  heart rate > min(high + 20, 180)       for >= extreme_min_s
+//   BRADY   heart rate < low_bpm (40)              for >= min_s (10 s) or low_beats (5) beats
+//   TACHY   heart rate > high_bpm (140)            for >= min_s or high_beats (17) beats
+//   XBRADY  heart rate < max(low - 10, 30)         for >= extreme_min_s (10 s) or low_beats
+//   XTACHY  heart rate > min(high + 20, 180)       for >= extreme_min_s or high_beats
 // (Philips rule for the extreme limits: offsets and floor / cap are parameters.)
-// The heart rate is the beat's monitor-rule value (ecg-qrs: last 12 RR, or 4 when RR > 1.2 s
-// three times in a row); when a beat carries none, the same rule is applied here. A condition
-// starts at the first beat that meets it and is confirmed when beats keep meeting it for the
-// duration (start: that first beat); it ends at the first beat that no longer meets it.
-// Beats in unusable signal neither confirm nor end a condition; a gap ends it.
+// Two tests, either of which confirms a condition:
+//   - sustained: the beat's monitor-rule rate (last 12 RR, or 4 when RR > 1.2 s three times in
+//     a row; applied here when a beat carries none) beyond the limit at every beat for the
+//     duration (start: the first such beat);
+//   - consecutive beats, the bedside-monitor alarm definitions of the PhysioNet/CinC Challenge
+//     2015 (Clifford et al., Physiol Meas 37:E5, 2016): the rate over the last N consecutive
+//     usable beats, 60 (N - 1) / (sum of their N - 1 RR), beyond the limit (start: the first of
+//     them). The mean over the run rather than every single RR keeps the rule true in atrial
+//     fibrillation, whose RR scatter around a sustained rate just past the limit.
+// A condition ends at the first beat that meets neither test. Beats in unusable signal neither
+// confirm nor end a condition but break a run of consecutive beats; a gap ends it.
 #pragma once
 
 #include <deque>
@@ -28,6 +34,8 @@ struct HeartRateLimitOptions {
   double extreme_high_offset_bpm = 20;
   double extreme_high_cap_bpm = 180;
   double extreme_min_s = 10;
+  int low_beats = 5;    // consecutive beats of the brady test; 0 disables it
+  int high_beats = 17;  // consecutive beats of the tachy test; 0 disables it
 };
 
 class HeartRateLimits {
@@ -42,6 +50,10 @@ class HeartRateLimits {
     EpisodeTracker trackers[4];      // brady, xbrady, tachy, xtachy
     ops::TimeUs last_beat_us = 0;
     double last_hr = 0;
+    // The last consecutive usable beats (time, RR; at most max(low_beats, high_beats)).
+    std::deque<ops::TimeUs> run_times;
+    std::deque<float> run_rr;
+    double last_window_hr[2] = {0, 0};  // rate over the low / high beat window, 0 = not full
     void Save(ops::SnapshotWriter& w) const;
     void Load(ops::SnapshotReader& r);
   };
@@ -57,6 +69,9 @@ class HeartRateLimits {
   HeartRateLimits(const HeartRateLimitOptions& o, double xlow, double xhigh)
       : options_(o), extreme_low_(xlow), extreme_high_(xhigh) {}
   ops::Explanation Explain(int which, const State& s) const;
+  // Rate over the last `beats` consecutive beats of the run and the time of the first; 0 when
+  // the run is shorter or the test is off.
+  static double WindowRate(const State& s, int beats, ops::TimeUs& first_us);
   HeartRateLimitOptions options_;
   double extreme_low_;
   double extreme_high_;

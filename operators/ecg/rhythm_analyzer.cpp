@@ -9,8 +9,9 @@ namespace vigil::ecg {
 
 namespace {
 // 2: AF intervals carry PR-interval segments; 3: AF onset bounds (last episode end, last P
-// waves) and the close hold; 4: the VT detector's raw-signal history (artefact veto)
-constexpr uint32_t kSnapshotVersion = 4;
+// waves) and the close hold; 4: the VT detector's raw-signal history (artefact veto); 5: the
+// heart-rate limits' run of consecutive beats
+constexpr uint32_t kSnapshotVersion = 5;
 }
 
 namespace {
@@ -84,6 +85,8 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
   h.extreme_high_offset_bpm = p.Get("hr_extreme_high_offset_bpm", h.extreme_high_offset_bpm);
   h.extreme_high_cap_bpm = p.Get("hr_extreme_high_cap_bpm", h.extreme_high_cap_bpm);
   h.extreme_min_s = p.Get("hr_extreme_min_s", h.extreme_min_s);
+  h.low_beats = WholeNumber(p, "hr_low_beats", h.low_beats);
+  h.high_beats = WholeNumber(p, "hr_high_beats", h.high_beats);
   auto& b = o.absence;
   b.pause_s = p.Get("pause_s", b.pause_s);
   b.asystole_s = p.Get("asystole_s", b.asystole_s);

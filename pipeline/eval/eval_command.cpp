@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "pipeline/eval/alarm_eval.h"
 #include "pipeline/eval/episode_eval.h"
 #include "pipeline/eval/evaluation.h"
 
@@ -23,7 +24,19 @@ struct EvalArgs {
   double window_s = 0.15;
   bool episodes = false;     // score episode lines (rhythms) instead of beats
   std::string cinc;          // CinC 2017 REFERENCE.csv (with --episodes)
+  std::string alarms_dir;    // replays of CinC 2015 records (--alarms)
 };
+
+int RunAlarms(const EvalArgs& a) {
+  const auto ev = EvaluateAlarms(a.alarms_dir, a.records_dir);
+  PrintAlarmEvaluation(ev, std::cout);
+  if (!a.json_out.empty()) {
+    std::ofstream out(a.json_out);
+    out << AlarmEvaluationJson(ev);
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", a.json_out));
+  }
+  return 0;
+}
 
 int RunEpisodes(const EvalArgs& a) {
   const auto ev = EvaluateEpisodes(a.replays_dir, a.records_dir, a.cinc);
@@ -39,6 +52,7 @@ int RunEpisodes(const EvalArgs& a) {
 int Run(const EvalArgs& a) {
   namespace fs = std::filesystem;
   if (a.episodes) return RunEpisodes(a);
+  if (!a.alarms_dir.empty()) return RunAlarms(a);
   BeatScoringOptions options;
   options.match_window_s = a.window_s;
   EvaluationReport report;
@@ -88,18 +102,26 @@ void AddEvalCommand(CLI::App& app) {
                   "episodes per label (with --episodes)")
       ->needs(episodes);
   episodes->needs(replays);
+  auto* alarms = cmd->add_option(
+      "--alarms", args->alarms_dir,
+      "Folder of <record>.jsonl replays of PhysioNet/CinC 2015 records: score the bedside "
+      "alarms against --records <dir>/REFERENCE.csv (TP/FP/FN/TN, TPR, TNR, challenge score)");
+  alarms->needs(records);
+  alarms->excludes(replays);
+  alarms->excludes(replay);
+  alarms->excludes(episodes);
   cmd->add_option("--window", args->window_s, "Match window in seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));
   replay->needs(record);
   record->needs(replay);
   replays->needs(records);
-  records->needs(replays);
   replays->excludes(replay);
   cmd->callback([args, cmd] {
-    if (args->replay.empty() && args->replays_dir.empty()) {
-      throw CLI::ValidationError(
-          "eval", "give <replay.jsonl> --record <path> or --replays <dir> --records <dir>");
+    if (args->replay.empty() && args->replays_dir.empty() && args->alarms_dir.empty()) {
+      throw CLI::ValidationError("eval",
+                                 "give <replay.jsonl> --record <path>, --replays <dir> --records "
+                                 "<dir> or --alarms <dir> --records <dir>");
     }
     int rc = 2;
     try {

@@ -40,6 +40,13 @@ std::string AlertLine(const v1::Alert& alert) {
   return fmt::format(R"({{"type":"alert","alert":{}}})", ToJson(alert));
 }
 
+std::string AlertLine(const v1::Alert& alert, ops::TimeUs origin_us) {
+  return fmt::format(R"({{"type":"alert","t":{:.3f},"condition":"{}","state":"{}","alert":{}}})",
+                     Seconds(alert.event_time_us(), origin_us),
+                     v1::Condition_Name(alert.condition()), v1::AlertState_Name(alert.state()),
+                     ToJson(alert));
+}
+
 std::string AggregateLine(const v1::Aggregate& aggregate) {
   return fmt::format(R"({{"type":"aggregate","aggregate":{}}})", ToJson(aggregate));
 }

@@ -78,7 +78,7 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
     }
     for (const auto& alert : outputs.alerts) {
       ++stats.alerts;
-      if (options.alerts) out << output::AlertLine(alert) << '\n';
+      if (options.alerts) out << output::AlertLine(alert, origin) << '\n';
     }
     for (const auto& aggregate : outputs.aggregates) {
       ++stats.aggregates;

@@ -12,17 +12,30 @@
 namespace vigil::replay {
 namespace {
 
-v1::EcgLead LeadOf(const std::string& description) {
+// What a WFDB channel carries, from its description (the header's last field).
+struct Channel {
+  v1::SignalKind kind = v1::SIGNAL_KIND_UNSPECIFIED;  // unspecified: not sent
+  v1::Unit unit = v1::UNIT_UNSPECIFIED;
+  v1::EcgLead lead = v1::ECG_LEAD_UNSPECIFIED;
+};
+
+Channel ChannelOf(const std::string& description) {
   static const std::pair<const char*, v1::EcgLead> kLeads[] = {
-      {"MLII", v1::ECG_LEAD_MLII}, {"MLI", v1::ECG_LEAD_I}, {"MLIII", v1::ECG_LEAD_III},
-      {"I", v1::ECG_LEAD_I},       {"II", v1::ECG_LEAD_II}, {"III", v1::ECG_LEAD_III},
-      {"aVR", v1::ECG_LEAD_AVR},   {"aVL", v1::ECG_LEAD_AVL}, {"aVF", v1::ECG_LEAD_AVF},
-      {"V1", v1::ECG_LEAD_V1},     {"V2", v1::ECG_LEAD_V2}, {"V3", v1::ECG_LEAD_V3},
-      {"V4", v1::ECG_LEAD_V4},     {"V5", v1::ECG_LEAD_V5}, {"V6", v1::ECG_LEAD_V6}};
+      {"MLII", v1::ECG_LEAD_MLII}, {"MLI", v1::ECG_LEAD_I},     {"MLIII", v1::ECG_LEAD_III},
+      {"I", v1::ECG_LEAD_I},       {"II", v1::ECG_LEAD_II},     {"III", v1::ECG_LEAD_III},
+      {"aVR", v1::ECG_LEAD_AVR},   {"aVL", v1::ECG_LEAD_AVL},   {"aVF", v1::ECG_LEAD_AVF},
+      {"V1", v1::ECG_LEAD_V1},     {"V2", v1::ECG_LEAD_V2},     {"V3", v1::ECG_LEAD_V3},
+      {"V4", v1::ECG_LEAD_V4},     {"V5", v1::ECG_LEAD_V5},     {"V6", v1::ECG_LEAD_V6},
+      {"V", v1::ECG_LEAD_V},       {"MCL", v1::ECG_LEAD_MCL},   {"MCL1", v1::ECG_LEAD_MCL},
+      {"ECG", v1::ECG_LEAD_SINGLE}, {"", v1::ECG_LEAD_SINGLE}};
   for (const auto& [name, lead] : kLeads) {
-    if (description == name) return lead;
+    if (description == name) return {v1::SIGNAL_KIND_ECG, v1::UNIT_MILLIVOLT, lead};
   }
-  return v1::ECG_LEAD_SINGLE;  // "ECG" and unnamed single leads
+  if (description == "PLETH") return {v1::SIGNAL_KIND_PLETHYSMOGRAM, v1::UNIT_NORMALIZED, {}};
+  if (description == "ABP" || description == "ART") {
+    return {v1::SIGNAL_KIND_ARTERIAL_PRESSURE, v1::UNIT_MM_HG, {}};
+  }
+  return {};
 }
 
 class WfdbSource : public TelemetrySource {
@@ -35,14 +48,22 @@ class WfdbSource : public TelemetrySource {
     per_frame_ = std::max<int64_t>(
         1, std::llround(options.frame_s * record_.header.sampling_frequency));
     sequences_.assign(record_.header.signals.size(), 0);
-    // Telemetry identifies a stream by device, kind and lead: a channel whose lead repeats an
-    // earlier one (vfdb labels both channels "ECG") would collide with it, so it is not sent.
-    std::vector<v1::EcgLead> seen;
+    // Telemetry identifies a stream by device, kind and lead: a channel whose kind and lead
+    // repeat an earlier one (vfdb labels both channels "ECG") would collide with it, and a
+    // channel Vigil has no kind for (e.g. an impedance "RESP") must never be analysed as ECG:
+    // neither is sent, and description() names them.
+    std::vector<std::pair<v1::SignalKind, v1::EcgLead>> seen;
     for (const auto& spec : record_.header.signals) {
-      const auto lead = LeadOf(spec.description);
-      const bool repeat = std::find(seen.begin(), seen.end(), lead) != seen.end();
-      send_.push_back(!repeat);
-      if (!repeat) seen.push_back(lead);
+      Channel c = ChannelOf(spec.description);
+      if (c.kind == v1::SIGNAL_KIND_UNSPECIFIED) {
+        skipped_.push_back(fmt::format("'{}' (unknown channel)", spec.description));
+      } else if (std::find(seen.begin(), seen.end(), std::pair{c.kind, c.lead}) != seen.end()) {
+        skipped_.push_back(fmt::format("'{}' (repeats an earlier channel)", spec.description));
+        c.kind = v1::SIGNAL_KIND_UNSPECIFIED;
+      } else {
+        seen.emplace_back(c.kind, c.lead);
+      }
+      channels_.push_back(c);
     }
   }
 
@@ -55,18 +76,19 @@ class WfdbSource : public TelemetrySource {
     const int64_t n = std::min(per_frame_, total - position_);
     const double fs = record_.header.sampling_frequency;
     for (size_t s = 0; s < record_.header.signals.size(); ++s) {
-      if (!send_[s]) continue;
+      const Channel& c = channels_[s];
+      if (c.kind == v1::SIGNAL_KIND_UNSPECIFIED) continue;
       const auto& spec = record_.header.signals[s];
       auto* f = envelope.add_frames();
       f->set_device_id("wfdb-" + record_.header.record_name);
-      f->set_kind(v1::SIGNAL_KIND_ECG);
-      f->set_unit(v1::UNIT_MILLIVOLT);
+      f->set_kind(c.kind);
+      f->set_unit(c.unit);
       f->set_sample_rate_hz(fs);
       f->set_first_sample_time_us(ops::SampleTime(options_.start_us, fs, position_));
       f->set_sequence(++sequences_[s]);
       f->set_gain(1.0 / spec.gain);
       f->set_offset(-spec.baseline / spec.gain);
-      f->set_lead(LeadOf(spec.description));
+      f->set_lead(c.lead);
       const int bits = spec.adc_resolution > 0 ? spec.adc_resolution : 12;
       f->set_adc_min(spec.adc_zero - (1 << (bits - 1)));
       f->set_adc_max(spec.adc_zero + (1 << (bits - 1)) - 1);
@@ -82,9 +104,11 @@ class WfdbSource : public TelemetrySource {
   ops::TimeUs origin_us() const override { return options_.start_us; }
 
   std::string description() const override {
-    return fmt::format("WFDB record {} ({} signals, {} Hz, {} samples)", record_.header.record_name,
-                       record_.header.signals.size(), record_.header.sampling_frequency,
-                       record_.header.num_samples);
+    std::string text = fmt::format("WFDB record {} ({} signals, {} Hz, {} samples)",
+                                   record_.header.record_name, record_.header.signals.size(),
+                                   record_.header.sampling_frequency, record_.header.num_samples);
+    for (const auto& skipped : skipped_) text += "; not sent: " + skipped;
+    return text;
   }
 
  private:
@@ -93,7 +117,8 @@ class WfdbSource : public TelemetrySource {
   int64_t per_frame_ = 0;
   int64_t position_ = 0;
   std::vector<uint64_t> sequences_;
-  std::vector<bool> send_;  // per signal: false for a channel whose lead repeats an earlier one
+  std::vector<Channel> channels_;     // per signal; kind unspecified: not sent
+  std::vector<std::string> skipped_;  // the channels not sent, and why
 };
 
 }  // namespace

@@ -196,6 +196,61 @@ TEST(HeartRateLimits, TachycardiaAndExtremeForms) {
   EXPECT_EQ(Episodes(SteadyRate(Default(), 28, 30), EpisodeKind::kExtremeBradycardia).size(), 1u);
 }
 
+// `count` beats at `bpm` after 8 s at 75 bpm, then 75 bpm again: a run shorter than 10 s.
+ops::Events ShortRun(const RhythmAnalyzer& analyzer, double bpm, int count) {
+  auto beats = BeatsEvery(0.5, 8.5, 0.8);
+  for (int i = 0; i < count - 1; ++i) beats.push_back(beats.back() + 60 / bpm);
+  const auto after = BeatsEvery(beats.back() + 0.8, beats.back() + 10, 0.8);
+  beats.insert(beats.end(), after.begin(), after.end());
+  return Feed(analyzer, CleanEcg(beats.back() + 1.0, beats), ToBeats(beats));
+}
+
+TEST(HeartRateLimits, ConsecutiveBeatsConfirmWithinTenSeconds) {
+  // CinC 2015 definitions: HR < 40 over 5 consecutive beats (here 6.3 s), HR > 140 over 17
+  // (here 6.6 s) - both shorter than the 10 s of the sustained rule.
+  const auto brady = ShortRun(Default(), 38, 6);
+  ASSERT_EQ(Episodes(brady, EpisodeKind::kBradycardia).size(), 1u);
+  EXPECT_NE(Episodes(brady, EpisodeKind::kBradycardia)[0].why.rule.find("5 consecutive beats"),
+            std::string::npos);
+  EXPECT_TRUE(Episodes(ShortRun(Default(), 42, 6), EpisodeKind::kBradycardia).empty());
+  EXPECT_EQ(Episodes(ShortRun(Default(), 145, 18), EpisodeKind::kTachycardia).size(), 1u);
+  EXPECT_TRUE(Episodes(ShortRun(Default(), 145, 15), EpisodeKind::kTachycardia).empty());
+  EXPECT_TRUE(Episodes(ShortRun(Default(), 136, 18), EpisodeKind::kTachycardia).empty());
+  // The beat test is a per-patient parameter; 0 leaves the 10 s rule alone.
+  const auto off = WithParameters({{"hr_low_beats", 0}, {"hr_high_beats", 0}});
+  EXPECT_TRUE(Episodes(ShortRun(off, 38, 6), EpisodeKind::kBradycardia).empty());
+  EXPECT_TRUE(Episodes(ShortRun(off, 145, 18), EpisodeKind::kTachycardia).empty());
+  const auto longer = WithParameters({{"hr_high_beats", 30}});
+  EXPECT_TRUE(Episodes(ShortRun(longer, 145, 18), EpisodeKind::kTachycardia).empty());
+}
+
+TEST(HeartRateLimits, TachycardiaInAtrialFibrillationJustPastTheLimit) {
+  // Irregular RR (+-30 %) around a mean of 146 bpm for 60 s: single intervals fall on both
+  // sides of the limit, the rate over 17 beats mostly stays above it. Where it dips below, the
+  // episode ends and opens again; the alert stage re-opens the same alert (reopen_within_s).
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> jitter(-0.3, 0.3);
+  auto times = BeatsEvery(0.5, 8.5, 0.8);
+  while (times.back() < 70) times.push_back(times.back() + 60 / 146.0 * (1 + jitter(rng)));
+  const auto events = Feed(Default(), CleanEcg(times.back() + 1, times), ToBeats(times));
+  const auto tachy = Episodes(events, EpisodeKind::kTachycardia);
+  const auto closed = Episodes(events, EpisodeKind::kTachycardia, ops::Episode::Phase::kClosed);
+  ASSERT_FALSE(tachy.empty());
+  EXPECT_GE(tachy[0].start_us, ops::FromSeconds(8.0));
+  EXPECT_LE(tachy[0].start_us, ops::FromSeconds(20.0));
+  ops::TimeUs covered = 0;
+  for (const auto& e : closed) covered += e.end_us - e.start_us;
+  EXPECT_GT(ops::ToSeconds(covered), 0.7 * 60) << tachy.size() << " episodes";
+  // Without the beat test the 12-RR rule alone covers less of the run.
+  const auto off = Feed(WithParameters({{"hr_high_beats", 0}}), CleanEcg(times.back() + 1, times),
+                        ToBeats(times));
+  ops::TimeUs covered_off = 0;
+  for (const auto& e : Episodes(off, EpisodeKind::kTachycardia, ops::Episode::Phase::kClosed)) {
+    covered_off += e.end_us - e.start_us;
+  }
+  EXPECT_LT(covered_off, covered);
+}
+
 TEST(HeartRateLimits, ExtremeLimitsFollowFloorAndCap) {
   // Low limit 35 -> extreme 25 would be below the floor of 30.
   const auto low = vigil::ecg::HeartRateLimits::Make({.low_bpm = 35});
