@@ -39,6 +39,8 @@ struct Chunk {
   TimeUs first_sample_us = 0;
   double sample_rate_hz = 0;
   std::span<const float> values;
+  // ECG: the lead (vigil.v1.EcgLead number) of a device that sends several; 0 otherwise.
+  int lead = 0;
 
   TimeUs end_us() const {
     return SampleTime(first_sample_us, sample_rate_hz, static_cast<int64_t>(values.size()));

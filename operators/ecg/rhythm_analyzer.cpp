@@ -110,6 +110,16 @@ RhythmAnalyzer RhythmAnalyzer::Make(const RhythmOptions& options) {
   return RhythmAnalyzer(options);
 }
 
+bool RhythmAnalyzer::Usable(const RhythmState& s, ops::TimeUs from_us, ops::TimeUs to_us) const {
+  bool judged = false;
+  for (const auto& block : s.quality_.recent) {
+    if (block.end_us <= from_us || block.start_us >= to_us) continue;
+    if (block.flags != 0) return false;
+    judged = true;
+  }
+  return judged;
+}
+
 std::unique_ptr<RhythmState> RhythmAnalyzer::MakeState() const {
   return std::make_unique<RhythmState>();
 }

@@ -73,6 +73,10 @@ class RhythmAnalyzer {
   void OnLeadOff(RhythmState& state, bool off) const;
   // End of a recording: closes open episodes at the last sample.
   void Finish(RhythmState& state, ops::Events& out) const;
+  // True when the signal was judged usable (no lead off, flat line, saturation or noise) in
+  // every quality block over [from_us, to_us] that it still remembers (about 20 s), and
+  // at least one such block was judged.
+  bool Usable(const RhythmState& state, ops::TimeUs from_us, ops::TimeUs to_us) const;
 
  private:
   RhythmAnalyzer(const RhythmOptions& o);

@@ -115,8 +115,14 @@ struct PatientAnalysis::Impl {
 
   void Gap(Stream& s, ops::TimeUs from_us, ops::TimeUs to_us, Outputs& out) {
     ++counters.gaps;
+    // A multi-lead ECG operator restarts on its primary lead's gaps; a secondary lead's chunks
+    // carry their own times, and its beats are only evidence beside the primary's.
+    const auto dev = devices.find(s.device);
+    const bool secondary_lead = s.signal == ops::Signal::kEcg && dev != devices.end() &&
+                                dev->second.primary_ecg_lead >= 0 &&
+                                dev->second.primary_ecg_lead != s.lead;
     for (const auto& op : plan->operators()) {
-      if (!Consumes(*op, s.signal)) continue;
+      if (!Consumes(*op, s.signal) || secondary_lead) continue;
       op->OnGap(StateFor(*op, s.device), s.signal, from_us, to_us, scratch);
       Dispatch(s.device, out);
     }
@@ -154,32 +160,29 @@ struct PatientAnalysis::Impl {
                Outputs& out) {
     const ops::TimeUs gap_tolerance = ops::FromSeconds(plan->config().gap_tolerance_s);
     if (s.started && first_us > s.next_us + gap_tolerance) Gap(s, s.next_us, first_us, out);
-    const ops::Chunk chunk{first_us, rate, values};
+    const ops::Chunk chunk{first_us, rate, values, s.lead};
     const ops::TimeUs end_us = chunk.end_us();
     s.started = true;
     s.next_us = std::max(s.next_us, end_us);
 
     auto& device = devices[s.device];
     device.last_sample_end_us = std::max(device.last_sample_end_us, end_us);
-    bool analyse = true;
     if (s.signal == ops::Signal::kEcg) {
-      // One ECG lead per device is analysed: the first one seen (the monitoring lead).
+      // Every lead is analysed; the first one seen is the device's primary (monitoring) lead,
+      // whose beats and coverage are reported, and the others verify its alarms.
       if (device.primary_ecg_lead < 0) device.primary_ecg_lead = s.lead;
       if (device.primary_ecg_lead != s.lead) {
         ++counters.secondary_lead_frames;
-        analyse = false;
       } else {
         aggregates.OnEcgCoverage(first_us, end_us);
       }
     }
-    if (analyse) {
-      for (const auto& op : plan->operators()) {
-        if (!Consumes(*op, s.signal)) continue;
-        const auto t0 = std::chrono::steady_clock::now();
-        op->Process(StateFor(*op, s.device), s.signal, chunk, scratch);
-        AddOperatorTime(out, op->name(), std::chrono::steady_clock::now() - t0);
-        Dispatch(s.device, out);
-      }
+    for (const auto& op : plan->operators()) {
+      if (!Consumes(*op, s.signal)) continue;
+      const auto t0 = std::chrono::steady_clock::now();
+      op->Process(StateFor(*op, s.device), s.signal, chunk, scratch);
+      AddOperatorTime(out, op->name(), std::chrono::steady_clock::now() - t0);
+      Dispatch(s.device, out);
     }
     watermark_us = std::max(watermark_us, end_us);
     Advance(out);

@@ -150,7 +150,8 @@ class PatientAnalysis {
   ops::TimeUs watermark_us() const;
 
   // Counters since construction (metrics): frames reordered, frames whose predecessor never
-  // came (a gap was declared instead), ECG frames of non-primary leads not analysed.
+  // came (a gap was declared instead), ECG frames of non-primary leads (analysed to verify the
+  // primary lead's alarms).
   struct Counters {
     uint64_t reordered = 0;
     uint64_t gaps = 0;

@@ -20,7 +20,18 @@
 
 namespace vigil::eval {
 
+// False ventricular alarms on a record with a WFDB `.atr` (issue 15's measure): detected VT,
+// VF and VFL episodes that overlap no reference VT, VF, VFL, IVR or asystole interval and no
+// reference run of 3 or more ventricular beats, each widened by 2 s.
+struct FalseVentricular {
+  std::string record;
+  int detected = 0;  // VT + VF + VFL episodes
+  int false_alarms = 0;
+  double hours = 0;
+};
+
 struct EpisodeEvaluation {
+  std::vector<FalseVentricular> false_ventricular;
   std::vector<RecordEpisodeScore> af;
   std::vector<RecordEpisodeScore> vf;
   std::vector<RecordEpisodeScore> vt;

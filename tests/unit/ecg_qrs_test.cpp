@@ -360,10 +360,13 @@ TEST(EcgMonitor, UnsupportedRatesAndOtherSignalsAreIgnored) {
   std::vector<float> x(5000, 0.0f);
   op->Process(*state, ops::Signal::kEcg, {0, 50, x}, events);
   op->Process(*state, ops::Signal::kFlow, {0, 360, x}, events);
+  op->Process(*state, ops::Signal::kPlethysmogram, {0, 10, x}, events);  // below 25 Hz
   op->Finish(*state, events);
   EXPECT_TRUE(events.empty());
-  EXPECT_EQ(op->inputs().size(), 1u);
+  ASSERT_EQ(op->inputs().size(), 3u);
   EXPECT_EQ(op->inputs()[0], ops::Signal::kEcg);
+  EXPECT_EQ(op->inputs()[1], ops::Signal::kPlethysmogram);
+  EXPECT_EQ(op->inputs()[2], ops::Signal::kArterialPressure);
 }
 
 }  // namespace

@@ -149,14 +149,16 @@ TEST(PatientAnalysis, LongGapRaisesSignalLostNeverAsystole) {
   EXPECT_TRUE(lost);
 }
 
-TEST(PatientAnalysis, OnlyTheFirstEcgLeadOfADeviceIsAnalysed) {
+TEST(PatientAnalysis, EveryEcgLeadOfADeviceReachesTheOperators) {
+  // The first lead is the primary one (coverage, counters); the others are analysed too, to
+  // verify its alarms (ecg_monitor.h).
   PatientAnalysis p("p", Plan());
   Feed feed;
   Outputs out;
   p.OnFrame(feed.Frame(1, 1, /*lead=*/13), out);
   p.OnFrame(feed.Frame(1, 7, /*lead=*/7), out);
   p.OnFrame(feed.Frame(2, 2, /*lead=*/13), out);
-  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 2}));
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 7, 2}));
   EXPECT_EQ(p.counters().secondary_lead_frames, 1u);
 }
 

@@ -1,0 +1,209 @@
+#include "operators/ecg/pulse_detector.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "operators/core/options.h"
+#include "operators/filters/filter_design.h"
+
+namespace vigil::ecg {
+namespace {
+constexpr double kLearnS = 2.0;  // SSF maximum over the first seconds sets the first level
+}
+
+PulseDetector PulseDetector::Make(const PulseOptions& o) {
+  ops::RequireRange("pulse_lowpass_hz", o.lowpass_hz, 2, 40);
+  ops::RequireRange("pulse_ssf_window_s", o.ssf_window_s, 0.02, 0.5);
+  ops::RequireRange("pulse_threshold_fraction", o.threshold_fraction, 0.1, 0.95);
+  ops::RequireRange("pulse_floor_fraction", o.floor_fraction, 0, 0.9);
+  ops::RequireRange("pulse_refractory_s", o.refractory_s, 0.1, 1.0);
+  ops::RequireRange("pulse_min_rate_bpm", o.min_rate_bpm, 10, 100);
+  ops::RequireRange("pulse_max_rate_bpm", o.max_rate_bpm, o.min_rate_bpm + 1, 350);
+  ops::RequireRange("pulse_regularity", o.regularity, 0.05, 1);
+  ops::RequireRange("pulse_min_pulses", o.min_pulses, 2, 20);
+  return PulseDetector(o);
+}
+
+void PulseDetector::Start(State& s, double fs) const {
+  s = State{};
+  s.sample_rate_hz = fs;
+  s.lowpass = filters::BiquadCascade(
+      filters::ButterworthLowPass(2, std::min(options_.lowpass_hz, 0.4 * fs), fs));
+}
+
+void PulseDetector::Restart(State& s) const {
+  if (s.sample_rate_hz > 0) Start(s, s.sample_rate_hz);
+}
+
+void PulseDetector::Process(State& s, const ops::Chunk& chunk) const {
+  const double fs = chunk.sample_rate_hz;
+  if (!(fs >= 25 && fs <= 2000) || chunk.values.empty()) return;
+  if (fs != s.sample_rate_hz) Start(s, fs);
+  const size_t window = static_cast<size_t>(std::max(1.0, std::round(options_.ssf_window_s * fs)));
+  const int64_t refractory = static_cast<int64_t>(options_.refractory_s * fs);
+  const int64_t learn = static_cast<int64_t>(kLearnS * fs);
+  const int64_t decay_after = static_cast<int64_t>(60.0 / options_.min_rate_bpm * fs);
+  const double delay_s = s.lowpass.GroupDelaySamples(2.0, fs) / fs;
+  for (size_t i = 0; i < chunk.values.size(); ++i) {
+    float x = chunk.values[i];
+    if (!std::isfinite(x)) x = s.previous;  // an invalid sample adds no slope
+    const float y = static_cast<float>(s.lowpass.Step(x));
+    const float d = s.samples > 0 ? std::max(0.0f, y - s.previous) : 0.0f;
+    s.previous = y;
+    s.diffs.push_back(d);
+    s.ssf += d;
+    if (s.diffs.size() > window) {
+      s.ssf -= s.diffs.front();
+      s.diffs.pop_front();
+    }
+    ++s.samples;
+    if (s.samples <= learn) {
+      s.learn_max = std::max(s.learn_max, s.ssf);
+      if (s.samples == learn) s.level = s.long_level = s.learn_max;
+      continue;
+    }
+    if (s.level <= 0) continue;
+    const ops::TimeUs t = ops::SampleTime(chunk.first_sample_us, fs, static_cast<int64_t>(i)) -
+                          ops::FromSeconds(delay_s);
+    if (s.in_pulse) {
+      s.pulse_peak = std::max(s.pulse_peak, s.ssf);
+      if (s.ssf < options_.threshold_fraction * s.level * 0.5) {
+        // The hump is over: its peak updates the levels.
+        s.in_pulse = false;
+        s.level += 0.25 * (s.pulse_peak - s.level);
+        s.long_level += 0.05 * (s.pulse_peak - s.long_level);
+        s.pulses.push_back({s.pulse_time_us, static_cast<float>(s.pulse_peak)});
+      }
+      continue;
+    }
+    const int64_t since = s.last_pulse_sample < 0 ? s.samples : s.samples - s.last_pulse_sample;
+    if (since > decay_after) {
+      // No pulse for longer than the slowest plausible interval: lower the level, not below
+      // the floor (amplitude dropped, or there is no pulse at all).
+      s.level = std::max(s.level * (1.0 - 1.0 / fs), options_.floor_fraction * s.long_level);
+    }
+    if (s.ssf > options_.threshold_fraction * s.level && since > refractory) {
+      s.in_pulse = true;
+      s.pulse_peak = s.ssf;
+      s.pulse_time_us = t;
+      s.last_pulse_sample = s.samples;
+    }
+  }
+  s.last_time_us = chunk.end_us();
+  const ops::TimeUs keep_from = s.last_time_us - ops::FromSeconds(kKeepS);
+  while (!s.pulses.empty() && s.pulses.front().time_us < keep_from) s.pulses.pop_front();
+}
+
+PulseVerdict PulseDetector::Judge(const State& s, ops::TimeUs from_us, ops::TimeUs to_us) const {
+  PulseVerdict v;
+  std::vector<double> intervals;
+  std::vector<double> peaks;
+  ops::TimeUs previous = -1;
+  for (const auto& p : s.pulses) {
+    if (p.time_us < from_us || p.time_us > to_us) continue;
+    ++v.pulses;
+    peaks.push_back(p.ssf_peak);
+    if (previous >= 0) intervals.push_back(ops::ToSeconds(p.time_us - previous));
+    previous = p.time_us;
+  }
+  if (intervals.empty()) {
+    v.why = "fewer than two pulses";
+    return v;
+  }
+  auto median = [](std::vector<double> x) {
+    std::nth_element(x.begin(), x.begin() + static_cast<long>(x.size() / 2), x.end());
+    return x[x.size() / 2];
+  };
+  const double mid = median(intervals);
+  v.rate_bpm = 60.0 / mid;
+  if (v.pulses < options_.min_pulses) {
+    v.why = "too few pulses";
+    return v;
+  }
+  const double shortest = 60.0 / options_.max_rate_bpm, longest = 60.0 / options_.min_rate_bpm;
+  int close = 0;
+  for (const double iv : intervals) {
+    if (iv < shortest || iv > longest) {
+      v.why = "implausible pulse interval";
+      return v;
+    }
+    close += std::fabs(iv - mid) <= options_.regularity * mid;
+  }
+  if (close < 0.75 * static_cast<double>(intervals.size())) {
+    v.why = "irregular pulse intervals";
+    return v;
+  }
+  const double peak_mid = median(peaks);
+  v.amplitude = peak_mid;
+  for (const double p : peaks) {
+    if (p < peak_mid / 3) {
+      v.why = "pulse amplitudes inconsistent";
+      return v;
+    }
+  }
+  v.good = true;
+  return v;
+}
+
+void PulseDetector::State::Save(ops::SnapshotWriter& w) const {
+  w.Put<double>(sample_rate_hz);
+  if (sample_rate_hz <= 0) return;
+  const auto filter = lowpass.SaveState();
+  w.PutSpan<double>(filter);
+  const std::vector<float> d(diffs.begin(), diffs.end());
+  w.PutSpan<float>(d);
+  w.Put<double>(ssf);
+  w.Put<float>(previous);
+  w.Put<int64_t>(samples);
+  w.Put<double>(level);
+  w.Put<double>(long_level);
+  w.Put<double>(learn_max);
+  w.Put<int64_t>(last_pulse_sample);
+  w.Put<uint8_t>(in_pulse);
+  w.Put<double>(pulse_peak);
+  w.Put<int64_t>(pulse_time_us);
+  w.Put<int64_t>(last_time_us);
+  w.Put<uint64_t>(pulses.size());
+  for (const auto& p : pulses) {
+    w.Put<int64_t>(p.time_us);
+    w.Put<float>(p.ssf_peak);
+  }
+}
+
+void PulseDetector::Load(State& state, ops::SnapshotReader& r) const {
+  const double fs = r.Get<double>();
+  state = State{};
+  if (fs <= 0) return;
+  if (!(fs >= 25 && fs <= 2000)) throw ops::SnapshotError("pulse: bad rate");
+  Start(state, fs);
+  auto& [sample_rate_hz, lowpass, diffs, ssf, previous, samples, level, long_level, learn_max,
+         last_pulse_sample, in_pulse, pulse_peak, pulse_time_us, last_time_us, pulses] = state;
+  const auto filter = r.GetVector<double>(16);
+  if (filter.size() != lowpass.SaveState().size()) throw ops::SnapshotError("pulse: filter size");
+  lowpass.LoadState(filter);
+  const auto d = r.GetVector<float>(4096);
+  diffs.assign(d.begin(), d.end());
+  ssf = r.Get<double>();
+  previous = r.Get<float>();
+  samples = r.Get<int64_t>();
+  level = r.Get<double>();
+  long_level = r.Get<double>();
+  learn_max = r.Get<double>();
+  last_pulse_sample = r.Get<int64_t>();
+  in_pulse = r.Get<uint8_t>() != 0;
+  pulse_peak = r.Get<double>();
+  pulse_time_us = r.Get<int64_t>();
+  last_time_us = r.Get<int64_t>();
+  const auto n = r.Get<uint64_t>();
+  if (n > 400) throw ops::SnapshotError("pulse: too many pulses");
+  pulses.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    Pulse p;
+    p.time_us = r.Get<int64_t>();
+    p.ssf_peak = r.Get<float>();
+    pulses.push_back(p);
+  }
+}
+
+}  // namespace vigil::ecg

@@ -1,0 +1,200 @@
+// Several signals, one decision (ecg_monitor.h): another ECG lead or a pulsatile signal holds
+// back the primary lead's asystole when it shows beats or regular pulses, and supports it when
+// it shows none; the pulse detector (pulse_detector.h) on constructed waveforms.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <random>
+#include <vector>
+
+#include "operators/ecg/ecg_monitor.h"
+#include "operators/ecg/pulse_detector.h"
+#include "pipeline/analysis/operator_registry.h"
+
+namespace {
+
+using namespace vigil;
+constexpr double kFs = 250;
+constexpr double kSeconds = 60;
+
+double Gauss(double t, double centre, double sigma) {
+  const double z = (t - centre) / sigma;
+  return std::exp(-0.5 * z * z);
+}
+
+// Beats every 0.8 s, none in [silent_from, silent_to).
+std::vector<double> BeatTimes(double silent_from = 1e9, double silent_to = 1e9) {
+  std::vector<double> beats;
+  for (double t = 0.6; t < kSeconds - 0.6; t += 0.8) {
+    if (t < silent_from || t >= silent_to) beats.push_back(t);
+  }
+  return beats;
+}
+
+// ECG (mV): narrow QRS on a slow baseline wave with a little noise; never flat.
+std::vector<float> Ecg(const std::vector<double>& beats, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> noise(0, 0.004);
+  std::vector<float> x(static_cast<size_t>(kSeconds * kFs));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kFs;
+    double v = 0.05 * std::sin(2 * std::numbers::pi * 0.3 * t) + noise(rng);
+    for (const double b : beats) {
+      if (std::fabs(t - b) < 0.4) v += 1.2 * Gauss(t, b, 0.012) + 0.25 * Gauss(t, b + 0.25, 0.05);
+    }
+    x[i] = static_cast<float>(v);
+  }
+  return x;
+}
+
+// Plethysmogram in device units: a pulse 0.25 s after each beat (0 beats: a flat line with
+// noise).
+std::vector<float> Pleth(const std::vector<double>& beats, double scale = 1000) {
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0, 0.005);
+  std::vector<float> x(static_cast<size_t>(kSeconds * kFs));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = static_cast<double>(i) / kFs;
+    double v = 2 + noise(rng);
+    for (const double b : beats) {
+      if (t > b && t < b + 1.2) v += Gauss(t, b + 0.45, 0.12);
+    }
+    x[i] = static_cast<float>(scale * v);
+  }
+  return x;
+}
+
+struct Channel {
+  ops::Signal signal;
+  int lead;
+  std::vector<float> x;
+};
+
+// One-second chunks, channel after channel within each second (as a device's envelope
+// carries them); the primary lead first.
+ops::Events Analyse(const std::vector<Channel>& channels, const ops::Parameters& parameters = {}) {
+  const auto op = analysis::FindOperator("ecg.arrhythmia")->make(parameters, {});
+  auto state = op->MakeState();
+  ops::Events events;
+  const size_t chunk = static_cast<size_t>(kFs);
+  for (size_t i = 0; i + chunk <= channels[0].x.size(); i += chunk) {
+    for (const auto& c : channels) {
+      const ops::Chunk part{ops::SampleTime(0, kFs, static_cast<int64_t>(i)), kFs,
+                            std::span<const float>(c.x).subspan(i, chunk), c.lead};
+      op->Process(*state, c.signal, part, events);
+    }
+  }
+  op->Finish(*state, events);
+  return events;
+}
+
+std::vector<ops::Episode> Opened(const ops::Events& events, ops::EpisodeKind kind) {
+  std::vector<ops::Episode> out;
+  for (const auto& e : events) {
+    const auto* p = std::get_if<ops::Episode>(&e);
+    if (p && p->kind == kind && p->phase == ops::Episode::Phase::kOpened) out.push_back(*p);
+  }
+  return out;
+}
+
+double Measure(const ops::Episode& e, const std::string& name) {
+  for (const auto& m : e.why.measures) {
+    if (m.name == name) return m.value;
+  }
+  return -1;
+}
+
+const std::vector<double> kAsystoleBeats = BeatTimes(30, 38);
+
+TEST(AlarmVerification, SingleLeadAsystoleIsRaised) {
+  const auto events = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)}});
+  ASSERT_EQ(Opened(events, ops::EpisodeKind::kAsystole).size(), 1u);
+}
+
+TEST(AlarmVerification, AnotherLeadWithQrsComplexesHoldsAsystoleBack) {
+  const std::vector<Channel> leads = {{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
+                                      {ops::Signal::kEcg, 7, Ecg(BeatTimes(), 2)}};
+  EXPECT_TRUE(Opened(Analyse(leads), ops::EpisodeKind::kAsystole).empty());
+  // The check is the option's: off, the primary lead decides alone.
+  EXPECT_EQ(Opened(Analyse(leads, {{"verify_alarms", 0}}), ops::EpisodeKind::kAsystole).size(), 1u);
+  // A second lead that is silent too supports the alarm.
+  const auto both = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
+                         {ops::Signal::kEcg, 7, Ecg(kAsystoleBeats, 2)}});
+  const auto asystole = Opened(both, ops::EpisodeKind::kAsystole);
+  ASSERT_EQ(asystole.size(), 1u);
+  EXPECT_EQ(Measure(asystole[0], "lead_7_beats"), 0);
+}
+
+TEST(AlarmVerification, RegularPulseHoldsAsystoleBackAndNoPulseSupportsIt) {
+  const auto with_pulse = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
+                               {ops::Signal::kPlethysmogram, 0, Pleth(BeatTimes())}});
+  EXPECT_TRUE(Opened(with_pulse, ops::EpisodeKind::kAsystole).empty());
+  const auto no_pulse = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
+                             {ops::Signal::kPlethysmogram, 0, Pleth(kAsystoleBeats)}});
+  const auto asystole = Opened(no_pulse, ops::EpisodeKind::kAsystole);
+  ASSERT_EQ(asystole.size(), 1u);
+  EXPECT_EQ(Measure(asystole[0], "pleth_pulse_regular"), 0);
+  EXPECT_LE(Measure(asystole[0], "pleth_pulses"), 1);
+}
+
+ecg::PulseDetector::State Detect(const std::vector<float>& x) {
+  const auto detector = ecg::PulseDetector::Make({});
+  ecg::PulseDetector::State state;
+  for (size_t i = 0; i < x.size(); i += 100) {
+    const ops::Chunk c{ops::SampleTime(0, kFs, static_cast<int64_t>(i)), kFs,
+                       std::span<const float>(x).subspan(i, std::min<size_t>(100, x.size() - i))};
+    detector.Process(state, c);
+  }
+  return state;
+}
+
+TEST(PulseDetector, FindsEveryPulseAtAnyScale) {
+  const auto detector = ecg::PulseDetector::Make({});
+  for (const double scale : {0.01, 1000.0}) {
+    const auto state = Detect(Pleth(BeatTimes(), scale));
+    const auto verdict = detector.Judge(state, ops::FromSeconds(35), ops::FromSeconds(58));
+    EXPECT_TRUE(verdict.good) << scale << ": " << verdict.why;
+    EXPECT_NEAR(verdict.rate_bpm, 75, 1.5) << scale;
+    EXPECT_NEAR(verdict.pulses, 23 / 0.8, 1.5) << scale;
+  }
+}
+
+TEST(PulseDetector, FlatOrIrregularIsNoRegularPulse) {
+  const auto detector = ecg::PulseDetector::Make({});
+  const auto flat = Detect(Pleth({}));
+  EXPECT_EQ(detector.Judge(flat, ops::FromSeconds(10), ops::FromSeconds(58)).pulses, 0);
+  std::vector<double> irregular;
+  for (double t = 0.6; t < kSeconds - 1.2; t += irregular.size() % 2 ? 0.45 : 1.15) {
+    irregular.push_back(t);
+  }
+  const auto verdict =
+      detector.Judge(Detect(Pleth(irregular)), ops::FromSeconds(10), ops::FromSeconds(58));
+  EXPECT_FALSE(verdict.good);
+  EXPECT_EQ(verdict.why, "irregular pulse intervals");
+}
+
+TEST(PulseDetector, SnapshotContinuesExactly) {
+  const auto detector = ecg::PulseDetector::Make({});
+  const auto x = Pleth(BeatTimes());
+  ecg::PulseDetector::State straight, first;
+  const size_t half = x.size() / 2;
+  const std::span<const float> all(x);
+  detector.Process(straight, {0, kFs, all});
+  detector.Process(first, {0, kFs, all.subspan(0, half)});
+  ops::SnapshotWriter w;
+  first.Save(w);
+  const std::string bytes = w.Take();
+  ops::SnapshotReader r(bytes);
+  ecg::PulseDetector::State second;
+  detector.Load(second, r);
+  detector.Process(second, {ops::SampleTime(0, kFs, static_cast<int64_t>(half)), kFs,
+                            all.subspan(half)});
+  ASSERT_EQ(second.pulses.size(), straight.pulses.size());
+  for (size_t i = 0; i < straight.pulses.size(); ++i) {
+    EXPECT_EQ(second.pulses[i].time_us, straight.pulses[i].time_us);
+  }
+  EXPECT_THROW(ecg::PulseDetector::Make({.min_rate_bpm = 5}), std::exception);
+}
+
+}  // namespace
