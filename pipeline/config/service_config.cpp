@@ -157,6 +157,8 @@ const std::vector<Field>& Fields() {
       DoubleField("analysis.reorder_tolerance_s", VIGIL_MEMBER(analysis.reorder_tolerance_s), 0,
                   3600),
       DoubleField("analysis.gap_tolerance_s", VIGIL_MEMBER(analysis.gap_tolerance_s), 0, 3600),
+      DoubleField("analysis.max_time_ahead_s", VIGIL_MEMBER(analysis.max_time_ahead_s), 1,
+                  3660 * 86400.0),
       BoolField("analysis.minute_aggregates", VIGIL_MEMBER(analysis.minute_aggregates)),
       IntField("limits.lanes", VIGIL_MEMBER(limits.lanes), 0, 1024),
       IntField("limits.threads", VIGIL_MEMBER(limits.threads), 0, 1024),
