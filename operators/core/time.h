@@ -11,13 +11,41 @@ using TimeUs = int64_t;
 
 inline constexpr TimeUs kMicrosPerSecond = 1'000'000;
 
-// Time of sample `index` of a stream starting at `first_us` with rate `rate_hz`.
+// Device times beyond this magnitude (about 285 years either side of 1970) are not plausible;
+// the runtime refuses them at its input (PatientAnalysis::OnFrame), so that sums and differences
+// of two accepted times and a frame's duration stay far from int64_t overflow.
+inline constexpr TimeUs kMaxPlausibleTimeUs = TimeUs{1} << 53;
+
+namespace detail {
+// `us` rounded, saturated to the int64_t range: llround of a value out of range, or of NaN, is
+// unspecified, and both can come from a hostile rate or a misconfigured duration.
+inline TimeUs RoundSaturated(double us) {
+  constexpr double kLimit = 9.2e18;  // just below INT64_MAX (9.22e18)
+  if (!(us > -kLimit)) return -static_cast<TimeUs>(kLimit);  // NaN lands here too
+  if (!(us < kLimit)) return static_cast<TimeUs>(kLimit);
+  return static_cast<TimeUs>(std::llround(us));
+}
+}  // namespace detail
+
+// Time of sample `index` of a stream starting at `first_us` with rate `rate_hz`. Saturates
+// instead of overflowing (undefined behaviour) on times or rates no valid frame has.
 inline TimeUs SampleTime(TimeUs first_us, double rate_hz, int64_t index) {
-  return first_us + static_cast<TimeUs>(std::llround(static_cast<double>(index) * 1e6 / rate_hz));
+  const TimeUs offset = detail::RoundSaturated(static_cast<double>(index) * 1e6 / rate_hz);
+  TimeUs t = 0;
+  if (__builtin_add_overflow(first_us, offset, &t)) return offset > 0 ? INT64_MAX : INT64_MIN;
+  return t;
+}
+
+// Milliseconds (e.g. a Kafka record timestamp, which any producer may set) to microseconds,
+// saturated instead of overflowing.
+inline TimeUs FromMillis(int64_t ms) {
+  TimeUs us = 0;
+  if (__builtin_mul_overflow(ms, TimeUs{1000}, &us)) return ms > 0 ? INT64_MAX : INT64_MIN;
+  return us;
 }
 
 inline double ToSeconds(TimeUs t) { return static_cast<double>(t) * 1e-6; }
-inline TimeUs FromSeconds(double s) { return static_cast<TimeUs>(std::llround(s * 1e6)); }
+inline TimeUs FromSeconds(double s) { return detail::RoundSaturated(s * 1e6); }
 
 // Sample index <-> device time for one stream whose chunks each carry the device time of their
 // first sample. A device clock drifts against its sample clock (and stamps jitter): over hours

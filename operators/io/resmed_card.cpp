@@ -73,6 +73,18 @@ void ReadStr(const fs::path& path, const ResmedCardOptions& o, ResmedCard& card)
     return s->values[r] * scale;
   };
   const size_t days = date_sig.values.size();
+  // One Date sample per day; every per-day signal below is indexed by it, and MaskOn/MaskOff
+  // hold a whole number of slots per day (divided by `days`).
+  if (days == 0) {
+    throw EdfError(fmt::format("{}: EDF field 'Date': no samples (a STR file holds one per day)",
+                               path.string()));
+  }
+  for (const EdfSignal* s : {&events, &duration}) {
+    if (s->values.size() < days) {
+      throw EdfError(fmt::format("{}: EDF field '{}': {} samples for {} days", path.string(),
+                                 s->label, s->values.size(), days));
+    }
+  }
   if (on.values.size() != off.values.size() || on.values.size() % days != 0) {
     throw EdfError(fmt::format("{}: EDF field 'MaskOn/MaskOff': {} / {} samples for {} days",
                                path.string(), on.values.size(), off.values.size(), days));

@@ -117,6 +117,11 @@ WfdbHeader ReadWfdbHeader(const std::filesystem::path& record) {
     spec.format = Number<int>(words[1].substr(0, plus), file, line_no, "format");
     if (plus != std::string::npos) {
       spec.byte_offset = Number<int64_t>(words[1].substr(plus + 1), file, line_no, "byte offset");
+      // Read as the start of the samples in the signal file: a negative one would read before it.
+      if (spec.byte_offset < 0) {
+        throw WfdbError(fmt::format("{}:{}: byte offset {} must be >= 0", file.string(), line_no,
+                                    spec.byte_offset));
+      }
     }
     if (spec.format != 212 && spec.format != 16) {
       throw WfdbError(fmt::format("{}:{}: signal format {} not supported (212 and 16 are)",

@@ -28,6 +28,7 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
   }
   ops::RequireRange("reorder_tolerance_s", config.reorder_tolerance_s, 0, 3600);
   ops::RequireRange("gap_tolerance_s", config.gap_tolerance_s, 0, 3600);
+  ops::RequireRange("max_time_ahead_s", config.max_time_ahead_s, 1, 3660 * 86400.0);
   ops::RequireRange("signal_lost_alert_s", config.signal_lost_alert_s, 0, 86400);
   ops::RequireRange("alerts.max_raised_per_hour", config.alerts.max_raised_per_hour, 1, 1000);
   ops::RequireRange("alerts.reopen_within_s", config.alerts.reopen_within_s, 0, 3600);

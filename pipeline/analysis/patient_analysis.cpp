@@ -37,7 +37,17 @@ struct Stream {
   ops::TimeUs next_us = 0;                       // expected start of the next frame
   std::map<uint64_t, PendingFrame> pending;      // out-of-order frames waiting for a gap to fill
   std::deque<uint64_t> skipped;                  // sequences declared lost
+
+  // End of the newest data received: processed, or waiting with the highest sequence number
+  // (the newest in time as far as sequence numbers can tell without a scan).
+  ops::TimeUs newest_received_us() const {
+    return pending.empty() ? next_us : std::max(next_us, pending.rbegin()->second.end_us());
+  }
 };
+
+bool PlausibleTime(ops::TimeUs t) {
+  return t >= -ops::kMaxPlausibleTimeUs && t <= ops::kMaxPlausibleTimeUs;
+}
 
 struct Device {
   ops::TimeUs last_arrival_us = 0;
@@ -70,6 +80,7 @@ struct PatientAnalysis::Impl {
   ops::TimeUs watermark_us = 0;
   Counters counters;
   ops::Events scratch;
+  std::string rejection;  // why the last kRejected
 
   Impl(std::string patient, std::shared_ptr<const AnalysisPlan> p)
       : patient_id(std::move(patient)),
@@ -207,13 +218,58 @@ struct PatientAnalysis::Impl {
           newest - s.next_us > ops::FromSeconds(plan->config().reorder_tolerance_s);
       if (!force && !too_long && s.pending.size() < kMaxPendingPerStream) return;
       const uint64_t next = s.pending.begin()->first;
-      for (uint64_t q = s.last_sequence + 1; q < next; ++q) {
+      // Only the newest kMaxSkippedRemembered are remembered, so only those are walked: a jump
+      // of 2^62 sequence numbers costs what a jump of 256 does.
+      const uint64_t missing = next - s.last_sequence - 1;
+      const uint64_t from = next - std::min<uint64_t>(missing, kMaxSkippedRemembered);
+      for (uint64_t q = from; q < next; ++q) {
         s.skipped.push_back(q);
         if (s.skipped.size() > kMaxSkippedRemembered) s.skipped.pop_front();
       }
       s.last_sequence = next - 1;
       ProcessPendingInOrder(s, out);
     }
+  }
+
+  // Why a frame or event spanning [first_us, end_us] cannot be placed on the patient's clock,
+  // or empty when it can. `arrival_us` is the record's processing time (0: unknown).
+  std::string ImplausibleTime(std::string_view field, ops::TimeUs first_us, ops::TimeUs end_us,
+                              ops::TimeUs arrival_us) const {
+    if (!PlausibleTime(first_us) || !PlausibleTime(end_us)) {
+      return fmt::format("{} = {}: not a plausible device time (more than {:.0f} years from 1970)",
+                         field, first_us, ops::ToSeconds(ops::kMaxPlausibleTimeUs) / 31'557'600);
+    }
+    // An implausible arrival time is no reference; the frame is then judged by the watermark.
+    const ops::TimeUs reference =
+        std::max(watermark_us, PlausibleTime(arrival_us) ? arrival_us : ops::TimeUs{0});
+    const double ahead_s = ops::ToSeconds(end_us - reference);
+    if (reference != 0 && ahead_s > plan->config().max_time_ahead_s) {
+      return fmt::format(
+          "{} = {}: {:.0f} s ahead of the patient's clock {} (newest of the data processed and "
+          "the arrival time), more than analysis.max_time_ahead_s = {}",
+          field, first_us, ahead_s, reference, plan->config().max_time_ahead_s);
+    }
+    return {};
+  }
+
+  // A sequence number at or below the last processed one on a frame that starts after all data
+  // received from the stream: not a duplicate (a duplicate repeats old data) but a device that
+  // restarted its count, e.g. after a reboot. Without this every later frame of the device would
+  // be refused as a duplicate and the patient would go unmonitored.
+  static bool IsRestart(const Stream& s, const FrameView& frame) {
+    return frame.sequence <= s.last_sequence && !frame.values.empty() &&
+           frame.first_sample_us >= s.newest_received_us();
+  }
+
+  // Continues the stream at `frame`'s sequence number: what was waiting for the old numbers is
+  // processed first (its gaps declared), and the old numbers are forgotten.
+  void Resynchronise(Stream& s, const FrameView& frame, Outputs& out) {
+    MaybeGiveUp(s, out, true);
+    ++counters.sequence_restarts;
+    out.events.push_back(ops::Measurement{"sequence_restart", static_cast<double>(s.last_sequence),
+                                          frame.first_sample_us});
+    s.skipped.clear();
+    s.last_sequence = frame.sequence - 1;  // sequence 0 (unsequenced) never gets here
   }
 
   void CloseOffline(const std::string& id, Device& d, ops::TimeUs resumed_at_us, Outputs& out) {
@@ -236,6 +292,7 @@ PatientAnalysis::PatientAnalysis(PatientAnalysis&&) noexcept = default;
 PatientAnalysis& PatientAnalysis::operator=(PatientAnalysis&&) noexcept = default;
 
 const std::string& PatientAnalysis::patient_id() const { return impl_->patient_id; }
+const std::string& PatientAnalysis::last_rejection() const { return impl_->rejection; }
 ops::TimeUs PatientAnalysis::watermark_us() const { return impl_->watermark_us; }
 
 PatientAnalysis::Counters PatientAnalysis::counters() const {
@@ -247,6 +304,16 @@ PatientAnalysis::Counters PatientAnalysis::counters() const {
 
 FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
   Impl& im = *impl_;
+  // Checked before any state changes, so that a rejected frame leaves no trace but the count.
+  const ops::TimeUs end_us = ops::SampleTime(frame.first_sample_us, frame.sample_rate_hz,
+                                             static_cast<int64_t>(frame.values.size()));
+  if (auto why = im.ImplausibleTime("first_sample_time_us", frame.first_sample_us, end_us,
+                                    frame.arrival_us);
+      !why.empty()) {
+    im.rejection = std::move(why);
+    ++im.counters.rejected_times;
+    return FrameOutcome::kRejected;
+  }
   const std::string key = StreamKey(frame.device_id, frame.signal, frame.lead);
   auto [it, inserted] = im.streams.try_emplace(key);
   Stream& s = it->second;
@@ -256,7 +323,9 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
     s.lead = frame.lead;
   }
   Device& device = im.devices[s.device];
-  if (frame.arrival_us > 0) device.last_arrival_us = std::max(device.last_arrival_us, frame.arrival_us);
+  if (frame.arrival_us > 0 && PlausibleTime(frame.arrival_us)) {
+    device.last_arrival_us = std::max(device.last_arrival_us, frame.arrival_us);
+  }
   im.CloseOffline(s.device, device, frame.first_sample_us, out);
 
   if (frame.sequence == 0) {
@@ -272,6 +341,7 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
     im.Process(s, frame.first_sample_us, frame.sample_rate_hz, frame.values, out);
     return FrameOutcome::kProcessed;
   }
+  if (Impl::IsRestart(s, frame)) im.Resynchronise(s, frame, out);
   if (frame.sequence <= s.last_sequence) {
     const bool lost = std::find(s.skipped.begin(), s.skipped.end(), frame.sequence) != s.skipped.end();
     return lost ? FrameOutcome::kTooLate : FrameOutcome::kDuplicate;
@@ -293,10 +363,19 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
   return FrameOutcome::kProcessed;
 }
 
-void PatientAnalysis::OnDeviceEvent(std::string_view device_id, const ops::DeviceEventView& event,
-                                    Outputs& out) {
+FrameOutcome PatientAnalysis::OnDeviceEvent(std::string_view device_id,
+                                            const ops::DeviceEventView& event, Outputs& out) {
   Impl& im = *impl_;
   const std::string device(device_id);
+  // Device events carry no arrival time of their own; the device's last one stands in for it.
+  const auto known = im.devices.find(device);
+  if (auto why = im.ImplausibleTime("time_us", event.time_us, event.time_us,
+                                    known == im.devices.end() ? 0 : known->second.last_arrival_us);
+      !why.empty()) {
+    im.rejection = std::move(why);
+    ++im.counters.rejected_times;
+    return FrameOutcome::kRejected;
+  }
   for (const auto& op : im.plan->operators()) {
     op->OnDeviceEvent(im.StateFor(*op, device), event, im.scratch);
     im.Dispatch(device, out);
@@ -305,11 +384,14 @@ void PatientAnalysis::OnDeviceEvent(std::string_view device_id, const ops::Devic
     im.watermark_us = event.time_us;
     im.Advance(out);
   }
+  return FrameOutcome::kProcessed;
 }
 
 void PatientAnalysis::CheckDevicesOnline(ops::TimeUs processing_now_us, double offline_after_s,
                                          Outputs& out) {
   Impl& im = *impl_;
+  // A hostile record timestamp must not make the subtraction below overflow.
+  if (!PlausibleTime(processing_now_us)) return;
   for (auto& [id, d] : im.devices) {
     if (d.offline || d.last_arrival_us == 0) continue;
     if (processing_now_us - d.last_arrival_us < ops::FromSeconds(offline_after_s)) continue;

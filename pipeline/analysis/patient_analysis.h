@@ -58,6 +58,13 @@ struct AnalysisConfig {
   // A gap at least this long also raises a (technical, low) "signal lost" alert; shorter gaps
   // only reset the operators.
   double signal_lost_alert_s = 10;
+  // A frame or device event more than this ahead of the patient's clock (the newest of its
+  // watermark and the record's arrival time) is rejected: one far-future time would otherwise
+  // move the watermark for good and make every therapy-day loop run once per day up to it.
+  // With neither reference (the first frame of an offline replay) only times no device can
+  // have (ops::kMaxPlausibleTimeUs) are rejected. The offline replay raises this, since a
+  // recording has holes of days and no arrival time to judge them by.
+  double max_time_ahead_s = 86400;
 };
 
 // The operators built from an AnalysisConfig, plus the policy. Immutable.
@@ -106,6 +113,7 @@ enum class FrameOutcome {
   kProcessed,   // analysed (possibly after reordering)
   kDuplicate,   // sequence already seen: ignored
   kTooLate,     // older than the reordering tolerance: counted and dropped
+  kRejected,    // its time cannot be placed on the patient's clock: last_rejection() says why
 };
 
 // What processing produced; the caller publishes it (Kafka) or writes it (JSON Lines).
@@ -133,8 +141,17 @@ class PatientAnalysis {
 
   const std::string& patient_id() const;
 
+  // kProcessed, kDuplicate, kTooLate or kRejected; never throws for hostile sequence numbers
+  // or times (each frame costs bounded work). A sequence number at or below the stream's last
+  // one, on a frame starting after everything received from the stream, is a device restart:
+  // the stream resynchronises (counted, with a "sequence_restart" measurement in `out.events`;
+  // the silence around the reboot is a gap like any other).
   FrameOutcome OnFrame(const FrameView& frame, Outputs& out);
-  void OnDeviceEvent(std::string_view device_id, const ops::DeviceEventView& event, Outputs& out);
+  // kProcessed, or kRejected for an event time implausibly far ahead (as for frames).
+  FrameOutcome OnDeviceEvent(std::string_view device_id, const ops::DeviceEventView& event,
+                             Outputs& out);
+  // Why the last kRejected outcome was given: "<field> = <value>: <reason>".
+  const std::string& last_rejection() const;
 
   // Processing-time check: devices silent for longer than `offline_after_s` (measured on the
   // caller's clock, e.g. Kafka record timestamps) raise "device offline"; their return clears it.
@@ -156,6 +173,8 @@ class PatientAnalysis {
     uint64_t reordered = 0;
     uint64_t gaps = 0;
     uint64_t secondary_lead_frames = 0;
+    uint64_t sequence_restarts = 0;
+    uint64_t rejected_times = 0;
     uint64_t suppressed_by_technical = 0;
     uint64_t suppressed_by_rate_limit = 0;
   };

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 
 #include "pipeline/analysis/operator_registry.h"
@@ -40,10 +41,6 @@ std::string EnvName(std::string_view path) {
   return std::string(kEnvPrefix) + Upper(Replace(std::string(path), ".", "_"));
 }
 
-bool IsSecret(std::string_view key) {
-  return key.find("password") != std::string_view::npos ||
-         key.find("secret") != std::string_view::npos || key.find("salt") != std::string_view::npos;
-}
 
 int ParseInt(const std::string& key, const std::string& value, long lo, long hi) {
   long v = 0;
@@ -157,6 +154,8 @@ const std::vector<Field>& Fields() {
       DoubleField("analysis.reorder_tolerance_s", VIGIL_MEMBER(analysis.reorder_tolerance_s), 0,
                   3600),
       DoubleField("analysis.gap_tolerance_s", VIGIL_MEMBER(analysis.gap_tolerance_s), 0, 3600),
+      DoubleField("analysis.max_time_ahead_s", VIGIL_MEMBER(analysis.max_time_ahead_s), 1,
+                  3660 * 86400.0),
       BoolField("analysis.minute_aggregates", VIGIL_MEMBER(analysis.minute_aggregates)),
       IntField("limits.lanes", VIGIL_MEMBER(limits.lanes), 0, 1024),
       IntField("limits.threads", VIGIL_MEMBER(limits.threads), 0, 1024),
@@ -199,6 +198,92 @@ kafka::Properties* PropertyMap(ServiceConfig& c, std::string_view path) {
 }
 constexpr std::array<std::string_view, 3> kPropertyMaps = {
     "kafka.properties", "kafka.consumer_properties", "kafka.producer_properties"};
+
+// Properties the service sets itself because exactly-once processing depends on them: offsets
+// are committed inside the output transaction (an auto-commit would commit records whose
+// outputs were never published), only committed records may be read (aborted outputs and
+// state must stay invisible), and the transactional id is the instance's own (another value
+// fences or is fenced by a different instance).
+constexpr std::array<std::string_view, 3> kReservedProperties = {
+    "enable.auto.commit", "isolation.level", "transactional.id"};
+
+// librdkafka properties known to hold no secret, whose values --print-config, logs and errors
+// show in clear. Every other property is redacted: an allow-list fails closed for the secrets
+// a deny-list misses (ssl.key.pem, sasl.oauthbearer.config, a misspelt property) and for the
+// properties librdkafka adds later.
+constexpr std::string_view kPlainProperties[] = {
+    "acks", "allow.auto.create.topics", "api.version.fallback.ms", "api.version.request",
+    "api.version.request.timeout.ms", "auto.commit.interval.ms", "auto.offset.reset",
+    "batch.num.messages", "batch.size", "bootstrap.servers", "broker.address.family",
+    "broker.address.ttl", "broker.version.fallback", "check.crcs", "client.dns.lookup", "client.id",
+    "client.rack", "compression.codec", "compression.level", "compression.type",
+    "connections.max.idle.ms", "debug", "delivery.timeout.ms", "enable.auto.commit",
+    "enable.gapless.guarantee", "enable.idempotence", "enable.partition.eof",
+    "enable.ssl.certificate.verification", "fetch.error.backoff.ms", "fetch.max.bytes",
+    "fetch.message.max.bytes", "fetch.min.bytes", "fetch.wait.max.ms", "group.id",
+    "group.instance.id", "group.protocol", "group.remote.assignor", "heartbeat.interval.ms",
+    "isolation.level", "linger.ms", "log.connection.close", "log.queue", "log.thread.name",
+    "log_level", "max.in.flight", "max.in.flight.requests.per.connection",
+    "max.partition.fetch.bytes", "max.poll.interval.ms", "message.copy.max.bytes",
+    "message.max.bytes", "message.send.max.retries", "message.timeout.ms", "metadata.broker.list",
+    "metadata.max.age.ms", "partition.assignment.strategy", "partitioner",
+    "queue.buffering.max.kbytes", "queue.buffering.max.messages", "queue.buffering.max.ms",
+    "queued.max.messages.kbytes", "queued.min.messages", "receive.message.max.bytes",
+    "reconnect.backoff.max.ms", "reconnect.backoff.ms", "request.required.acks",
+    "request.timeout.ms", "retries", "retry.backoff.max.ms", "retry.backoff.ms",
+    "sasl.kerberos.keytab", "sasl.kerberos.min.time.before.relogin", "sasl.kerberos.principal",
+    "sasl.kerberos.service.name", "sasl.mechanism", "sasl.mechanisms", "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.method", "sasl.oauthbearer.scope", "sasl.oauthbearer.token.endpoint.url",
+    "sasl.username", "security.protocol", "session.timeout.ms",
+    "socket.connection.setup.timeout.ms", "socket.keepalive.enable", "socket.max.fails",
+    "socket.nagle.disable", "socket.receive.buffer.bytes", "socket.send.buffer.bytes",
+    "socket.timeout.ms", "ssl.ca.certificate.stores", "ssl.ca.location", "ssl.certificate.location",
+    "ssl.cipher.suites", "ssl.crl.location", "ssl.curves.list",
+    "ssl.endpoint.identification.algorithm", "ssl.key.location", "ssl.keystore.location",
+    "ssl.sigalgs.list", "statistics.interval.ms", "sticky.partitioning.linger.ms",
+    "topic.metadata.refresh.interval.ms", "topic.metadata.refresh.sparse", "transaction.timeout.ms",
+    "transactional.id"};
+
+// A property key ending in this names a file holding the value (ResolveSecretFiles).
+constexpr std::string_view kFileSuffix = "_file";
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Whether the value of configuration key `key` (a path such as "limits.lanes" or
+// "kafka.properties.ssl.key.pem", possibly followed by " (from VIGIL_...)", or an environment
+// variable name) may be shown in clear.
+bool ShownInClear(std::string_view key) {
+  key = key.substr(0, key.find(" (from "));
+  if (key.rfind(kEnvPrefix, 0) == 0) return false;  // a variable no key claims: unknown content
+  for (const auto map_path : kPropertyMaps) {
+    if (key.size() > map_path.size() + 1 && key.substr(0, map_path.size()) == map_path &&
+        key[map_path.size()] == '.') {
+      const std::string_view property = key.substr(map_path.size() + 1);
+      // The value of "<property>_file" is the path of the secret, not the secret.
+      if (EndsWith(property, kFileSuffix)) return true;
+      return std::find(std::begin(kPlainProperties), std::end(kPlainProperties), property) !=
+             std::end(kPlainProperties);
+    }
+  }
+  // Vigil's own keys (Fields()): the patient hash salt is the only secret among them.
+  return key.find("salt") == std::string_view::npos &&
+         key.find("password") == std::string_view::npos &&
+         key.find("secret") == std::string_view::npos;
+}
+
+// Variables of the scripts and tests in this repository (deploy/local/*.sh, tests/), which share
+// the prefix but configure no key; every other VIGIL_* variable must name a key.
+bool IsToolingVariable(std::string_view name) {
+  static constexpr std::string_view kTooling[] = {
+      "VIGIL_BENCH_KAFKA_PORT", "VIGIL_BINARY",     "VIGIL_BUILD_DIR",  "VIGIL_CACHE",
+      "VIGIL_KAFKA_DATA",       "VIGIL_KAFKA_HEAP", "VIGIL_KAFKA_PORT", "VIGIL_PROBE",
+      "VIGIL_PYTHON3",          "VIGIL_RHYTHM_PARAMETERS", "VIGIL_ROOT", "VIGIL_SHARED_DATA",
+      "VIGIL_SOURCE_DIR"};
+  return name.rfind("VIGIL_TEST_", 0) == 0 ||
+         std::find(std::begin(kTooling), std::end(kTooling), name) != std::end(kTooling);
+}
 
 std::string ScalarText(const YAML::Node& node, const std::string& path) {
   if (!node.IsScalar()) {
@@ -306,8 +391,10 @@ void ApplyYaml(ServiceConfig& c, const YAML::Node& root) {
 }
 
 void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>& env) {
+  std::set<std::string> used;  // the variables a key claimed
   for (const auto& field : Fields()) {
     if (auto it = env.find(EnvName(field.path)); it != env.end()) {
+      used.insert(it->first);
       try {
         field.set(c, it->second);
       } catch (const ConfigError& e) {
@@ -317,17 +404,20 @@ void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>
     }
   }
   if (auto it = env.find(EnvName(kOperatorsPath)); it != env.end()) {
+    used.insert(it->first);
     SetOperators(c, YAML::Node(it->second));
   }
   for (const auto& [name, value] : env) {
     for (const auto map_path : kPropertyMaps) {
       const std::string prefix = EnvName(map_path) + "__";
       if (name.rfind(prefix, 0) == 0 && name.size() > prefix.size()) {
+        used.insert(name);
         (*PropertyMap(c, map_path))[Lower(Replace(name.substr(prefix.size()), "__", "."))] = value;
       }
     }
     const std::string op_prefix = EnvName(kOperatorsPath) + "__";
     if (name.rfind(op_prefix, 0) == 0 && name.size() > op_prefix.size()) {
+      used.insert(name);
       const std::string dotted = Lower(Replace(name.substr(op_prefix.size()), "__", "."));
       // The operator is the longest registered name that prefixes the key.
       const analysis::OperatorEntry* match = nullptr;
@@ -349,13 +439,20 @@ void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>
       it->parameters[dotted.substr(op_name.size() + 1)] = ParseDouble(key, value, -1e300, 1e300);
     }
   }
+  // A misspelt variable (VIGIL_LIMIT_LANES) would otherwise leave its key at the default with
+  // nobody told; it is refused like an unknown key in the file.
+  for (const auto& [name, value] : env) {
+    if (name.rfind(kEnvPrefix, 0) != 0 || used.count(name) || IsToolingVariable(name)) continue;
+    throw ConfigError(name, value,
+                      "no configuration key has this environment variable (misspelt? "
+                      "--print-config lists every key with its variable)");
+  }
 }
 
 // Secrets from files: a property key ending in "_file" (sasl.password_file, ssl.key.password_file)
 // names a file whose content, without its trailing line break, becomes the value of the key
 // without the suffix. This is how Kubernetes Secrets mounted as files and systemd credentials
 // reach librdkafka without the secret itself in the YAML, the environment or a log line.
-constexpr std::string_view kFileSuffix = "_file";
 
 void ResolveSecretFiles(kafka::Properties& props, std::string_view map_path) {
   for (auto it = props.begin(); it != props.end();) {
@@ -394,7 +491,7 @@ std::string Hostname() {
 
 ConfigError::ConfigError(std::string key, std::string value, const std::string& why)
     : std::invalid_argument(fmt::format("configuration key {} = {}: {}", key,
-                                        IsSecret(key) ? "<redacted>" : value, why)),
+                                        ShownInClear(key) ? value : "<redacted>", why)),
       key_(std::move(key)),
       value_(std::move(value)) {}
 
@@ -416,6 +513,16 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
   }
   ApplyEnvironment(c, env);
   for (const auto map_path : kPropertyMaps) ResolveSecretFiles(*PropertyMap(c, map_path), map_path);
+  for (const auto map_path : kPropertyMaps) {
+    for (const auto reserved : kReservedProperties) {
+      const auto& props = *PropertyMap(c, map_path);
+      if (auto it = props.find(std::string(reserved)); it != props.end()) {
+        throw ConfigError(std::string(map_path) + "." + it->first, it->second,
+                          "set by Vigil itself for exactly-once processing; it cannot be "
+                          "overridden");
+      }
+    }
+  }
   if (c.kafka.instance_id.empty()) c.kafka.instance_id = c.kafka.group_id + "-" + Hostname();
   if (c.limits.snapshot_interval_ms < c.limits.transaction_interval_ms) {
     throw ConfigError("limits.snapshot_interval_ms", std::to_string(c.limits.snapshot_interval_ms),
@@ -450,14 +557,14 @@ std::string DescribeConfig(const ServiceConfig& config) {
   std::string out;
   for (const auto& field : Fields()) {
     out += fmt::format("{:48} {:52} {}\n", field.path, EnvName(field.path),
-                       IsSecret(field.path) ? "<redacted>" : field.get(config));
+                       ShownInClear(field.path) ? field.get(config) : "<redacted>");
   }
   for (const auto map_path : kPropertyMaps) {
     for (const auto& [key, value] :
          *PropertyMap(const_cast<ServiceConfig&>(config), map_path)) {
       out += fmt::format("{:48} {:52} {}\n", std::string(map_path) + "." + key,
                          EnvName(map_path) + "__" + Upper(Replace(key, ".", "__")),
-                         IsSecret(key) ? "<redacted>" : value);
+                         ShownInClear(std::string(map_path) + "." + key) ? value : "<redacted>");
     }
   }
   for (const auto& op : config.analysis.operators) {

@@ -12,8 +12,12 @@
 // The full table is in deploy/local/vigil.yaml and README.md (`vigil run --print-config`).
 //
 // Errors: LoadServiceConfig throws ConfigError naming the key (path) and the offending value for
-// an unknown key, a value of the wrong type or out of range, or an unknown operator. Nothing is
-// half-applied: a bad configuration stops the service at start.
+// an unknown key, a value of the wrong type or out of range, an unknown operator, a VIGIL_*
+// variable that names no key (the scripts' and tests' own variables excepted), or a Kafka
+// property exactly-once processing depends on (enable.auto.commit, isolation.level,
+// transactional.id). Nothing is half-applied: a bad configuration stops the service at start.
+// Values are shown in clear only for Vigil's own non-secret keys and for librdkafka properties
+// on an allow-list of harmless ones; every other value is "<redacted>".
 #pragma once
 
 #include <chrono>
@@ -118,7 +122,7 @@ struct ServiceConfig {
 };
 
 // Reads `file` (may be empty: defaults only), applies the environment `env` (name -> value;
-// only names starting with VIGIL_ that match a key are used), validates. Throws ConfigError.
+// every name starting with VIGIL_ must match a key), validates. Throws ConfigError.
 ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
                                 const std::map<std::string, std::string>& env);
 

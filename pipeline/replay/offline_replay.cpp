@@ -10,6 +10,9 @@ namespace vigil::replay {
 
 analysis::AnalysisConfig DefaultAnalysisConfig() {
   analysis::AnalysisConfig config;
+  // A recording has holes of days (nights without therapy) and no arrival time to judge a jump
+  // by; a year still bounds the therapy-day work one frame can cause.
+  config.max_time_ahead_s = 366 * 86400.0;
   for (const auto& entry : analysis::Operators()) {
     config.operators.push_back({std::string(entry.name), {}});
   }
@@ -23,8 +26,15 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
   static const analysis::DecodeLimits kLimits;
   thread_local std::vector<float> values;
   std::vector<analysis::Rejection> rejected;
-  for (const auto& e : envelope.events()) {
-    if (auto view = analysis::DecodeDeviceEvent(e)) patient.OnDeviceEvent(e.device_id(), *view, outputs);
+  for (int i = 0; i < envelope.events_size(); ++i) {
+    const auto& e = envelope.events(i);
+    auto view = analysis::DecodeDeviceEvent(e);
+    if (view && patient.OnDeviceEvent(e.device_id(), *view, outputs) ==
+                    analysis::FrameOutcome::kRejected) {
+      rejected.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
+                          fmt::format("events[{}].{}", i, patient.last_rejection()),
+                          envelope.frames_size() + i});
+    }
   }
   for (int i = 0; i < envelope.frames_size(); ++i) {
     const auto& f = envelope.frames(i);
@@ -51,6 +61,9 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
                           fmt::format("frames[{}].sequence = {}: older than the reorder tolerance",
                                       i, f.sequence()),
                           i});
+    } else if (outcome == analysis::FrameOutcome::kRejected) {
+      rejected.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
+                          fmt::format("frames[{}].{}", i, patient.last_rejection()), i});
     }
   }
   return rejected;

@@ -302,7 +302,7 @@ void StreamService::Impl::DispatchTick(int32_t partition, int64_t now_ms, bool r
     work->replay = replay;
     work->lane_sequence = lane.next_sequence++;
     work->tick_partition = partition;
-    work->tick_now_us = now_ms * 1000;
+    work->tick_now_us = ops::FromMillis(now_ms);
     in_flight_.fetch_add(1, std::memory_order_acq_rel);
     lane.decode->try_put(std::move(work));
   }
@@ -366,11 +366,16 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   // upload of a device's stored history (old session events) comes with the first live frames,
   // and operators must see that history before the frames move the patient's clock past it.
   for (size_t i = 0; i < decoded.events.size(); ++i) {
+    const int item = static_cast<int>(decoded.frames.size() + i);
     try {
-      slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out);
+      if (slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out) ==
+          analysis::FrameOutcome::kRejected) {
+        item_rejections.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
+                                   fmt::format("events[{}].{}", i, slot.analysis->last_rejection()),
+                                   item});
+      }
     } catch (const std::exception& e) {
-      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(),
-                                 static_cast<int>(decoded.frames.size() + i)});
+      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(), item});
     }
   }
   for (size_t i = 0; i < decoded.frames.size(); ++i) {
@@ -383,7 +388,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
     view.first_sample_us = f.first_sample_us;
     view.sample_rate_hz = f.sample_rate_hz;
     view.values = f.values;
-    view.arrival_us = work.record.timestamp_ms * 1000;
+    view.arrival_us = ops::FromMillis(work.record.timestamp_ms);
     analysis::FrameOutcome outcome;
     try {
       outcome = slot.analysis->OnFrame(view, out);
@@ -402,9 +407,14 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
            fmt::format("frames[{}].first_sample_time_us = {}: older than the reorder tolerance", i,
                        f.first_sample_us),
            static_cast<int>(i)});
+    } else if (outcome == analysis::FrameOutcome::kRejected) {
+      // A time that cannot be placed on the patient's clock (far future, or no date at all).
+      item_rejections.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
+                                 fmt::format("frames[{}].{}", i, slot.analysis->last_rejection()),
+                                 static_cast<int>(i)});
     }
   }
-  slot.analysis->CheckDevicesOnline(work.record.timestamp_ms * 1000,
+  slot.analysis->CheckDevicesOnline(ops::FromMillis(work.record.timestamp_ms),
                                     config_.limits.device_offline_after_s, out);
   analysis_seconds_->Observe(
       std::chrono::duration<double>(Clock::now() - start).count());

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <limits>
 
 #include "operators/core/options.h"
 #include "pipeline/analysis/aggregator.h"
@@ -94,6 +95,14 @@ struct Feed {
     f.sample_rate_hz = 250;
     f.first_sample_us = kT0 + static_cast<TimeUs>(seq - 1) * 1'000'000;
     f.values = storage.back();
+    return f;
+  }
+  // A frame whose device time does not follow from its sequence number (jumps, restarts).
+  FrameView FrameAt(uint64_t seq, TimeUs first_us, float value,
+                    ops::Signal signal = ops::Signal::kEcg) {
+    FrameView f = Frame(seq, value, signal == ops::Signal::kEcg ? 1 : 0);
+    f.signal = signal;
+    f.first_sample_us = first_us;
     return f;
   }
 };
@@ -200,6 +209,111 @@ TEST(PatientAnalysis, SnapshotRestoreMidStreamEqualsUninterruptedRun) {
   for (size_t i = 0; i < a.alerts.size(); ++i) {
     EXPECT_EQ(a.alerts[i].SerializeAsString(), b.alerts[i].SerializeAsString()) << i;
   }
+}
+
+// Hostile or broken sequence numbers and device times (issue 16): each is handled with bounded
+// work - a test that finishes proves it - and the patient's later frames are still analysed.
+
+TEST(PatientAnalysis, SequenceJumpIsDeclaredLostInBoundedWork) {
+  PatientAnalysis p("p", Plan(2));
+  Feed feed;
+  Outputs out;
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(1, kT0, 1), out), FrameOutcome::kProcessed);
+  // 2^62 - 2 missing sequence numbers; its time is past the reorder tolerance, so they are
+  // declared lost at once.
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(uint64_t{1} << 62, kT0 + 10'000'000, 2), out),
+            FrameOutcome::kProcessed);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 2}));
+  // The device goes on with its own small numbers: a restart, not 2^62 duplicates.
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(12, kT0 + 11'000'000, 3), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(13, kT0 + 12'000'000, 4), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_EQ(p.watermark_us(), kT0 + 13'000'000);
+}
+
+TEST(PatientAnalysis, SequenceRestartResynchronisesWithATechnicalEvent) {
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_EQ(p.OnFrame(feed.FrameAt(seq, kT0 + static_cast<TimeUs>(seq - 1) * 1'000'000, 1), out),
+              FrameOutcome::kProcessed);
+  }
+  // A genuine duplicate (same sequence, same time) is still refused.
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(3, kT0 + 2'000'000, 1), out), FrameOutcome::kDuplicate);
+  // The device rebooted 25 s later and counts from 1 again.
+  const TimeUs reboot = kT0 + 30'000'000;
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(1, reboot, 7), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, reboot + 1'000'000, 8), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, reboot + 1'000'000, 8), out), FrameOutcome::kDuplicate);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 1, 1, 1, 1, 7, 8}));
+  EXPECT_EQ(Chunks(out, "sequence_restart"), (std::vector<double>{5}));
+  EXPECT_EQ(Chunks(out, "gap"), (std::vector<double>{25}));
+  p.Finish(out);
+  bool lost = false;
+  for (const auto& a : out.alerts) lost |= a.condition() == v1::CONDITION_SIGNAL_LOST;
+  EXPECT_TRUE(lost) << "the reboot's silence is a technical alert";
+}
+
+TEST(PatientAnalysis, ImplausibleDeviceTimesAreRejectedAndTheClockStays) {
+  constexpr TimeUs kFar = std::numeric_limits<TimeUs>::max() / 2;
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(1, kT0, 1), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kFar, 2), out), FrameOutcome::kRejected);
+  EXPECT_NE(p.last_rejection().find("first_sample_time_us"), std::string::npos)
+      << p.last_rejection();
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, -kFar, 2), out), FrameOutcome::kRejected);
+  // Plausible as a date, but two days ahead of everything this patient has sent.
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 2 * 86400'000'000LL, 2), out), FrameOutcome::kRejected);
+  EXPECT_NE(p.last_rejection().find("max_time_ahead_s"), std::string::npos) << p.last_rejection();
+  EXPECT_EQ(p.watermark_us(), kT0 + 1'000'000);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 1'000'000, 3), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(Chunks(out), (std::vector<double>{1, 3}));
+  EXPECT_EQ(p.watermark_us(), kT0 + 2'000'000);
+
+  // A new patient's first frame is judged against its arrival time, when there is one.
+  PatientAnalysis fresh("q", Plan());
+  FrameView first = feed.FrameAt(1, kT0 + 3 * 86400'000'000LL, 1);
+  first.arrival_us = kT0;
+  EXPECT_EQ(fresh.OnFrame(first, out), FrameOutcome::kRejected);
+  // Without one, a time no device can have is still refused.
+  EXPECT_EQ(fresh.OnFrame(feed.FrameAt(1, kFar, 1), out), FrameOutcome::kRejected);
+  EXPECT_EQ(fresh.watermark_us(), 0);
+}
+
+// The adherence operator and the aggregator keep therapy days: a far-future time must not make
+// them close one day after another up to it.
+TEST(PatientAnalysis, FarFutureTimeNeverReachesTheDayLoops) {
+  constexpr TimeUs kFar = std::numeric_limits<TimeUs>::max() / 2;
+  analysis::AnalysisConfig config;
+  config.operators.push_back({"adherence.usage", {}});
+  PatientAnalysis p("p", analysis::AnalysisPlan::Make(config));
+  Feed feed;
+  Outputs out;
+  const auto pressure = ops::Signal::kAirwayPressure;
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(1, kT0, 10, pressure), out), FrameOutcome::kProcessed);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kFar, 10, pressure), out), FrameOutcome::kRejected);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kFar / 1024, 10, pressure), out), FrameOutcome::kRejected);
+  ops::DeviceEventView event{ops::DeviceEventView::Type::kSessionStop, kFar};
+  EXPECT_EQ(p.OnDeviceEvent("dev", event, out), FrameOutcome::kRejected);
+  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 1'000'000, 10, pressure), out),
+            FrameOutcome::kProcessed);
+  EXPECT_EQ(p.watermark_us(), kT0 + 2'000'000);
+  p.Finish(out);
+  size_t days = 0;
+  for (const auto& a : out.aggregates) days += a.window() == v1::WINDOW_KIND_THERAPY_DAY;
+  EXPECT_EQ(days, 1u);
+}
+
+TEST(SampleTime, SaturatesInsteadOfOverflowing) {
+  constexpr TimeUs kMax = std::numeric_limits<TimeUs>::max();
+  EXPECT_EQ(ops::SampleTime(kT0, 250, 250), kT0 + 1'000'000);
+  EXPECT_GT(ops::SampleTime(kMax - 10, 1, 1000), kMax - 11);
+  EXPECT_LT(ops::SampleTime(-kMax + 10, 1, -1000), -kMax + 11);
+  EXPECT_GT(ops::SampleTime(0, 1e-300, 1'000'000), 0);
+  EXPECT_GT(ops::FromSeconds(1e300), 0);
 }
 
 TEST(AnalysisPlan, UnknownOperatorAndBadOverrideNameTheKey) {

@@ -81,7 +81,9 @@ TEST(ServiceConfig, ErrorsNameKeyAndValue) {
             std::string::npos);
   EXPECT_NE(ErrorOf("", {{"VIGIL_METRICS_PORT", "http"}}).find("metrics.port (from VIGIL_METRICS_PORT) = http"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("kafka:\n  properties:\n    sasl.password: hunter2\n    no.such: 1\n").find("kafka.properties.no.such = 1"),
+  // A property not known to be harmless is never echoed: it may be a misspelt secret.
+  EXPECT_NE(ErrorOf("kafka:\n  properties:\n    sasl.password: hunter2\n    no.such: 1\n")
+                .find("kafka.properties.no.such = <redacted>"),
             std::string::npos);
   EXPECT_EQ(ErrorOf("kafka:\n  properties:\n    no.such.password: hunter2\n").find("hunter2"), std::string::npos)
       << "secrets are never echoed";
@@ -89,6 +91,65 @@ TEST(ServiceConfig, ErrorsNameKeyAndValue) {
                 .find("limits.snapshot_interval_ms = 1000"),
             std::string::npos);
   EXPECT_TRUE(ErrorOf("kafka:\n  group_id: ok\n").empty());
+}
+
+// Exactly-once processing rests on these three; a pass-through property must not undo it.
+TEST(ServiceConfig, PropertiesThatBreakExactlyOnceAreRefused) {
+  for (const std::string key : {"enable.auto.commit", "isolation.level", "transactional.id"}) {
+    const std::string error = ErrorOf("kafka:\n  properties:\n    " + key + ": x\n");
+    EXPECT_NE(error.find("kafka.properties." + key + " = x: set by Vigil itself"),
+              std::string::npos)
+        << key << ": " << error;
+  }
+  EXPECT_NE(ErrorOf("", {{"VIGIL_KAFKA_CONSUMER_PROPERTIES__ENABLE__AUTO__COMMIT", "true"}})
+                .find("kafka.consumer_properties.enable.auto.commit"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("kafka:\n  producer_properties:\n    transactional.id: other\n")
+                .find("kafka.producer_properties.transactional.id"),
+            std::string::npos);
+}
+
+// Only properties known to hold no secret are shown; the deny-list of substrings missed these.
+TEST(ServiceConfig, PrintConfigShowsOnlyAllowListedPropertiesInClear) {
+  const auto path = Write(
+      "kafka:\n  properties:\n    security.protocol: SASL_SSL\n    sasl.username: vigil\n"
+      "    ssl.key.pem: PRIVATE-KEY-BYTES\n"
+      "    sasl.oauthbearer.config: principal=vigil clientSecret=OAUTH-SECRET\n"
+      "logging:\n  patient_hash_salt: SALT-VALUE\n");
+  const auto config = LoadServiceConfig(path, {});
+  std::filesystem::remove(path);
+  const std::string described = DescribeConfig(config);
+  EXPECT_NE(described.find("SASL_SSL"), std::string::npos);
+  EXPECT_NE(described.find("vigil"), std::string::npos);
+  for (const std::string secret : {"PRIVATE-KEY-BYTES", "OAUTH-SECRET", "SALT-VALUE"}) {
+    EXPECT_EQ(described.find(secret), std::string::npos) << secret << " shown:\n" << described;
+  }
+  for (const std::string key :
+       {"kafka.properties.ssl.key.pem", "kafka.properties.sasl.oauthbearer.config"}) {
+    const auto line = described.find(key);
+    ASSERT_NE(line, std::string::npos) << key;
+    EXPECT_NE(described.substr(line, described.find('\n', line) - line).find("<redacted>"),
+              std::string::npos)
+        << key;
+  }
+}
+
+// A misspelt variable used to be ignored, leaving its key at the default without a word.
+TEST(ServiceConfig, EnvironmentVariableNamingNoKeyIsRefused) {
+  const std::string error = ErrorOf("", {{"VIGIL_LIMIT_LANES", "3"}});
+  EXPECT_NE(error.find("VIGIL_LIMIT_LANES"), std::string::npos) << error;
+  EXPECT_NE(error.find("no configuration key"), std::string::npos) << error;
+  EXPECT_NE(ErrorOf("", {{"VIGIL_KAFKA_PROPERTIES_SASL_PASSWORD", "hunter2"}})
+                .find("VIGIL_KAFKA_PROPERTIES_SASL_PASSWORD"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf("", {{"VIGIL_KAFKA_PROPERTIES_SASL_PASSWORD", "hunter2"}}).find("hunter2"),
+            std::string::npos)
+      << "the value of an unknown variable may be a secret";
+  // The scripts' and tests' own variables share the prefix and are left alone.
+  EXPECT_TRUE(ErrorOf("", {{"VIGIL_KAFKA_PORT", "19092"},
+                           {"VIGIL_SHARED_DATA", "/data"},
+                           {"VIGIL_TEST_KAFKA", "localhost:19092"}})
+                  .empty());
 }
 
 }  // namespace

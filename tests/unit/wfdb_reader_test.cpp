@@ -97,6 +97,19 @@ TEST_F(WfdbReaderTest, BadHeaderValuesNameFileAndLine) {
   EXPECT_THROW(ReadWfdbHeader(dir_ / "missing"), WfdbError);
 }
 
+// "16+-5" parsed as offset -5 and the reader started 5 bytes before the signal file's data.
+TEST_F(WfdbReaderTest, NegativeByteOffsetIsAnErrorNamingFileAndField) {
+  Write("n.hea", "n 1 300 3\nn.mat 16+-5 1000/mV 16 0 0 0 0 ECG\n");
+  Write("n.mat", std::string(6, '\0'));
+  try {
+    ReadWfdbRecord(dir_ / "n");
+    FAIL() << "expected WfdbError";
+  } catch (const WfdbError& e) {
+    EXPECT_NE(std::string(e.what()).find("n.hea:2: byte offset -5"), std::string::npos)
+        << e.what();
+  }
+}
+
 void PutWord(std::string& s, int a, int i) {
   const int w = (a << 10) | (i & 0x3FF);
   s.push_back(static_cast<char>(w & 0xFF));
