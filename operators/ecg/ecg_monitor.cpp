@@ -293,8 +293,15 @@ void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs no
     const auto held = std::find_if(s.held_.begin(), s.held_.end(),
                                    [&](const auto& h) { return h.kind == episode->kind; });
     if (held != s.held_.end()) {
-      // Never raised: its updates are not news, and its close ends the hold.
-      if (episode->phase == ops::Episode::Phase::kClosed) s.held_.erase(held);
+      // Never raised: its updates are not news, and its close ends the hold - except for a VT
+      // run, often shorter than the other lead's lag, which is judged once that lead caught up.
+      if (episode->phase == ops::Episode::Phase::kClosed) {
+        if (judge && held->kind == ops::EpisodeKind::kVentricularTachycardia) {
+          held->end_us = episode->end_us;
+        } else {
+          s.held_.erase(held);
+        }
+      }
       continue;
     }
     if (episode->phase == ops::Episode::Phase::kOpened && judge) {
@@ -310,13 +317,23 @@ void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs no
   if (!judge) return;
   for (auto it = s.held_.begin(); it != s.held_.end();) {
     ops::Explanation why = it->why;
+    const ops::TimeUs ended_us = it->end_us;
     if (Contradiction(s, *it, now_us, why).empty()) {
       ops::Episode opened = std::move(*it);
+      opened.phase = ops::Episode::Phase::kOpened;
+      opened.end_us = 0;
       opened.why = std::move(why);
       opened.why.note += (opened.why.note.empty() ? "" : "; ") +
                          std::string("raised once the other signals no longer contradicted it");
-      out.emplace_back(std::move(opened));
+      out.emplace_back(opened);
+      if (ended_us != 0) {
+        opened.phase = ops::Episode::Phase::kClosed;
+        opened.end_us = ended_us;
+        out.emplace_back(std::move(opened));
+      }
       it = s.held_.erase(it);
+    } else if (ended_us != 0 && now_us - ended_us > ops::FromSeconds(kLeadWaitS)) {
+      it = s.held_.erase(it);  // contradicted to its end: never raised
     } else {
       ++it;
     }
@@ -329,8 +346,10 @@ std::string EcgMonitor::Contradiction(const EcgMonitorState& s, const ops::Episo
   const double vt_rate = options_.rhythm.vt.min_rate_bpm;
   // Other leads lag the primary by up to a frame plus the beat emission delay; pulses by a
   // frame plus the slope sum window.
-  const ops::TimeUs lead_to = now_us - ops::FromSeconds(1.5);
-  const ops::TimeUs pulse_to = now_us - ops::FromSeconds(1.0);
+  ops::TimeUs lead_to = now_us - ops::FromSeconds(1.5);
+  if (e.end_us != 0) lead_to = std::min(lead_to, e.end_us);  // a held run that has ended
+  ops::TimeUs pulse_to = now_us - ops::FromSeconds(1.0);
+  if (e.end_us != 0) pulse_to = std::min(pulse_to, e.end_us + ops::FromSeconds(0.3));
   const bool vt = e.kind == K::kVentricularTachycardia;
   // Asystole and VT are judged over the episode itself (a VT run is short: what came before
   // it says nothing of it); VF over at least its last 3 s.
@@ -487,6 +506,7 @@ std::string EcgMonitorState::Snapshot() const {
   for (const auto& h : held_) {
     w.Put<uint8_t>(static_cast<uint8_t>(h.kind));
     w.Put<int64_t>(h.start_us);
+    w.Put<int64_t>(h.end_us);
     w.PutString(h.why.algorithm);
     w.PutString(h.why.version);
     w.PutString(h.why.rule);
@@ -545,6 +565,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
     h.kind = static_cast<ops::EpisodeKind>(r.Get<uint8_t>());
     if (!Verified(h.kind)) throw ops::SnapshotError("ecg.arrhythmia: bad held alarm");
     h.start_us = r.Get<int64_t>();
+    h.end_us = r.Get<int64_t>();
     h.why.algorithm = r.GetString();
     h.why.version = r.GetString();
     h.why.rule = r.GetString();

@@ -76,6 +76,7 @@ RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
       p.Get("vt_artifact_low_frequency_min", v.artifact_low_frequency_min);
   v.artifact_rr_change_min = p.Get("vt_artifact_rr_change_min", v.artifact_rr_change_min);
   v.artifact_beats = WholeNumber(p, "vt_artifact_beats", v.artifact_beats);
+  v.max_interruptions = WholeNumber(p, "vt_max_interruptions", v.max_interruptions);
   auto& h = o.hr;
   h.low_bpm = p.Get("hr_low_bpm", h.low_bpm);
   h.high_bpm = p.Get("hr_high_bpm", h.high_bpm);

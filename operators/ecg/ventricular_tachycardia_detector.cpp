@@ -51,6 +51,7 @@ VentricularTachycardiaDetector VentricularTachycardiaDetector::Make(
   // At least 4 beats: 3 intervals give the first median of successive changes that is not a
   // single difference. The history is sized for them (HistoryS).
   ops::RequireRange("vt_artifact_beats", o.artifact_beats, 4, 12);
+  ops::RequireRange("vt_max_interruptions", o.max_interruptions, 0, 3);
   ops::Require(o.artifact_beats == std::floor(o.artifact_beats), "vt_artifact_beats",
                o.artifact_beats, "must be a whole number");
   // A run opens at its min_beats-th beat and is not judged again: with fewer than 4 beats the
@@ -67,7 +68,7 @@ ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
   why.version = "1.1.0";
   const double rate = s.run_beats > 1 && s.run_rr_sum_s > 0
                           ? 60.0 * (s.run_beats - 1) / s.run_rr_sum_s : 0;
-  why.measures = {{"ventricular_beats", static_cast<double>(s.run_beats), "beats"},
+  why.measures = {{"ventricular_beats", static_cast<double>(s.run_v_beats), "beats"},
                   {"rate", rate, "bpm"}};
   if (!std::isnan(s.low_frequency)) {
     why.measures.push_back({"low_frequency_energy", s.low_frequency, "fraction"});
@@ -175,6 +176,8 @@ void VentricularTachycardiaDetector::Stop(State& s, ops::Events& out) const {
   }
   s.open = false;
   s.run_beats = 0;
+  s.run_v_beats = 0;
+  s.interruptions = 0;
   s.run_rr_sum_s = 0;
   s.run_times.clear();
   s.low_frequency = NAN;
@@ -188,7 +191,9 @@ void VentricularTachycardiaDetector::OnGap(State& s, ops::Events& out) const {
 
 void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, bool usable,
                                             ops::Events& out) const {
-  if (!usable || beat.label != ops::BeatClass::kVentricular) {
+  const bool ventricular = beat.label == ops::BeatClass::kVentricular;
+  if (!usable || (!ventricular && (s.run_beats == 0 ||
+                                   s.interruptions >= options_.max_interruptions))) {
     Stop(s, out);
     return;
   }
@@ -198,12 +203,18 @@ void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, boo
     s.run_rr_sum_s += beat.rr_s;
   }
   ++s.run_beats;
+  if (!ventricular) {
+    ++s.interruptions;
+    return;
+  }
+  s.interruptions = 0;
+  ++s.run_v_beats;
   s.last_v_us = beat.time_us;
   s.run_times.push_back(beat.time_us);
   while (s.run_times.size() > static_cast<size_t>(options_.artifact_beats)) {
     s.run_times.pop_front();
   }
-  if (!s.open && s.run_beats >= options_.min_beats &&
+  if (!s.open && s.run_v_beats >= options_.min_beats &&
       60.0 * (s.run_beats - 1) >= options_.min_rate_bpm * s.run_rr_sum_s) {
     const auto artifact = Artifact(s);
     s.low_frequency = artifact.low_frequency;
@@ -217,6 +228,8 @@ void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, boo
 
 void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<int32_t>(run_beats);
+  w.Put<int32_t>(run_v_beats);
+  w.Put<int32_t>(interruptions);
   w.Put<double>(run_rr_sum_s);
   w.Put<int64_t>(run_start_us);
   w.Put<int64_t>(last_v_us);
@@ -233,6 +246,11 @@ void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
 
 void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
   run_beats = r.Get<int32_t>();
+  run_v_beats = r.Get<int32_t>();
+  interruptions = r.Get<int32_t>();
+  if (run_v_beats < 0 || run_v_beats > run_beats || interruptions < 0) {
+    throw ops::SnapshotError("vt detector: inconsistent run");
+  }
   run_rr_sum_s = r.Get<double>();
   run_start_us = r.Get<int64_t>();
   last_v_us = r.Get<int64_t>();

@@ -52,6 +52,8 @@ struct VentricularTachycardiaOptions {
   double artifact_low_frequency_min = 0.5;
   double artifact_rr_change_min = 0.3;
   int artifact_beats = 8;
+  // Beats of another label a run may hold between two ventricular beats (0: none).
+  int max_interruptions = 0;
 };
 
 // The fraction of the energy of x[from:] (mean removed) below 2 Hz: 1 - the energy of a
@@ -71,6 +73,8 @@ class VentricularTachycardiaDetector {
     ops::TimeUs last_v_us = 0;
     bool open = false;
     std::deque<ops::TimeUs> run_times;  // the run's last `artifact_beats` beats
+    int run_v_beats = 0;                // ventricular beats in the run
+    int interruptions = 0;              // non-V beats since the run's last V beat
     // Artefact measures of the newest judgement (NaN: not judged).
     double low_frequency = NAN;
     double rr_change = NAN;

@@ -58,8 +58,17 @@ class WfdbSource : public TelemetrySource {
       if (c.kind == v1::SIGNAL_KIND_UNSPECIFIED) {
         skipped_.push_back(fmt::format("'{}' (unknown channel)", spec.description));
       } else if (std::find(seen.begin(), seen.end(), std::pair{c.kind, c.lead}) != seen.end()) {
-        skipped_.push_back(fmt::format("'{}' (repeats an earlier channel)", spec.description));
-        c.kind = v1::SIGNAL_KIND_UNSPECIFIED;
+        if (c.lead == v1::ECG_LEAD_SINGLE &&
+            std::find(seen.begin(), seen.end(),
+                      std::pair{c.kind, v1::ECG_LEAD_UNSPECIFIED}) == seen.end()) {
+          // A second unnamed ECG channel (vfdb names both "ECG"): another lead, which one
+          // unknown.
+          c.lead = v1::ECG_LEAD_UNSPECIFIED;
+          seen.emplace_back(c.kind, c.lead);
+        } else {
+          skipped_.push_back(fmt::format("'{}' (repeats an earlier channel)", spec.description));
+          c.kind = v1::SIGNAL_KIND_UNSPECIFIED;
+        }
       } else {
         seen.emplace_back(c.kind, c.lead);
       }

@@ -169,18 +169,38 @@ TEST_F(WfdbReaderTest, TruncatedAuxIsAnError) {
 
 namespace {
 
-TEST_F(WfdbReaderTest, ReplaySourceSendsOneStreamPerLead) {
-  // Two channels both labelled "ECG" (as in vfdb): one stream, never duplicate sequences.
-  Write("v.hea", "v 2 250 500\nv.dat 16 200 16 0 0 0 0 ECG\nv.dat 16 200 16 0 0 0 0 ECG\n");
-  Write("v.dat", std::string(500 * 2 * 2, '\0'));
+TEST_F(WfdbReaderTest, ReplaySourceSendsEachChannelAsItsKindOnce) {
+  // Channels as a bedside monitor and vfdb name them: two unnamed "ECG" leads (the second is
+  // another lead, which one unknown), a third that would repeat one of them, a PLETH, an ABP
+  // and an impedance "RESP" that Vigil has no kind for. Each stream is sent once, with its own
+  // sequence; what is not sent is named.
+  Write("v.hea",
+        "v 6 250 500\n"
+        "v.dat 16 200 16 0 0 0 0 ECG\nv.dat 16 200 16 0 0 0 0 ECG\nv.dat 16 200 16 0 0 0 0 ECG\n"
+        "v.dat 16 100/NU 16 0 0 0 0 PLETH\nv.dat 16 100/mmHg 16 0 0 0 0 ABP\n"
+        "v.dat 16 100 16 0 0 0 0 RESP\n");
+  Write("v.dat", std::string(500 * 6 * 2, '\0'));
   auto source = vigil::replay::OpenWfdbRecord(dir_ / "v", {});
+  using namespace vigil::v1;
   vigil::v1::TelemetryEnvelope envelope;
   uint64_t expected_sequence = 1;
   while (source->Next(envelope)) {
-    ASSERT_EQ(envelope.frames_size(), 1);
-    EXPECT_EQ(envelope.frames(0).sequence(), expected_sequence++);
+    ASSERT_EQ(envelope.frames_size(), 4);
+    EXPECT_EQ(envelope.frames(0).kind(), SIGNAL_KIND_ECG);
+    EXPECT_EQ(envelope.frames(0).lead(), ECG_LEAD_SINGLE);
+    EXPECT_EQ(envelope.frames(1).kind(), SIGNAL_KIND_ECG);
+    EXPECT_EQ(envelope.frames(1).lead(), ECG_LEAD_UNSPECIFIED);
+    EXPECT_EQ(envelope.frames(2).kind(), SIGNAL_KIND_PLETHYSMOGRAM);
+    EXPECT_EQ(envelope.frames(2).unit(), UNIT_NORMALIZED);
+    EXPECT_EQ(envelope.frames(3).kind(), SIGNAL_KIND_ARTERIAL_PRESSURE);
+    EXPECT_EQ(envelope.frames(3).unit(), UNIT_MM_HG);
+    for (const auto& f : envelope.frames()) EXPECT_EQ(f.sequence(), expected_sequence);
+    ++expected_sequence;
   }
   EXPECT_EQ(expected_sequence, 3u);  // 500 samples at 250 Hz in 1-s frames
+  const std::string text = source->description();
+  EXPECT_NE(text.find("not sent: 'ECG' (repeats an earlier channel)"), std::string::npos) << text;
+  EXPECT_NE(text.find("not sent: 'RESP' (unknown channel)"), std::string::npos) << text;
 }
 
 }  // namespace
