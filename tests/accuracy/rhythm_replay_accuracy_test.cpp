@@ -6,6 +6,9 @@
 //   - VF/VFL on vfdb: episode Se >= 90 %, median onset delay <= 10 s;
 //   - AF on CinC 2017 (1500 records): F1 >= 0.80;
 //   - no asystole anywhere in mitdb or cinc2017.
+// And issue 15: CinC 2015 bedside alarms (challenge score, TPR per alarm type, TNR) and false
+// VT/VF episodes per hour on mitdb, vfdb and cinc2017 N records; where a target is not met the
+// test holds today's level (see Target).
 #include <gtest/gtest.h>
 
 #include <map>
@@ -20,6 +23,7 @@
 #include <sstream>
 #include <string>
 
+#include "pipeline/eval/alarm_eval.h"
 #include "pipeline/eval/episode_eval.h"
 #include "support/test_support.h"
 
@@ -84,19 +88,33 @@ vigil::eval::EpisodeEvaluation Evaluate(const fs::path& dir, const std::string& 
 }
 
 
-// Issue 3 sets the targets below. Where the detectors do not reach a target yet, the test holds
+// Issues 3 and 15 set the targets below. Where the detectors do not reach a target yet, the test holds
 // today's measured level as a regression floor (so any loss fails) and prints whether the
 // target is met; the issue stays open until every target line says "met".
 void Target(const std::string& what, double measured, double target, double regression_floor,
             bool higher_is_better = true) {
   const bool met = higher_is_better ? measured >= target : measured <= target;
-  std::cout << fmt::format("issue-3 target {:<40} measured {:8.4f}  target {:8.4f}  {}\n", what,
+  std::cout << fmt::format("target {:<48} measured {:8.4f}  target {:8.4f}  {}\n", what,
                            measured, target, met ? "met" : "NOT MET");
   if (higher_is_better) {
     EXPECT_GE(measured, regression_floor) << what << " fell below its regression floor";
   } else {
     EXPECT_LE(measured, regression_floor) << what << " rose above its regression floor";
   }
+}
+
+// Issue 15's false ventricular alarms per hour (episode_eval.h): `target`, and today's level
+// as the regression ceiling.
+void FalseVentricularCeiling(const vigil::eval::EpisodeEvaluation& ev, const std::string& db,
+                             double target, double ceiling) {
+  int false_alarms = 0;
+  double hours = 0;
+  for (const auto& f : ev.false_ventricular) {
+    false_alarms += f.false_alarms;
+    hours += f.hours;
+  }
+  ASSERT_GT(hours, 0);
+  Target("false VT/VF episodes per hour, " + db, false_alarms / hours, target, ceiling, false);
 }
 
 int Count(const vigil::eval::EpisodeEvaluation& ev, const std::string& kind) {
@@ -148,6 +166,9 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   // in electrode artefact); the target is none, and so is the floor.
   Target("asystole episodes in mitdb (fewer is better)", Count(ev, "ASYS"), 0, 0, false);
   VentricularTachycardiaFloor(ev, "mitdb", 0.149);
+  // Measured 1.30 per hour (17 in 13.0 h) on 2026-12-03 with the other lead verifying the
+  // primary's alarms (ecg_monitor.h), as before it.
+  FalseVentricularCeiling(ev, "mitdb", 0.5, 1.4);
   fs::remove_all(dir);
 }
 
@@ -161,6 +182,9 @@ TEST(RhythmReplayAccuracy, Vfdb) {
   Target("VF/VFL episode Se, vfdb", total.EpisodeSensitivity(), 0.90, 0.90);
   Target("VF/VFL median onset delay s, vfdb", total.MedianOnsetDelay(), 10.0, 10.0, false);
   VentricularTachycardiaFloor(ev, "vfdb", 0.59);
+  // Measured 12.5 per hour (80 in 6.4 h) on 2026-12-03 with the second channel verifying the
+  // first (13.1 before it).
+  FalseVentricularCeiling(ev, "vfdb", 2.0, 13.0);
   fs::remove_all(dir);
 }
 
@@ -192,14 +216,38 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   }
   ASSERT_GT(n_hours, 0);
   const double per_hour = n_ventricular / n_hours;
-  std::cout << fmt::format("false VT/VF episodes per hour on cinc2017 N records: {:.2f} "
-                           "(no issue target; regression ceiling 3.5)\n",
-                           per_hour);
-  EXPECT_LE(per_hour, 3.5) << "false ventricular alarms on normal CinC records grew";
+  Target("false VT/VF episodes per hour, cinc2017 N", per_hour, 0.5, 3.5, false);
   EXPECT_EQ(Count(ev, "ASYS"), 0);
   for (const auto& [record, kinds] : ev.counts) {
     if (!record.empty() && kinds.count("ASYS")) ADD_FAILURE() << "asystole in " << record;
   }
+  fs::remove_all(dir);
+}
+
+// Issue 15: the PhysioNet/CinC 2015 bedside alarms, replayed with default parameters and
+// scored by `vigil eval --alarms` (alarm_eval.h). Measured 2026-12-03: score 59.4, TPR 80.4 %,
+// TNR 78.5 % (34.6 / 45.8 % / 81.9 % in the issue's baseline). The floors hold today's level.
+TEST(RhythmReplayAccuracy, Cinc2015Alarms) {
+  const auto names = HeaderNames("cinc2015");
+  ASSERT_EQ(names.size(), 251u);
+  const auto dir = ReplayAll("cinc2015", names);
+  const auto json = fs::current_path() / "alarms_cinc2015_accuracy.json";
+  EXPECT_EQ(RunCommand(fmt::format("{} eval --alarms {} --records {} --json {}",
+                                   Quoted(vigil::testing::VigilBinary()), Quoted(dir),
+                                   Quoted(SharedData("cinc2015")), Quoted(json))),
+            0);
+  const auto ev = vigil::eval::EvaluateAlarms(dir, SharedData("cinc2015"));
+  ASSERT_EQ(ev.records.size(), 251u);
+  std::map<std::string, vigil::eval::AlarmCounts> by_type;
+  for (const auto& [alarm, counts] : ev.ByType()) by_type[alarm] = counts;
+  Target("CinC 2015 challenge score", by_type["all"].score(), 80, 58);
+  Target("CinC 2015 TPR asystole %", by_type["Asystole"].tpr(), 95, 85);
+  Target("CinC 2015 TPR VT %", by_type["Ventricular_Tachycardia"].tpr(), 95, 60);
+  Target("CinC 2015 TPR VF/flutter %", by_type["Ventricular_Flutter_Fib"].tpr(), 95, 95);
+  Target("CinC 2015 TNR overall %", by_type["all"].tnr(), 75, 76);
+  // No issue target of their own: floors at today's level (80.0 and 93.3 %).
+  EXPECT_GE(by_type["Bradycardia"].tpr(), 75);
+  EXPECT_GE(by_type["Tachycardia"].tpr(), 90);
   fs::remove_all(dir);
 }
 
