@@ -8,12 +8,14 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "operators/ecg/ecg_monitor.h"
+#include "operators/ecg/pulse_detector.h"
 #include "operators/ecg/qrs_detector.h"
 #include "operators/filters/biquad_cascade.h"
 #include "operators/io/wfdb_record.h"
@@ -43,6 +45,45 @@ const std::vector<Record>& Records() {
     return out;
   }();
   return records;
+}
+
+std::filesystem::path SharedData() {
+  const char* env = std::getenv("VIGIL_SHARED_DATA");
+  return std::filesystem::path(env && *env ? env : VIGIL_SHARED_DATA_DEFAULT);
+}
+
+// Each record's second lead, in Records() order.
+const std::vector<std::vector<float>>& SecondLeads() {
+  static const std::vector<std::vector<float>> leads = [] {
+    std::vector<std::vector<float>> out;
+    for (const auto& r : Records()) {
+      const auto rec = vigil::io::ReadWfdbRecord(SharedData() / "mitdb" / r.name);
+      out.push_back(rec.PhysicalSignal(1));
+    }
+    return out;
+  }();
+  return leads;
+}
+
+// The PLETH channels of the first 40 CinC 2015 records that have one.
+const std::vector<std::vector<float>>& Plethysmograms() {
+  static const std::vector<std::vector<float>> signals = [] {
+    std::vector<std::filesystem::path> headers;
+    for (const auto& e : std::filesystem::directory_iterator(SharedData() / "cinc2015")) {
+      if (e.path().extension() == ".hea") headers.push_back(e.path());
+    }
+    std::sort(headers.begin(), headers.end());
+    std::vector<std::vector<float>> out;
+    for (auto path : headers) {
+      const auto rec = vigil::io::ReadWfdbRecord(path.replace_extension());
+      for (size_t k = 0; k < rec.header.signals.size() && out.size() < 40; ++k) {
+        if (rec.header.signals[k].description == "PLETH") out.push_back(rec.PhysicalSignal(k));
+      }
+    }
+    if (out.empty()) throw std::runtime_error("no PLETH channel in cinc2015");
+    return out;
+  }();
+  return signals;
 }
 
 int64_t TotalSamples() {
@@ -77,6 +118,57 @@ void BM_EcgChain(benchmark::State& state) {
   state.counters["records"] = static_cast<double>(Records().size());
 }
 BENCHMARK(BM_EcgChain)->Arg(1000)->Arg(100)->Unit(benchmark::kMillisecond);
+
+// Both MIT-BIH leads, as a two-lead device sends them (1 s chunks, lead after lead): the second
+// lead runs the chain privately to verify the first's alarms. Items: the samples of both leads,
+// so samples/s here against BM_EcgChain/1000 is the cost per lead.
+void BM_EcgChainTwoLeads(benchmark::State& state) {
+  const auto op = vigil::ecg::EcgMonitor::Make(vigil::ops::Parameters{});
+  vigil::ops::Events events;
+  int64_t n = 0;
+  SecondLeads();
+  for (auto _ : state) {
+    for (size_t k = 0; k < Records().size(); ++k) {
+      const auto& r = Records()[k];
+      const auto& second = SecondLeads()[k];
+      auto st = op->MakeState();
+      const auto chunk = static_cast<size_t>(r.fs);
+      for (size_t i = 0; i < r.x.size(); i += chunk) {
+        events.clear();
+        const size_t len = std::min(chunk, r.x.size() - i);
+        const auto t = vigil::ops::SampleTime(0, r.fs, static_cast<int64_t>(i));
+        op->Process(*st, vigil::ops::Signal::kEcg, {t, r.fs, std::span(r.x).subspan(i, len), 13},
+                    events);
+        op->Process(*st, vigil::ops::Signal::kEcg,
+                    {t, r.fs, std::span(second).subspan(i, len), 7}, events);
+        n += static_cast<int64_t>(events.size());
+      }
+      op->Finish(*st, events);
+    }
+  }
+  benchmark::DoNotOptimize(n);
+  state.SetItemsProcessed(state.iterations() * 2 * TotalSamples());
+}
+BENCHMARK(BM_EcgChainTwoLeads)->Unit(benchmark::kMillisecond);
+
+// The pulse detector alone on the PLETH channels of the CinC 2015 records.
+void BM_PulseDetector(benchmark::State& state) {
+  const auto detector = vigil::ecg::PulseDetector::Make({});
+  int64_t samples = 0;
+  for (const auto& x : Plethysmograms()) samples += static_cast<int64_t>(x.size());
+  for (auto _ : state) {
+    for (const auto& x : Plethysmograms()) {
+      vigil::ecg::PulseDetector::State st;
+      for (size_t i = 0; i < x.size(); i += 250) {
+        detector.Process(st, {vigil::ops::SampleTime(0, 250, static_cast<int64_t>(i)), 250,
+                              std::span(x).subspan(i, std::min<size_t>(250, x.size() - i))});
+      }
+      benchmark::DoNotOptimize(st.pulses.size());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * samples);
+}
+BENCHMARK(BM_PulseDetector)->Unit(benchmark::kMillisecond);
 
 void BM_QrsDetectorOnly(benchmark::State& state) {
   std::vector<vigil::ecg::QrsDetection> out;

@@ -193,9 +193,13 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
     while (!it->beats.empty() && it->beats.front() < keep_from) it->beats.pop_front();
     return;
   }
-  ops::Events primary;
-  ProcessLead(s, chunk, primary);
-  Verify(s, primary, chunk.end_us(), out);
+  if (!options_.verify_alarms) {
+    ProcessLead(s, chunk, out);
+    return;
+  }
+  s.lead_events_.clear();
+  ProcessLead(s, chunk, s.lead_events_);
+  Verify(s, s.lead_events_, chunk.end_us(), out);
 }
 
 void EcgMonitor::ProcessLead(EcgMonitorState& s, const ops::Chunk& chunk, ops::Events& out) const {
