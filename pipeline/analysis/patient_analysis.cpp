@@ -239,11 +239,14 @@ struct PatientAnalysis::Impl {
       return fmt::format("{} = {}: not a plausible device time (more than {:.0f} years from 1970)",
                          field, first_us, ops::ToSeconds(ops::kMaxPlausibleTimeUs) / 31'557'600);
     }
-    // An implausible arrival time is no reference; the frame is then judged by the watermark.
-    const ops::TimeUs reference =
-        std::max(watermark_us, PlausibleTime(arrival_us) ? arrival_us : ops::TimeUs{0});
+    // "Ahead" needs a clock the device does not set: the record's arrival time. Without one
+    // (offline files) a device's own data may leap forward legitimately - a gateway uploading
+    // 30 days of session history before today's frames - and the same data must give the same
+    // result offline and through Kafka. An implausible arrival time is no reference either.
+    if (arrival_us <= 0 || !PlausibleTime(arrival_us)) return {};
+    const ops::TimeUs reference = std::max(watermark_us, arrival_us);
     const double ahead_s = ops::ToSeconds(end_us - reference);
-    if (reference != 0 && ahead_s > plan->config().max_time_ahead_s) {
+    if (ahead_s > plan->config().max_time_ahead_s) {
       return fmt::format(
           "{} = {}: {:.0f} s ahead of the patient's clock {} (newest of the data processed and "
           "the arrival time), more than analysis.max_time_ahead_s = {}",

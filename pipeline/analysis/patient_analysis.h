@@ -58,12 +58,13 @@ struct AnalysisConfig {
   // A gap at least this long also raises a (technical, low) "signal lost" alert; shorter gaps
   // only reset the operators.
   double signal_lost_alert_s = 10;
-  // A frame or device event more than this ahead of the patient's clock (the newest of its
-  // watermark and the record's arrival time) is rejected: one far-future time would otherwise
-  // move the watermark for good and make every therapy-day loop run once per day up to it.
-  // With neither reference (the first frame of an offline replay) only times no device can
-  // have (ops::kMaxPlausibleTimeUs) are rejected. The offline replay raises this, since a
-  // recording has holes of days and no arrival time to judge them by.
+  // A frame or device event that arrived with an arrival time (its Kafka timestamp) and is more
+  // than this ahead of the patient's clock (the newest of its watermark and that arrival time)
+  // is rejected: one far-future time would otherwise move the watermark for good and make every
+  // therapy-day loop run once per day up to it. Without an arrival time (offline files, where a
+  // device's own upload may leap ahead by days) only times no device can have
+  // (ops::kMaxPlausibleTimeUs) are rejected, so that the same data give the same result
+  // offline and through Kafka.
   double max_time_ahead_s = 86400;
 };
 

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <stdexcept>
@@ -68,36 +69,52 @@ bool AlarmActiveAtEnd(std::istream& in, const std::string& source, const std::st
   const auto& conditions = ConditionsOf(alarm);
   // Raised-at time per condition while an alert of it is active.
   std::map<std::string, double> active_since;
+  std::optional<double> origin_us;
   std::string line;
   int number = 0;
   const double from_s = end_s - window_s;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find("\"type\":\"alert\"") == std::string::npos) continue;
-    JsonFields fields;
+  auto parse = [&](std::string_view text) {
     try {
-      fields = ParseJsonObjectLine(line);
+      return ParseJsonObjectLine(text);
     } catch (const JsonError& e) {
       throw std::runtime_error(fmt::format("{}:{}: {}", source, number, e.what()));
     }
-    const auto condition = StringField(fields, "condition");
-    const auto state = StringField(fields, "state");
-    const auto t = NumberField(fields, "t");
-    if (!condition || !state || !t) {
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    if (line.rfind("{\"type\":\"replay\"", 0) == 0) {
+      origin_us = NumberField(parse(line), "origin_us");
+      continue;
+    }
+    // {"type":"alert","alert":{...}}: the alert object is the line less its outer braces.
+    constexpr std::string_view kAlert = "{\"type\":\"alert\",\"alert\":";
+    if (line.rfind(kAlert, 0) != 0) continue;
+    if (!origin_us) {
       throw std::runtime_error(fmt::format(
-          "{}:{}: alert line without top-level t, condition and state (replay it again with "
-          "this version of vigil)",
+          "{}:{}: an alert before the replay line that gives the time origin (replay the "
+          "record again with this version of vigil)",
           source, number));
     }
+    const std::string_view body =
+        std::string_view(line).substr(kAlert.size(), line.size() - kAlert.size() - 1);
+    const auto fields = parse(body);
+    const auto condition = StringField(fields, "condition");
+    const auto state = StringField(fields, "state");
+    const auto event_us = StringField(fields, "eventTimeUs");  // int64: a string in JSON
+    if (!condition || !state || !event_us) {
+      throw std::runtime_error(
+          fmt::format("{}:{}: alert without condition, state or eventTimeUs", source, number));
+    }
+    const double t = (std::stod(*event_us) - *origin_us) * 1e-6;
     if (std::find(conditions.begin(), conditions.end(), *condition) == conditions.end()) continue;
     if (*state == "ALERT_STATE_CLEARED") {
       const auto it = active_since.find(*condition);
       if (it != active_since.end()) {
-        if (it->second <= end_s && *t >= from_s) return true;
+        if (it->second <= end_s && t >= from_s) return true;
         active_since.erase(it);
       }
     } else {
-      active_since.try_emplace(*condition, *t);
+      active_since.try_emplace(*condition, t);
     }
   }
   for (const auto& [condition, since] : active_since) {

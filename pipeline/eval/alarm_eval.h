@@ -13,9 +13,9 @@
 // Verdicts count as TP / FP / FN / TN; the challenge score is
 // (TP + TN) / (TP + TN + FP + 5 FN), in percent.
 //
-// Input: <replays>/<record>.jsonl, the output of `vigil replay <record>` (its alert lines carry
-// "t", "condition" and "state" at the top level), and the records' folder (REFERENCE.csv and
-// the headers, for each record's length). Throws std::runtime_error naming the file that is
+// Input: <replays>/<record>.jsonl, the output of `vigil replay <record>` (its first line gives
+// the time origin its alerts' device times are placed in), and the records' folder
+// (REFERENCE.csv and the headers, for each record's length). Throws std::runtime_error naming the file that is
 // missing or malformed.
 #pragma once
 

@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "pipeline/eval/json_lines.h"
+
 namespace vigil::output {
 namespace {
 
@@ -40,11 +42,9 @@ std::string AlertLine(const v1::Alert& alert) {
   return fmt::format(R"({{"type":"alert","alert":{}}})", ToJson(alert));
 }
 
-std::string AlertLine(const v1::Alert& alert, ops::TimeUs origin_us) {
-  return fmt::format(R"({{"type":"alert","t":{:.3f},"condition":"{}","state":"{}","alert":{}}})",
-                     Seconds(alert.event_time_us(), origin_us),
-                     v1::Condition_Name(alert.condition()), v1::AlertState_Name(alert.state()),
-                     ToJson(alert));
+std::string ReplayLine(ops::TimeUs origin_us, std::string_view patient_id) {
+  return fmt::format(R"({{"type":"replay","origin_us":{},"patient":{}}})", origin_us,
+                     eval::JsonQuote(patient_id));
 }
 
 std::string AggregateLine(const v1::Aggregate& aggregate) {

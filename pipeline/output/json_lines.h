@@ -18,9 +18,9 @@ std::string BeatLine(const ops::Beat& beat, ops::TimeUs origin_us);
 std::string EpisodeLine(const ops::Episode& episode, ops::TimeUs origin_us);
 // {"type":"alert","alert":{...protobuf JSON...}}
 std::string AlertLine(const v1::Alert& alert);
-// The same with the state change's time in seconds from `origin_us` ("t") and the condition
-// and state at the top level, for `vigil eval --alarms` (replay output).
-std::string AlertLine(const v1::Alert& alert, ops::TimeUs origin_us);
+// The first line of `vigil replay` output: the device time its other lines' seconds count
+// from ("t", "start", "end"), so that tools can place the alerts' absolute times in it.
+std::string ReplayLine(ops::TimeUs origin_us, std::string_view patient_id);
 // {"type":"aggregate","aggregate":{...protobuf JSON...}}
 std::string AggregateLine(const v1::Aggregate& aggregate);
 // {"type":"therapy_day","date":"2023-08-21","usage_min":254.0,"sessions":4,"ahi":0.2,

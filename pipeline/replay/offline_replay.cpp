@@ -10,9 +10,6 @@ namespace vigil::replay {
 
 analysis::AnalysisConfig DefaultAnalysisConfig() {
   analysis::AnalysisConfig config;
-  // A recording has holes of days (nights without therapy) and no arrival time to judge a jump
-  // by; a year still bounds the therapy-day work one frame can cause.
-  config.max_time_ahead_s = 366 * 86400.0;
   for (const auto& entry : analysis::Operators()) {
     config.operators.push_back({std::string(entry.name), {}});
   }
@@ -91,7 +88,7 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
     }
     for (const auto& alert : outputs.alerts) {
       ++stats.alerts;
-      if (options.alerts) out << output::AlertLine(alert, origin) << '\n';
+      if (options.alerts) out << output::AlertLine(alert) << '\n';
     }
     for (const auto& aggregate : outputs.aggregates) {
       ++stats.aggregates;

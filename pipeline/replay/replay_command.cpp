@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "pipeline/output/json_lines.h"
 #include "pipeline/replay/offline_replay.h"
 #include "pipeline/service/kafka_replay.h"
 #include "pipeline/service/stream_service.h"
@@ -65,6 +66,7 @@ int RunOffline(const ReplayArgs& args) {
     if (!file) throw std::runtime_error(args.out + ": cannot open for writing");
     out = &file;
   }
+  *out << output::ReplayLine(source->origin_us(), args.patient) << '\n';
   const auto stats = ReplayToJsonLines(*source, plan, args.patient, what, *out, std::cerr);
   if (!*out) throw std::runtime_error(args.out + ": write failed");
   std::cerr << fmt::format(

@@ -2,19 +2,27 @@
 #include <gtest/gtest.h>
 
 #include <sstream>
+#include <cstdint>
 #include <string>
 
 #include "pipeline/eval/alarm_eval.h"
 
 namespace {
 
+constexpr int64_t kOrigin = 1'767'225'600'000'000;
+
 std::string Line(double t, const std::string& condition, const std::string& state) {
-  return "{\"type\":\"alert\",\"t\":" + std::to_string(t) + ",\"condition\":\"CONDITION_" +
-         condition + "\",\"state\":\"ALERT_STATE_" + state + "\",\"alert\":{\"x\":1}}\n";
+  return "{\"type\":\"alert\",\"alert\":{\"alertId\":\"x\",\"condition\":\"CONDITION_" +
+         condition + "\",\"state\":\"ALERT_STATE_" + state + "\",\"eventTimeUs\":\"" +
+         std::to_string(kOrigin + static_cast<int64_t>(t * 1e6)) +
+         "\",\"evidence\":{\"measurements\":[{\"name\":\"x\"}]}}}\n";
 }
 
 bool Active(const std::string& lines, const std::string& alarm) {
-  std::istringstream in("{\"type\":\"beat\",\"t\":1.0,\"sample\":250,\"label\":\"N\"}\n" + lines);
+  std::istringstream in("{\"type\":\"replay\",\"origin_us\":" + std::to_string(kOrigin) +
+                        ",\"patient\":\"p\"}\n{\"type\":\"beat\",\"t\":1.0,\"sample\":250,"
+                        "\"label\":\"N\"}\n" +
+                        lines);
   return vigil::eval::AlarmActiveAtEnd(in, "test", alarm, 300, 16);
 }
 
@@ -40,8 +48,8 @@ TEST(AlarmEval, ScoreIsTheChallengeFormula) {
   EXPECT_NEAR(c.tnr(), 100.0 * 20 / 24, 1e-9);
 }
 
-TEST(AlarmEval, OldReplayLinesAreRefusedWithTheFileNamed) {
-  std::istringstream in("{\"type\":\"alert\",\"alert\":{\"condition\":\"CONDITION_ASYSTOLE\"}}\n");
+TEST(AlarmEval, ReplaysWithoutTheOriginLineAreRefusedWithTheFileNamed) {
+  std::istringstream in(Line(290, "ASYSTOLE", "RAISED"));
   try {
     vigil::eval::AlarmActiveAtEnd(in, "old.jsonl", "Asystole", 300, 16);
     FAIL() << "no error";

@@ -265,8 +265,10 @@ TEST(PatientAnalysis, ImplausibleDeviceTimesAreRejectedAndTheClockStays) {
   EXPECT_NE(p.last_rejection().find("first_sample_time_us"), std::string::npos)
       << p.last_rejection();
   EXPECT_EQ(p.OnFrame(feed.FrameAt(2, -kFar, 2), out), FrameOutcome::kRejected);
-  // Plausible as a date, but two days ahead of everything this patient has sent.
-  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 2 * 86400'000'000LL, 2), out), FrameOutcome::kRejected);
+  // Plausible as a date, but two days ahead of the record's arrival (its Kafka timestamp).
+  FrameView ahead = feed.FrameAt(2, kT0 + 2 * 86400'000'000LL, 2);
+  ahead.arrival_us = kT0 + 1'000'000;
+  EXPECT_EQ(p.OnFrame(ahead, out), FrameOutcome::kRejected);
   EXPECT_NE(p.last_rejection().find("max_time_ahead_s"), std::string::npos) << p.last_rejection();
   EXPECT_EQ(p.watermark_us(), kT0 + 1'000'000);
   EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 1'000'000, 3), out), FrameOutcome::kProcessed);
@@ -278,7 +280,8 @@ TEST(PatientAnalysis, ImplausibleDeviceTimesAreRejectedAndTheClockStays) {
   FrameView first = feed.FrameAt(1, kT0 + 3 * 86400'000'000LL, 1);
   first.arrival_us = kT0;
   EXPECT_EQ(fresh.OnFrame(first, out), FrameOutcome::kRejected);
-  // Without one, a time no device can have is still refused.
+  // Without one (an offline file) a device's data may leap ahead - 30 days of uploaded
+  // session history before today's frames - but a time no device can have is still refused.
   EXPECT_EQ(fresh.OnFrame(feed.FrameAt(1, kFar, 1), out), FrameOutcome::kRejected);
   EXPECT_EQ(fresh.watermark_us(), 0);
 }
@@ -295,7 +298,9 @@ TEST(PatientAnalysis, FarFutureTimeNeverReachesTheDayLoops) {
   const auto pressure = ops::Signal::kAirwayPressure;
   EXPECT_EQ(p.OnFrame(feed.FrameAt(1, kT0, 10, pressure), out), FrameOutcome::kProcessed);
   EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kFar, 10, pressure), out), FrameOutcome::kRejected);
-  EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kFar / 1024, 10, pressure), out), FrameOutcome::kRejected);
+  FrameView ahead = feed.FrameAt(2, kFar / 1024, 10, pressure);  // the year 2112
+  ahead.arrival_us = kT0;
+  EXPECT_EQ(p.OnFrame(ahead, out), FrameOutcome::kRejected);
   ops::DeviceEventView event{ops::DeviceEventView::Type::kSessionStop, kFar};
   EXPECT_EQ(p.OnDeviceEvent("dev", event, out), FrameOutcome::kRejected);
   EXPECT_EQ(p.OnFrame(feed.FrameAt(2, kT0 + 1'000'000, 10, pressure), out),
