@@ -20,6 +20,8 @@ constexpr std::array<ops::Signal, 3> kInputs = {ops::Signal::kEcg, ops::Signal::
                                                 ops::Signal::kArterialPressure};
 constexpr size_t kMaxOtherLeads = 11;  // a 12-lead device at most
 constexpr double kLeadWaitS = 4;       // how long a VT run waits for another lead's beats
+constexpr size_t kMaxLeadBeats = 160;   // another lead's beats kept: 30 s at 300 bpm
+constexpr ops::TimeUs kLeadGapUs = 500'000;  // a hole in another lead's chunks: restart it
 
 int PulseIndex(ops::Signal signal) {
   if (signal == ops::Signal::kPlethysmogram) return 0;
@@ -27,11 +29,19 @@ int PulseIndex(ops::Signal signal) {
   return -1;
 }
 
-bool Verified(ops::EpisodeKind kind) {
-  return kind == ops::EpisodeKind::kAsystole || kind == ops::EpisodeKind::kVentricularTachycardia ||
-         kind == ops::EpisodeKind::kVentricularFibrillation ||
-         kind == ops::EpisodeKind::kVentricularFlutter;
+// Index of a verified kind (bits of EcgMonitorState::open_); -1 for the others.
+int VerifiedIndex(ops::EpisodeKind kind) {
+  switch (kind) {
+    case ops::EpisodeKind::kAsystole: return 0;
+    case ops::EpisodeKind::kVentricularTachycardia: return 1;
+    case ops::EpisodeKind::kVentricularFibrillation: return 2;
+    case ops::EpisodeKind::kVentricularFlutter: return 3;
+    default: return -1;
+  }
 }
+
+bool Verified(ops::EpisodeKind kind) { return VerifiedIndex(kind) >= 0; }
+
 
 // Regular beats in [from_us, to_us]: at least 3, 75 % of the intervals within 25 % of their
 // median (the pulse detector's regularity rule). Returns the rate from the median interval,
@@ -114,6 +124,7 @@ std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const ops::Parameters& parame
   u.min_rate_bpm = p.Get("pulse_min_rate_bpm", u.min_rate_bpm);
   u.max_rate_bpm = p.Get("pulse_max_rate_bpm", u.max_rate_bpm);
   u.regularity = p.Get("pulse_regularity", u.regularity);
+  u.min_shape_correlation = p.Get("pulse_min_shape_correlation", u.min_shape_correlation);
   const double min_pulses = p.Get("pulse_min_pulses", u.min_pulses);
   ops::Require(min_pulses == std::floor(min_pulses), Prefix() + "pulse_min_pulses", min_pulses,
                "must be a whole number");
@@ -183,14 +194,24 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
       it = s.others_.end() - 1;
     }
     s.lead_events_.clear();
+    // The runtime reports gaps of the primary lead only (PatientAnalysis); another lead's own
+    // holes are found here, by its chunks' times.
+    if (it->state->qrs_ && chunk.first_sample_us > it->next_us + kLeadGapUs) {
+      RestartLead(*it->state, it->next_us, chunk.first_sample_us, s.lead_events_);
+    }
+    it->next_us = std::max(it->next_us, chunk.end_us());
     ProcessLead(*it->state, chunk, s.lead_events_);
     // Only its beats are kept: an alarm another lead would raise on its own is not raised
     // (on MIT-BIH, VT from either lead raised false VT/VF from 1.3 to 8.9 per hour).
     for (const auto& e : s.lead_events_) {
       if (const auto* beat = std::get_if<ops::Beat>(&e)) it->beats.push_back(beat->time_us);
     }
+    // Bounded by time and by count (times need not only grow).
     const ops::TimeUs keep_from = chunk.end_us() - ops::FromSeconds(PulseDetector::kKeepS);
-    while (!it->beats.empty() && it->beats.front() < keep_from) it->beats.pop_front();
+    while (!it->beats.empty() &&
+           (it->beats.front() < keep_from || it->beats.size() > kMaxLeadBeats)) {
+      it->beats.pop_front();
+    }
     return;
   }
   if (!options_.verify_alarms) {
@@ -257,12 +278,17 @@ void EcgMonitor::OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeU
   }
   if (signal != ops::Signal::kEcg || !s.qrs_) return;
   ops::Events primary;
+  RestartLead(s, from_us, to_us, primary);
+  Verify(s, primary, from_us, out);
+}
+
+void EcgMonitor::RestartLead(EcgMonitorState& s, ops::TimeUs from_us, ops::TimeUs to_us,
+                             ops::Events& out) const {
   s.detections_.clear();
   s.qrs_->Restart(s.detections_);
-  s.Emit(s.detections_, primary);
-  RunRhythm(s, ops::Chunk{from_us, s.sample_rate_hz_, {}}, from_us, primary);
-  rhythm_.OnGap(*s.rhythm_, from_us, to_us, primary);
-  Verify(s, primary, from_us, out);
+  s.Emit(s.detections_, out);
+  RunRhythm(s, ops::Chunk{from_us, s.sample_rate_hz_, {}}, from_us, out);
+  rhythm_.OnGap(*s.rhythm_, from_us, to_us, out);
   s.last_beat_sample_ = -1;
   s.heart_rate_.Reset();
   s.anchor_.set = false;
@@ -290,12 +316,21 @@ void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs no
   const bool judge = now_us != std::numeric_limits<ops::TimeUs>::min();
   for (auto& event : primary) {
     auto* episode = std::get_if<ops::Episode>(&event);
-    if (!options_.verify_alarms || episode == nullptr || !Verified(episode->kind)) {
+    if (episode == nullptr || !Verified(episode->kind)) {
       out.push_back(std::move(event));
       continue;
     }
-    const auto held = std::find_if(s.held_.begin(), s.held_.end(),
-                                   [&](const auto& h) { return h.kind == episode->kind; });
+    auto held = std::find_if(s.held_.begin(), s.held_.end(),
+                             [&](const auto& h) { return h.kind == episode->kind; });
+    if (held != s.held_.end() && held->end_us != 0 &&
+        episode->phase == ops::Episode::Phase::kOpened) {
+      // A new run while the one before, ended, still waits for its verdict: that one is
+      // judged now, once and for all.
+      const ops::Episode ended = std::move(*held);
+      s.held_.erase(held);
+      Release(s, ended, now_us, judge, out);
+      held = s.held_.end();
+    }
     if (held != s.held_.end()) {
       // Never raised: its updates are not news, and its close ends the hold - except for a VT
       // run, often shorter than the other lead's lag, which is judged once that lead caught up.
@@ -308,7 +343,7 @@ void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs no
       }
       continue;
     }
-    if (episode->phase == ops::Episode::Phase::kOpened && judge) {
+    if (episode->phase == ops::Episode::Phase::kOpened && judge && options_.verify_alarms) {
       ops::Explanation why = episode->why;
       if (!Contradiction(s, *episode, now_us, why).empty()) {
         s.held_.push_back(std::move(*episode));
@@ -316,32 +351,57 @@ void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs no
       }
       episode->why = std::move(why);
     }
-    out.push_back(std::move(event));
+    Pass(s, std::move(*episode), out);
   }
   if (!judge) return;
   for (auto it = s.held_.begin(); it != s.held_.end();) {
-    ops::Explanation why = it->why;
-    const ops::TimeUs ended_us = it->end_us;
-    if (Contradiction(s, *it, now_us, why).empty()) {
-      ops::Episode opened = std::move(*it);
-      opened.phase = ops::Episode::Phase::kOpened;
-      opened.end_us = 0;
-      opened.why = std::move(why);
-      opened.why.note += (opened.why.note.empty() ? "" : "; ") +
-                         std::string("raised once the other signals no longer contradicted it");
-      out.emplace_back(opened);
-      if (ended_us != 0) {
-        opened.phase = ops::Episode::Phase::kClosed;
-        opened.end_us = ended_us;
-        out.emplace_back(std::move(opened));
-      }
+    const ops::Episode h = *it;
+    ops::Explanation why = h.why;
+    if (Contradiction(s, h, now_us, why).empty() ||
+        (h.end_us != 0 && now_us - h.end_us > ops::FromSeconds(kLeadWaitS))) {
       it = s.held_.erase(it);
-    } else if (ended_us != 0 && now_us - ended_us > ops::FromSeconds(kLeadWaitS)) {
-      it = s.held_.erase(it);  // contradicted to its end: never raised
+      Release(s, h, now_us, judge, out);
     } else {
       ++it;
     }
   }
+}
+
+void EcgMonitor::Release(EcgMonitorState& s, const ops::Episode& held, ops::TimeUs now_us,
+                         bool judge, ops::Events& out) const {
+  ops::Explanation why = held.why;
+  if (!judge || !Contradiction(s, held, now_us, why).empty()) return;  // never raised
+  ops::Episode opened = held;
+  opened.phase = ops::Episode::Phase::kOpened;
+  opened.end_us = 0;
+  opened.why = std::move(why);
+  opened.why.note += (opened.why.note.empty() ? "" : "; ") +
+                     std::string("raised once the other signals no longer contradicted it");
+  Pass(s, opened, out);
+  if (held.end_us != 0) {
+    opened.phase = ops::Episode::Phase::kClosed;
+    opened.end_us = held.end_us;
+    Pass(s, std::move(opened), out);
+  }
+}
+
+void EcgMonitor::Pass(EcgMonitorState& s, ops::Episode episode, ops::Events& out) const {
+  // Only the phases of an episode whose opening went out: the alert stage would read a close
+  // without an opening as an episode known only afterwards, and raise it.
+  const uint8_t bit = static_cast<uint8_t>(1u << VerifiedIndex(episode.kind));
+  switch (episode.phase) {
+    case ops::Episode::Phase::kOpened:
+      s.open_ |= bit;
+      break;
+    case ops::Episode::Phase::kUpdated:
+      if ((s.open_ & bit) == 0) return;
+      break;
+    case ops::Episode::Phase::kClosed:
+      if ((s.open_ & bit) == 0) return;
+      s.open_ &= static_cast<uint8_t>(~bit);
+      break;
+  }
+  out.emplace_back(std::move(episode));
 }
 
 std::string EcgMonitor::Contradiction(const EcgMonitorState& s, const ops::Episode& e,
@@ -504,8 +564,10 @@ std::string EcgMonitorState::Snapshot() const {
     o.state->SaveLead(w);
     const std::vector<int64_t> beats(o.beats.begin(), o.beats.end());
     w.PutSpan<int64_t>(beats);
+    w.Put<int64_t>(o.next_us);
   }
   for (const auto& p : pulse_) p.Save(w);
+  w.Put<uint8_t>(open_);
   w.Put<uint64_t>(held_.size());
   for (const auto& h : held_) {
     w.Put<uint8_t>(static_cast<uint8_t>(h.kind));
@@ -544,11 +606,19 @@ void EcgMonitorState::SaveLead(ops::SnapshotWriter& w) const {
 
 void EcgMonitorState::Restore(std::string_view bytes) {
   ops::SnapshotReader r(bytes);
-  if (r.Get<uint32_t>() != kSnapshotVersion) {
+  // Version 5 (the release before) still restores: a single lead, no other signals yet, so a
+  // rolling upgrade keeps every patient's ECG state.
+  const uint32_t version = r.Get<uint32_t>();
+  if (version != kSnapshotVersion && version != 5) {
     throw ops::SnapshotError("ecg.arrhythmia: unknown snapshot version");
   }
   EcgMonitorState s(*op_);
   s.LoadLead(r);
+  if (version == 5) {
+    r.ExpectEnd();
+    *this = std::move(s);
+    return;
+  }
   s.primary_lead_ = r.Get<int32_t>();
   const auto n = r.Get<uint64_t>();
   if (n > kMaxOtherLeads) throw ops::SnapshotError("ecg.arrhythmia: too many leads");
@@ -557,11 +627,14 @@ void EcgMonitorState::Restore(std::string_view bytes) {
     o.lead = r.Get<int32_t>();
     o.state.reset(new EcgMonitorState(*op_));
     o.state->LoadLead(r);
-    const auto beats = r.GetVector<int64_t>(4096);
+    const auto beats = r.GetVector<int64_t>(kMaxLeadBeats);
     o.beats.assign(beats.begin(), beats.end());
+    o.next_us = r.Get<int64_t>();
     s.others_.push_back(std::move(o));
   }
   for (auto& p : s.pulse_) op_->pulse().Load(p, r);
+  s.open_ = r.Get<uint8_t>();
+  if (s.open_ >= 16) throw ops::SnapshotError("ecg.arrhythmia: bad open alarms");
   const auto held = r.Get<uint64_t>();
   if (held > 4) throw ops::SnapshotError("ecg.arrhythmia: too many held alarms");
   for (uint64_t i = 0; i < held; ++i) {

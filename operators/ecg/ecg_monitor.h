@@ -120,6 +120,10 @@ class EcgMonitor final : public ops::StreamOperator {
   // Hands the beats emitted since the last call and `chunk` to the rhythm stage.
   void RunRhythm(EcgMonitorState& s, const ops::Chunk& chunk, ops::TimeUs beats_final_until_us,
                  ops::Events& out) const;
+  // A lead's chain after missing samples [from_us, to_us): the beat held is emitted, filters
+  // restart, no RR spans the gap.
+  void RestartLead(EcgMonitorState& s, ops::TimeUs from_us, ops::TimeUs to_us,
+                   ops::Events& out) const;
   // The single-lead chain on one lead's state.
   void ProcessLead(EcgMonitorState& s, const ops::Chunk& chunk, ops::Events& out) const;
   // Moves the primary lead's events to `out`, holding back the alarms the other signals
@@ -128,6 +132,12 @@ class EcgMonitor final : public ops::StreamOperator {
               ops::Events& out) const;
   // Empty when the other signals do not contradict `episode` at `now_us`; otherwise why not.
   // Appends what they showed to `why` either way.
+  // Raises a held alarm (opened, and closed when it ended) unless the other signals still
+  // contradict it; otherwise it is dropped, never raised.
+  void Release(EcgMonitorState& s, const ops::Episode& held, ops::TimeUs now_us, bool judge,
+               ops::Events& out) const;
+  // Hands a verified alarm's phase on only when its opening went out.
+  void Pass(EcgMonitorState& s, ops::Episode episode, ops::Events& out) const;
   std::string Contradiction(const EcgMonitorState& s, const ops::Episode& episode,
                             ops::TimeUs now_us, ops::Explanation& why) const;
   EcgMonitorOptions options_;
@@ -186,11 +196,13 @@ class EcgMonitorState final : public ops::OperatorState {
     int lead = 0;
     std::unique_ptr<EcgMonitorState> state;
     std::deque<ops::TimeUs> beats;  // its beats of the last PulseDetector::kKeepS
+    ops::TimeUs next_us = 0;        // end of its last chunk (its gaps restart it)
   };
   int primary_lead_ = -1;            // -1 until the first ECG chunk
   std::vector<OtherLead> others_;
   PulseDetector::State pulse_[2];    // plethysmogram, arterial pressure
   std::vector<ops::Episode> held_;   // opened alarms held back, at most one per kind
+  uint8_t open_ = 0;                 // verified kinds whose opening went out (EcgMonitor::Pass)
   ops::Events lead_events_;          // scratch
 };
 

@@ -10,9 +10,11 @@
 //     duration (start: the first such beat);
 //   - consecutive beats, the bedside-monitor alarm definitions of the PhysioNet/CinC Challenge
 //     2015 (Clifford et al., Physiol Meas 37:E5, 2016): the rate over the last N consecutive
-//     usable beats, 60 (N - 1) / (sum of their N - 1 RR), beyond the limit (start: the first of
-//     them). The mean over the run rather than every single RR keeps the rule true in atrial
-//     fibrillation, whose RR scatter around a sustained rate just past the limit.
+//     usable beats beyond the limit (start: the first of them). The rate is 60 over the mean of
+//     their N - 1 RR without the longest and the shortest (N >= 5): the mean over the run rather
+//     than every single RR keeps the rule true in atrial fibrillation, whose RR scatter around a
+//     sustained rate just past the limit, and the trimming keeps one missed or extra QRS from
+//     hiding or faking it.
 // A condition ends at the first beat that meets neither test. Beats in unusable signal neither
 // confirm nor end a condition but break a run of consecutive beats; a gap ends it.
 #pragma once
@@ -55,7 +57,8 @@ class HeartRateLimits {
     std::deque<float> run_rr;
     double last_window_hr[2] = {0, 0};  // rate over the low / high beat window, 0 = not full
     void Save(ops::SnapshotWriter& w) const;
-    void Load(ops::SnapshotReader& r);
+    // `with_run`: false for the format before the run of consecutive beats (rhythm version 4).
+    void Load(ops::SnapshotReader& r, bool with_run = true);
   };
 
   void OnBeat(State& state, const ops::Beat& beat, bool usable, ops::Events& out) const;

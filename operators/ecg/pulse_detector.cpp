@@ -10,6 +10,37 @@
 namespace vigil::ecg {
 namespace {
 constexpr double kLearnS = 2.0;  // SSF maximum over the first seconds sets the first level
+constexpr double kShapeS = 0.4;  // the upstroke kept of each pulse
+
+// The last kShapeS of the ring (oldest first) at kPulseShapePoints points, mean removed,
+// unit norm (all zero when flat).
+std::array<float, kPulseShapePoints> Shape(const std::vector<float>& ring, int64_t written) {
+  std::array<float, kPulseShapePoints> shape{};
+  const auto n = static_cast<int64_t>(ring.size());
+  double mean = 0;
+  for (int k = 0; k < kPulseShapePoints; ++k) {
+    const int64_t back = n - 1 - (n - 1) * k / (kPulseShapePoints - 1);  // n-1 .. 0 samples ago
+    shape[static_cast<size_t>(k)] = ring[static_cast<size_t>(((written - 1 - back) % n + n) % n)];
+    mean += shape[static_cast<size_t>(k)];
+  }
+  mean /= kPulseShapePoints;
+  double norm = 0;
+  for (auto& v : shape) {
+    v = static_cast<float>(v - mean);
+    norm += double{v} * v;
+  }
+  if (norm > 0) {
+    for (auto& v : shape) v = static_cast<float>(v / std::sqrt(norm));
+  }
+  return shape;
+}
+
+double Correlation(const std::array<float, kPulseShapePoints>& a,
+                   const std::array<float, kPulseShapePoints>& b) {
+  double c = 0;
+  for (int k = 0; k < kPulseShapePoints; ++k) c += double{a[static_cast<size_t>(k)]} * b[static_cast<size_t>(k)];
+  return c;
+}
 }
 
 PulseDetector PulseDetector::Make(const PulseOptions& o) {
@@ -22,6 +53,7 @@ PulseDetector PulseDetector::Make(const PulseOptions& o) {
   ops::RequireRange("pulse_max_rate_bpm", o.max_rate_bpm, o.min_rate_bpm + 1, 350);
   ops::RequireRange("pulse_regularity", o.regularity, 0.05, 1);
   ops::RequireRange("pulse_min_pulses", o.min_pulses, 2, 20);
+  ops::RequireRange("pulse_min_shape_correlation", o.min_shape_correlation, -1, 1);
   return PulseDetector(o);
 }
 
@@ -30,6 +62,8 @@ void PulseDetector::Start(State& s, double fs) const {
   s.sample_rate_hz = fs;
   s.lowpass = filters::BiquadCascade(
       filters::ButterworthLowPass(2, std::min(options_.lowpass_hz, 0.4 * fs), fs));
+  s.recent.assign(static_cast<size_t>(std::max(double{kPulseShapePoints}, std::round(kShapeS * fs))),
+                  0.0f);
 }
 
 void PulseDetector::Restart(State& s) const {
@@ -46,9 +80,11 @@ void PulseDetector::Process(State& s, const ops::Chunk& chunk) const {
   const int64_t decay_after = static_cast<int64_t>(60.0 / options_.min_rate_bpm * fs);
   const double delay_s = s.lowpass.GroupDelaySamples(2.0, fs) / fs;
   for (size_t i = 0; i < chunk.values.size(); ++i) {
-    float x = chunk.values[i];
+    if (s.samples == 0) s.origin = std::isfinite(chunk.values[i]) ? chunk.values[i] : 0.0f;
+    float x = chunk.values[i] - s.origin;
     if (!std::isfinite(x)) x = s.previous;  // an invalid sample adds no slope
     const float y = static_cast<float>(s.lowpass.Step(x));
+    s.recent[static_cast<size_t>(s.samples % static_cast<int64_t>(s.recent.size()))] = y;
     const float d = s.samples > 0 ? std::max(0.0f, y - s.previous) : 0.0f;
     s.previous = y;
     s.diffs.push_back(d);
@@ -73,7 +109,8 @@ void PulseDetector::Process(State& s, const ops::Chunk& chunk) const {
         s.in_pulse = false;
         s.level += 0.25 * (s.pulse_peak - s.level);
         s.long_level += 0.05 * (s.pulse_peak - s.long_level);
-        s.pulses.push_back({s.pulse_time_us, static_cast<float>(s.pulse_peak)});
+        s.pulses.push_back(
+            {s.pulse_time_us, static_cast<float>(s.pulse_peak), Shape(s.recent, s.samples)});
       }
       continue;
     }
@@ -92,20 +129,27 @@ void PulseDetector::Process(State& s, const ops::Chunk& chunk) const {
   }
   s.last_time_us = chunk.end_us();
   const ops::TimeUs keep_from = s.last_time_us - ops::FromSeconds(kKeepS);
-  while (!s.pulses.empty() && s.pulses.front().time_us < keep_from) s.pulses.pop_front();
+  while (!s.pulses.empty() &&
+         (s.pulses.front().time_us < keep_from || s.pulses.size() > kMaxPulses)) {
+    s.pulses.pop_front();
+  }
 }
 
 PulseVerdict PulseDetector::Judge(const State& s, ops::TimeUs from_us, ops::TimeUs to_us) const {
   PulseVerdict v;
   std::vector<double> intervals;
   std::vector<double> peaks;
-  ops::TimeUs previous = -1;
+  std::vector<double> correlations;
+  const Pulse* previous = nullptr;
   for (const auto& p : s.pulses) {
     if (p.time_us < from_us || p.time_us > to_us) continue;
     ++v.pulses;
     peaks.push_back(p.ssf_peak);
-    if (previous >= 0) intervals.push_back(ops::ToSeconds(p.time_us - previous));
-    previous = p.time_us;
+    if (previous != nullptr) {
+      intervals.push_back(ops::ToSeconds(p.time_us - previous->time_us));
+      correlations.push_back(Correlation(previous->shape, p.shape));
+    }
+    previous = &p;
   }
   if (intervals.empty()) {
     v.why = "fewer than two pulses";
@@ -136,11 +180,16 @@ PulseVerdict PulseDetector::Judge(const State& s, ops::TimeUs from_us, ops::Time
   }
   const double peak_mid = median(peaks);
   v.amplitude = peak_mid;
+  v.shape_correlation = median(correlations);
   for (const double p : peaks) {
     if (p < peak_mid / 3) {
       v.why = "pulse amplitudes inconsistent";
       return v;
     }
+  }
+  if (v.shape_correlation < options_.min_shape_correlation) {
+    v.why = "pulse shapes differ";
+    return v;
   }
   v.good = true;
   return v;
@@ -149,6 +198,8 @@ PulseVerdict PulseDetector::Judge(const State& s, ops::TimeUs from_us, ops::Time
 void PulseDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(sample_rate_hz);
   if (sample_rate_hz <= 0) return;
+  w.Put<float>(origin);
+  w.PutSpan<float>(recent);
   const auto filter = lowpass.SaveState();
   w.PutSpan<double>(filter);
   const std::vector<float> d(diffs.begin(), diffs.end());
@@ -168,6 +219,7 @@ void PulseDetector::State::Save(ops::SnapshotWriter& w) const {
   for (const auto& p : pulses) {
     w.Put<int64_t>(p.time_us);
     w.Put<float>(p.ssf_peak);
+    for (const float v : p.shape) w.Put<float>(v);
   }
 }
 
@@ -177,8 +229,13 @@ void PulseDetector::Load(State& state, ops::SnapshotReader& r) const {
   if (fs <= 0) return;
   if (!(fs >= 25 && fs <= 2000)) throw ops::SnapshotError("pulse: bad rate");
   Start(state, fs);
-  auto& [sample_rate_hz, lowpass, diffs, ssf, previous, samples, level, long_level, learn_max,
-         last_pulse_sample, in_pulse, pulse_peak, pulse_time_us, last_time_us, pulses] = state;
+  auto& [sample_rate_hz, origin, lowpass, recent, diffs, ssf, previous, samples, level,
+         long_level, learn_max, last_pulse_sample, in_pulse, pulse_peak, pulse_time_us,
+         last_time_us, pulses] = state;
+  origin = r.Get<float>();
+  const auto ring = r.GetVector<float>(recent.size());
+  if (ring.size() != recent.size()) throw ops::SnapshotError("pulse: shape ring size");
+  recent = ring;
   const auto filter = r.GetVector<double>(16);
   if (filter.size() != lowpass.SaveState().size()) throw ops::SnapshotError("pulse: filter size");
   lowpass.LoadState(filter);
@@ -196,12 +253,13 @@ void PulseDetector::Load(State& state, ops::SnapshotReader& r) const {
   pulse_time_us = r.Get<int64_t>();
   last_time_us = r.Get<int64_t>();
   const auto n = r.Get<uint64_t>();
-  if (n > 400) throw ops::SnapshotError("pulse: too many pulses");
+  if (n > kMaxPulses) throw ops::SnapshotError("pulse: too many pulses");
   pulses.clear();
   for (uint64_t i = 0; i < n; ++i) {
     Pulse p;
     p.time_us = r.Get<int64_t>();
     p.ssf_peak = r.Get<float>();
+    for (float& v : p.shape) v = r.Get<float>();
     pulses.push_back(p);
   }
 }

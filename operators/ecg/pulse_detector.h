@@ -19,13 +19,20 @@
 // within `regularity` of their median, and no pulse's SSF peak below a third of their median -
 // after the physiological feasibility rules of Sun, Reisner & Mark, "A signal abnormality index
 // for arterial blood pressure waveforms", Computers in Cardiology 33:13-16, 2006 (this project's
-// reduction of them to pulse intervals and amplitudes).
+// reduction of them to pulse intervals and amplitudes) - and alike in shape: the median
+// correlation of consecutive pulses' upstrokes at least `min_shape_correlation`, after the
+// template-matching quality index of Li & Clifford, "Dynamic time warping and machine learning
+// for signal quality assessment of pulsatile signals", Physiol Meas 33:1491-1501, 2012 (plain
+// correlation of the upstrokes here). Noise makes humps at random intervals and of random
+// shape: the shape test is what keeps it from passing for a pulse.
 //
 // Value types; one PulseDetector::State per stream, used by one thread at a time.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
@@ -43,11 +50,17 @@ struct PulseOptions {
   double max_rate_bpm = 200;
   double regularity = 0.25;
   int min_pulses = 3;
+  double min_shape_correlation = 0.7;
 };
+
+inline constexpr int kPulseShapePoints = 16;
 
 struct Pulse {
   ops::TimeUs time_us = 0;
   float ssf_peak = 0;
+  // The upstroke: the last 0.4 s of the low-passed waveform when the slope-sum hump ended,
+  // at kPulseShapePoints points, mean removed and scaled to unit norm.
+  std::array<float, kPulseShapePoints> shape{};
 };
 
 // A window's verdict.
@@ -56,6 +69,7 @@ struct PulseVerdict {
   int pulses = 0;          // pulses in the window
   double rate_bpm = 0;     // from the median interval; 0 with fewer than two pulses
   double amplitude = 0;    // median slope-sum peak of the pulses (the waveform's units / s)
+  double shape_correlation = 0;  // median correlation of consecutive pulses' upstrokes
   std::string why;         // the first rule a bad window failed ("" when good)
 };
 
@@ -67,7 +81,9 @@ class PulseDetector {
 
   struct State {
     double sample_rate_hz = 0;  // 0 until the first chunk
+    float origin = 0;            // the first sample: subtracted, so a DC level is no upstroke
     filters::BiquadCascade lowpass;
+    std::vector<float> recent;   // ring of the last 0.4 s of the low-passed waveform
     std::deque<float> diffs;     // positive differences in the SSF window
     double ssf = 0;
     float previous = 0;
@@ -85,6 +101,7 @@ class PulseDetector {
   };
 
   static constexpr double kKeepS = 30;
+  static constexpr size_t kMaxPulses = 120;  // 30 s at 240 bpm; bounds the state
 
   // Reads what State::Save wrote (the filter is designed from this detector's options).
   // Throws ops::SnapshotError on malformed bytes.

@@ -315,7 +315,12 @@ void RhythmState::Save(ops::SnapshotWriter& w) const {
 }
 
 void RhythmState::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("rhythm: unknown version");
+  // Version 4 (the release before) still restores: its heart-rate limits lack the beat run,
+  // which starts afresh, so a rolling upgrade keeps every patient's rhythm state.
+  const uint32_t version = r.Get<uint32_t>();
+  if (version != kSnapshotVersion && version != 4) {
+    throw ops::SnapshotError("rhythm: unknown version");
+  }
   const auto n = r.Get<uint64_t>();
   if (n > 64) throw ops::SnapshotError("rhythm: too many steps");
   steps_.clear();
@@ -340,7 +345,7 @@ void RhythmState::Load(ops::SnapshotReader& r) {
   vf_.Load(r);
   af_.Load(r);
   vt_.Load(r);
-  hr_.Load(r);
+  hr_.Load(r, version >= 5);
   absence_.Load(r);
   r.ExpectEnd();
 }
