@@ -10,7 +10,7 @@ namespace vigil::ecg {
 namespace {
 // 2: AF intervals carry PR-interval segments; 3: AF onset bounds (last episode end, last P
 // waves) and the close hold; 4: the VT detector's raw-signal history (artefact veto); 5: the
-// heart-rate limits' run of consecutive beats
+// heart-rate limits' run of consecutive beats and the VT run's interruptions
 constexpr uint32_t kSnapshotVersion = 5;
 }
 
@@ -344,7 +344,7 @@ void RhythmState::Load(ops::SnapshotReader& r) {
   quality_.Load(r);
   vf_.Load(r);
   af_.Load(r);
-  vt_.Load(r);
+  vt_.Load(r, version >= 5);
   hr_.Load(r, version >= 5);
   absence_.Load(r);
   r.ExpectEnd();

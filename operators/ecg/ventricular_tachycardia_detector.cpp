@@ -244,10 +244,11 @@ void VentricularTachycardiaDetector::State::Save(ops::SnapshotWriter& w) const {
   anchor.Save(w);
 }
 
-void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r) {
+void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r, bool with_interruptions) {
   run_beats = r.Get<int32_t>();
-  run_v_beats = r.Get<int32_t>();
-  interruptions = r.Get<int32_t>();
+  // Before runs could hold other beats, every beat of a run was ventricular.
+  run_v_beats = with_interruptions ? r.Get<int32_t>() : run_beats;
+  interruptions = with_interruptions ? r.Get<int32_t>() : 0;
   if (run_v_beats < 0 || run_v_beats > run_beats || interruptions < 0) {
     throw ops::SnapshotError("vt detector: inconsistent run");
   }

@@ -84,7 +84,8 @@ class VentricularTachycardiaDetector {
     uint64_t written = 0;
     ops::SampleAnchor anchor;  // history index <-> device time (follows the chunks)
     void Save(ops::SnapshotWriter& w) const;
-    void Load(ops::SnapshotReader& r);
+    // `with_interruptions`: false for the format before vt_max_interruptions (rhythm version 4).
+    void Load(ops::SnapshotReader& r, bool with_interruptions = true);
   };
 
   // The raw ECG (mV), in time order, before the beats that fall in it. A new rate restarts
