@@ -45,27 +45,13 @@ bool Verified(ops::EpisodeKind kind) { return VerifiedIndex(kind) >= 0; }
 
 // Regular beats in [from_us, to_us]: at least 3, 75 % of the intervals within 25 % of their
 // median (the pulse detector's regularity rule). Returns the rate from the median interval,
-// 0 when not regular.
+// 0 when not regular; `count` is the beats in the window.
 double RegularRate(const std::deque<ops::TimeUs>& beats, ops::TimeUs from_us, ops::TimeUs to_us,
                    int& count) {
-  std::vector<double> intervals;
-  ops::TimeUs previous = -1;
-  count = 0;
-  for (const auto t : beats) {
-    if (t < from_us || t > to_us) continue;
-    ++count;
-    if (previous >= 0) intervals.push_back(ops::ToSeconds(t - previous));
-    previous = t;
-  }
-  if (intervals.size() < 2) return 0;
-  auto sorted = intervals;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<long>(sorted.size() / 2),
-                   sorted.end());
-  const double mid = sorted[sorted.size() / 2];
-  int close = 0;
-  for (const double iv : intervals) close += std::fabs(iv - mid) <= 0.25 * mid;
-  if (close < 0.75 * static_cast<double>(intervals.size()) || mid <= 0) return 0;
-  return 60.0 / mid;
+  const auto r = RegularityOf(beats, from_us, to_us, 0.25);
+  count = r.beats;
+  if (r.intervals < 2 || r.median_s <= 0 || r.within < 0.75 * r.intervals) return 0;
+  return 60.0 / r.median_s;
 }
 constexpr double kMinRate = 125, kMaxRate = 1000;
 

@@ -51,10 +51,14 @@
 //             is regular and plausible (fibrillating ventricles perfuse nothing);
 // A held-back alarm is judged again at each primary chunk and is emitted (with its first
 // start) as soon as the other signals stop contradicting it; its later phases are dropped
-// while held. Other leads never raise an alarm the primary lead does not (on MIT-BIH, VT from
-// either lead raised false VT/VF from 1.3 to 8.9 per hour). The evidence of every verified alarm names the other signals and what they
-// showed ("pulse_rate", "pulse_regular", "lead_<n>_beats"). Without other signals the primary
-// lead decides alone.
+// while held, except that a VT run which ends while held is judged once the other lead caught
+// up (then raised as opened and closed, or never). Only the phases of an alarm whose opening
+// went out reach the output. Other leads never raise an alarm the primary lead does not (on
+// MIT-BIH, VT from either lead raised false VT/VF from 1.3 to 8.9 per hour). The evidence of
+// every verified alarm names the other signals and what they showed ("lead_<n>_beats",
+// "lead_<n>_rate", "pleth_pulses", "pleth_pulse_rate", "pleth_pulse_regular", likewise
+// "abp_*"). Without other signals the primary lead decides alone. A lead gap the runtime
+// reports restarts the primary lead; another lead's holes are found from its chunks' times.
 //
 // Threading: the operator is immutable and shared; one EcgMonitorState per patient stream,
 // used by one thread at a time.

@@ -4,10 +4,15 @@
 // Value type; one per stream; trivially snapshot-able (Save/Load).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <deque>
+#include <vector>
 
 #include "operators/core/snapshot.h"
+#include "operators/core/time.h"
 
 namespace vigil::ecg {
 
@@ -52,5 +57,37 @@ class HeartRateTracker {
   std::array<double, kLong> rr_{};
   int64_t count_ = 0;
 };
+
+// How regular the beats (or pulses) at `times` within [from_us, to_us] are: their count, the
+// median interval between successive ones (the upper median) and how many intervals lie
+// within `tolerance` of it. Used to tell an organised rhythm beside a VF call and to verify one
+// lead's alarm with another lead's beats.
+struct IntervalRegularity {
+  int beats = 0;
+  int intervals = 0;
+  double median_s = 0;  // 0 without intervals
+  int within = 0;       // intervals within tolerance x median of it
+};
+
+inline IntervalRegularity RegularityOf(const std::deque<ops::TimeUs>& times, ops::TimeUs from_us,
+                                       ops::TimeUs to_us, double tolerance) {
+  IntervalRegularity r;
+  std::vector<double> intervals;
+  ops::TimeUs previous = -1;
+  for (const auto t : times) {
+    if (t < from_us || t > to_us) continue;
+    ++r.beats;
+    if (previous >= 0) intervals.push_back(ops::ToSeconds(t - previous));
+    previous = t;
+  }
+  r.intervals = static_cast<int>(intervals.size());
+  if (intervals.empty()) return r;
+  std::vector<double> sorted = intervals;
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
+                   sorted.end());
+  r.median_s = sorted[sorted.size() / 2];
+  for (const double v : intervals) r.within += std::fabs(v - r.median_s) <= tolerance * r.median_s;
+  return r;
+}
 
 }  // namespace vigil::ecg

@@ -10,9 +10,11 @@
 // are summed over `ssf_window_s` (the upstroke of each pulse makes one SSF hump), and a pulse is
 // the SSF crossing `threshold_fraction` of its recent pulse peaks, at least `refractory_s`
 // after the previous one. The level decays while no pulse is found (so the detector re-learns
-// after an amplitude change) but never below `floor_fraction` of its long-term value, so a
-// flat or absent pulse yields no pulses rather than detected noise. Pulse times are the
-// crossing sample's device time, less the filter's group delay.
+// after an amplitude change) but never below `floor_fraction` of its long-term value. The first
+// sample is subtracted from the waveform, so a DC level (a raw pleth's AC is a few per cent of
+// it) does not enter the first level. Noise still makes humps: the quality verdict below, not
+// the detector, tells them from pulses. Pulse times are the crossing sample's device time, less
+// the filter's group delay.
 //
 // Quality (PulseDetector::Judge): over a window, the pulses are "regular and plausible" - at
 // least `min_pulses`, every interval within [60/max_rate, 60/min_rate] s, at least 75 % of them

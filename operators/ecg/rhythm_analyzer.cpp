@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "operators/core/options.h"
+#include "operators/ecg/heart_rate.h"
 
 namespace vigil::ecg {
 
@@ -189,23 +190,10 @@ bool RhythmAnalyzer::OrganizedRhythm(const RhythmState& s, ops::TimeUs from_us,
                                      ops::TimeUs to_us) const {
   if (options_.vf.organized_rate_max_bpm <= 0) return false;
   // Beats lag the waveform by the detector's delay: look back that much further.
-  const auto lookback = ops::FromSeconds(3.0);
-  std::vector<double> rr;
-  ops::TimeUs previous = -1;
-  for (const auto t : s.recent_beats_) {
-    if (t < from_us - lookback || t > to_us) continue;
-    if (previous >= 0) rr.push_back(ops::ToSeconds(t - previous));
-    previous = t;
-  }
-  if (rr.size() < 2) return false;
-  std::vector<double> sorted = rr;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2),
-                   sorted.end());
-  const double median = sorted[sorted.size() / 2];
-  if (median <= 0 || 60 / median >= options_.vf.organized_rate_max_bpm) return false;
-  size_t close = 0;
-  for (double v : rr) close += std::fabs(v - median) <= 0.15 * median;
-  return 2 * close >= rr.size();
+  const auto r = RegularityOf(s.recent_beats_, from_us - ops::FromSeconds(3.0), to_us, 0.15);
+  if (r.intervals < 2) return false;
+  if (r.median_s <= 0 || 60 / r.median_s >= options_.vf.organized_rate_max_bpm) return false;
+  return 2 * r.within >= r.intervals;
 }
 
 void RhythmAnalyzer::AdvanceAbsence(RhythmState& s, ops::TimeUs now_us, ops::Events& out) const {

@@ -19,7 +19,8 @@ const std::array<OperatorEntry, 6> kOperators = {{
      [](const ops::Parameters& p, const OperatorContext& c) { return ops::TherapyUsage::Make(ops::TherapyUsageOptions::FromParameters(p, c.time_zone)); }},
     {"co2.hypoventilation", "end-tidal / transcutaneous CO2: AASM sleep hypoventilation, hypercapnia, trend",
      [](const ops::Parameters& p, const OperatorContext& c) { return ops::Hypoventilation::Make(ops::HypoventilationOptions::FromParameters(p, c.time_zone)); }},
-    {"ecg.arrhythmia", "ECG: filters, QRS detection, N/V/Q beat classification, heart rate",
+    {"ecg.arrhythmia", "ECG (every lead) with PLETH / ABP: filters, QRS detection, N/V/Q beat "
+                       "classification, heart rate, rhythm alarms verified across the signals",
      [](const ops::Parameters& p, const OperatorContext&) -> std::unique_ptr<const ops::StreamOperator> { return ecg::EcgMonitor::Make(p); }},
     {"respiration.breaths", "breath segmentation: Vt, Ti/Te, rate, minute ventilation, peak flow",
      [](const ops::Parameters& p, const OperatorContext&) { return ops::BreathSegmentation::Make(ops::BreathSegmentationOptions::FromParameters(p)); }},

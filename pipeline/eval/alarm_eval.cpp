@@ -105,7 +105,14 @@ bool AlarmActiveAtEnd(std::istream& in, const std::string& source, const std::st
       throw std::runtime_error(
           fmt::format("{}:{}: alert without condition, state or eventTimeUs", source, number));
     }
-    const double t = (std::stod(*event_us) - *origin_us) * 1e-6;
+    double event = 0;
+    try {
+      event = std::stod(*event_us);
+    } catch (const std::exception&) {
+      throw std::runtime_error(
+          fmt::format("{}:{}: eventTimeUs = {}: not a number", source, number, *event_us));
+    }
+    const double t = (event - *origin_us) * 1e-6;
     if (std::find(conditions.begin(), conditions.end(), *condition) == conditions.end()) continue;
     if (*state == "ALERT_STATE_CLEARED") {
       const auto it = active_since.find(*condition);

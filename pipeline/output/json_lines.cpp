@@ -5,12 +5,26 @@
 
 #include <stdexcept>
 
-#include "pipeline/eval/json_lines.h"
-
 namespace vigil::output {
 namespace {
 
 double Seconds(ops::TimeUs t, ops::TimeUs origin) { return ops::ToSeconds(t - origin); }
+
+// `text` as a JSON string literal (quotes, backslashes and control characters escaped).
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
 
 template <typename T>
 std::string OrNull(bool has, T value) {
@@ -44,7 +58,7 @@ std::string AlertLine(const v1::Alert& alert) {
 
 std::string ReplayLine(ops::TimeUs origin_us, std::string_view patient_id) {
   return fmt::format(R"({{"type":"replay","origin_us":{},"patient":{}}})", origin_us,
-                     eval::JsonQuote(patient_id));
+                     Quoted(patient_id));
 }
 
 std::string AggregateLine(const v1::Aggregate& aggregate) {
