@@ -212,18 +212,7 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
 void EcgMonitor::ProcessLead(EcgMonitorState& s, const ops::Chunk& chunk, ops::Events& out) const {
   if (!(chunk.sample_rate_hz >= kMinRate && chunk.sample_rate_hz <= kMaxRate)) return;
   if (chunk.sample_rate_hz != s.sample_rate_hz_) {
-    if (s.qrs_) {
-      // A rate change restarts the lead: its open episodes end here.
-      s.detections_.clear();
-      s.qrs_->Flush(s.detections_);
-      s.Emit(s.detections_, out);
-      s.classified_.clear();
-      s.classifier_->Flush(s.classified_);
-      s.EmitClassified(out);
-      RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(),
-                out);
-      rhythm_.Finish(*s.rhythm_, out);
-    }
+    if (s.qrs_) FlushLead(s, out);  // a rate change restarts the lead: its episodes end here
     s.Start(chunk.sample_rate_hz);
   }
   // Beat times come from one anchor so they do not depend on how the stream was chunked; the
@@ -284,17 +273,21 @@ void EcgMonitor::Finish(ops::OperatorState& state, ops::Events& out) const {
   auto& s = Cast(state);
   if (!s.qrs_) return;
   ops::Events primary;
-  s.detections_.clear();
-  s.qrs_->Flush(s.detections_);
-  s.Emit(s.detections_, primary);
-  s.classified_.clear();
-  s.classifier_->Flush(s.classified_);
-  s.EmitClassified(primary);
-  RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(),
-            primary);
-  rhythm_.Finish(*s.rhythm_, primary);
+  FlushLead(s, primary);
   // Held alarms whose close the end of the recording brings are dropped with it.
   Verify(s, primary, std::numeric_limits<ops::TimeUs>::min(), out);
+}
+
+void EcgMonitor::FlushLead(EcgMonitorState& s, ops::Events& out) const {
+  s.detections_.clear();
+  s.qrs_->Flush(s.detections_);
+  s.Emit(s.detections_, out);
+  s.classified_.clear();
+  s.classifier_->Flush(s.classified_);
+  s.EmitClassified(out);
+  RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(),
+            out);
+  rhythm_.Finish(*s.rhythm_, out);
 }
 
 void EcgMonitor::Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs now_us,

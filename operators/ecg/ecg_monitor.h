@@ -128,6 +128,8 @@ class EcgMonitor final : public ops::StreamOperator {
   // restart, no RR spans the gap.
   void RestartLead(EcgMonitorState& s, ops::TimeUs from_us, ops::TimeUs to_us,
                    ops::Events& out) const;
+  // The end of a lead's stream: the beats still held are emitted, open episodes close.
+  void FlushLead(EcgMonitorState& s, ops::Events& out) const;
   // The single-lead chain on one lead's state.
   void ProcessLead(EcgMonitorState& s, const ops::Chunk& chunk, ops::Events& out) const;
   // Moves the primary lead's events to `out`, holding back the alarms the other signals
