@@ -430,6 +430,28 @@ void PatientAnalysis::Finish(Outputs& out) {
 
 void PatientAnalysis::SetPlan(std::shared_ptr<const AnalysisPlan> plan, std::string time_zone) {
   Impl& im = *impl_;
+  // A state may hold on to the operator that made it (its options). Where the new plan rebuilt
+  // an operator (new per-patient parameters, zone), its states move to the new one through
+  // their snapshot: the old operator may go with the old plan, and the new parameters reach
+  // the running state. A state the new operator cannot read starts afresh.
+  auto find = [](const AnalysisPlan& p, const std::string& name) -> const ops::StreamOperator* {
+    for (const auto& op : p.operators()) {
+      if (op->name() == name) return op.get();
+    }
+    return nullptr;
+  };
+  for (auto& [key, state] : im.states) {
+    const ops::StreamOperator* before = find(*im.plan, key.first);
+    const ops::StreamOperator* after = find(*plan, key.first);
+    if (after == nullptr || after == before) continue;
+    auto moved = after->MakeState();
+    try {
+      moved->Restore(state->Snapshot());
+    } catch (const std::exception&) {
+      moved = after->MakeState();
+    }
+    state = std::move(moved);
+  }
   im.plan = std::move(plan);
   im.time_zone = time_zone.empty() ? im.plan->config().default_time_zone : std::move(time_zone);
   im.alerts.SetPolicy(im.plan->config().alerts);

@@ -161,7 +161,9 @@ class PatientAnalysis {
   // End of a finite recording (replay): flush reorder buffers, close episodes and windows.
   void Finish(Outputs& out);
 
-  // Per-patient configuration changed (thresholds, time zone): operator states are kept.
+  // Per-patient configuration changed (thresholds, time zone): operator states are kept; the
+  // states of operators the new plan rebuilt move to the new operators through their
+  // snapshots (so no state refers to an operator of the old plan).
   void SetPlan(std::shared_ptr<const AnalysisPlan> plan, std::string time_zone);
 
   // Device-time watermark: the newest sample end time processed.

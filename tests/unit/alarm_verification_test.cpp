@@ -11,6 +11,7 @@
 #include "operators/ecg/ecg_monitor.h"
 #include "operators/ecg/pulse_detector.h"
 #include "pipeline/analysis/operator_registry.h"
+#include "pipeline/analysis/patient_analysis.h"
 
 namespace {
 
@@ -33,12 +34,12 @@ std::vector<double> BeatTimes(double silent_from = 1e9, double silent_to = 1e9) 
 }
 
 // ECG (mV): narrow QRS on a slow baseline wave with a little noise; never flat.
-std::vector<float> Ecg(const std::vector<double>& beats, unsigned seed) {
+std::vector<float> Ecg(const std::vector<double>& beats, unsigned seed, double fs = kFs) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> noise(0, 0.004);
-  std::vector<float> x(static_cast<size_t>(kSeconds * kFs));
+  std::vector<float> x(static_cast<size_t>(kSeconds * fs));
   for (size_t i = 0; i < x.size(); ++i) {
-    const double t = static_cast<double>(i) / kFs;
+    const double t = static_cast<double>(i) / fs;
     double v = 0.05 * std::sin(2 * std::numbers::pi * 0.3 * t) + noise(rng);
     for (const double b : beats) {
       if (std::fabs(t - b) < 0.4) v += 1.2 * Gauss(t, b, 0.012) + 0.25 * Gauss(t, b + 0.25, 0.05);
@@ -303,6 +304,50 @@ TEST(PulseDetector, SnapshotContinuesExactly) {
     EXPECT_EQ(second.pulses[i].time_us, straight.pulses[i].time_us);
   }
   EXPECT_THROW(ecg::PulseDetector::Make({.min_rate_bpm = 5}), std::exception);
+}
+
+// Issue 16 item 9: a per-patient override rebuilds the operator; the patient's running state
+// must follow it (before, it kept a pointer to the old operator: freed once the plan went, and
+// its QRS and classifier options never reached the running state).
+TEST(PerPatientOverride, ReachesTheRunningEcgStateAndOutlivesTheOldPlan) {
+  analysis::AnalysisConfig config;
+  config.operators.push_back({"ecg.arrhythmia", {}});
+  const auto base = analysis::AnalysisPlan::Make(config);
+  analysis::PatientAnalysis p("p", base);
+  const auto at250 = Ecg(BeatTimes(), 1, 250);
+  const auto at500 = Ecg(BeatTimes(), 1, 500);
+  analysis::Outputs out;
+  auto frame = [&](const std::vector<float>& x, double fs, int second) {
+    analysis::FrameView f;
+    f.device_id = "dev";
+    f.signal = ops::Signal::kEcg;
+    f.lead = 2;
+    f.sequence = static_cast<uint64_t>(second + 1);
+    f.sample_rate_hz = fs;
+    f.first_sample_us = ops::FromSeconds(second);
+    f.values = std::span<const float>(x).subspan(static_cast<size_t>(second * fs),
+                                                 static_cast<size_t>(fs));
+    return f;
+  };
+  for (int second = 0; second < 20; ++second) p.OnFrame(frame(at250, 250, second), out);
+  // Two successive overrides: the first overridden plan (and its operator) is gone after the
+  // second. learning_beats 3 instead of 8: after the rate change below the detector starts
+  // again, and its first beats come out after 3 beats, not 8.
+  p.SetPlan(base->WithOverrides({{"ecg.arrhythmia.learning_beats", 4}}), "");
+  p.SetPlan(base->WithOverrides({{"ecg.arrhythmia.learning_beats", 3}}), "");
+  int first_beat_second = -1;
+  for (int second = 20; second < 40 && first_beat_second < 0; ++second) {
+    out.clear();
+    p.OnFrame(frame(at500, 500, second), out);
+    for (const auto& e : out.events) {
+      if (const auto* b = std::get_if<ops::Beat>(&e); b && b->time_us >= ops::FromSeconds(20)) {
+        first_beat_second = second;
+      }
+    }
+  }
+  ASSERT_GE(first_beat_second, 20) << "no beat after the rate change";
+  // 3 learning beats at 0.8 s plus the release delay: out by 24 s; with 8 not before 26 s.
+  EXPECT_LE(first_beat_second, 24);
 }
 
 }  // namespace
