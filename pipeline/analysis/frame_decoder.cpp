@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 namespace vigil::analysis {
 
@@ -15,6 +16,37 @@ ops::Signal ToSignal(v1::SignalKind kind) {
 v1::SignalKind ToSignalKind(ops::Signal signal) {
   return static_cast<v1::SignalKind>(static_cast<int>(signal));
 }
+
+namespace {
+
+// The unit operators receive for a kind (ops::Signal) and the factor from `unit` to it; 0 when
+// `unit` is not a unit of that kind. An unset unit is the kind's own (older producers).
+double UnitFactor(ops::Signal signal, v1::Unit unit) {
+  constexpr double kMmHgPerKpa = 7.50062;
+  if (unit == v1::UNIT_UNSPECIFIED) return 1;
+  switch (signal) {
+    case ops::Signal::kEcg: return unit == v1::UNIT_MILLIVOLT ? 1 : 0;
+    case ops::Signal::kAirwayPressure: return unit == v1::UNIT_CM_H2O ? 1 : 0;
+    case ops::Signal::kFlow:
+    case ops::Signal::kLeak:
+    case ops::Signal::kMinuteVentilation:
+      return unit == v1::UNIT_LITRE_PER_MINUTE ? 1 : unit == v1::UNIT_LITRE_PER_SECOND ? 60 : 0;
+    case ops::Signal::kCo2Waveform:
+    case ops::Signal::kTranscutaneousCo2:
+    case ops::Signal::kArterialPressure:
+      return unit == v1::UNIT_MM_HG ? 1 : unit == v1::UNIT_KILOPASCAL ? kMmHgPerKpa : 0;
+    case ops::Signal::kSpo2: return unit == v1::UNIT_PERCENT ? 1 : 0;
+    case ops::Signal::kPulseRate:
+    case ops::Signal::kRespiratoryRate:
+      return unit == v1::UNIT_PER_MINUTE ? 1 : 0;
+    case ops::Signal::kTidalVolume: return unit == v1::UNIT_MILLILITRE ? 1 : 0;
+    case ops::Signal::kPlethysmogram: return 1;  // only its shape is used
+    case ops::Signal::kUnknown: break;
+  }
+  return 0;
+}
+
+}  // namespace
 
 std::optional<Rejection> DecodeFrame(const v1::SignalFrame& frame, int index,
                                      const DecodeLimits& limits, std::vector<float>& values) {
@@ -53,12 +85,27 @@ std::optional<Rejection> DecodeFrame(const v1::SignalFrame& frame, int index,
   if (frame.device_id().empty()) {
     return reject(v1::DEAD_LETTER_REASON_INVALID_FRAME, "device_id: empty");
   }
+  const ops::Signal signal = ToSignal(frame.kind());
+  const double factor = UnitFactor(signal, frame.unit());
+  if (factor == 0) {
+    return reject(v1::DEAD_LETTER_REASON_INVALID_FRAME,
+                  fmt::format("unit = {}: not a unit of {}", v1::Unit_Name(frame.unit()),
+                              ops::SignalName(signal)));
+  }
   values.resize(static_cast<size_t>(frame.samples_size()));
-  const double gain = frame.gain();
-  const double offset = frame.offset();
+  // Physical value in the operators' unit (kPa -> mmHg, L/s -> L/min).
+  const double gain = frame.gain() * factor;
+  const double offset = frame.offset() * factor;
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
   // Saturated samples keep their rail value: signal-quality operators see the clipping.
   for (int i = 0; i < frame.samples_size(); ++i) {
-    values[static_cast<size_t>(i)] = static_cast<float>(frame.samples(i) * gain + offset);
+    const double v = frame.samples(i) * gain + offset;
+    if (!(std::fabs(v) <= kFloatMax)) {
+      return reject(v1::DEAD_LETTER_REASON_NON_FINITE_VALUE,
+                    fmt::format("samples[{}] = {}: times gain {} plus offset {} overflows a float",
+                                i, frame.samples(i), frame.gain(), frame.offset()));
+    }
+    values[static_cast<size_t>(i)] = static_cast<float>(v);
   }
   return std::nullopt;
 }

@@ -26,8 +26,11 @@ struct Rejection {
 };
 
 // Checks one frame and writes its samples in physical units (raw * gain + offset) into
-// `values`. Returns the rejection when the frame is unusable (unknown kind, sample rate out of
-// range, zero or non-finite gain/offset, too many samples). `index` names the frame in details.
+// `values`, in the unit operators take for its kind (ops::Signal): CO2 and arterial pressure
+// in kPa become mmHg, flow in L/s becomes L/min. Returns the rejection when the frame is
+// unusable (unknown kind, a unit that is not one of its kind's, sample rate out of range, zero
+// or non-finite gain/offset, a value that overflows a float, too many samples). `index` names
+// the frame in details.
 std::optional<Rejection> DecodeFrame(const v1::SignalFrame& frame, int index,
                                      const DecodeLimits& limits, std::vector<float>& values);
 

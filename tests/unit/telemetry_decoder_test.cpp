@@ -1,6 +1,8 @@
 // Record-level validation of telemetry: each bad record maps to its dead-letter reason.
 #include <gtest/gtest.h>
 
+#include "pipeline/analysis/frame_decoder.h"
+
 #include <cmath>
 
 #include "pipeline/service/telemetry_decoder.h"
@@ -73,6 +75,39 @@ TEST(TelemetryDecoder, EachProblemHasItsReason) {
   small = {};
   small.max_frames_per_record = 0;
   EXPECT_EQ(ReasonOf("p1", bytes, small), v1::DEAD_LETTER_REASON_OVERSIZED);
+}
+
+// Issue 16 item 7: the unit is read. CO2 in kPa is analysed in mmHg, a unit of another kind is
+// refused with the field named, and a gain that overflows a float is refused.
+TEST(TelemetryDecoder, UnitsAreConvertedOrRefused) {
+  v1::SignalFrame f;
+  f.set_device_id("dev");
+  f.set_kind(v1::SIGNAL_KIND_TRANSCUTANEOUS_CO2);
+  f.set_unit(v1::UNIT_KILOPASCAL);
+  f.set_sample_rate_hz(1);
+  f.set_gain(0.01);
+  f.add_samples(700);  // 7 kPa
+  std::vector<float> values;
+  ASSERT_FALSE(analysis::DecodeFrame(f, 0, {}, values).has_value());
+  EXPECT_NEAR(values[0], 52.5, 0.01);  // mmHg
+  f.set_unit(v1::UNIT_MM_HG);
+  ASSERT_FALSE(analysis::DecodeFrame(f, 0, {}, values).has_value());
+  EXPECT_NEAR(values[0], 7.0, 1e-6);
+  f.set_unit(v1::UNIT_PERCENT);
+  const auto wrong = analysis::DecodeFrame(f, 3, {}, values);
+  ASSERT_TRUE(wrong.has_value());
+  EXPECT_EQ(wrong->reason, v1::DEAD_LETTER_REASON_INVALID_FRAME);
+  EXPECT_NE(wrong->detail.find("frames[3].unit = UNIT_PERCENT"), std::string::npos)
+      << wrong->detail;
+  f.set_kind(v1::SIGNAL_KIND_FLOW);
+  f.set_unit(v1::UNIT_LITRE_PER_SECOND);
+  ASSERT_FALSE(analysis::DecodeFrame(f, 0, {}, values).has_value());
+  EXPECT_NEAR(values[0], 420, 1e-3);  // 7 L/s in L/min
+  f.set_gain(1e38);
+  const auto overflow = analysis::DecodeFrame(f, 0, {}, values);
+  ASSERT_TRUE(overflow.has_value());
+  EXPECT_EQ(overflow->reason, v1::DEAD_LETTER_REASON_NON_FINITE_VALUE);
+  EXPECT_NE(overflow->detail.find("overflows"), std::string::npos) << overflow->detail;
 }
 
 }  // namespace
