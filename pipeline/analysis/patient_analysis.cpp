@@ -17,6 +17,10 @@ namespace {
 constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kMaxSkippedRemembered = 256;
 constexpr size_t kMaxPendingPerStream = 4096;  // bound on the reorder buffer
+// Bounds on one patient's streams (device x kind x lead) and devices: a 12-lead ECG, a pulse
+// oximeter and a ventilator with all their signals fit many times over.
+constexpr size_t kMaxStreamsPerPatient = 64;
+constexpr size_t kMaxDevicesPerPatient = 16;
 
 struct PendingFrame {
   uint64_t sequence = 0;
@@ -259,6 +263,21 @@ struct PatientAnalysis::Impl {
   // received from the stream: not a duplicate (a duplicate repeats old data) but a device that
   // restarted its count, e.g. after a reboot. Without this every later frame of the device would
   // be refused as a duplicate and the patient would go unmonitored.
+  // Why data of `device` (on a stream not seen yet when `new_stream`) would exceed the
+  // patient's bounds ("" when it would not): a record with ever new device ids must not grow
+  // one patient's state without limit.
+  std::string Unbounded(std::string_view device, bool new_stream) const {
+    if (new_stream && streams.size() >= kMaxStreamsPerPatient) {
+      return fmt::format("device_id = {}: the patient has {} streams already, the most kept",
+                         device, streams.size());
+    }
+    if (!devices.count(std::string(device)) && devices.size() >= kMaxDevicesPerPatient) {
+      return fmt::format("device_id = {}: the patient has {} devices already, the most kept",
+                         device, devices.size());
+    }
+    return {};
+  }
+
   static bool IsRestart(const Stream& s, const FrameView& frame) {
     return frame.sequence <= s.last_sequence && !frame.values.empty() &&
            frame.first_sample_us >= s.newest_received_us();
@@ -318,6 +337,12 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
     return FrameOutcome::kRejected;
   }
   const std::string key = StreamKey(frame.device_id, frame.signal, frame.lead);
+  if (!im.streams.count(key)) {
+    if (auto why = im.Unbounded(frame.device_id, true); !why.empty()) {
+      im.rejection = std::move(why);
+      return FrameOutcome::kRejected;
+    }
+  }
   auto [it, inserted] = im.streams.try_emplace(key);
   Stream& s = it->second;
   if (inserted) {
@@ -370,6 +395,11 @@ FrameOutcome PatientAnalysis::OnDeviceEvent(std::string_view device_id,
                                             const ops::DeviceEventView& event, Outputs& out) {
   Impl& im = *impl_;
   const std::string device(device_id);
+  if (auto why = im.Unbounded(device, false); !why.empty()) {
+    im.rejection = std::move(why);
+    return FrameOutcome::kRejected;
+  }
+  im.devices.try_emplace(device);  // its operator states are kept per device
   // Device events carry no arrival time of their own; the device's last one stands in for it.
   const auto known = im.devices.find(device);
   if (auto why = im.ImplausibleTime("time_us", event.time_us, event.time_us,

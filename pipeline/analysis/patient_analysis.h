@@ -114,7 +114,8 @@ enum class FrameOutcome {
   kProcessed,   // analysed (possibly after reordering)
   kDuplicate,   // sequence already seen: ignored
   kTooLate,     // older than the reordering tolerance: counted and dropped
-  kRejected,    // its time cannot be placed on the patient's clock: last_rejection() says why
+  kRejected,    // its time cannot be placed on the patient's clock, or it would start a stream
+                // or device beyond the patient's bounds (64 / 16): last_rejection() says why
 };
 
 // What processing produced; the caller publishes it (Kafka) or writes it (JSON Lines).

@@ -312,6 +312,30 @@ TEST(PatientAnalysis, FarFutureTimeNeverReachesTheDayLoops) {
   EXPECT_EQ(days, 1u);
 }
 
+// Issue 16 item 6: ever new device ids in one patient's records are refused past the bound,
+// with the device named, and the patient's known streams go on.
+TEST(PatientAnalysis, NewDeviceIdsBeyondTheBoundAreRejected) {
+  PatientAnalysis p("p", Plan());
+  Feed feed;
+  Outputs out;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.push_back("dev-" + std::to_string(i));
+  int rejected = 0;
+  for (const auto& id : ids) {
+    FrameView f = feed.Frame(1, 1);
+    f.device_id = id;
+    rejected += p.OnFrame(f, out) == FrameOutcome::kRejected;
+  }
+  EXPECT_EQ(rejected, 1000 - 16);
+  EXPECT_NE(p.last_rejection().find("device_id = dev-999"), std::string::npos)
+      << p.last_rejection();
+  ops::DeviceEventView event{ops::DeviceEventView::Type::kSessionStart, kT0};
+  EXPECT_EQ(p.OnDeviceEvent("another-device", event, out), FrameOutcome::kRejected);
+  FrameView known = feed.Frame(2, 2);
+  known.device_id = ids[0];
+  EXPECT_EQ(p.OnFrame(known, out), FrameOutcome::kProcessed);
+}
+
 TEST(SampleTime, SaturatesInsteadOfOverflowing) {
   constexpr TimeUs kMax = std::numeric_limits<TimeUs>::max();
   EXPECT_EQ(ops::SampleTime(kT0, 250, 250), kT0 + 1'000'000);
