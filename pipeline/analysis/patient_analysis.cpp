@@ -16,7 +16,10 @@ namespace {
 
 constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kMaxSkippedRemembered = 256;
-constexpr size_t kMaxPendingPerStream = 4096;  // bound on the reorder buffer
+constexpr size_t kMaxPendingPerStream = 4096;  // bound on the reorder buffer, in frames
+// ... and in samples (1 MiB of floats): hostile frames of 10^5 samples each would otherwise hold
+// 4096 * 400 KB per stream, and the patient's snapshot could not be produced.
+constexpr size_t kMaxPendingSamplesPerStream = size_t{1} << 18;
 // Bounds on one patient's streams (device x kind x lead) and devices: a 12-lead ECG, a pulse
 // oximeter and a ventilator with all their signals fit many times over.
 constexpr size_t kMaxStreamsPerPatient = 64;
@@ -40,6 +43,7 @@ struct Stream {
   uint64_t last_sequence = 0;
   ops::TimeUs next_us = 0;                       // expected start of the next frame
   std::map<uint64_t, PendingFrame> pending;      // out-of-order frames waiting for a gap to fill
+  size_t pending_samples = 0;                    // sum of their sizes
   std::deque<uint64_t> skipped;                  // sequences declared lost
 
   // End of the newest data received: processed, or waiting with the highest sequence number
@@ -207,6 +211,7 @@ struct PatientAnalysis::Impl {
     while (!s.pending.empty() && s.pending.begin()->first == s.last_sequence + 1) {
       PendingFrame f = std::move(s.pending.begin()->second);
       s.pending.erase(s.pending.begin());
+      s.pending_samples -= f.values.size();
       s.last_sequence = f.sequence;
       ++counters.reordered;
       Process(s, f.first_sample_us, f.sample_rate_hz, f.values, out);
@@ -220,7 +225,10 @@ struct PatientAnalysis::Impl {
       const ops::TimeUs newest = s.pending.rbegin()->second.end_us();
       const bool too_long =
           newest - s.next_us > ops::FromSeconds(plan->config().reorder_tolerance_s);
-      if (!force && !too_long && s.pending.size() < kMaxPendingPerStream) return;
+      if (!force && !too_long && s.pending.size() < kMaxPendingPerStream &&
+          s.pending_samples <= kMaxPendingSamplesPerStream) {
+        return;
+      }
       const uint64_t next = s.pending.begin()->first;
       // Only the newest kMaxSkippedRemembered are remembered, so only those are walked: a jump
       // of 2^62 sequence numbers costs what a jump of 256 does.
@@ -386,6 +394,7 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
   pf.first_sample_us = frame.first_sample_us;
   pf.sample_rate_hz = frame.sample_rate_hz;
   pf.values.assign(frame.values.begin(), frame.values.end());
+  s.pending_samples += pf.values.size();
   s.pending.emplace(frame.sequence, std::move(pf));
   im.MaybeGiveUp(s, out, false);
   return FrameOutcome::kProcessed;
@@ -580,6 +589,7 @@ void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
           f.first_sample_us = r.Get<int64_t>();
           f.sample_rate_hz = r.Get<double>();
           f.values = r.GetVector<float>();
+          s.pending_samples += f.values.size();
           s.pending.emplace(f.sequence, std::move(f));
         }
         const auto skipped = r.GetVector<uint64_t>();

@@ -167,6 +167,11 @@ const std::vector<Field>& Fields() {
                1 << 20),
       IntField("limits.max_samples_per_frame", VIGIL_MEMBER(limits.max_samples_per_frame), 1,
                1 << 26),
+      IntField("limits.max_output_bytes", VIGIL_MEMBER(limits.max_output_bytes), 4096, 1 << 30),
+      IntField("limits.dead_letter_value_bytes", VIGIL_MEMBER(limits.dead_letter_value_bytes), 0,
+               1 << 30),
+      IntField("limits.liveness_deadline_ms", VIGIL_MEMBER(limits.liveness_deadline_ms), 100,
+               3600000),
       IntField("limits.transaction_interval_ms", VIGIL_MEMBER(limits.transaction_interval_ms), 10,
                600000),
       IntField("limits.snapshot_interval_ms", VIGIL_MEMBER(limits.snapshot_interval_ms), 10,
@@ -527,6 +532,19 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
   if (c.limits.snapshot_interval_ms < c.limits.transaction_interval_ms) {
     throw ConfigError("limits.snapshot_interval_ms", std::to_string(c.limits.snapshot_interval_ms),
                       "must be >= limits.transaction_interval_ms");
+  }
+  // A producer that refuses what the service produces fails every transaction (a crash loop).
+  for (const auto map_path : {"kafka.properties", "kafka.producer_properties"}) {
+    const auto& props = *PropertyMap(c, map_path);
+    const auto it = props.find("message.max.bytes");
+    if (it == props.end()) continue;
+    char* end = nullptr;
+    const long long max = std::strtoll(it->second.c_str(), &end, 10);
+    if (end != it->second.c_str() && *end == '\0' && max < c.limits.max_output_bytes + 4096LL) {
+      throw ConfigError(std::string(map_path) + ".message.max.bytes", it->second,
+                        fmt::format("must exceed limits.max_output_bytes ({}) by 4096 (headers and "
+                                    "framing)", c.limits.max_output_bytes));
+    }
   }
   // librdkafka validates the pass-through properties itself; do it now, not at first use.
   for (const auto map_path : kPropertyMaps) {

@@ -88,6 +88,15 @@ struct LimitSettings {
   int max_record_bytes = 4 << 20;
   int max_frames_per_record = 256;
   int max_samples_per_frame = 100000;  // as the offline replay (analysis::DecodeLimits)
+  // Every message Vigil produces stays below this (librdkafka's and the broker's default limit
+  // is about 1 MB). A larger patient snapshot drops its largest operator states (logged and
+  // counted; those operators restart fresh after a restore) rather than fail the transaction.
+  int max_output_bytes = 900000;
+  // A dead letter carries at most this much of the original value (plus its position).
+  int dead_letter_value_bytes = 65536;
+  // /healthz turns 503 when a lane has worked on one record, or the run loop has not turned,
+  // for longer than this.
+  int liveness_deadline_ms = 60000;
   // A transaction commits the offsets of finished records at least this often.
   int transaction_interval_ms = 1000;
   // Patient state snapshots go to the state topic at least this often (and on revocation).

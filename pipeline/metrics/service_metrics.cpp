@@ -36,7 +36,11 @@ int HealthHandler(mg_connection* connection, void* data) {
   const auto* info = mg_get_request_info(connection);
   const std::string uri = info && info->local_uri ? info->local_uri : "";
   if (uri == "/readyz") return Answer(connection, self->ready(), "ready");
-  if (uri == "/healthz") return Answer(connection, self->alive(), "alive");
+  if (uri == "/healthz") {
+    const std::string stalled = self->Stalled();
+    if (!stalled.empty()) return Answer(connection, false, ("alive: " + stalled).c_str());
+    return Answer(connection, self->alive(), "alive");
+  }
   return 0;  // civetweb answers 404
 }
 
@@ -95,6 +99,8 @@ ServiceMetrics::ServiceMetrics()
       patient_config_rejected(counters_.Add({{"event", "patient_config_rejected"}})),
       partitions_paused(counters_.Add({{"event", "backpressure_pauses"}})),
       backpressure_waits(counters_.Add({{"event", "backpressure_waits"}})),
+      snapshots_reduced(counters_.Add({{"event", "snapshots_reduced"}})),
+      snapshots_skipped(counters_.Add({{"event", "snapshots_skipped"}})),
       in_flight_records(gauges_.Add({{"kind", "in_flight_records"}})),
       assigned_partitions(gauges_.Add({{"kind", "assigned_partitions"}})),
       patients(gauges_.Add({{"kind", "patients"}})),

@@ -13,6 +13,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,10 @@ class ServiceMetrics {
   void SetAlive(bool alive) { alive_.store(alive); }
   bool ready() const { return ready_.load(); }
   bool alive() const { return alive_.load(); }
+  // A check run on every /healthz request: a non-empty answer (what is stuck) makes it 503.
+  // Set before Serve.
+  void SetLivenessCheck(std::function<std::string()> check) { liveness_ = std::move(check); }
+  std::string Stalled() const { return liveness_ ? liveness_() : std::string(); }
 
   prometheus::Counter& records_in;         // telemetry records consumed
   prometheus::Counter& records_processed;  // decoded and analysed
@@ -71,6 +76,8 @@ class ServiceMetrics {
   prometheus::Counter& patient_config_rejected;
   prometheus::Counter& partitions_paused;
   prometheus::Counter& backpressure_waits;  // in flight reached the limit; the loop waited
+  prometheus::Counter& snapshots_reduced;   // over limits.max_output_bytes: operator states left out
+  prometheus::Counter& snapshots_skipped;   // even without them too large: not written
   prometheus::Gauge& in_flight_records;
   prometheus::Gauge& assigned_partitions;
   prometheus::Gauge& patients;
@@ -91,6 +98,7 @@ class ServiceMetrics {
   mg_context* health_ = nullptr;
   std::atomic<bool> ready_{false};
   std::atomic<bool> alive_{true};
+  std::function<std::string()> liveness_;
 };
 
 }  // namespace vigil::metrics

@@ -23,7 +23,9 @@
 #include "pipeline/analysis/patient_analysis.h"
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/metrics/service_metrics.h"
+#include "pipeline/service/liveness.h"
 #include "pipeline/service/log_id.h"
+#include "pipeline/service/output_limits.h"
 #include "pipeline/service/telemetry_decoder.h"
 #include "vigil/v1/dead_letter.pb.h"
 #include "vigil/v1/patient_config.pb.h"
@@ -186,6 +188,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<tbb::task_arena> arena_;
   std::unique_ptr<tbb::flow::graph> graph_;
   std::vector<Lane> lanes_;
+  std::unique_ptr<LivenessWatch> liveness_;  // per lane and the run loop, for /healthz
   std::atomic<int64_t> in_flight_{0};
   std::atomic<bool> lane_failed_{false};
   std::mutex lane_error_mutex_;
@@ -228,6 +231,9 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   // A graph spawns its tasks in the arena it was created in.
   arena_->execute([this] { graph_ = std::make_unique<tbb::flow::graph>(); });
   lanes_.resize(static_cast<size_t>(config_.limits.lanes > 0 ? config_.limits.lanes : threads));
+  liveness_ = std::make_unique<LivenessWatch>(
+      lanes_.size(), std::chrono::milliseconds(config_.limits.liveness_deadline_ms));
+  metrics_.SetLivenessCheck([this] { return liveness_->Stalled(); });
   BuildGraph();
 }
 
@@ -252,7 +258,8 @@ void StreamService::Impl::BuildGraph() {
     lane.order = std::make_unique<sequencer_node<WorkPtr>>(
         *graph_, [](const WorkPtr& work) { return static_cast<size_t>(work->lane_sequence); });
     lane.analyse = std::make_unique<function_node<WorkPtr>>(
-        *graph_, serial, [this, &lane](WorkPtr work) {
+        *graph_, serial, [this, &lane, index = static_cast<size_t>(&lane - lanes_.data())](WorkPtr work) {
+          liveness_->Begin(index);
           try {
             Analyse(lane, *work);
           } catch (const std::exception& e) {
@@ -261,6 +268,7 @@ void StreamService::Impl::BuildGraph() {
             std::lock_guard lock(lane_error_mutex_);
             if (!lane_failed_.exchange(true)) lane_error_ = e.what();
           }
+          liveness_->End(index);
           in_flight_.fetch_sub(1, std::memory_order_acq_rel);
         });
     make_edge(*lane.decode, *lane.order);
@@ -458,7 +466,10 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
   letter.set_offset(record.offset);
   letter.set_kafka_timestamp_ms(record.timestamp_ms);
   if (record.key) letter.set_original_key(*record.key);
-  if (record.value) letter.set_original_value(*record.value);
+  if (record.value) {
+    SetOriginalValue(letter, *record.value,
+                     static_cast<size_t>(config_.limits.dead_letter_value_bytes));
+  }
   letter.set_consumer_group(config_.kafka.group_id);
   letter.set_instance_id(config_.kafka.instance_id);
   letter.set_dead_lettered_at_us(WallMicros());
@@ -611,6 +622,25 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         if (part->second.last_timestamp_ms >= 0) {
           snapshot.set_source_record_time_ms(part->second.last_timestamp_ms);
         }
+        const auto fit = FitSnapshot(snapshot, static_cast<size_t>(config_.limits.max_output_bytes));
+        if (!fit.dropped.empty() || !fit.fits) {
+          const std::string log_id = PatientLogId(config_.logging.patient_hash_salt, patient);
+          if (!fit.fits) {
+            // The previous snapshot stays the state to restore from; the records after it are
+            // re-read (outputs suppressed) by a restore.
+            metrics_.snapshots_skipped.Increment();
+            spdlog::error("patient {}: state of {} bytes cannot fit limits.max_output_bytes = {}; "
+                          "not written, a restore starts from the previous snapshot",
+                          log_id, fit.original_bytes, config_.limits.max_output_bytes);
+            slot.dirty = false;
+            continue;
+          }
+          metrics_.snapshots_reduced.Increment();
+          spdlog::warn("patient {}: state of {} bytes is over limits.max_output_bytes = {}; "
+                       "written without {} ({} bytes), which restart fresh after a restore",
+                       log_id, fit.original_bytes, config_.limits.max_output_bytes,
+                       fmt::join(fit.dropped, ", "), fit.bytes);
+        }
         producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(), slot.partition);
         slot.dirty = false;
         ++snapshots;
@@ -735,6 +765,7 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
         throw kafka::KafkaError("reading the state topic: no end reached within 120 s",
                                 RdKafka::ERR__TIMED_OUT, true, true);
       }
+      liveness_->Turn();  // reading state is progress (it has a deadline of its own)
       std::unique_ptr<RdKafka::Message> m(reader.handle().consume(200));
       if (m->err() == RdKafka::ERR__PARTITION_EOF) {
         pending.erase(m->partition());
@@ -1093,6 +1124,7 @@ int StreamService::Impl::Run() {
   int exit_code = 0;
   try {
     while (!stop_.load() && !g_signal_stop.load()) {
+      liveness_->Turn();
       // Housekeeping once per batch, not per record: at tens of thousands of records per second
       // the per-call overhead of these polls is what limits the loop.
       PollPatientConfigs();

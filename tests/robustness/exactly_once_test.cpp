@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 #include <thread>
@@ -314,6 +315,85 @@ TEST(Robustness, HostileInputIsDeadLetteredAndAccountedFor) {
   EXPECT_EQ(reasons[v1::DEAD_LETTER_REASON_TOO_LATE], 3) << "one per late frame";
   EXPECT_EQ(config_letters, 1) << "the bad override is dead-lettered";
   EXPECT_NE(service.Log().find("rejected, previous settings stay"), std::string::npos);
+}
+
+// Issue 16, items 1 and 2, through the service: a record larger than the broker's default
+// message size, one larger than limits.max_record_bytes (whose dead letter would exceed the
+// broker's limit if it carried the whole record), a sequence jump of 2^62, a sequence restart and
+// sample times at +-INT64_MAX/2, all ahead of ordinary telemetry in the same partition. The
+// service keeps committing, stays healthy, exits 0 on SIGTERM, and its outputs are exactly the
+// offline analysis of what was committed.
+TEST(Robustness, OversizedRecordsAndHostileSequencesNeverStopTheOthers) {
+  const auto name = UniqueName("svc-big");
+  const auto topics = CreateTestTopics(name, 2, {{"max.message.bytes", "8388608"}});
+  const int port = FreePort();
+  ServiceProcess service("big", ServiceYaml(topics, name + "-group", name + "-0", port));
+
+  const auto good = SyntheticEnvelopes(name, 3, 20, 0);
+  const std::string patient = good[0].patient_id();
+  v1::SignalFrame ecg;  // the first ECG frame of patient 0, sent again by a hostile device
+  for (const auto& f : good[0].frames()) {
+    if (f.kind() == v1::SIGNAL_KIND_ECG) ecg = f;
+  }
+  ASSERT_EQ(ecg.kind(), v1::SIGNAL_KIND_ECG) << "the synthetic telemetry has an ECG";
+  ecg.set_device_id("hostile-device");
+  const int64_t t0 = ecg.first_sample_time_us();
+  auto frame = [&](uint64_t sequence, int64_t first_us, int samples) {
+    v1::SignalFrame f = ecg;
+    f.set_sequence(sequence);
+    f.set_first_sample_time_us(first_us);
+    f.clear_samples();
+    // +-2^21: four bytes per sample on the wire.
+    for (int i = 0; i < samples; ++i) f.add_samples(i % 2 ? (1 << 21) : -(1 << 21));
+    return f;
+  };
+  auto envelope = [&](std::vector<v1::SignalFrame> frames) {
+    v1::TelemetryEnvelope e;
+    e.set_patient_id(patient);
+    for (auto& f : frames) *e.add_frames() = std::move(f);
+    return e.SerializeAsString();
+  };
+  const int64_t frame_us = static_cast<int64_t>(100000 / ecg.sample_rate_hz() * 1e6);
+  std::vector<std::pair<std::string, std::string>> records;
+  std::vector<v1::SignalFrame> big;
+  for (int i = 0; i < 4; ++i) big.push_back(frame(1 + i, t0 + i * frame_us, 100000));
+  records.emplace_back(patient, envelope(big));  // ~1.6 MB, analysed
+  ASSERT_GT(records.back().second.size(), 1500000u);
+  std::vector<v1::SignalFrame> huge;
+  for (int i = 0; i < 14; ++i) huge.push_back(frame(5 + i, t0 + (4 + i) * frame_us, 100000));
+  records.emplace_back(patient, envelope(huge));  // ~5.6 MB: OVERSIZED
+  const size_t huge_bytes = records.back().second.size();
+  ASSERT_GT(huge_bytes, size_t{5} << 20);
+  const int64_t after = t0 + 4 * frame_us;
+  records.emplace_back(patient, envelope({frame(uint64_t{1} << 62, after + 10'000'000, 250)}));
+  records.emplace_back(patient, envelope({frame(1, after + 40'000'000, 250)}));  // a reboot
+  records.emplace_back(patient, envelope({frame(2, std::numeric_limits<int64_t>::max() / 2, 250)}));
+  records.emplace_back(patient, envelope({frame(2, -(std::numeric_limits<int64_t>::max() / 2), 250)}));
+  for (const auto& e : good) records.emplace_back(e.patient_id(), e.SerializeAsString());
+  ProduceRaw(topics.telemetry, records, {{"message.max.bytes", "8388608"}});
+
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 90s)) << service.Log();
+  EXPECT_EQ(HttpGet(port + 1, "/healthz"), 200) << service.Log();
+  const auto code = service.Terminate(10s);
+  ASSERT_TRUE(code.has_value()) << service.Log();
+  EXPECT_EQ(*code, 0) << service.Log();
+
+  std::map<v1::DeadLetterReason, int> reasons;
+  for (const auto& r : ReadCommitted(topics.dead_letter)) {
+    v1::DeadLetter letter;
+    ASSERT_TRUE(letter.ParseFromString(r.value.value_or("")));
+    ++reasons[letter.reason()];
+    if (letter.reason() == v1::DEAD_LETTER_REASON_OVERSIZED) {
+      EXPECT_TRUE(letter.original_value_truncated());
+      EXPECT_EQ(letter.original_value_bytes(), static_cast<int64_t>(huge_bytes));
+      EXPECT_EQ(letter.original_value().size(), 65536u) << "limits.dead_letter_value_bytes";
+      EXPECT_EQ(letter.original_value(), records[1].second.substr(0, 65536));
+      EXPECT_GE(letter.offset(), 0) << "the position names the whole record";
+    }
+  }
+  EXPECT_EQ(reasons[v1::DEAD_LETTER_REASON_OVERSIZED], 1);
+  EXPECT_EQ(reasons[v1::DEAD_LETTER_REASON_INVALID_FRAME], 2) << "the two implausible times";
+  ExpectExactlyTheReference(topics);
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ namespace vigil::testing {
 
 using namespace std::chrono_literals;
 
-TopicSet CreateTestTopics(const std::string& prefix, int partitions) {
+TopicSet CreateTestTopics(const std::string& prefix, int partitions,
+                          const std::map<std::string, std::string>& telemetry_config) {
   TopicSet t;
   t.partitions = partitions;
   t.telemetry = prefix + ".telemetry";
@@ -38,7 +39,7 @@ TopicSet CreateTestTopics(const std::string& prefix, int partitions) {
   t.patient_config = prefix + ".patient-config";
   const std::map<std::string, std::string> compact = {{"cleanup.policy", "compact"}};
   kafka::CreateTopics({{"bootstrap.servers", KafkaBootstrap()}},
-                      {{t.telemetry, partitions, 1, {}},
+                      {{t.telemetry, partitions, 1, telemetry_config},
                        {t.alerts, partitions, 1, {}},
                        {t.aggregates, partitions, 1, {}},
                        {t.dead_letter, 1, 1, {}},
@@ -226,10 +227,13 @@ void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryE
   ProduceRaw(topic, records);
 }
 
-void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records) {
-  kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()},
-                            {"enable.idempotence", "true"},
-                            {"linger.ms", "5"}});
+void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+                const kafka::Properties& properties) {
+  kafka::Properties props = properties;
+  props["bootstrap.servers"] = KafkaBootstrap();
+  props["enable.idempotence"] = "true";
+  props["linger.ms"] = "5";
+  kafka::Producer producer(props);
   for (const auto& [key, value] : records) producer.Produce(topic, key, value);
   producer.Flush(60s);
 }

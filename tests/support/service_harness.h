@@ -24,7 +24,9 @@ struct TopicSet {
   std::string telemetry, alerts, aggregates, dead_letter, state, patient_config;
   int partitions = 4;
 };
-TopicSet CreateTestTopics(const std::string& prefix, int partitions = 4);
+// `telemetry_config` is extra topic configuration of the telemetry topic (e.g. max.message.bytes).
+TopicSet CreateTestTopics(const std::string& prefix, int partitions = 4,
+                          const std::map<std::string, std::string>& telemetry_config = {});
 
 // A `vigil run` child process. Its log goes to <dir>/<name>.log.
 class ServiceProcess {
@@ -71,7 +73,9 @@ std::vector<v1::TelemetryEnvelope> SyntheticEnvelopes(const std::string& prefix,
 
 void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes);
 // Produces raw key/value records; returns nothing, flushes.
-void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records);
+// `properties` are added to the producer's (e.g. message.max.bytes for large records).
+void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+                const kafka::Properties& properties = {});
 
 // Every committed record of `topic` (read_committed, from the beginning) until `idle` passes.
 std::vector<kafka::Record> ReadCommitted(const std::string& topic,

@@ -231,6 +231,26 @@ TEST(PatientAnalysis, SequenceJumpIsDeclaredLostInBoundedWork) {
   EXPECT_EQ(p.watermark_us(), kT0 + 13'000'000);
 }
 
+TEST(PatientAnalysis, ReorderBufferIsBoundedInSamplesSoTheSnapshotStaysSmall) {
+  PatientAnalysis p("p", Plan(60));
+  Feed feed;
+  Outputs out;
+  ASSERT_EQ(p.OnFrame(feed.Frame(1, 1), out), FrameOutcome::kProcessed);
+  // Frame 2 never comes. Dense frames of 10^5 samples at 10 kHz (10 s each, inside the 60 s
+  // tolerance) would wait behind it: 6 of them are already 2.4 MB.
+  std::vector<float> dense(100000, 2.0f);
+  for (uint64_t seq = 3; seq <= 8; ++seq) {
+    FrameView f = feed.Frame(seq, 2);
+    f.sample_rate_hz = 10000;
+    f.first_sample_us = kT0 + 1'000'000 + static_cast<TimeUs>(seq - 3) * 10'000'000 + 1000;
+    f.values = dense;
+    ASSERT_EQ(p.OnFrame(f, out), FrameOutcome::kProcessed);
+  }
+  // Past 2^18 waiting samples the missing frame is declared lost and the rest processed.
+  EXPECT_GE(Chunks(out).size(), 4u);
+  EXPECT_LT(p.Snapshot().ByteSizeLong(), size_t{1} << 21);
+}
+
 TEST(PatientAnalysis, SequenceRestartResynchronisesWithATechnicalEvent) {
   PatientAnalysis p("p", Plan());
   Feed feed;

@@ -109,6 +109,16 @@ TEST(ServiceConfig, PropertiesThatBreakExactlyOnceAreRefused) {
             std::string::npos);
 }
 
+TEST(ServiceConfig, ProducerThatCannotCarryTheLargestOutputIsRefused) {
+  const std::string error = ErrorOf("kafka:\n  producer_properties:\n    message.max.bytes: 500000\n");
+  EXPECT_NE(error.find("kafka.producer_properties.message.max.bytes = 500000"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("limits.max_output_bytes"), std::string::npos) << error;
+  EXPECT_EQ(ErrorOf("kafka:\n  producer_properties:\n    message.max.bytes: 500000\n"
+                    "limits:\n  max_output_bytes: 400000\n"),
+            "");
+}
+
 // Only properties known to hold no secret are shown; the deny-list of substrings missed these.
 TEST(ServiceConfig, PrintConfigShowsOnlyAllowListedPropertiesInClear) {
   const auto path = Write(

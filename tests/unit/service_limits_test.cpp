@@ -1,0 +1,92 @@
+// The service's self-protection, without a broker: outputs fitted under the broker's message
+// size limit (a message over it fails the transaction again on every retry, a crash loop that
+// follows the partition), and the liveness watch behind /healthz.
+#include <gtest/gtest.h>
+
+#include "pipeline/service/liveness.h"
+#include "pipeline/service/output_limits.h"
+
+namespace {
+
+using namespace vigil;
+using namespace std::chrono_literals;
+
+v1::OperatorState State(const std::string& name, size_t bytes) {
+  v1::OperatorState s;
+  s.set_operator_name(name);
+  s.set_stream("dev/ECG/1");
+  s.set_state(std::string(bytes, 'x'));
+  return s;
+}
+
+TEST(FitSnapshot, DropsTheLargestStatesFirstAndKeepsTheAlertManager) {
+  v1::PatientStateSnapshot snap;
+  snap.set_patient_id("p");
+  *snap.add_operators() = State("_alert_manager", 5000);
+  *snap.add_operators() = State("ecg.arrhythmia", 300000);
+  *snap.add_operators() = State("resp.breaths", 2000);
+  *snap.add_operators() = State("_streams", 200000);
+  const auto fit = service::FitSnapshot(snap, 150000);
+  EXPECT_TRUE(fit.fits);
+  EXPECT_GT(fit.original_bytes, 500000u);
+  EXPECT_LE(fit.bytes, 150000u);
+  EXPECT_EQ(fit.bytes, snap.ByteSizeLong());
+  EXPECT_EQ(fit.dropped, (std::vector<std::string>{"ecg.arrhythmia/dev/ECG/1", "_streams/dev/ECG/1"}));
+  ASSERT_EQ(snap.operators_size(), 2);
+  EXPECT_EQ(snap.operators(0).operator_name(), "_alert_manager");
+  EXPECT_EQ(snap.operators(1).operator_name(), "resp.breaths");
+}
+
+TEST(FitSnapshot, SmallSnapshotIsUntouchedAndAnImpossibleOneIsRefused) {
+  v1::PatientStateSnapshot snap;
+  *snap.add_operators() = State("ecg.qrs", 100);
+  auto fit = service::FitSnapshot(snap, 4096);
+  EXPECT_TRUE(fit.fits);
+  EXPECT_TRUE(fit.dropped.empty());
+  EXPECT_EQ(snap.operators_size(), 1);
+
+  snap.set_patient_id(std::string(5000, 'p'));  // nothing left to drop makes it fit
+  fit = service::FitSnapshot(snap, 4096);
+  EXPECT_FALSE(fit.fits);
+  EXPECT_EQ(snap.operators_size(), 0);
+}
+
+TEST(DeadLetterValue, LargeValuesTravelAsAPrefixWithTheirSize) {
+  v1::DeadLetter letter;
+  service::SetOriginalValue(letter, std::string(5 << 20, 'v'), 65536);
+  EXPECT_TRUE(letter.original_value_truncated());
+  EXPECT_EQ(letter.original_value_bytes(), 5 << 20);
+  EXPECT_EQ(letter.original_value().size(), 65536u);
+  EXPECT_LT(letter.ByteSizeLong(), 70000u);
+
+  service::SetOriginalValue(letter, "small", 65536);
+  EXPECT_FALSE(letter.original_value_truncated());
+  EXPECT_EQ(letter.original_value(), "small");
+  EXPECT_EQ(letter.original_value_bytes(), 5);
+}
+
+TEST(LivenessWatch, ALaneStuckOnOneRecordOrAStoppedLoopIsReported) {
+  using Clock = service::LivenessWatch::Clock;
+  const auto t0 = Clock::now();
+  service::LivenessWatch watch(2, 1000ms);
+  watch.Turn(t0);
+  EXPECT_EQ(watch.Stalled(t0 + 500ms), "");
+  watch.Begin(1, t0);
+  EXPECT_EQ(watch.Stalled(t0 + 900ms), "") << "busy, within the deadline";
+  const std::string stuck = watch.Stalled(t0 + 1500ms);
+  EXPECT_NE(stuck.find("lane 1"), std::string::npos) << stuck;
+  watch.End(1);
+  watch.Turn(t0 + 1400ms);
+  EXPECT_EQ(watch.Stalled(t0 + 1500ms), "") << "the lane finished its record";
+  const std::string loop = watch.Stalled(t0 + 2500ms);
+  EXPECT_NE(loop.find("run loop"), std::string::npos) << loop;
+  // Busy lanes that keep finishing records are alive however long they are busy in all.
+  for (int i = 0; i < 10; ++i) {
+    watch.Begin(0, t0 + 1400ms + i * 500ms);
+    watch.End(0);
+  }
+  watch.Turn(t0 + 6000ms);
+  EXPECT_EQ(watch.Stalled(t0 + 6500ms), "");
+}
+
+}  // namespace
