@@ -654,7 +654,10 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
     metrics_.records_out_state.Increment(snapshots);
     std::vector<RdKafka::TopicPartition*> offsets;
     for (const auto& [p, part] : partitions_) {
-      if (part.next_offset >= 0) {
+      // During catch-up the group's committed offset is already past what was re-read: sending
+      // the lower position would move it back, and a crash, revocation or Recover would then
+      // publish the records up to the old committed offset a second time.
+      if (part.next_offset >= 0 && part.next_offset >= part.replay_until) {
         offsets.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p, part.next_offset));
       }
     }
