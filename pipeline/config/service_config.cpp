@@ -187,6 +187,7 @@ const std::vector<Field>& Fields() {
       StringField("logging.level", VIGIL_MEMBER(logging.level),
                   {"trace", "debug", "info", "warn", "error", "critical", "off"}),
       StringField("logging.patient_hash_salt", VIGIL_MEMBER(logging.patient_hash_salt)),
+      IntField("faults.restore_failures", VIGIL_MEMBER(faults.restore_failures), 0, 1000000),
   };
   return fields;
 }

@@ -121,6 +121,12 @@ struct LoggingSettings {
   std::string patient_hash_salt = "vigil";
 };
 
+// Fault injection for the robustness tests; all off by default.
+struct FaultSettings {
+  // The first N restores of partitions from the state topic fail as a broker error would.
+  int restore_failures = 0;
+};
+
 struct ServiceConfig {
   KafkaSettings kafka;
   TopicSettings topics;
@@ -128,6 +134,7 @@ struct ServiceConfig {
   LimitSettings limits;
   MetricsSettings metrics;
   LoggingSettings logging;
+  FaultSettings faults;
 };
 
 // Reads `file` (may be empty: defaults only), applies the environment `env` (name -> value;

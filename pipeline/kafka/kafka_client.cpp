@@ -288,23 +288,26 @@ void Consumer::AssignAllFromBeginning(const std::string& topic,
   }
 }
 
+Record ToRecord(const RdKafka::Message& message) {
+  Record record;
+  record.topic = message.topic_name();
+  record.partition = message.partition();
+  record.offset = message.offset();
+  record.timestamp_ms = message.timestamp().timestamp;
+  if (message.key_pointer()) {
+    record.key.emplace(static_cast<const char*>(message.key_pointer()), message.key_len());
+  }
+  if (message.payload()) {
+    record.value.emplace(static_cast<const char*>(message.payload()), message.len());
+  }
+  return record;
+}
+
 std::optional<Record> Consumer::Poll(std::chrono::milliseconds timeout) {
   std::unique_ptr<RdKafka::Message> message(consumer_->consume(static_cast<int>(timeout.count())));
   switch (message->err()) {
-    case RdKafka::ERR_NO_ERROR: {
-      Record record;
-      record.topic = message->topic_name();
-      record.partition = message->partition();
-      record.offset = message->offset();
-      record.timestamp_ms = message->timestamp().timestamp;
-      if (message->key_pointer()) {
-        record.key.emplace(static_cast<const char*>(message->key_pointer()), message->key_len());
-      }
-      if (message->payload()) {
-        record.value.emplace(static_cast<const char*>(message->payload()), message->len());
-      }
-      return record;
-    }
+    case RdKafka::ERR_NO_ERROR:
+      return ToRecord(*message);
     case RdKafka::ERR__TIMED_OUT:
     case RdKafka::ERR__PARTITION_EOF:
       return std::nullopt;

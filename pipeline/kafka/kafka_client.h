@@ -98,6 +98,9 @@ class Producer {
 };
 
 // A group consumer (subscribe) or a standalone reader (assign). Not thread-safe.
+// A consumed message as a Record (copies key and value).
+Record ToRecord(const RdKafka::Message& message);
+
 class Consumer {
  public:
   // Throws std::invalid_argument on bad properties, KafkaError if the handle cannot be created.

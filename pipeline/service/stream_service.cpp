@@ -69,6 +69,9 @@ struct PatientSlot {
   int32_t partition = 0;
   uint64_t config_version = 0;  // of the PatientConfig applied; 0 = service defaults
   bool dirty = false;           // changed since its last snapshot
+  // Restored from a snapshot taken at this telemetry offset: earlier records re-read by the
+  // catch-up are already in its state (-1: none).
+  int64_t resume_offset = -1;
 };
 
 // The latest valid per-patient configuration, read from vigil.patient-config.v1 by the run loop
@@ -208,6 +211,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   Clock::time_point transaction_started_;
   Clock::time_point last_snapshot_;
   Clock::time_point last_progress_;
+  int restore_failures_left_ = 0;  // faults.restore_failures
 };
 
 StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(config)) {
@@ -218,6 +222,7 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   } catch (const std::invalid_argument& e) {
     throw config::ConfigError("analysis.operators", e.what(), "invalid operator configuration");
   }
+  restore_failures_left_ = config_.faults.restore_failures;
   limits_.max_record_bytes = static_cast<size_t>(config_.limits.max_record_bytes);
   limits_.max_frames_per_record = static_cast<size_t>(config_.limits.max_frames_per_record);
   limits_.frame.max_samples_per_frame = static_cast<size_t>(config_.limits.max_samples_per_frame);
@@ -366,6 +371,9 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   }
   auto& decoded = std::get<DecodedRecord>(work.decoded);
   PatientSlot& slot = Slot(lane, decoded.patient_id, work.record.partition);
+  // A catch-up that starts before this patient's snapshot (another patient's newest snapshot
+  // was corrupt, so it re-reads from that one's older one) must not apply a record twice.
+  if (work.record.offset < slot.resume_offset) return;
   slot.dirty = true;
   Outputs out;
   const auto start = Clock::now();
@@ -727,6 +735,11 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
 std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vector<int32_t>& partitions) {
   std::map<int32_t, int64_t> positions;
   if (partitions.empty()) return positions;
+  if (restore_failures_left_ > 0) {
+    --restore_failures_left_;
+    throw kafka::KafkaError("reading the state topic: injected restore failure (faults.restore_failures)",
+                            RdKafka::ERR__TRANSPORT, true, true);
+  }
   const auto start = Clock::now();
   // Committed offsets of the group: where the outputs stop.
   std::map<int32_t, int64_t> committed;
@@ -743,6 +756,9 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
   }
   // The latest snapshot of every patient in the same-numbered state partitions.
   std::map<int32_t, std::map<std::string, v1::PatientStateSnapshot>> snapshots;
+  // Patients whose newest snapshot record is undecodable: their restorable state (an older
+  // snapshot, or none) is older than the partition's newest snapshots.
+  std::map<int32_t, std::set<std::string>> corrupt;
   {
     kafka::Properties props = config_.kafka.properties;
     props["bootstrap.servers"] = config_.kafka.bootstrap_servers;
@@ -783,15 +799,20 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       auto& partition_snapshots = snapshots[m->partition()];
       if (!m->payload()) {
         partition_snapshots.erase(key);
+        corrupt[m->partition()].erase(key);
         continue;
       }
       v1::PatientStateSnapshot snapshot;
       if (!snapshot.ParseFromArray(m->payload(), static_cast<int>(m->len())) ||
           snapshot.patient_id() != key) {
-        spdlog::error("state topic {}[{}]@{}: undecodable snapshot ignored", config_.topics.state,
-                      m->partition(), m->offset());
+        spdlog::error("state topic {}[{}]@{}: undecodable snapshot of patient {}; restoring its "
+                      "previous one and re-reading from there",
+                      config_.topics.state, m->partition(), m->offset(),
+                      PatientLogId(config_.logging.patient_hash_salt, key));
+        corrupt[m->partition()].insert(key);
         continue;
       }
+      corrupt[m->partition()].erase(key);
       partition_snapshots[key] = std::move(snapshot);
     }
     reader.Close();
@@ -832,9 +853,22 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       partitions_[p] = state;
       continue;
     }
+    // Re-read from the oldest state a patient with a corrupt newest snapshot can restore, or from
+    // the beginning when it has none; every restored patient skips what its own snapshot has.
+    int64_t from = s;
+    bool from_beginning = false;
+    for (const auto& patient : corrupt[p]) {
+      const auto it = patient_snapshots.find(patient);
+      if (it == patient_snapshots.end()) {
+        from_beginning = true;
+      } else {
+        from = std::min(from, it->second.source_offset());
+      }
+    }
     for (auto& [patient, snapshot] : patient_snapshots) {
       Lane& lane = lanes_[std::hash<std::string>{}(patient) % lanes_.size()];
       PatientSlot& slot = Slot(lane, patient, p);
+      slot.resume_offset = snapshot.source_offset();
       try {
         slot.analysis->Restore(snapshot);
         ++restored;
@@ -846,10 +880,19 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       slot.config_version = 0;  // re-applied at its next record
       slot.dirty = false;
     }
+    if (from_beginning) {
+      spdlog::warn("partition {}: a patient has no restorable snapshot, re-reading from the "
+                   "beginning to {}", p, c);
+      positions[p] = RdKafka::Topic::OFFSET_BEGINNING;
+      state.replay_until = c;
+      state.last_timestamp_ms = record_time_ms;
+      partitions_[p] = state;
+      continue;
+    }
     spdlog::info("partition {}: {} patients at offset {}, committed {}: {} records to re-analyse silently",
-                 p, patient_snapshots.size(), s, c, c - s);
-    positions[p] = s;
-    state.start_offset = s;
+                 p, patient_snapshots.size(), from, c, c - from);
+    positions[p] = from;
+    state.start_offset = from;
     state.replay_until = c;
     state.last_timestamp_ms = record_time_ms;
     partitions_[p] = state;
@@ -987,6 +1030,10 @@ void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka
     }
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
       std::unique_ptr<RdKafka::Error> error(consumer->incremental_assign(partitions));
+      // Known to the recovery below, which restores them (and seeks) before anything of them is
+      // analysed; if it cannot, the process stops rather than analyse them with empty state and
+      // overwrite their good snapshots.
+      for (const int32_t p : numbers) partitions_.try_emplace(p);
     }
     try {
       Recover(e.what());
@@ -1114,6 +1161,7 @@ int StreamService::Impl::Run() {
   config_props["client.id"] = k.instance_id + "-patient-config";
   config_props["enable.auto.commit"] = "false";
   config_props["isolation.level"] = "read_committed";
+  config_props["enable.partition.eof"] = "true";
   config_reader_ = std::make_unique<kafka::Consumer>(config_props);
   config_reader_->AssignAllFromBeginning(config_.topics.patient_config, 30s);
 
@@ -1122,6 +1170,16 @@ int StreamService::Impl::Run() {
   consumer_->Subscribe({config_.topics.telemetry});
   last_snapshot_ = Clock::now();
   BeginTransaction();
+  // Every patient's settings (alarm limits among them) are known before any of their telemetry
+  // is analysed: the config topic is read to its end first (rejected ones are dead letters).
+  const int config_partitions =
+      kafka::PartitionCount(producer_->handle(), config_.topics.patient_config, 30s);
+  size_t configs = 0;
+  config_reader_->ReadToEnd(config_partitions, 30s, [&](const RdKafka::Message& m) {
+    OnPatientConfig(kafka::ToRecord(m));
+    ++configs;
+  });
+  spdlog::info("patient configuration read to its end: {} records", configs);
 
   const auto interval = std::chrono::milliseconds(config_.limits.transaction_interval_ms);
   int exit_code = 0;

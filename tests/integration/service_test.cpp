@@ -9,6 +9,7 @@
 #include "pipeline/analysis/operator_registry.h"
 #include "support/service_harness.h"
 #include "support/test_support.h"
+#include "vigil/v1/patient_config.pb.h"
 
 namespace vigil::testing {
 namespace {
@@ -68,6 +69,46 @@ TEST(Service, KafkaPathEqualsOfflineAnalysisAndStopsOnSigterm) {
   const auto got = OutputsFromTopics(topics);
   ASSERT_GT(expected.total(), 0u) << "the reference produced nothing: the comparison would be void";
   ExpectSameOutputs(expected, got);
+}
+
+// Issue 16 item 4: a patient's settings (alarm limits among them) apply from its first record.
+// The patient-config topic is read to its end before any telemetry is analysed, so patient 0,
+// whose rate limits are set to 30/40 bpm, is analysed with them from the start: its outputs equal
+// the offline analysis with those limits throughout, the others' the defaults.
+TEST(Service, PatientConfigAppliesFromTheFirstRecord) {
+  const auto name = UniqueName("svc-cfg");
+  const auto topics = CreateTestTopics(name, 2);
+  const auto envelopes = SyntheticEnvelopes(name, 3, 60, 0);
+  const std::string patient = envelopes[0].patient_id();
+  v1::PatientConfig pc;
+  pc.set_patient_id(patient);
+  pc.set_version(1);
+  (*pc.mutable_parameters())["ecg.arrhythmia.hr_low_bpm"] = 30;
+  (*pc.mutable_parameters())["ecg.arrhythmia.hr_high_bpm"] = 40;
+  ProduceRaw(topics.patient_config, {{patient, pc.SerializeAsString()}});
+  ProduceEnvelopes(topics.telemetry, envelopes);
+
+  const int port = FreePort();
+  ServiceProcess service("cfg", ServiceYaml(topics, name + "-group", name + "-0", port));
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 90s)) << service.Log();
+  ASSERT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
+  EXPECT_NE(service.Log().find("patient configuration read to its end: 1 records"), std::string::npos)
+      << service.Log();
+
+  analysis::AnalysisConfig defaults;
+  for (const auto& e : analysis::Operators()) defaults.operators.push_back({std::string(e.name), {}});
+  analysis::AnalysisConfig limits = defaults;
+  for (auto& op : limits.operators) {
+    if (op.name == "ecg.arrhythmia") op.parameters = {{"hr_low_bpm", 30}, {"hr_high_bpm", 40}};
+  }
+  std::vector<kafka::Record> mine, others;
+  for (auto& r : ReadCommitted(topics.telemetry)) (r.key == patient ? mine : others).push_back(r);
+  auto expected = OfflineReference(others, defaults, 300);
+  const auto overridden = OfflineReference(mine, limits, 300);
+  ASSERT_TRUE(overridden.alerts.count(patient)) << "the 40 bpm limit raises a tachycardia alert";
+  expected.alerts[patient] = overridden.alerts.at(patient);
+  if (overridden.aggregates.count(patient)) expected.aggregates[patient] = overridden.aggregates.at(patient);
+  ExpectSameOutputs(expected, OutputsFromTopics(topics));
 }
 
 TEST(ServiceCli, ConfigErrorsNameKeyAndValue) {

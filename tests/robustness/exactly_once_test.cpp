@@ -212,6 +212,92 @@ TEST(ExactlyOnce, KillDuringCatchUpNeverMovesTheCommittedOffsetBack) {
   ExpectExactlyTheReference(topics);
 }
 
+// Issue 16 item 4. A restore that fails used to leave the partitions assigned and analysed with
+// empty state (whose next snapshot then overwrote the good one). Now a failed restore is retried
+// by the recovery before anything is analysed, and when that fails too the process exits non-zero
+// without consuming.
+TEST(ExactlyOnce, FailedRestoreNeverAnalysesWithEmptyState) {
+  const auto name = UniqueName("svc-restore");
+  const auto topics = CreateTestTopics(name, 2);
+  const auto envelopes = SyntheticEnvelopes(name, 4, 90, 0);
+  const size_t part = envelopes.size() / 3;
+  const std::vector<v1::TelemetryEnvelope> first_part(envelopes.begin(), envelopes.begin() + part);
+  const std::vector<v1::TelemetryEnvelope> second_part(envelopes.begin() + part, envelopes.begin() + 2 * part);
+  const std::vector<v1::TelemetryEnvelope> last_part(envelopes.begin() + 2 * part, envelopes.end());
+  const int port = FreePort();
+  const auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
+  const std::string group = name + "-group";
+  {
+    ServiceProcess first("restore-first", yaml);
+    ProduceEnvelopes(topics.telemetry, first_part);
+    ASSERT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << first.Log();
+    ASSERT_EQ(first.Terminate(10s), std::optional<int>(0)) << first.Log();
+  }
+  ProduceEnvelopes(topics.telemetry, second_part);
+  {
+    // One failed restore: retried before any record of the partitions is analysed.
+    ServiceProcess second("restore-once", yaml, {{"VIGIL_FAULTS_RESTORE_FAILURES", "1"}});
+    ASSERT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << second.Log();
+    ASSERT_EQ(second.Terminate(10s), std::optional<int>(0)) << second.Log();
+    EXPECT_NE(second.Log().find("injected restore failure"), std::string::npos) << second.Log();
+  }
+  const size_t outputs_before = OutputsFromTopics(topics).total();
+  ProduceEnvelopes(topics.telemetry, last_part);
+  {
+    // Restores that keep failing: the process stops, consuming nothing.
+    ServiceProcess third("restore-never", yaml, {{"VIGIL_FAULTS_RESTORE_FAILURES", "1000"}});
+    const auto code = third.Wait(60s);
+    ASSERT_TRUE(code.has_value()) << "still running with partitions it could not restore\n" << third.Log();
+    EXPECT_NE(*code, 0) << third.Log();
+    EXPECT_FALSE(WaitForGroupCaughtUp(group, topics.telemetry, 1s)) << "it committed offsets";
+    EXPECT_EQ(OutputsFromTopics(topics).total(), outputs_before) << "it published outputs";
+  }
+  ServiceProcess last("restore-last", yaml);
+  ASSERT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << last.Log();
+  ASSERT_EQ(last.Terminate(10s), std::optional<int>(0)) << last.Log();
+  ExpectExactlyTheReference(topics);
+}
+
+// Issue 16 item 4, second half. Patient 0's newest snapshot record is corrupt; its previous one
+// is older than the other patients' newest. The restore must re-read from that older one for
+// patient 0 (and skip those records for the others), not from the others' newest, which would
+// silently leave out patient 0's records in between.
+TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
+  const auto name = UniqueName("svc-corrupt");
+  const auto topics = CreateTestTopics(name, 2);
+  const auto envelopes = SyntheticEnvelopes(name, 4, 90, 0);
+  const size_t part = envelopes.size() / 3;
+  const std::string group = name + "-group";
+  const int port = FreePort();
+  const auto yaml = ServiceYaml(topics, group, name + "-0", port);
+  auto run_to_end = [&](const std::string& label, size_t from, size_t to) {
+    ProduceEnvelopes(topics.telemetry, {envelopes.begin() + static_cast<std::ptrdiff_t>(from),
+                                        envelopes.begin() + static_cast<std::ptrdiff_t>(to)});
+    ServiceProcess service(label, yaml);
+    EXPECT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << service.Log();
+    EXPECT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
+    return service.Log();
+  };
+  run_to_end("corrupt-first", 0, part);
+  const std::string patient = envelopes[0].patient_id();
+  std::optional<kafka::Record> older;  // patient 0's snapshot after the first third
+  for (auto& r : ReadCommitted(topics.state)) {
+    if (r.key == patient) older = r;
+  }
+  ASSERT_TRUE(older.has_value()) << "the clean stop wrote a snapshot of " << patient;
+  run_to_end("corrupt-second", part, 2 * part);
+  {
+    // The older snapshot again, then a corrupt one: the newest record of patient 0.
+    kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()}});
+    producer.Produce(topics.state, patient, older->value.value_or(""), older->partition);
+    producer.Produce(topics.state, patient, "\xff\xff\xff not a snapshot", older->partition);
+    producer.Flush(30s);
+  }
+  const auto log = run_to_end("corrupt-third", 2 * part, envelopes.size());
+  EXPECT_NE(log.find("undecodable snapshot of patient"), std::string::npos) << log;
+  ExpectExactlyTheReference(topics);
+}
+
 TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   const auto name = UniqueName("svc-two");
   const auto topics = CreateTestTopics(name);
