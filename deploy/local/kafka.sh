@@ -131,12 +131,17 @@ create_topics() {
 # Clients use the SASL_SSL listener (port + 2): TLS with a certificate for localhost signed by a
 # throwaway CA ($data/tls/ca.crt), SCRAM-SHA-512 users created at format time with passwords in
 # $data/secrets/<user>.password (mode 600), and the StandardAuthorizer (deny unless an ACL allows):
-#   vigil   everything `vigil run` needs: topics vigil.*, groups and transactional ids vigil*
-#   reader  reads every vigil.* topic (groups reader*), writes only vigil.telemetry.v1 (replaying
-#           dead letters) with transactional ids reader*; never writes alerts, aggregates or state
+# least privilege per principal (the v1 topic names; a deployment with other names grants the same
+# operations on its own):
+#   vigil    exactly what `vigil run` needs: reads telemetry and patient config; writes alerts,
+#            aggregates and dead letters; reads and writes its state; groups and transactional
+#            ids vigil*. It cannot write telemetry or read its own outputs.
+#   reader   dashboards: reads alerts and aggregates only (groups reader*). Never telemetry, state
+#            or dead letters, which hold raw patient signals, and never writes.
+#   gateway  device gateways: writes telemetry only.
 # The PLAINTEXT listener stays for the scripts' own admin tools and is a super user; it is bound
 # to localhost. Production brokers have no such listener.
-scram_users=(vigil reader)
+scram_users=(vigil reader gateway)
 
 secure_material() {
   local tls="$data/tls" secrets="$data/secrets"
@@ -188,18 +193,26 @@ acl() { kafka_java kafka.admin.AclCommand --bootstrap-server "$bootstrap" --add 
 
 create_acls() {
   local pids=()
-  acl --allow-principal User:vigil --operation All --resource-pattern-type prefixed \
-    --topic vigil. --group vigil --transactional-id vigil &
+  acl --allow-principal User:vigil --operation Read --operation Describe \
+    --topic vigil.telemetry.v1 --topic vigil.patient-config.v1 --topic vigil.state.v1 &
   pids+=($!)
-  acl --allow-principal User:vigil --operation Describe --operation IdempotentWrite --cluster &
+  acl --allow-principal User:vigil --operation Write --operation Describe \
+    --topic vigil.alerts.v1 --topic vigil.aggregates.v1 --topic vigil.dlq.v1 --topic vigil.state.v1 &
+  pids+=($!)
+  acl --allow-principal User:vigil --operation Read --operation Describe --resource-pattern-type prefixed \
+    --group vigil &
+  pids+=($!)
+  acl --allow-principal User:vigil --operation Write --operation Describe --resource-pattern-type prefixed \
+    --transactional-id vigil &
+  pids+=($!)
+  acl --allow-principal User:vigil --allow-principal User:gateway --operation IdempotentWrite --cluster &
   pids+=($!)
   acl --allow-principal User:reader --operation Read --operation Describe \
-    --resource-pattern-type prefixed --topic vigil. &
+    --topic vigil.alerts.v1 --topic vigil.aggregates.v1 &
   pids+=($!)
-  acl --allow-principal User:reader --operation All --resource-pattern-type prefixed \
-    --group reader --transactional-id reader &
+  acl --allow-principal User:reader --operation Read --resource-pattern-type prefixed --group reader &
   pids+=($!)
-  acl --allow-principal User:reader --operation Write --topic vigil.telemetry.v1 &
+  acl --allow-principal User:gateway --operation Write --operation Describe --topic vigil.telemetry.v1 &
   pids+=($!)
   local failed=0
   for p in "${pids[@]}"; do wait "$p" || failed=1; done

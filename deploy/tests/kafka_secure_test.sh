@@ -9,11 +9,16 @@
 #   kafka_secure_test.sh reader-refused     the `reader` principal cannot write vigil.alerts.v1;
 #                                           its transaction (probe, then vigil run) leaves
 #                                           nothing read_committed can see
+#   kafka_secure_test.sh least-privilege    `reader` reads alerts and aggregates but not state,
+#                                           dead letters or telemetry; `vigil` cannot write
+#                                           telemetry or read alerts
+#   kafka_secure_test.sh wrong-ca           vigil run trusting another CA never connects,
+#                                           commits nothing and says why
 #
 # Environment (CMake sets it): VIGIL_BINARY, VIGIL_PROBE, VIGIL_TEST_WORK, VIGIL_KAFKA_PORT and
 # VIGIL_KAFKA_DATA of the secure broker.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-case_name="${1:?usage: $0 vigil-works|wrong-password|reader-refused}"
+case_name="${1:?usage: $0 vigil-works|wrong-password|reader-refused|least-privilege|wrong-ca}"
 work="$VIGIL_TEST_WORK/kafka-secure-$case_name"
 rm -rf "$work"
 mkdir -p "$work"
@@ -27,9 +32,22 @@ as_user() {
   local line
   while IFS= read -r line; do export "${line?}"; done < <("$tests_dir/../local/kafka.sh" client-env "$1")
 }
-# count <topic>: committed records in a topic, read as `vigil` (which may read everything).
+# count <topic>: committed records in a topic, read through the broker's local admin listener
+# (PLAINTEXT, a super user: no principal of the deployment may read every topic).
 count() {
-  (as_user vigil; VIGIL_KAFKA_GROUP_ID="vigil-count-$run_id" "$VIGIL_PROBE" count --topic "$1" --idle-ms 2000)
+  (unset "${!VIGIL_KAFKA_PROPERTIES__@}"
+   VIGIL_KAFKA_BOOTSTRAP_SERVERS="localhost:$VIGIL_KAFKA_PORT" VIGIL_KAFKA_GROUP_ID="admin-count-$run_id" \
+     "$VIGIL_PROBE" count --topic "$1" --idle-ms 2000)
+}
+# count_as <user> <topic>: the same read as <user>; its exit code says whether it was allowed.
+count_as() {
+  (as_user "$1"; VIGIL_KAFKA_GROUP_ID="$1-count-$run_id" "$VIGIL_PROBE" count --topic "$2" --idle-ms 2000)
+}
+# produce_as <user> <probe produce arguments...>: device telemetry written as <user>.
+produce_as() {
+  local user="$1"
+  shift
+  (as_user "$user"; VIGIL_KAFKA_GROUP_ID="$user-$run_id" "$VIGIL_PROBE" produce "$@")
 }
 start_vigil() {
   export VIGIL_METRICS_BIND_ADDRESS=127.0.0.1 VIGIL_METRICS_PORT="$metrics_port"
@@ -66,7 +84,7 @@ case "$case_name" in
     start_vigil
     wait_for 90 "vigil run ready over SASL_SSL" http_ok "http://127.0.0.1:$health_port/readyz"
     pass "vigil run authenticated over SASL_SSL (SCRAM-SHA-512) and became ready"
-    "$VIGIL_PROBE" produce --patients 5 --seconds 10 --garbage 3 || fail "produce as vigil failed"
+    produce_as gateway --patients 5 --seconds 10 --garbage 3 || fail "produce as gateway failed"
     wait_for 60 "53 records consumed (5 patients x 10 s + 3 garbage)" metric_at_least 'vigil_events_total{event="records_in"}' 53
     wait_for 30 "a transaction committed" metric_at_least 'vigil_events_total{event="transactions_committed"}' 1
     pass "records consumed and committed through the ACLs of User:vigil"
@@ -116,8 +134,7 @@ case "$case_name" in
     # vigil run as reader: it may read, so it starts; every transaction that would publish its
     # outputs is refused. Nothing it produced may become visible, and the log must say why.
     # Telemetry to analyse (written as vigil), so that it has outputs to publish.
-    (as_user vigil; VIGIL_KAFKA_GROUP_ID="vigil-$run_id" "$VIGIL_PROBE" produce --patients 3 --seconds 5 >/dev/null) ||
-      fail "producing telemetry as vigil failed"
+    produce_as gateway --patients 3 --seconds 5 >/dev/null || fail "producing telemetry as gateway failed"
     aggregates_before="$(count vigil.aggregates.v1)"
     state_before="$(count vigil.state.v1)"
     export VIGIL_KAFKA_GROUP_ID="reader-$run_id" VIGIL_KAFKA_INSTANCE_ID="reader-$run_id-0"
@@ -136,6 +153,53 @@ case "$case_name" in
       [[ "$after" == "${!before_var}" ]] || fail "vigil.$topic.v1: ${!before_var} committed before, $after after vigil run as reader"
     done
     pass "vigil run as User:reader exited $exit_code after its transactions were refused ($(grep -ci "authorization failed" "$work/vigil.log") authorization errors logged, e.g. $(grep -i "authorization failed" "$work/vigil.log" | head -1 | grep -o 'Failed to add.*' | cut -c1-100)); nothing committed"
+    ;;
+  least-privilege)
+    # reader: the dashboards' principal.
+    count_as reader vigil.alerts.v1 >"$work/reader-alerts.log" 2>&1 ||
+      { cat "$work/reader-alerts.log"; fail "User:reader cannot read vigil.alerts.v1"; }
+    count_as reader vigil.aggregates.v1 >"$work/reader-aggregates.log" 2>&1 ||
+      { cat "$work/reader-aggregates.log"; fail "User:reader cannot read vigil.aggregates.v1"; }
+    pass "User:reader reads alerts and aggregates"
+    for topic in vigil.state.v1 vigil.dlq.v1 vigil.telemetry.v1; do
+      if count_as reader "$topic" >"$work/reader-$topic.log" 2>&1; then
+        cat "$work/reader-$topic.log"
+        fail "User:reader read $topic, which holds raw telemetry"
+      fi
+      grep -qi "authoriz" "$work/reader-$topic.log" ||
+        { cat "$work/reader-$topic.log"; fail "reading $topic as reader failed, but not for authorization"; }
+    done
+    pass "User:reader refused on state, dead letters and telemetry: $(grep -hi authoriz "$work/reader-vigil.state.v1.log" | head -1 | cut -c1-160)"
+    # vigil: the service's principal writes its outputs, never telemetry, and reads no output.
+    if produce_as vigil --patients 1 --seconds 1 >"$work/vigil-produce.log" 2>&1; then
+      fail "User:vigil wrote vigil.telemetry.v1"
+    fi
+    grep -qi "authoriz" "$work/vigil-produce.log" || { cat "$work/vigil-produce.log"; fail "no authorization error"; }
+    if count_as vigil vigil.alerts.v1 >"$work/vigil-alerts.log" 2>&1; then
+      fail "User:vigil read vigil.alerts.v1"
+    fi
+    pass "User:vigil refused writing telemetry and reading alerts"
+    if produce_as gateway --patients 1 --seconds 1 --also-topic vigil.alerts.v1 \
+      --transactional-id "gateway-$run_id" >"$work/gateway.log" 2>&1; then
+      fail "User:gateway wrote vigil.alerts.v1"
+    fi
+    pass "User:gateway refused writing alerts"
+    ;;
+
+  wrong-ca)
+    as_user vigil
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=some-other-ca" \
+      -keyout "$work/other-ca.key" -out "$work/other-ca.crt" 2>/dev/null
+    export VIGIL_KAFKA_PROPERTIES__SSL__CA__LOCATION="$work/other-ca.crt"
+    export VIGIL_KAFKA_GROUP_ID="vigil-$run_id" VIGIL_KAFKA_INSTANCE_ID="vigil-$run_id-0"
+    state_before="$(count vigil.state.v1)"
+    start_vigil
+    wait_exit 90
+    ((exit_code != 0)) || fail "vigil run exited 0 trusting the wrong CA"
+    grep -qi "certificate verify failed\|SSL handshake failed" "$work/vigil.log" ||
+      { tail -20 "$work/vigil.log"; fail "no TLS verification failure in the log"; }
+    [[ "$(count vigil.state.v1)" == "$state_before" ]] || fail "something was committed"
+    pass "wrong CA: vigil run exited $exit_code: $(grep -i 'certificate verify failed\|SSL handshake failed' "$work/vigil.log" | head -1 | cut -c1-200)"
     ;;
   *) fail "unknown case $case_name" ;;
 esac

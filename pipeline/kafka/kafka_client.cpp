@@ -214,9 +214,11 @@ int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
       }
       if (topic_err == RdKafka::ERR_NO_ERROR && partitions > 0) return partitions;
     }
+    // Anything else (TOPIC_AUTHORIZATION_FAILED above all) fails at once: waiting cannot help.
     const bool transient = err != RdKafka::ERR_NO_ERROR ||
                            topic_err == RdKafka::ERR_UNKNOWN_TOPIC_OR_PART ||
-                           topic_err == RdKafka::ERR_LEADER_NOT_AVAILABLE || partitions == 0;
+                           topic_err == RdKafka::ERR_LEADER_NOT_AVAILABLE ||
+                           (topic_err == RdKafka::ERR_NO_ERROR && partitions == 0);
     if (!transient || std::chrono::steady_clock::now() >= deadline) {
       const auto code = err != RdKafka::ERR_NO_ERROR ? err : topic_err;
       throw KafkaError(fmt::format("topic {}: {}", topic, RdKafka::err2str(code)), code,
