@@ -180,6 +180,8 @@ const std::vector<Field>& Fields() {
                   7 * 86400),
       DoubleField("limits.device_check_interval_s", VIGIL_MEMBER(limits.device_check_interval_s),
                   0.1, 86400),
+      DoubleField("limits.evict_idle_after_s", VIGIL_MEMBER(limits.evict_idle_after_s), 0,
+                  30 * 86400),
       IntField("limits.shutdown_timeout_ms", VIGIL_MEMBER(limits.shutdown_timeout_ms), 100, 60000),
       StringField("metrics.bind_address", VIGIL_MEMBER(metrics.bind_address)),
       IntField("metrics.port", VIGIL_MEMBER(metrics.port), 0, 65535),
@@ -530,6 +532,14 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
     }
   }
   if (c.kafka.instance_id.empty()) c.kafka.instance_id = c.kafka.group_id + "-" + Hostname();
+  if (c.limits.evict_idle_after_s > 0 &&
+      c.limits.evict_idle_after_s <= c.limits.device_offline_after_s + c.limits.device_check_interval_s) {
+    throw ConfigError("limits.evict_idle_after_s", fmt::format("{}", c.limits.evict_idle_after_s),
+                      fmt::format("must be 0 or above limits.device_offline_after_s + "
+                                  "limits.device_check_interval_s ({} s): an idle patient's device-"
+                                  "offline alert comes first",
+                                  c.limits.device_offline_after_s + c.limits.device_check_interval_s));
+  }
   if (c.limits.snapshot_interval_ms < c.limits.transaction_interval_ms) {
     throw ConfigError("limits.snapshot_interval_ms", std::to_string(c.limits.snapshot_interval_ms),
                       "must be >= limits.transaction_interval_ms");

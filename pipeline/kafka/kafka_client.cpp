@@ -93,11 +93,11 @@ Producer::~Producer() {
 }
 
 void Producer::Produce(const std::string& topic, std::string_view key, std::string_view value,
-                       int32_t partition) {
+                       int32_t partition, int64_t timestamp_ms) {
   for (;;) {
     const auto err = producer_->produce(
         topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), key.data(), key.size(), 0, nullptr, nullptr);
+        value.size(), key.data(), key.size(), timestamp_ms, nullptr, nullptr);
     if (err == RdKafka::ERR_NO_ERROR) return;
     if (err != RdKafka::ERR__QUEUE_FULL) {
       throw KafkaError(fmt::format("producing to {}: {}", topic, RdKafka::err2str(err)), err);

@@ -68,8 +68,9 @@ class Producer {
 
   // Queues one record. Blocks (polling delivery reports) while librdkafka's queue is full.
   // Throws KafkaError on non-retriable enqueue errors.
+  // `timestamp_ms` 0 = now (the record's CreateTime).
   void Produce(const std::string& topic, std::string_view key, std::string_view value,
-               int32_t partition = RdKafka::Topic::PARTITION_UA);
+               int32_t partition = RdKafka::Topic::PARTITION_UA, int64_t timestamp_ms = 0);
   // Queues a tombstone (null value) for `key`.
   void ProduceTombstone(const std::string& topic, std::string_view key);
 

@@ -23,6 +23,7 @@
 #include "pipeline/analysis/patient_analysis.h"
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/metrics/service_metrics.h"
+#include "pipeline/service/hibernation.h"
 #include "pipeline/service/liveness.h"
 #include "pipeline/service/log_id.h"
 #include "pipeline/service/output_limits.h"
@@ -72,6 +73,9 @@ struct PatientSlot {
   // Restored from a snapshot taken at this telemetry offset: earlier records re-read by the
   // catch-up are already in its state (-1: none).
   int64_t resume_offset = -1;
+  int64_t last_record_ms = -1;  // Kafka timestamp of its newest record
+  // Idle: `analysis` is null and this holds its compressed snapshot (hibernation.h).
+  std::string hibernated;
 };
 
 // The latest valid per-patient configuration, read from vigil.patient-config.v1 by the run loop
@@ -331,6 +335,20 @@ PatientSlot& StreamService::Impl::Slot(Lane& lane, const std::string& patient, i
     metrics_.patients.Increment();
   }
   PatientSlot& slot = it->second;
+  if (!slot.hibernated.empty()) {
+    try {
+      slot.analysis = Wake(patient, plan_, slot.hibernated);
+    } catch (const std::exception& e) {
+      // Cannot happen with this process's own bytes; if it does, monitoring goes on fresh.
+      spdlog::error("patient {}: hibernated state not restorable ({}), starting fresh",
+                    PatientLogId(config_.logging.patient_hash_salt, patient), e.what());
+      slot.analysis = std::make_unique<PatientAnalysis>(patient, plan_);
+    }
+    slot.hibernated.clear();
+    slot.hibernated.shrink_to_fit();
+    slot.config_version = 0;  // its configuration is applied again below
+    metrics_.patients_hibernated.Decrement();
+  }
   // A changed per-patient configuration takes effect from this record on.
   const uint64_t version = patient_configs_.Version(patient);
   if (version != slot.config_version) {
@@ -349,13 +367,22 @@ PatientSlot& StreamService::Impl::Slot(Lane& lane, const std::string& patient, i
 void StreamService::Impl::Analyse(Lane& lane, Work& work) {
   if (work.kind == Work::Kind::kTick) {
     Outputs out;
+    const double evict_s = config_.limits.evict_idle_after_s;
     for (auto& [patient, slot] : lane.patients) {
-      if (slot.partition != work.tick_partition) continue;
+      if (slot.partition != work.tick_partition || !slot.analysis) continue;
       out.clear();
       slot.analysis->CheckDevicesOnline(work.tick_now_us, config_.limits.device_offline_after_s, out);
       if (!out.alerts.empty() || !out.aggregates.empty()) {
         slot.dirty = true;
         Publish(work, patient, out);
+      }
+      // Idle: keep only its compressed snapshot (a commit writes it from there if it is dirty).
+      if (evict_s > 0 && slot.last_record_ms >= 0 &&
+          ops::ToSeconds(work.tick_now_us - ops::FromMillis(slot.last_record_ms)) > evict_s) {
+        slot.hibernated = Hibernate(*slot.analysis);
+        slot.analysis.reset();
+        metrics_.patients_hibernated.Increment();
+        metrics_.hibernations.Increment();
       }
     }
     return;
@@ -375,6 +402,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   // was corrupt, so it re-reads from that one's older one) must not apply a record twice.
   if (work.record.offset < slot.resume_offset) return;
   slot.dirty = true;
+  slot.last_record_ms = std::max(slot.last_record_ms, work.record.timestamp_ms);
   Outputs out;
   const auto start = Clock::now();
   std::vector<Rejection> item_rejections;
@@ -623,7 +651,8 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
             !(snapshot_partitions && snapshot_partitions->count(slot.partition))) {
           continue;
         }
-        v1::PatientStateSnapshot snapshot = slot.analysis->Snapshot();
+        v1::PatientStateSnapshot snapshot =
+            slot.analysis ? slot.analysis->Snapshot() : Unpack(slot.hibernated);
         snapshot.set_snapshot_wall_time_us(WallMicros());
         snapshot.set_source_partition(slot.partition);
         snapshot.set_source_offset(part->second.next_offset);
@@ -869,6 +898,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       Lane& lane = lanes_[std::hash<std::string>{}(patient) % lanes_.size()];
       PatientSlot& slot = Slot(lane, patient, p);
       slot.resume_offset = snapshot.source_offset();
+      // Idle since at least the partition's newest record before the snapshot (an upper bound).
+      slot.last_record_ms = record_time_ms;
       try {
         slot.analysis->Restore(snapshot);
         ++restored;
@@ -907,6 +938,7 @@ void StreamService::Impl::DropPartitions(const std::set<int32_t>& partitions) {
   for (auto& lane : lanes_) {
     for (auto it = lane.patients.begin(); it != lane.patients.end();) {
       if (partitions.count(it->second.partition)) {
+        if (!it->second.hibernated.empty()) metrics_.patients_hibernated.Decrement();
         it = lane.patients.erase(it);
         metrics_.patients.Decrement();
       } else {

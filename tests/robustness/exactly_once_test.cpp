@@ -298,6 +298,65 @@ TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
   ExpectExactlyTheReference(topics);
 }
 
+// Issue 16 item 6: a patient silent for limits.evict_idle_after_s is kept as its compressed
+// snapshot and woken by its next record. The same telemetry (with Kafka timestamps that leave
+// patient 0 silent for 25 s) through a service that hibernates and one that never does: the
+// outputs are identical, byte for byte.
+TEST(ExactlyOnce, HibernatedIdlePatientWakesWithExactlyItsState) {
+  const auto name = UniqueName("svc-idle");
+  const auto envelopes = SyntheticEnvelopes(name, 3, 60, 0);
+  const std::string quiet = envelopes[0].patient_id();
+  const int64_t start_us = envelopes[0].frames(0).first_sample_time_us();
+  const int64_t base_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      120'000;
+  struct Timed { std::string key, value; int64_t ms; };
+  std::vector<Timed> records;
+  for (const auto& e : envelopes) {
+    const int64_t offset_ms = (e.frames(0).first_sample_time_us() - start_us) / 1000;
+    if (e.patient_id() == quiet && offset_ms >= 20'000 && offset_ms < 45'000) continue;
+    records.push_back({e.patient_id(), e.SerializeAsString(), base_ms + offset_ms});
+  }
+  const std::map<std::string, std::string> fast = {
+      {"VIGIL_LIMITS_DEVICE_OFFLINE_AFTER_S", "5"}, {"VIGIL_LIMITS_DEVICE_CHECK_INTERVAL_S", "1"}};
+  std::vector<TopicSet> sets;
+  std::vector<std::unique_ptr<ServiceProcess>> services;
+  std::vector<int> ports;
+  std::vector<std::string> groups;
+  for (const std::string evict : {"10", "0"}) {
+    const auto set_name = name + "-evict" + evict;
+    groups.push_back(set_name + "-group");
+    sets.push_back(CreateTestTopics(set_name, 1));
+    kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()}, {"enable.idempotence", "true"}});
+    for (const auto& r : records) producer.Produce(sets.back().telemetry, r.key, r.value, 0, r.ms);
+    producer.Flush(60s);
+    ports.push_back(FreePort());
+    auto env = fast;
+    env["VIGIL_LIMITS_EVICT_IDLE_AFTER_S"] = evict;
+    services.push_back(std::make_unique<ServiceProcess>(
+        "idle-" + evict, ServiceYaml(sets.back(), set_name + "-group", set_name + "-0", ports.back()), env));
+  }
+  for (size_t i = 0; i < sets.size(); ++i) {
+    ASSERT_TRUE(WaitForGroupCaughtUp(groups[i], sets[i].telemetry, 90s))
+        << services[i]->Log();
+  }
+  std::string metrics;
+  ASSERT_EQ(HttpGet(ports[0], "/metrics", &metrics), 200);
+  EXPECT_GE(MetricValue(metrics, R"(vigil_events_total{event="hibernations"})"), 1) << metrics;
+  EXPECT_EQ(MetricValue(metrics, R"(vigil_state{kind="patients_hibernated"})"), 0)
+      << "patient 0 woke at its next record";
+  ASSERT_EQ(HttpGet(ports[1], "/metrics", &metrics), 200);
+  EXPECT_EQ(MetricValue(metrics, R"(vigil_events_total{event="hibernations"})"), 0);
+  for (auto& s : services) EXPECT_EQ(s->Terminate(10s), std::optional<int>(0)) << s->Log();
+  const auto hibernating = OutputsFromTopics(sets[0]);
+  const auto awake = OutputsFromTopics(sets[1]);
+  ASSERT_GT(awake.total(), 0u);
+  ASSERT_TRUE(awake.alerts.count(quiet)) << "patient 0's silence raises alerts";
+  EXPECT_EQ(hibernating.total(), awake.total());
+  EXPECT_TRUE(hibernating.alerts == awake.alerts);
+  EXPECT_TRUE(hibernating.aggregates == awake.aggregates);
+}
+
 TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   const auto name = UniqueName("svc-two");
   const auto topics = CreateTestTopics(name);

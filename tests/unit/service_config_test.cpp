@@ -109,6 +109,14 @@ TEST(ServiceConfig, PropertiesThatBreakExactlyOnceAreRefused) {
             std::string::npos);
 }
 
+TEST(ServiceConfig, EvictionBeforeTheDeviceOfflineAlertIsRefused) {
+  const std::string error = ErrorOf("limits:\n  evict_idle_after_s: 200\n");
+  EXPECT_NE(error.find("limits.evict_idle_after_s = 200"), std::string::npos) << error;
+  EXPECT_NE(error.find("330 s"), std::string::npos) << error;
+  EXPECT_EQ(ErrorOf("limits:\n  evict_idle_after_s: 0\n"), "");
+  EXPECT_EQ(ErrorOf("limits:\n  evict_idle_after_s: 331\n"), "");
+}
+
 TEST(ServiceConfig, ProducerThatCannotCarryTheLargestOutputIsRefused) {
   const std::string error = ErrorOf("kafka:\n  producer_properties:\n    message.max.bytes: 500000\n");
   EXPECT_NE(error.find("kafka.producer_properties.message.max.bytes = 500000"), std::string::npos)

@@ -3,8 +3,13 @@
 // follows the partition), and the liveness watch behind /healthz.
 #include <gtest/gtest.h>
 
+#include "pipeline/analysis/operator_registry.h"
+#include "pipeline/service/hibernation.h"
 #include "pipeline/service/liveness.h"
+#include "pipeline/service/synthetic_telemetry.h"
+#include "pipeline/service/telemetry_decoder.h"
 #include "pipeline/service/output_limits.h"
+#include "operators/core/snapshot.h"
 
 namespace {
 
@@ -87,6 +92,61 @@ TEST(LivenessWatch, ALaneStuckOnOneRecordOrAStoppedLoopIsReported) {
   }
   watch.Turn(t0 + 6000ms);
   EXPECT_EQ(watch.Stalled(t0 + 6500ms), "");
+}
+
+// Everything a patient produces, fed the synthetic telemetry of `patient` in [from, to) envelopes.
+std::vector<std::string> Feed(analysis::PatientAnalysis& p, const std::vector<v1::TelemetryEnvelope>& all,
+                              size_t from, size_t to) {
+  std::vector<std::string> outputs;
+  analysis::Outputs out;
+  for (size_t i = from; i < to; ++i) {
+    auto decoded = service::DecodeTelemetry(all[i].patient_id(), all[i].SerializeAsString(), {});
+    for (const auto& f : std::get<service::DecodedRecord>(decoded).frames) {
+      analysis::FrameView view;
+      view.device_id = f.device_id;
+      view.signal = f.signal;
+      view.lead = f.lead;
+      view.sequence = f.sequence;
+      view.first_sample_us = f.first_sample_us;
+      view.sample_rate_hz = f.sample_rate_hz;
+      view.values = f.values;
+      p.OnFrame(view, out);
+    }
+  }
+  for (const auto& a : out.alerts) outputs.push_back(a.SerializeAsString());
+  for (const auto& a : out.aggregates) outputs.push_back(a.SerializeAsString());
+  return outputs;
+}
+
+TEST(Hibernation, AWokenPatientContinuesExactlyAsOneThatNeverSlept) {
+  analysis::AnalysisConfig config;
+  for (const auto& e : analysis::Operators()) config.operators.push_back({std::string(e.name), {}});
+  const auto plan = analysis::AnalysisPlan::Make(config);
+  service::SyntheticOptions options;
+  options.patients = 1;
+  options.seconds = 240;
+  std::vector<v1::TelemetryEnvelope> envelopes;
+  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { envelopes.push_back(e); });
+  const std::string id = envelopes[0].patient_id();
+  analysis::PatientAnalysis awake(id, plan);
+  auto expected = Feed(awake, envelopes, 0, 120);
+  const auto expected_rest = Feed(awake, envelopes, 120, envelopes.size());
+
+  analysis::PatientAnalysis before(id, plan);
+  const auto first = Feed(before, envelopes, 0, 120);
+  EXPECT_EQ(first, expected);
+  const std::string packed = service::Hibernate(before);
+  EXPECT_LT(packed.size(), before.Snapshot().ByteSizeLong() / 2) << "deflated";
+  EXPECT_LT(packed.size(), 64u * 1024) << "issue 16: <= 64 KB per idle patient";
+  auto woken = service::Wake(id, plan, packed);
+  EXPECT_EQ(Feed(*woken, envelopes, 120, envelopes.size()), expected_rest);
+  auto woken_state = woken->Snapshot();
+  auto awake_state = awake.Snapshot();
+  woken_state.clear_snapshot_wall_time_us();  // the only wall-clock field
+  awake_state.clear_snapshot_wall_time_us();
+  EXPECT_TRUE(woken_state.SerializeAsString() == awake_state.SerializeAsString())
+      << "the woken patient's state equals the never-slept one's";
+  EXPECT_THROW(service::Wake(id, plan, packed.substr(0, packed.size() / 2)), ops::SnapshotError);
 }
 
 }  // namespace
