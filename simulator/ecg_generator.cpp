@@ -13,7 +13,7 @@ constexpr double kPi = 3.14159265358979323846;
 // A beat's rendering starts this many samples before its R peak (P wave onset at the longest
 // PR) and ends kPost after it (end of the slowest T wave).
 constexpr int kPre = 75;
-constexpr int kPost = 190;
+[[maybe_unused]] constexpr int kPost = 190;  // documents the templates' extent (no code reads it)
 constexpr int kMaxBlock = 1024;
 
 // A shape sampled at 250 Hz; `first` is the offset of values[0] from the R peak, in samples.

@@ -103,7 +103,6 @@ class EcgGenerator {
   std::array<uint32_t, 3> vf_acc_{}, vf_inc_{};
   float mains_[5]{};
   float motion_ = 0, motion_target_ = 0;
-  bool lead_off_ = false;
 };
 
 }  // namespace vigil::sim

@@ -7,7 +7,7 @@
 #   4. runs each target for N seconds; the corpus grows in build-fuzz/corpus/<target>/, crashes,
 #      timeouts, leaks and out-of-memory inputs land in build-fuzz/findings/<target>/ and each
 #      run's log is appended to build-fuzz/findings/<target>.log;
-#   5. prints target, executions, execs/s, corpus size and findings; exits 1 if any target
+#   5. prints target, seconds run, executions, execs/s, corpus size and findings; exits 1 if any target
 #      found a crash, hang, leak or out-of-memory input.
 # Usage: deploy/local/fuzz.sh [--seconds N] [--target NAME]... [--long]
 #   --seconds N   time per target (default 60; --long: 3600)
@@ -104,10 +104,12 @@ for t in "${targets[@]}"; do
   run_log="$build/findings/$t.run.log"
   log "$t: ${seconds} s"
   status=0
+  started=$SECONDS
   "$build/fuzz/$t" "$corpus" "$seeds/$t" \
     -max_total_time="$seconds" -timeout=2 -rss_limit_mb=2048 -max_len=65536 \
     -dict="$VIGIL_ROOT/fuzz/dict/${dict[$t]}.dict" -artifact_prefix="$artifacts/" \
     -print_final_stats=1 -reload=0 >"$run_log" 2>&1 || status=$?
+  ran=$((SECONDS - started))
   { printf '=== %s %s, %s s, exit %s ===\n' "$(date -Is)" "$t" "$seconds" "$status"; cat "$run_log"; } \
     >>"$build/findings/$t.log"
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$run_log" | tail -1)
@@ -122,11 +124,11 @@ for t in "${targets[@]}"; do
     grep -m3 -E '^==[0-9]+==ERROR|runtime error|==vigil-fuzz==|ALARM|out-of-memory|Deadly' "$run_log" >&2 || true
   fi
   total=$((total + ${execs:-0}))
-  rows+=("$(printf '%-20s %12s %9s %7s %8s' "$t" "${execs:-?}" "${rate:-?}" "$size" "$found")")
+  rows+=("$(printf '%-20s %8s %12s %9s %7s %8s' "$t" "$ran" "${execs:-?}" "${rate:-?}" "$size" "$found")")
 done
 
 # --- 5. summary --------------------------------------------------------------------------------
-printf '%-20s %12s %9s %7s %8s\n' target executions execs/s corpus findings
+printf '%-20s %8s %12s %9s %7s %8s\n' target seconds executions execs/s corpus findings
 printf '%s\n' "${rows[@]}"
-printf '%-20s %12s\n' total "$total"
+printf '%-20s %8s %12s\n' total "" "$total"
 exit $failed

@@ -17,6 +17,15 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 2;
 constexpr TimeUs kBlockUs = kMicrosPerSecond;   // pressure is judged on 1-s means
 constexpr TimeUs kStaleUs = 60 * kMicrosPerSecond;  // data silent this long past mask_off: off
+// Device time that leaps further than this past the open therapy day (a device clock set
+// centuries ahead, a forged timestamp) does not close every day in between one by one: that
+// was a loop, and output, of up to 10^5 days per leap (fuzz_telemetry). Such a leap closes the
+// open day and resumes with the days the adherence history still keeps (see CloseDays).
+constexpr TimeUs kMaxLeapUs = 366 * 86400 * kMicrosPerSecond;
+
+// Times a state can hold: accepted device times (at most kMaxPlausibleTimeUs) and the day
+// windows around them, with room to spare.
+bool Plausible(TimeUs t) { return t >= -2 * kMaxPlausibleTimeUs && t <= 2 * kMaxPlausibleTimeUs; }
 
 struct UsageState final : OperatorState {
   bool have_day = false;
@@ -124,6 +133,18 @@ struct UsageState final : OperatorState {
     s.decline_start = r.Get<TimeUs>();
     s.noncompliance_start = r.Get<TimeUs>();
     r.ExpectEnd();
+    // Times the runtime can never have passed (PatientAnalysis refuses device times beyond
+    // kMaxPlausibleTimeUs) mean a corrupt snapshot; CloseDays relies on the bound.
+    bool plausible = Plausible(s.day.start_us) && Plausible(s.day.end_us) &&
+                     Plausible(s.event_session_start) && Plausible(s.session_start) &&
+                     Plausible(s.last_on_end) && Plausible(s.off_since) && Plausible(s.latest_us) &&
+                     Plausible(s.next_expected_us) && Plausible(s.flow_valid_until) &&
+                     Plausible(s.block_start) && Plausible(s.decline_start) &&
+                     Plausible(s.noncompliance_start) && (!s.have_day || s.day.end_us > s.day.start_us);
+    for (const auto& list : {&s.sessions, &s.event_sessions}) {
+      for (const auto& [a, b] : *list) plausible = plausible && Plausible(a) && Plausible(b);
+    }
+    if (!plausible) throw SnapshotError("adherence.usage: time out of range");
     *this = std::move(s);
   }
 };
@@ -164,7 +185,10 @@ TherapyUsageOptions TherapyUsageOptions::FromParameters(const Parameters& parame
   ParameterReader p("adherence.usage", parameters);
   TherapyUsageOptions o;
   o.time_zone = std::move(time_zone);
-  o.session_source = static_cast<int>(p.Get("session_source", o.session_source));
+  // Range-checked before the conversion: a double outside int's range does not convert.
+  const double session_source = p.Get("session_source", o.session_source);
+  RequireRange("adherence.usage.session_source", session_source, -1, 1);
+  o.session_source = static_cast<int>(session_source);
   o.min_session_min = p.Get("min_session_min", o.min_session_min);
   o.mask_on_pressure_cm_h2o = p.Get("mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o);
   o.mask_off_s = p.Get("mask_off_s", o.mask_off_s);
@@ -331,9 +355,19 @@ struct Ctx {
   }
 
   // Closes every day that has ended by `now`, unless a session begun before its end is open.
+  // A leap of more than kMaxLeapUs past the open day closes that day, then skips to the last
+  // `window_nights + recent_nights` days before `now`: only those can still count in the
+  // adherence history, so its measurements come out as if every day had been closed; the days
+  // skipped produce no therapy-day records.
   void CloseDays(TimeUs now) {
     while (s.have_day && now >= s.day.end_us && !OpenInDay(s.day.end_us)) {
       EmitDay();
+      const TimeUs keep_us = (o.rules.window_nights + o.rules.recent_nights + 1) * 86400 * kMicrosPerSecond;
+      if (now - s.day.start_us > kMaxLeapUs && now - keep_us > s.day.end_us &&
+          !OpenInDay(now - keep_us)) {
+        s.day = TherapyDayAt(now - keep_us, zone);
+        s.day_has_pressure = false;
+      }
     }
   }
 

@@ -363,7 +363,10 @@ HypoventilationOptions HypoventilationOptions::FromParameters(const Parameters& 
   o.baseline_minutes = p.Get("baseline_minutes", o.baseline_minutes);
   o.max_gap_s = p.Get("max_gap_s", o.max_gap_s);
   o.hypercapnia_mm_hg = p.Get("hypercapnia_mm_hg", o.hypercapnia_mm_hg);
-  o.trend_nights = static_cast<int>(p.Get("trend_nights", o.trend_nights));
+  // Range-checked before the conversion: a double outside int's range does not convert.
+  const double trend_nights = p.Get("trend_nights", o.trend_nights);
+  RequireRange("co2.hypoventilation.trend_nights", trend_nights, 3, 60);
+  o.trend_nights = static_cast<int>(trend_nights);
   o.trend_rise_mm_hg_per_night = p.Get("trend_rise_mm_hg_per_night", o.trend_rise_mm_hg_per_night);
   o.end_tidal.on_mm_hg = p.Get("capnogram_on_mm_hg", o.end_tidal.on_mm_hg);
   o.end_tidal.off_mm_hg = p.Get("capnogram_off_mm_hg", o.end_tidal.off_mm_hg);

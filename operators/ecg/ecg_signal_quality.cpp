@@ -17,6 +17,7 @@ constexpr ops::EpisodeKind kKinds[4] = {ops::EpisodeKind::kEcgLeadOff,
                                         ops::EpisodeKind::kEcgNoise};
 constexpr uint8_t kBits[4] = {kQualityLeadOff, kQualityFlat, kQualitySaturated, kQualityNoisy};
 constexpr size_t kRecentBlocks = 32;
+constexpr double kMaxRateHz = 2000;  // snapshot sanity bound (chunks come at 125-1000 Hz)
 // Median |x[n] - 2x[n-1] + x[n-2]| of white noise with standard deviation s is
 // 0.6745 * sqrt(6) * s.
 constexpr double kMedianSecondDiffPerSigma = 0.6745 * 2.449489742783178;
@@ -268,6 +269,11 @@ void EcgSignalQuality::State::Save(ops::SnapshotWriter& w) const {
 
 void EcgSignalQuality::State::Load(ops::SnapshotReader& r) {
   sample_rate_hz = r.Get<double>();
+  // Block and run lengths are sized by the rate: a corrupt one must not reach them (as in the
+  // VF detector, found by fuzz_snapshot).
+  if (!(sample_rate_hz == 0 || (sample_rate_hz > 0 && sample_rate_hz <= kMaxRateHz))) {
+    throw ops::SnapshotError("signal quality: bad sample rate");
+  }
   block_start_us = r.Get<int64_t>();
   block = r.GetVector<float>();
   device_lead_off = r.Get<uint8_t>() != 0;

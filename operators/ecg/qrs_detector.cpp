@@ -512,6 +512,23 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   check(rr.size(), kLevels, "rr");
   std::copy(rr.begin(), rr.end(), d.rr_.begin());
   d.rr_inserted_ = r.Get<int64_t>();
+  // What Process can have written: counts from zero, RR intervals clamped to [0, 2] s. Other
+  // values are a corrupt snapshot (an RR of 1e244 s made the search-back limit overflow).
+  for (double v : rr) {
+    if (!(v >= 0 && v <= 2.0)) throw ops::SnapshotError(fmt::format("qrs: rr interval {} s", v));
+  }
+  if (d.n_ < 0 || d.peak_count_ < 0 || d.searched_peak_count_ < 0 || d.qrs_inserted_ < 0 ||
+      d.noise_inserted_ < 0 || d.rr_inserted_ < 0) {
+    throw ops::SnapshotError("qrs: negative count");
+  }
+  // The conditioned signal is finite (Process replaces invalid samples): the beat classifier
+  // ranks windows of it (OrderStatistic cannot rank a NaN).
+  const auto finite = [](const auto& values) {
+    return std::all_of(values.begin(), values.end(), [](auto v) { return std::isfinite(v); });
+  };
+  if (!finite(d.ring_) || !finite(d.mwi_ring_) || !finite(cond) || !finite(band)) {
+    throw ops::SnapshotError("qrs: signal ring or filter state not finite");
+  }
   d.UpdateSearchBackLimit();
   d.last_beat_ = r.Get<int64_t>();
   d.last_beat_slope_ = r.Get<float>();
@@ -524,6 +541,14 @@ void QrsDetector::Load(ops::SnapshotReader& r) {
   d.before_pending_ = r.Get<int64_t>();
   d.learning_done_ = r.Get<uint8_t>() != 0;
   d.learning_max_ = r.Get<float>();
+  // Sample indices lie in the stream seen so far (-1 = none), which no real stream makes
+  // longer than 2^53 samples: differences of two of them (Decide) then cannot overflow.
+  const auto in_stream = [&](int64_t i) { return i >= -1 && i <= d.n_; };
+  bool indices = d.n_ <= (int64_t{1} << 53) && in_stream(d.cand_.index) &&
+                 in_stream(d.last_beat_) && in_stream(d.pending_.index) &&
+                 in_stream(d.before_pending_);
+  for (const auto& p : d.peaks_) indices = indices && in_stream(p.index);
+  if (!indices) throw ops::SnapshotError("qrs: sample index beyond the stream");
   *this = std::move(d);
 }
 

@@ -166,7 +166,6 @@ class QrsDetector {
   std::vector<float> mwi_ring_;    // |slope| values in the integration window
   double mwi_sum_ = 0;
   float mwi_prev_ = 0;
-  bool rising_ = false;
   Peak cand_{};
   bool have_cand_ = false;
   float seg_max_slope_ = 0;

@@ -13,6 +13,8 @@ namespace vigil::ecg {
 
 namespace {
 
+constexpr double kMaxRateHz = 2000;  // snapshot sanity bound (chunks come at 125-1000 Hz)
+
 struct Biquad {
   double b0, b1, b2, a1, a2;
 };
@@ -320,6 +322,10 @@ void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const 
 
 void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   sample_rate_hz = r.Get<double>();
+  // Reset() sizes the window by the rate: a corrupt one (1e253 Hz) must not reach it.
+  if (!(sample_rate_hz == 0 || (sample_rate_hz > 0 && sample_rate_hz <= kMaxRateHz))) {
+    throw ops::SnapshotError("vf detector: bad sample rate");
+  }
   for (double& v : z) v = r.Get<double>();
   window = r.GetVector<float>();
   written = r.Get<uint64_t>();
@@ -339,6 +345,14 @@ void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   last.leakage = r.Get<double>();
   last.boxes = r.Get<double>();
   last.amplitude_mv = r.Get<double>();
+  // What FilterInto and Reset can have written: finite filter memories and window samples
+  // (OrderStatistic cannot rank a NaN), and a window exactly when the rate is known (the ring
+  // index is taken modulo its size).
+  bool finite = std::all_of(std::begin(z), std::end(z), [](double v) { return std::isfinite(v); }) &&
+                std::all_of(window.begin(), window.end(), [](float v) { return std::isfinite(v); });
+  if (!finite || (sample_rate_hz > 0) != !window.empty()) {
+    throw ops::SnapshotError("vf detector: window inconsistent with its rate or not finite");
+  }
 }
 
 }  // namespace vigil::ecg

@@ -238,6 +238,17 @@ struct EventState final : OperatorState {
       s.held.push_back(h);
     }
     r.ExpectEnd();
+    // Values normal processing cannot have written (fuzz_snapshot: counters whose sum overflowed
+    // in Finish): a corrupt snapshot, refused like a malformed one.
+    constexpr int64_t kMaxCount = int64_t{1} << 40;
+    const auto count_ok = [](int64_t c) { return c >= 0 && c <= kMaxCount; };
+    if (!count_ok(s.apneas) || !count_ok(s.hypopneas) || !count_ok(s.not_scored_leak) ||
+        !count_ok(s.blocks) || !count_ok(s.amplitude_pushes) || !count_ok(s.ventilation_pushes) ||
+        s.block_fill < 0 || s.blocks_since_push < 0 || !std::isfinite(s.flow_seconds) ||
+        s.flow_seconds < 0 || std::abs(s.next_expected_us) > kMaxPlausibleTimeUs ||
+        std::abs(s.block_start_us) > kMaxPlausibleTimeUs) {
+      throw SnapshotError("respiration.events: counters or times out of range");
+    }
     *this = std::move(s);
   }
 };

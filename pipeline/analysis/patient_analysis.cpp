@@ -10,6 +10,7 @@
 #include "operators/core/snapshot.h"
 #include "pipeline/analysis/aggregator.h"
 #include "pipeline/analysis/alert_manager.h"
+#include "pipeline/analysis/frame_decoder.h"
 
 namespace vigil::analysis {
 namespace {
@@ -89,6 +90,7 @@ struct PatientAnalysis::Impl {
   Counters counters;
   ops::Events scratch;
   std::string rejection;  // why the last kRejected
+  std::vector<std::string> restore_fallbacks;  // parts of the last Restore that started fresh
 
   Impl(std::string patient, std::shared_ptr<const AnalysisPlan> p)
       : patient_id(std::move(patient)),
@@ -558,14 +560,48 @@ v1::PatientStateSnapshot PatientAnalysis::Snapshot() const {
 }
 
 void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
-  if (snap.format_version() != kFormatVersion) {
-    throw ops::SnapshotError(fmt::format("patient snapshot format {} (expected {})",
-                                         snap.format_version(), kFormatVersion));
+  // One version step either way (an upgrade, or the rollback after it) restores part by part;
+  // beyond that the format is not known at all.
+  if (snap.format_version() + 1 < kFormatVersion || snap.format_version() > kFormatVersion + 1) {
+    throw ops::SnapshotError(fmt::format("patient snapshot format {} (this release reads {} to {})",
+                                         snap.format_version(), kFormatVersion - 1,
+                                         kFormatVersion + 1));
   }
-  // Build everything aside; swap in only when all of it decoded.
+  // Build everything aside; swap in only when all of it is read. A part that cannot be read (a
+  // newer operator format after a rollback, say) starts fresh alone: the alert manager's open
+  // alerts, the therapy history and the other operators are kept.
   Impl fresh(snap.patient_id().empty() ? impl_->patient_id : snap.patient_id(), impl_->plan);
   fresh.watermark_us = snap.watermark_us();
   for (const auto& os : snap.operators()) {
+    try {
+      RestorePart(fresh, os);
+    } catch (const std::exception& e) {
+      Impl blank(fresh.patient_id, fresh.plan);
+      if (os.operator_name() == "_alert_manager") {
+        fresh.alerts = std::move(blank.alerts);
+      } else if (os.operator_name() == "_aggregator") {
+        fresh.aggregates = std::move(blank.aggregates);
+      } else if (os.operator_name() == "_streams") {
+        fresh.time_zone = blank.time_zone;
+        fresh.streams.clear();
+        fresh.devices.clear();
+      } else {
+        fresh.states.erase({os.operator_name(), os.stream()});
+      }
+      fresh.restore_fallbacks.push_back(
+          fmt::format("{}{}{}: {}", os.operator_name(), os.stream().empty() ? "" : "/", os.stream(), e.what()));
+    }
+  }
+  fresh.aggregates.SetTimeZone(fresh.time_zone);
+  *impl_ = std::move(fresh);
+}
+
+const std::vector<std::string>& PatientAnalysis::restore_fallbacks() const {
+  return impl_->restore_fallbacks;
+}
+
+void PatientAnalysis::RestorePart(Impl& fresh, const v1::OperatorState& os) {
+  {
     if (os.operator_name() == "_alert_manager") {
       fresh.alerts.Restore(os.state());
     } else if (os.operator_name() == "_aggregator") {
@@ -589,6 +625,19 @@ void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
           f.first_sample_us = r.Get<int64_t>();
           f.sample_rate_hz = r.Get<double>();
           f.values = r.GetVector<float>();
+          // A pending frame passed DecodeFrame's rate limits and OnFrame's time check when it
+          // arrived; one that cannot have (a rate of 1e-246 Hz overflowed an operator's sample
+          // period when the frame was processed after the restore) is a corrupt snapshot.
+          const DecodeLimits limits;
+          if (!(f.sample_rate_hz >= limits.min_sample_rate_hz &&
+                f.sample_rate_hz <= limits.max_sample_rate_hz) ||
+              !PlausibleTime(f.first_sample_us) ||
+              !PlausibleTime(ops::SampleTime(f.first_sample_us, f.sample_rate_hz,
+                                             static_cast<int64_t>(f.values.size())))) {
+            throw ops::SnapshotError(fmt::format(
+                "patient snapshot: pending frame {}: rate {} Hz, first sample at {} us",
+                f.sequence, f.sample_rate_hz, f.first_sample_us));
+          }
           s.pending_samples += f.values.size();
           s.pending.emplace(f.sequence, std::move(f));
         }
@@ -613,14 +662,12 @@ void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
       for (const auto& candidate : fresh.plan->operators()) {
         if (candidate->name() == os.operator_name()) op = candidate.get();
       }
-      if (op == nullptr) continue;  // operator no longer configured: its state is dropped
+      if (op == nullptr) return;  // operator no longer configured: its state is dropped
       auto state = op->MakeState();
       state->Restore(os.state());
       fresh.states[{os.operator_name(), os.stream()}] = std::move(state);
     }
   }
-  fresh.aggregates.SetTimeZone(fresh.time_zone);
-  *impl_ = std::move(fresh);
 }
 
 }  // namespace vigil::analysis

@@ -185,11 +185,18 @@ class PatientAnalysis {
   Counters counters() const;
 
   v1::PatientStateSnapshot Snapshot() const;
-  // Throws ops::SnapshotError when the snapshot does not fit the current plan's operators.
+  // Restores a snapshot of this format version or one step older or newer (an upgrade or its
+  // rollback). A part that cannot be read - an operator's state in a format this release does
+  // not know, say - starts fresh alone and is named in restore_fallbacks(); the rest, the alert
+  // manager's open alerts above all, is kept. Throws ops::SnapshotError for a format further
+  // away.
   void Restore(const v1::PatientStateSnapshot& snapshot);
+  // "<part>[/<stream>]: <why>" for each part the last Restore had to start fresh.
+  const std::vector<std::string>& restore_fallbacks() const;
 
  private:
   struct Impl;
+  static void RestorePart(Impl& fresh, const v1::OperatorState& part);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -241,7 +241,10 @@ std::string Trends(const ReportData& d) {
     spans.push_back({std::max(covered_until, d.minutes.front().window_start_us()),
                      d.minutes.back().window_end_us()});
   }
-  for (const auto& [s0, s1] : spans) {
+  for (const auto& span : spans) {
+    // Plain copies, not a structured binding: lambdas below capture them (clang < 16 cannot
+    // capture structured bindings).
+    const ops::TimeUs s0 = span.first, s1 = span.second;
     ops::TimeUs t0 = s1, t1 = s0;
     auto series = [&](const char* label, const char* colour,
                       const std::function<std::optional<double>(const v1::Aggregate&)>& get) {

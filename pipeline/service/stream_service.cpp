@@ -903,6 +903,10 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       try {
         slot.analysis->Restore(snapshot);
         ++restored;
+        for (const auto& part : slot.analysis->restore_fallbacks()) {
+          spdlog::warn("patient {}: state part restarted fresh, the rest restored: {}",
+                       PatientLogId(config_.logging.patient_hash_salt, patient), part);
+        }
       } catch (const std::exception& e) {
         spdlog::error("patient {}: state snapshot not restorable ({}), starting fresh",
                       PatientLogId(config_.logging.patient_hash_salt, patient), e.what());

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <limits>
 #include <random>
-#include <regex>
 #include <set>
 #include <mutex>
 #include <thread>
@@ -165,9 +164,14 @@ TEST(ExactlyOnce, KillDuringCatchUpNeverMovesTheCommittedOffsetBack) {
   const auto envelopes = SyntheticEnvelopes(name, 100, 500, 0);  // 50k records
   const int port = FreePort();
   auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
-  yaml = std::regex_replace(yaml, std::regex("transaction_interval_ms: 200"), "transaction_interval_ms: 100");
-  yaml = std::regex_replace(yaml, std::regex("snapshot_interval_ms: 1000"), "snapshot_interval_ms: 600000");
-  yaml = std::regex_replace(yaml, std::regex("lanes: 2\n  threads: 2"), "lanes: 1\n  threads: 1");
+  auto replace = [&yaml](const std::string& from, const std::string& to) {
+    const auto at = yaml.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    yaml.replace(at, from.size(), to);
+  };
+  replace("transaction_interval_ms: 200", "transaction_interval_ms: 100");
+  replace("snapshot_interval_ms: 1000", "snapshot_interval_ms: 600000");
+  replace("lanes: 2\n  threads: 2", "lanes: 1\n  threads: 1");
   const std::map<std::string, std::string> env = {
       {"VIGIL_KAFKA_CONSUMER_PROPERTIES__GROUP__INSTANCE__ID", name + "-member-0"}};
   CommittedOffsetWatch watch(name + "-group", topics.telemetry, topics.partitions);

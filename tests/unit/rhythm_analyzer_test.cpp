@@ -150,7 +150,7 @@ TEST(HeartRateLimits, BradycardiaJustUnderAndOverTheLimit) {
   const auto slow = SteadyRate(Default(), 39, 25);
   ASSERT_EQ(Episodes(slow, EpisodeKind::kBradycardia).size(), 1u);
   EXPECT_TRUE(Episodes(slow, EpisodeKind::kExtremeBradycardia).empty());
-  const auto& e = Episodes(slow, EpisodeKind::kBradycardia)[0];
+  const auto e = Episodes(slow, EpisodeKind::kBradycardia)[0];  // a copy: the vector is a temporary
   EXPECT_EQ(e.why.limits.at(0).value, 40);
   EXPECT_LT(e.why.measures.at(0).value, 40);
   EXPECT_FALSE(e.why.rule.empty());

@@ -8,7 +8,12 @@
 #include <numbers>
 #include <vector>
 
+#include "operators/core/snapshot.h"
 #include "operators/ecg/ecg_monitor.h"
+#include "pipeline/analysis/operator_registry.h"
+#include "pipeline/analysis/patient_analysis.h"
+#include "pipeline/service/synthetic_telemetry.h"
+#include "pipeline/service/telemetry_decoder.h"
 #include "support/test_support.h"
 
 namespace {
@@ -69,3 +74,97 @@ TEST(SnapshotUpgrade, PreviousEcgSnapshotRestoresAndTheRhythmGoesOn) {
 }
 
 }  // namespace
+
+// Issue 16 item 5: a whole patient across one format step either way. The golden patient has an
+// open DEVICE_OFFLINE alert; when its devices resume, the restored alert manager clears it and
+// never raises it a second time - also when the snapshot comes from a newer release whose ECG
+// state this one cannot read (a rollback), which then restarts the ECG alone.
+namespace patient_upgrade {
+
+using namespace vigil;
+
+std::vector<v1::Alert> ResumeDevices(analysis::PatientAnalysis& p) {
+  service::SyntheticOptions options;
+  options.patients = 1;
+  options.seconds = 150;  // the alert manager clears 60 s after the condition ends
+  analysis::Outputs out;
+  int index = 0;
+  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) {
+    if (index++ < 60) return;  // the golden patient has the first 60 s (one envelope per s)
+    auto decoded = service::DecodeTelemetry(e.patient_id(), e.SerializeAsString(), {});
+    for (const auto& f : std::get<service::DecodedRecord>(decoded).frames) {
+      analysis::FrameView view;
+      view.device_id = f.device_id;
+      view.signal = f.signal;
+      view.lead = f.lead;
+      view.sequence = f.sequence;
+      view.first_sample_us = f.first_sample_us;
+      view.sample_rate_hz = f.sample_rate_hz;
+      view.values = f.values;
+      view.arrival_us = f.first_sample_us + 400'000'000;  // after the silence
+      const auto outcome = p.OnFrame(view, out);
+      EXPECT_EQ(outcome, analysis::FrameOutcome::kProcessed) << p.last_rejection();
+    }
+  });
+  return out.alerts;
+}
+
+std::shared_ptr<const analysis::AnalysisPlan> DefaultPlan() {
+  analysis::AnalysisConfig config;
+  for (const auto& e : analysis::Operators()) config.operators.push_back({std::string(e.name), {}});
+  return analysis::AnalysisPlan::Make(config);
+}
+
+void ExpectClearedNotRaisedAgain(const std::vector<v1::Alert>& alerts) {
+  int raised = 0, cleared = 0;
+  for (const auto& a : alerts) {
+    if (a.condition() != v1::CONDITION_DEVICE_OFFLINE) continue;
+    raised += a.state() == v1::ALERT_STATE_RAISED;
+    cleared += a.state() == v1::ALERT_STATE_CLEARED;
+  }
+  EXPECT_EQ(raised, 0) << "the open alert was raised a second time";
+  EXPECT_GE(cleared, 1) << "the restored open alert is cleared when the devices resume";
+}
+
+v1::PatientStateSnapshot GoldenPatient() {
+  v1::PatientStateSnapshot snap;
+  EXPECT_TRUE(snap.ParseFromString(Golden("patient_format1.snapshot")));
+  return snap;
+}
+
+TEST(SnapshotUpgrade, GoldenPatientOfFormat1RestoresWithItsOpenAlert) {
+  analysis::PatientAnalysis p(service::SyntheticPatientId({}, 0), DefaultPlan());
+  ASSERT_NO_THROW(p.Restore(GoldenPatient()));
+  EXPECT_TRUE(p.restore_fallbacks().empty()) << p.restore_fallbacks().front();
+  ExpectClearedNotRaisedAgain(ResumeDevices(p));
+}
+
+TEST(SnapshotUpgrade, NewerFormatWithAnUnreadableOperatorKeepsTheRest) {
+  auto snap = GoldenPatient();
+  snap.set_format_version(snap.format_version() + 1);  // the next release wrote it
+  bool ecg = false;
+  for (auto& os : *snap.mutable_operators()) {
+    if (os.operator_name() == "ecg.arrhythmia") {
+      os.set_state("an ECG state format this release does not know");
+      ecg = true;
+    }
+  }
+  ASSERT_TRUE(ecg) << "the golden patient has an ECG state";
+  auto* future = snap.add_operators();  // a part a newer release added, unknown here
+  future->set_operator_name("_future_part");
+  future->set_state("?");
+  analysis::PatientAnalysis p(service::SyntheticPatientId({}, 0), DefaultPlan());
+  ASSERT_NO_THROW(p.Restore(snap));
+  ASSERT_EQ(p.restore_fallbacks().size(), 1u);
+  EXPECT_EQ(p.restore_fallbacks()[0].rfind("ecg.arrhythmia/", 0), 0u) << p.restore_fallbacks()[0];
+  ExpectClearedNotRaisedAgain(ResumeDevices(p));
+}
+
+TEST(SnapshotUpgrade, FormatsTwoStepsAwayAreRefused) {
+  auto snap = GoldenPatient();
+  snap.set_format_version(snap.format_version() + 2);
+  analysis::PatientAnalysis p(service::SyntheticPatientId({}, 0), DefaultPlan());
+  EXPECT_THROW(p.Restore(snap), ops::SnapshotError);
+}
+
+}  // namespace patient_upgrade
