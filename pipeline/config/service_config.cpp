@@ -161,6 +161,8 @@ const std::vector<Field>& Fields() {
       IntField("limits.threads", VIGIL_MEMBER(limits.threads), 0, 1024),
       IntField("limits.max_in_flight_records", VIGIL_MEMBER(limits.max_in_flight_records), 1,
                1 << 20),
+      IntField("limits.max_in_flight_bytes", VIGIL_MEMBER(limits.max_in_flight_bytes), 1L << 16,
+               1L << 40),
       IntField("limits.pause_after_ms", VIGIL_MEMBER(limits.pause_after_ms), 0, 600000),
       IntField("limits.max_record_bytes", VIGIL_MEMBER(limits.max_record_bytes), 64, 1 << 30),
       IntField("limits.max_frames_per_record", VIGIL_MEMBER(limits.max_frames_per_record), 1,

@@ -80,6 +80,9 @@ struct LimitSettings {
   // records from the consumer until half have finished (librdkafka's bounded prefetch queue then
   // fills and its fetcher stops).
   int max_in_flight_records = 4096;
+  // ... and at this many bytes of records in flight (keys and values), whichever comes first:
+  // 4096 records of up to max_record_bytes each would otherwise be 16 GiB.
+  int64_t max_in_flight_bytes = 256 << 20;
   // Still full after this long: the consumer's partitions are paused (serving rebalances while
   // the lanes are stuck); they resume at half. Not at once, because a pause discards librdkafka's
   // prefetched records, which then have to be fetched again.

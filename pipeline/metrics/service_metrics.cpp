@@ -103,6 +103,7 @@ ServiceMetrics::ServiceMetrics()
       snapshots_skipped(counters_.Add({{"event", "snapshots_skipped"}})),
       hibernations(counters_.Add({{"event", "hibernations"}})),
       in_flight_records(gauges_.Add({{"kind", "in_flight_records"}})),
+      in_flight_bytes(gauges_.Add({{"kind", "in_flight_bytes"}})),
       assigned_partitions(gauges_.Add({{"kind", "assigned_partitions"}})),
       patients(gauges_.Add({{"kind", "patients"}})),
       patients_hibernated(gauges_.Add({{"kind", "patients_hibernated"}})),

@@ -80,6 +80,7 @@ class ServiceMetrics {
   prometheus::Counter& snapshots_skipped;   // even without them too large: not written
   prometheus::Counter& hibernations;        // idle patients put to their compressed snapshot
   prometheus::Gauge& in_flight_records;
+  prometheus::Gauge& in_flight_bytes;
   prometheus::Gauge& assigned_partitions;
   prometheus::Gauge& patients;
   prometheus::Gauge& patients_hibernated;  // of `patients`, idle ones kept as a compressed snapshot

@@ -62,6 +62,7 @@ struct Work {
   std::variant<DecodedRecord, Rejection> decoded;
   int32_t tick_partition = 0;
   int64_t tick_now_us = 0;
+  int64_t bytes = 0;  // of the record, counted in flight until analysed
 };
 using WorkPtr = std::shared_ptr<Work>;
 
@@ -197,6 +198,16 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::vector<Lane> lanes_;
   std::unique_ptr<LivenessWatch> liveness_;  // per lane and the run loop, for /healthz
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<int64_t> in_flight_bytes_{0};  // record keys and values in flight
+  // Backpressure: in flight at a limit (records or bytes), or back to half of both.
+  bool InFlightFull() const {
+    return in_flight_.load(std::memory_order_acquire) >= config_.limits.max_in_flight_records ||
+           in_flight_bytes_.load(std::memory_order_acquire) >= config_.limits.max_in_flight_bytes;
+  }
+  bool InFlightHalf() const {
+    return in_flight_.load(std::memory_order_acquire) <= config_.limits.max_in_flight_records / 2 &&
+           in_flight_bytes_.load(std::memory_order_acquire) <= config_.limits.max_in_flight_bytes / 2;
+  }
   std::atomic<bool> lane_failed_{false};
   std::mutex lane_error_mutex_;
   std::string lane_error_;
@@ -278,6 +289,7 @@ void StreamService::Impl::BuildGraph() {
             if (!lane_failed_.exchange(true)) lane_error_ = e.what();
           }
           liveness_->End(index);
+          in_flight_bytes_.fetch_sub(work->bytes, std::memory_order_acq_rel);
           in_flight_.fetch_sub(1, std::memory_order_acq_rel);
         });
     make_edge(*lane.decode, *lane.order);
@@ -299,7 +311,10 @@ void StreamService::Impl::Dispatch(kafka::Record record) {
   const int64_t ts = record.timestamp_ms;
   const int64_t previous_ts = part.last_timestamp_ms;
   part.last_timestamp_ms = std::max(part.last_timestamp_ms, ts);
+  work->bytes = static_cast<int64_t>((record.key ? record.key->size() : 0) +
+                                     (record.value ? record.value->size() : 0));
   work->record = std::move(record);
+  in_flight_bytes_.fetch_add(work->bytes, std::memory_order_acq_rel);
   in_flight_.fetch_add(1, std::memory_order_acq_rel);
   transaction_dirty_ = true;
   lane.decode->try_put(std::move(work));
@@ -519,12 +534,11 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
 void StreamService::Impl::WaitIdle() {
   graph_->wait_for_all();
   metrics_.in_flight_records.Set(0);
+  metrics_.in_flight_bytes.Set(0);
 }
 
 void StreamService::Impl::UpdateBackpressure() {
-  const int64_t high = config_.limits.max_in_flight_records;
-  int64_t in_flight = in_flight_.load(std::memory_order_acquire);
-  if (!paused_ && in_flight >= high) {
+  if (!paused_ && InFlightFull()) {
     // Full: wait for the lanes (at most a few ms per loop turn, so that commits and producer
     // callbacks still run). Pausing is kept for a real stall, because librdkafka discards the
     // prefetched records of a paused partition and fetches them again after the resume.
@@ -534,11 +548,10 @@ void StreamService::Impl::UpdateBackpressure() {
       metrics_.backpressure_waits.Increment();
     }
     const auto until = now + 20ms;
-    while (in_flight > high / 2 && Clock::now() < until && !lane_failed_.load()) {
+    while (!InFlightHalf() && Clock::now() < until && !lane_failed_.load()) {
       std::this_thread::sleep_for(500us);
-      in_flight = in_flight_.load(std::memory_order_acquire);
     }
-    if (in_flight > high / 2 &&
+    if (!InFlightHalf() &&
         Clock::now() - *full_since_ >= std::chrono::milliseconds(config_.limits.pause_after_ms)) {
       std::vector<RdKafka::TopicPartition*> assignment;
       consumer_->handle().assignment(assignment);
@@ -547,15 +560,16 @@ void StreamService::Impl::UpdateBackpressure() {
       paused_ = true;
       metrics_.partitions_paused.Increment();
     }
-  } else if (paused_ && in_flight <= high / 2) {
+  } else if (paused_ && InFlightHalf()) {
     std::vector<RdKafka::TopicPartition*> assignment;
     consumer_->handle().assignment(assignment);
     consumer_->handle().resume(assignment);
     RdKafka::TopicPartition::destroy(assignment);
     paused_ = false;
   }
-  if (in_flight <= high / 2) full_since_.reset();
-  metrics_.in_flight_records.Set(static_cast<double>(in_flight));
+  if (InFlightHalf()) full_since_.reset();
+  metrics_.in_flight_records.Set(static_cast<double>(in_flight_.load(std::memory_order_acquire)));
+  metrics_.in_flight_bytes.Set(static_cast<double>(in_flight_bytes_.load(std::memory_order_acquire)));
 }
 
 // --- per-patient configuration ---------------------------------------------------------------
@@ -1227,11 +1241,10 @@ int StreamService::Impl::Run() {
       PollPatientConfigs();
       UpdateBackpressure();
       producer_->Poll(0ms);
-      const int64_t limit = config_.limits.max_in_flight_records;
       // Paused: still call consume() (it serves rebalances), with a short wait instead of a spin.
       const int max_batch = paused_ ? 1 : 512;
       for (int batch = 0; batch < max_batch && !fatal_; ++batch) {
-        if (!paused_ && in_flight_.load(std::memory_order_relaxed) >= limit) break;  // pause next
+        if (!paused_ && InFlightFull()) break;  // backpressure next turn
         std::optional<kafka::Record> record;
         try {
           record = consumer_->Poll(paused_ ? 5ms : batch == 0 ? 50ms : 0ms);

@@ -111,6 +111,30 @@ TEST(Service, PatientConfigAppliesFromTheFirstRecord) {
   ExpectSameOutputs(expected, OutputsFromTopics(topics));
 }
 
+// Issue 16 item 6: the bytes in flight are bounded too (limits.max_in_flight_bytes), not only
+// the record count. With a 64 KiB bound the loop waits for the lanes again and again, and the
+// outputs are still exactly the offline analysis.
+TEST(Service, InFlightBytesAreBounded) {
+  const auto name = UniqueName("svc-bytes");
+  const auto topics = CreateTestTopics(name, 2);
+  const auto envelopes = SyntheticEnvelopes(name, 8, 120, 0);
+  ProduceEnvelopes(topics.telemetry, envelopes);
+  const int port = FreePort();
+  ServiceProcess service("bytes", ServiceYaml(topics, name + "-group", name + "-0", port),
+                         {{"VIGIL_LIMITS_MAX_IN_FLIGHT_BYTES", "65536"}});
+  ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 90s)) << service.Log();
+  std::string metrics;
+  ASSERT_EQ(HttpGet(port, "/metrics", &metrics), 200);
+  EXPECT_GT(MetricValue(metrics, R"(vigil_events_total{event="backpressure_waits"})"), 0) << metrics;
+  EXPECT_NE(metrics.find(R"(vigil_state{kind="in_flight_bytes"})"), std::string::npos);
+  ASSERT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
+  analysis::AnalysisConfig config;
+  for (const auto& e : analysis::Operators()) config.operators.push_back({std::string(e.name), {}});
+  const auto expected = OfflineReference(ReadCommitted(topics.telemetry), config, 300);
+  ASSERT_GT(expected.total(), 0u);
+  ExpectSameOutputs(expected, OutputsFromTopics(topics));
+}
+
 TEST(ServiceCli, ConfigErrorsNameKeyAndValue) {
   struct Case {
     std::string yaml;
