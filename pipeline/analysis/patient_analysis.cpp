@@ -16,6 +16,7 @@ namespace vigil::analysis {
 namespace {
 
 constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kPartFormatVersion = 1;  // OperatorState.format_version
 constexpr size_t kMaxSkippedRemembered = 256;
 constexpr size_t kMaxPendingPerStream = 4096;  // bound on the reorder buffer, in frames
 // ... and in samples (1 MiB of floats): hostile frames of 10^5 samples each would otherwise hold
@@ -512,13 +513,13 @@ v1::PatientStateSnapshot PatientAnalysis::Snapshot() const {
     auto* os = snap.add_operators();
     os->set_operator_name(key.first);
     os->set_stream(key.second);
-    os->set_format_version(1);
+    os->set_format_version(kPartFormatVersion);
     os->set_state(state->Snapshot());
   }
   auto add_blob = [&](const char* name, std::string bytes) {
     auto* os = snap.add_operators();
     os->set_operator_name(name);
-    os->set_format_version(1);
+    os->set_format_version(kPartFormatVersion);
     os->set_state(std::move(bytes));
   };
   add_blob("_alert_manager", im.alerts.Snapshot());
@@ -562,7 +563,8 @@ v1::PatientStateSnapshot PatientAnalysis::Snapshot() const {
 void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
   // One version step either way (an upgrade, or the rollback after it) restores part by part;
   // beyond that the format is not known at all.
-  if (snap.format_version() + 1 < kFormatVersion || snap.format_version() > kFormatVersion + 1) {
+  if (snap.format_version() == 0 || snap.format_version() + 1 < kFormatVersion ||
+      snap.format_version() > kFormatVersion + 1) {
     throw ops::SnapshotError(fmt::format("patient snapshot format {} (this release reads {} to {})",
                                          snap.format_version(), kFormatVersion - 1,
                                          kFormatVersion + 1));
@@ -601,6 +603,12 @@ const std::vector<std::string>& PatientAnalysis::restore_fallbacks() const {
 }
 
 void PatientAnalysis::RestorePart(Impl& fresh, const v1::OperatorState& os) {
+  // The part's own envelope version (each operator versions its state bytes inside them too):
+  // a newer one is not guessed at.
+  if (os.format_version() > kPartFormatVersion) {
+    throw ops::SnapshotError(fmt::format("part format {} is newer than this release's {}",
+                                         os.format_version(), kPartFormatVersion));
+  }
   {
     if (os.operator_name() == "_alert_manager") {
       fresh.alerts.Restore(os.state());

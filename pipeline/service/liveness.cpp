@@ -8,7 +8,7 @@ LivenessWatch::LivenessWatch(size_t lanes, std::chrono::milliseconds deadline)
     : deadline_(deadline),
       lanes_(lanes),
       busy_since_(std::make_unique<std::atomic<int64_t>[]>(lanes)),
-      last_turn_(Ticks(Clock::now())) {
+      last_turn_(0) {
   for (size_t i = 0; i < lanes_; ++i) busy_since_[i].store(0);
 }
 
@@ -34,8 +34,11 @@ std::string LivenessWatch::Stalled(Clock::time_point now) const {
                          age(since).count(), deadline_.count());
     }
   }
-  const auto loop = age(last_turn_.load(std::memory_order_relaxed));
-  if (loop > deadline_) {
+  // Start-up (InitTransactions, metadata, the patient-config topic) has deadlines of its own
+  // and ends the process when one passes; the loop is watched from its first turn.
+  const int64_t last_turn = last_turn_.load(std::memory_order_relaxed);
+  const auto loop = age(last_turn);
+  if (last_turn != 0 && loop > deadline_) {
     return fmt::format("the run loop has not turned for {} ms (deadline {} ms)", loop.count(),
                        deadline_.count());
   }

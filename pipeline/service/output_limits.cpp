@@ -35,6 +35,12 @@ SnapshotFit FitSnapshot(v1::PatientStateSnapshot& snapshot, size_t max_bytes) {
   return fit;
 }
 
+void SetOriginalKey(v1::DeadLetter& letter, std::string_view key, size_t max_key_bytes) {
+  letter.set_original_key_bytes(static_cast<int64_t>(key.size()));
+  letter.set_original_key_truncated(key.size() > max_key_bytes);
+  letter.set_original_key(std::string(key.substr(0, std::min(key.size(), max_key_bytes))));
+}
+
 void SetOriginalValue(v1::DeadLetter& letter, std::string_view value, size_t max_value_bytes) {
   letter.set_original_value_bytes(static_cast<int64_t>(value.size()));
   letter.set_original_value_truncated(value.size() > max_value_bytes);

@@ -26,6 +26,9 @@ struct SnapshotFit {
 // a new patient.
 SnapshotFit FitSnapshot(v1::PatientStateSnapshot& snapshot, size_t max_bytes);
 
+// The same for the record's key (a hostile key can be as large as a value).
+void SetOriginalKey(v1::DeadLetter& letter, std::string_view key, size_t max_key_bytes);
+
 // Puts `value` into `letter` whole when it has at most `max_value_bytes`, else its prefix, and
 // records the original size. The topic, partition and offset already name the whole record.
 void SetOriginalValue(v1::DeadLetter& letter, std::string_view value, size_t max_value_bytes);

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <csignal>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -120,6 +121,10 @@ struct PartitionState {
   int64_t replay_until = -1;   // records below this offset are catch-up (outputs suppressed)
   int64_t last_timestamp_ms = -1;
   bool needs_snapshot = false;  // snapshot every patient at the next commit (new owner)
+  // A catch-up that starts below the partition's newest snapshot (a patient's newest snapshot
+  // was corrupt) writes no snapshot of the partition until it has passed this offset: a restore
+  // reads from the newest snapshot offset, so an older one would leave records out.
+  int64_t snapshot_floor = -1;
 };
 
 }  // namespace
@@ -181,6 +186,8 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
 
   config::ServiceConfig config_;
   std::atomic<bool> stop_{false};
+  // Before metrics_, whose health server reads it: members are destroyed in reverse order.
+  std::unique_ptr<LivenessWatch> liveness_;  // per lane and the run loop, for /healthz
   metrics::ServiceMetrics metrics_;
   std::shared_ptr<const analysis::AnalysisPlan> plan_;
   PatientConfigs patient_configs_;
@@ -196,7 +203,6 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<tbb::task_arena> arena_;
   std::unique_ptr<tbb::flow::graph> graph_;
   std::vector<Lane> lanes_;
-  std::unique_ptr<LivenessWatch> liveness_;  // per lane and the run loop, for /healthz
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> in_flight_bytes_{0};  // record keys and values in flight
   // Backpressure: in flight at a limit (records or bytes), or back to half of both.
@@ -361,7 +367,8 @@ PatientSlot& StreamService::Impl::Slot(Lane& lane, const std::string& patient, i
     }
     slot.hibernated.clear();
     slot.hibernated.shrink_to_fit();
-    slot.config_version = 0;  // its configuration is applied again below
+    // Its configuration (or the defaults, if it was removed meanwhile) is applied again below.
+    slot.config_version = std::numeric_limits<uint64_t>::max();
     metrics_.patients_hibernated.Decrement();
   }
   // A changed per-patient configuration takes effect from this record on.
@@ -412,10 +419,14 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
     return;
   }
   auto& decoded = std::get<DecodedRecord>(work.decoded);
-  PatientSlot& slot = Slot(lane, decoded.patient_id, work.record.partition);
   // A catch-up that starts before this patient's snapshot (another patient's newest snapshot
-  // was corrupt, so it re-reads from that one's older one) must not apply a record twice.
-  if (work.record.offset < slot.resume_offset) return;
+  // was corrupt, so it re-reads from that one's older one) must not apply a record twice - nor
+  // touch the patient at all (waking it, applying its configuration), so it stays clean.
+  if (const auto known = lane.patients.find(decoded.patient_id);
+      known != lane.patients.end() && work.record.offset < known->second.resume_offset) {
+    return;
+  }
+  PatientSlot& slot = Slot(lane, decoded.patient_id, work.record.partition);
   slot.dirty = true;
   slot.last_record_ms = std::max(slot.last_record_ms, work.record.timestamp_ms);
   Outputs out;
@@ -516,7 +527,9 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
   letter.set_partition(record.partition);
   letter.set_offset(record.offset);
   letter.set_kafka_timestamp_ms(record.timestamp_ms);
-  if (record.key) letter.set_original_key(*record.key);
+  if (record.key) {
+    SetOriginalKey(letter, *record.key, static_cast<size_t>(config_.limits.dead_letter_value_bytes));
+  }
   if (record.value) {
     SetOriginalValue(letter, *record.value,
                      static_cast<size_t>(config_.limits.dead_letter_value_bytes));
@@ -525,7 +538,9 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
   letter.set_instance_id(config_.kafka.instance_id);
   letter.set_dead_lettered_at_us(WallMicros());
   letter.set_item_index(rejection.item_index);
-  producer_->Produce(config_.topics.dead_letter, record.key.value_or(""), letter.SerializeAsString());
+  const std::string_view key = record.key ? std::string_view(*record.key) : std::string_view();
+  producer_->Produce(config_.topics.dead_letter, key.substr(0, std::min(key.size(), kMaxPatientIdBytes)),
+                     letter.SerializeAsString());
   metrics_.DeadLetters(v1::DeadLetterReason_Name(rejection.reason)).Increment();
   spdlog::debug("dead letter {}[{}]@{}: {} ({})", record.topic, record.partition, record.offset,
                 v1::DeadLetterReason_Name(rejection.reason), rejection.detail);
@@ -585,6 +600,13 @@ void StreamService::Impl::PollPatientConfigs() {
 void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
   if (!record.key) {
     DeadLetter(record, {v1::DEAD_LETTER_REASON_MISSING_PATIENT, "patient config without key", -1});
+    transaction_dirty_ = true;
+    return;
+  }
+  if (record.key->size() > kMaxPatientIdBytes) {
+    DeadLetter(record, {v1::DEAD_LETTER_REASON_OVERSIZED,
+                        fmt::format("patient config key = {} bytes: a patient id has at most {}",
+                                    record.key->size(), kMaxPatientIdBytes), -1});
     transaction_dirty_ = true;
     return;
   }
@@ -661,12 +683,23 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         if (!slot.dirty) continue;
         auto part = partitions_.find(slot.partition);
         if (part == partitions_.end() || part->second.next_offset < 0) continue;
+        if (part->second.next_offset < part->second.snapshot_floor) continue;  // still below it
         if (!all && !part->second.needs_snapshot &&
             !(snapshot_partitions && snapshot_partitions->count(slot.partition))) {
           continue;
         }
-        v1::PatientStateSnapshot snapshot =
-            slot.analysis ? slot.analysis->Snapshot() : Unpack(slot.hibernated);
+        v1::PatientStateSnapshot snapshot;
+        try {
+          snapshot = slot.analysis ? slot.analysis->Snapshot() : Unpack(slot.hibernated);
+        } catch (const std::exception& e) {  // cannot happen with this process's own bytes
+          spdlog::error("patient {}: hibernated state not readable ({}), starting fresh",
+                        PatientLogId(config_.logging.patient_hash_salt, patient), e.what());
+          slot.analysis = std::make_unique<PatientAnalysis>(patient, plan_);
+          slot.hibernated.clear();
+          slot.config_version = std::numeric_limits<uint64_t>::max();
+          metrics_.patients_hibernated.Decrement();
+          snapshot = slot.analysis->Snapshot();
+        }
         snapshot.set_snapshot_wall_time_us(WallMicros());
         snapshot.set_source_partition(slot.partition);
         snapshot.set_source_offset(part->second.next_offset);
@@ -677,11 +710,12 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         if (!fit.dropped.empty() || !fit.fits) {
           const std::string log_id = PatientLogId(config_.logging.patient_hash_salt, patient);
           if (!fit.fits) {
-            // The previous snapshot stays the state to restore from; the records after it are
-            // re-read (outputs suppressed) by a restore.
+            // Cannot happen with a bounded patient id (every part can be dropped). If it does, a
+            // restore gets this patient's previous snapshot without the records since it.
             metrics_.snapshots_skipped.Increment();
             spdlog::error("patient {}: state of {} bytes cannot fit limits.max_output_bytes = {}; "
-                          "not written, a restore starts from the previous snapshot",
+                          "not written: after a restore this patient lacks its records since its "
+                          "previous snapshot",
                           log_id, fit.original_bytes, config_.limits.max_output_bytes);
             slot.dirty = false;
             continue;
@@ -723,6 +757,7 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       producer_->SendOffsetsToTransaction(offsets, *group, 30s);
     }
     for (int attempt = 1;; ++attempt) {
+      liveness_->Turn();  // a commit that is retried is progress, not a stall
       try {
         producer_->CommitTransaction(30s);
         break;
@@ -934,6 +969,7 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
                    "beginning to {}", p, c);
       positions[p] = RdKafka::Topic::OFFSET_BEGINNING;
       state.replay_until = c;
+      state.snapshot_floor = s;
       state.last_timestamp_ms = record_time_ms;
       partitions_[p] = state;
       continue;
@@ -942,6 +978,7 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
                  p, patient_snapshots.size(), from, c, c - from);
     positions[p] = from;
     state.start_offset = from;
+    state.snapshot_floor = s;
     state.replay_until = c;
     state.last_timestamp_ms = record_time_ms;
     partitions_[p] = state;

@@ -17,6 +17,12 @@ std::variant<DecodedRecord, Rejection> DecodeTelemetry(const std::optional<std::
                                                        const std::optional<std::string>& value,
                                                        const DecodeLimits& limits) {
   if (!value) return Reject(v1::DEAD_LETTER_REASON_UNDECODABLE, "null value (tombstone)");
+  if (key && key->size() > kMaxPatientIdBytes) {
+    // Every output carries the patient id as its key: a huge one would make them too large.
+    return Reject(v1::DEAD_LETTER_REASON_OVERSIZED,
+                  fmt::format("record key = {} bytes: a patient id has at most {}", key->size(),
+                              kMaxPatientIdBytes));
+  }
   if (value->size() > limits.max_record_bytes) {
     return Reject(v1::DEAD_LETTER_REASON_OVERSIZED,
                   fmt::format("record size = {} bytes: at most {}", value->size(),

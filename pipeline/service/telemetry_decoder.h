@@ -21,6 +21,10 @@ namespace vigil::service {
 
 using Rejection = analysis::Rejection;
 
+// Patient ids (record keys) longer than this are refused: every output is keyed by the id, and
+// a huge one would push alerts, snapshots and dead letters over the broker's message limit.
+inline constexpr size_t kMaxPatientIdBytes = 256;
+
 struct DecodeLimits {
   size_t max_record_bytes = 4u << 20;
   size_t max_frames_per_record = 256;

@@ -268,7 +268,9 @@ TEST(ExactlyOnce, FailedRestoreNeverAnalysesWithEmptyState) {
 // silently leave out patient 0's records in between.
 TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
   const auto name = UniqueName("svc-corrupt");
-  const auto topics = CreateTestTopics(name, 2);
+  // One partition: patient 0 shares it with the others, so their newer snapshots set where the
+  // old code re-read from.
+  const auto topics = CreateTestTopics(name, 1);
   const auto envelopes = SyntheticEnvelopes(name, 4, 90, 0);
   const size_t part = envelopes.size() / 3;
   const std::string group = name + "-group";

@@ -70,10 +70,25 @@ TEST(DeadLetterValue, LargeValuesTravelAsAPrefixWithTheirSize) {
   EXPECT_EQ(letter.original_value_bytes(), 5);
 }
 
+TEST(DeadLetterKey, HugeKeysTravelAsAPrefixAndAreRefusedAsPatientIds) {
+  v1::DeadLetter letter;
+  service::SetOriginalKey(letter, std::string(700000, 'k'), 65536);
+  EXPECT_TRUE(letter.original_key_truncated());
+  EXPECT_EQ(letter.original_key_bytes(), 700000);
+  EXPECT_EQ(letter.original_key().size(), 65536u);
+  const std::string huge(service::kMaxPatientIdBytes + 1, 'p');
+  v1::TelemetryEnvelope envelope;
+  envelope.set_patient_id(huge);
+  const auto decoded = service::DecodeTelemetry(huge, envelope.SerializeAsString(), {});
+  ASSERT_TRUE(std::holds_alternative<service::Rejection>(decoded));
+  EXPECT_EQ(std::get<service::Rejection>(decoded).reason, v1::DEAD_LETTER_REASON_OVERSIZED);
+}
+
 TEST(LivenessWatch, ALaneStuckOnOneRecordOrAStoppedLoopIsReported) {
   using Clock = service::LivenessWatch::Clock;
   const auto t0 = Clock::now();
   service::LivenessWatch watch(2, 1000ms);
+  EXPECT_EQ(watch.Stalled(t0 + 3600s), "") << "start-up is not judged: the loop has not turned yet";
   watch.Turn(t0);
   EXPECT_EQ(watch.Stalled(t0 + 500ms), "");
   watch.Begin(1, t0);

@@ -160,6 +160,19 @@ TEST(SnapshotUpgrade, NewerFormatWithAnUnreadableOperatorKeepsTheRest) {
   ExpectClearedNotRaisedAgain(ResumeDevices(p));
 }
 
+TEST(SnapshotUpgrade, APartOfANewerEnvelopeFormatRestartsAlone) {
+  auto snap = GoldenPatient();
+  for (auto& os : *snap.mutable_operators()) {
+    if (os.operator_name() == "respiration.events") os.set_format_version(2);
+  }
+  analysis::PatientAnalysis p(service::SyntheticPatientId({}, 0), DefaultPlan());
+  ASSERT_NO_THROW(p.Restore(snap));
+  ASSERT_EQ(p.restore_fallbacks().size(), 1u);
+  EXPECT_EQ(p.restore_fallbacks()[0].rfind("respiration.events/", 0), 0u) << p.restore_fallbacks()[0];
+  snap.set_format_version(0);  // no version at all: not a snapshot of any release
+  EXPECT_THROW(p.Restore(snap), ops::SnapshotError);
+}
+
 TEST(SnapshotUpgrade, FormatsTwoStepsAwayAreRefused) {
   auto snap = GoldenPatient();
   snap.set_format_version(snap.format_version() + 2);
