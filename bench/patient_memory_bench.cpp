@@ -54,14 +54,7 @@ void Measure(int patients, double seconds) {
     auto& slot = live[record.patient_id];
     if (!slot) slot = std::make_unique<analysis::PatientAnalysis>(record.patient_id, plan);
     for (const auto& f : record.frames) {
-      analysis::FrameView view;
-      view.device_id = f.device_id;
-      view.signal = f.signal;
-      view.lead = f.lead;
-      view.sequence = f.sequence;
-      view.first_sample_us = f.first_sample_us;
-      view.sample_rate_hz = f.sample_rate_hz;
-      view.values = f.values;
+      analysis::FrameView view = service::ViewOf(f);
       slot->OnFrame(view, out);
       last_us = std::max(last_us, f.first_sample_us);
     }

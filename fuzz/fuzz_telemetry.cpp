@@ -48,15 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     out.clear();
     for (const auto& e : record->events) patient->OnDeviceEvent(e.device_id, e.view, out);
     for (const auto& f : record->frames) {
-      analysis::FrameView view;
-      view.device_id = f.device_id;
-      view.signal = f.signal;
-      view.lead = f.lead;
-      view.sequence = f.sequence;
-      view.first_sample_us = f.first_sample_us;
-      view.sample_rate_hz = f.sample_rate_hz;
-      view.values = f.values;
-      view.arrival_us = arrival_us;
+      analysis::FrameView view = service::ViewOf(f, arrival_us);
       patient->OnFrame(view, out);
     }
     patient->CheckDevicesOnline(arrival_us, kOfflineAfterS, out);

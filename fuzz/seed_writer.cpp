@@ -120,15 +120,7 @@ void SnapshotSeeds(const std::vector<std::vector<v1::TelemetryEnvelope>>& stream
       if (!patient) patient.emplace(record->patient_id, plan);
       for (const auto& e : record->events) patient->OnDeviceEvent(e.device_id, e.view, out);
       for (const auto& f : record->frames) {
-        analysis::FrameView v;
-        v.device_id = f.device_id;
-        v.signal = f.signal;
-        v.lead = f.lead;
-        v.sequence = f.sequence;
-        v.first_sample_us = f.first_sample_us;
-        v.sample_rate_hz = f.sample_rate_hz;
-        v.values = f.values;
-        patient->OnFrame(v, out);
+        patient->OnFrame(service::ViewOf(f), out);
       }
       if (i % 10 != 9) continue;
       const auto snapshot = patient->Snapshot();

@@ -450,15 +450,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   }
   for (size_t i = 0; i < decoded.frames.size(); ++i) {
     const auto& f = decoded.frames[i];
-    analysis::FrameView view;
-    view.device_id = f.device_id;
-    view.signal = f.signal;
-    view.lead = f.lead;
-    view.sequence = f.sequence;
-    view.first_sample_us = f.first_sample_us;
-    view.sample_rate_hz = f.sample_rate_hz;
-    view.values = f.values;
-    view.arrival_us = ops::FromMillis(work.record.timestamp_ms);
+    analysis::FrameView view = ViewOf(f, ops::FromMillis(work.record.timestamp_ms));
     analysis::FrameOutcome outcome;
     try {
       outcome = slot.analysis->OnFrame(view, out);

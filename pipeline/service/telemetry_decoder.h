@@ -16,6 +16,7 @@
 #include "operators/core/signal.h"
 #include "operators/core/stream_operator.h"
 #include "pipeline/analysis/frame_decoder.h"
+#include "pipeline/analysis/patient_analysis.h"
 
 namespace vigil::service {
 
@@ -40,6 +41,21 @@ struct DecodedFrame {
   double sample_rate_hz = 0;
   std::vector<float> values;  // physical units
 };
+
+// The frame as PatientAnalysis::OnFrame takes it (views into `frame`, which must outlive it);
+// `arrival_us` is the record's processing time (0: unknown).
+inline analysis::FrameView ViewOf(const DecodedFrame& frame, ops::TimeUs arrival_us = 0) {
+  analysis::FrameView view;
+  view.device_id = frame.device_id;
+  view.signal = frame.signal;
+  view.lead = frame.lead;
+  view.sequence = frame.sequence;
+  view.first_sample_us = frame.first_sample_us;
+  view.sample_rate_hz = frame.sample_rate_hz;
+  view.values = frame.values;
+  view.arrival_us = arrival_us;
+  return view;
+}
 
 struct DecodedEvent {
   std::string device_id;

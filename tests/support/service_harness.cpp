@@ -311,15 +311,7 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
     if (it == patients.end()) it = patients.emplace(d->patient_id, analysis::PatientAnalysis(d->patient_id, plan)).first;
     analysis::Outputs o;
     for (const auto& f : d->frames) {
-      analysis::FrameView v;
-      v.device_id = f.device_id;
-      v.signal = f.signal;
-      v.lead = f.lead;
-      v.sequence = f.sequence;
-      v.first_sample_us = f.first_sample_us;
-      v.sample_rate_hz = f.sample_rate_hz;
-      v.values = f.values;
-      v.arrival_us = record.timestamp_ms * 1000;
+      analysis::FrameView v = service::ViewOf(f, record.timestamp_ms * 1000);
       it->second.OnFrame(v, o);
     }
     for (const auto& e : d->events) it->second.OnDeviceEvent(e.device_id, e.view, o);

@@ -117,14 +117,7 @@ std::vector<std::string> Feed(analysis::PatientAnalysis& p, const std::vector<v1
   for (size_t i = from; i < to; ++i) {
     auto decoded = service::DecodeTelemetry(all[i].patient_id(), all[i].SerializeAsString(), {});
     for (const auto& f : std::get<service::DecodedRecord>(decoded).frames) {
-      analysis::FrameView view;
-      view.device_id = f.device_id;
-      view.signal = f.signal;
-      view.lead = f.lead;
-      view.sequence = f.sequence;
-      view.first_sample_us = f.first_sample_us;
-      view.sample_rate_hz = f.sample_rate_hz;
-      view.values = f.values;
+      analysis::FrameView view = service::ViewOf(f);
       p.OnFrame(view, out);
     }
   }

@@ -93,15 +93,7 @@ std::vector<v1::Alert> ResumeDevices(analysis::PatientAnalysis& p) {
     if (index++ < 60) return;  // the golden patient has the first 60 s (one envelope per s)
     auto decoded = service::DecodeTelemetry(e.patient_id(), e.SerializeAsString(), {});
     for (const auto& f : std::get<service::DecodedRecord>(decoded).frames) {
-      analysis::FrameView view;
-      view.device_id = f.device_id;
-      view.signal = f.signal;
-      view.lead = f.lead;
-      view.sequence = f.sequence;
-      view.first_sample_us = f.first_sample_us;
-      view.sample_rate_hz = f.sample_rate_hz;
-      view.values = f.values;
-      view.arrival_us = f.first_sample_us + 400'000'000;  // after the silence
+      analysis::FrameView view = service::ViewOf(f, f.first_sample_us + 400'000'000);
       const auto outcome = p.OnFrame(view, out);
       EXPECT_EQ(outcome, analysis::FrameOutcome::kProcessed) << p.last_rejection();
     }
