@@ -51,6 +51,19 @@ std::jthread PacedProducer(const std::string& topic, const std::vector<v1::Telem
   });
 }
 
+// Produces envelopes [from, to), runs a service until its group has committed them all, stops it
+// with SIGTERM (exit 0 expected) and returns its log.
+std::string RunToEnd(const TopicSet& topics, const std::string& group, const std::string& yaml,
+                     const std::string& label, const std::vector<v1::TelemetryEnvelope>& envelopes,
+                     size_t from, size_t to, const std::map<std::string, std::string>& env = {}) {
+  ProduceEnvelopes(topics.telemetry, {envelopes.begin() + static_cast<std::ptrdiff_t>(from),
+                                      envelopes.begin() + static_cast<std::ptrdiff_t>(to)});
+  ServiceProcess service(label, yaml, env);
+  EXPECT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << service.Log();
+  EXPECT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
+  return service.Log();
+}
+
 void ExpectExactlyTheReference(const TopicSet& topics) {
   const auto expected = OfflineReference(ReadCommitted(topics.telemetry), DefaultAnalysis(), 300);
   const auto got = OutputsFromTopics(topics);
@@ -225,28 +238,17 @@ TEST(ExactlyOnce, FailedRestoreNeverAnalysesWithEmptyState) {
   const auto topics = CreateTestTopics(name, 2);
   const auto envelopes = SyntheticEnvelopes(name, 4, 90, 0);
   const size_t part = envelopes.size() / 3;
-  const std::vector<v1::TelemetryEnvelope> first_part(envelopes.begin(), envelopes.begin() + part);
-  const std::vector<v1::TelemetryEnvelope> second_part(envelopes.begin() + part, envelopes.begin() + 2 * part);
-  const std::vector<v1::TelemetryEnvelope> last_part(envelopes.begin() + 2 * part, envelopes.end());
   const int port = FreePort();
   const auto yaml = ServiceYaml(topics, name + "-group", name + "-0", port);
   const std::string group = name + "-group";
-  {
-    ServiceProcess first("restore-first", yaml);
-    ProduceEnvelopes(topics.telemetry, first_part);
-    ASSERT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << first.Log();
-    ASSERT_EQ(first.Terminate(10s), std::optional<int>(0)) << first.Log();
-  }
-  ProduceEnvelopes(topics.telemetry, second_part);
-  {
-    // One failed restore: retried before any record of the partitions is analysed.
-    ServiceProcess second("restore-once", yaml, {{"VIGIL_FAULTS_RESTORE_FAILURES", "1"}});
-    ASSERT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << second.Log();
-    ASSERT_EQ(second.Terminate(10s), std::optional<int>(0)) << second.Log();
-    EXPECT_NE(second.Log().find("injected restore failure"), std::string::npos) << second.Log();
-  }
+  RunToEnd(topics, group, yaml, "restore-first", envelopes, 0, part);
+  // One failed restore: retried before any record of the partitions is analysed.
+  const auto once = RunToEnd(topics, group, yaml, "restore-once", envelopes, part, 2 * part,
+                             {{"VIGIL_FAULTS_RESTORE_FAILURES", "1"}});
+  EXPECT_NE(once.find("injected restore failure"), std::string::npos) << once;
   const size_t outputs_before = OutputsFromTopics(topics).total();
-  ProduceEnvelopes(topics.telemetry, last_part);
+  ProduceEnvelopes(topics.telemetry, {envelopes.begin() + static_cast<std::ptrdiff_t>(2 * part),
+                                      envelopes.end()});
   {
     // Restores that keep failing: the process stops, consuming nothing.
     ServiceProcess third("restore-never", yaml, {{"VIGIL_FAULTS_RESTORE_FAILURES", "1000"}});
@@ -276,22 +278,14 @@ TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
   const std::string group = name + "-group";
   const int port = FreePort();
   const auto yaml = ServiceYaml(topics, group, name + "-0", port);
-  auto run_to_end = [&](const std::string& label, size_t from, size_t to) {
-    ProduceEnvelopes(topics.telemetry, {envelopes.begin() + static_cast<std::ptrdiff_t>(from),
-                                        envelopes.begin() + static_cast<std::ptrdiff_t>(to)});
-    ServiceProcess service(label, yaml);
-    EXPECT_TRUE(WaitForGroupCaughtUp(group, topics.telemetry, 60s)) << service.Log();
-    EXPECT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
-    return service.Log();
-  };
-  run_to_end("corrupt-first", 0, part);
+  RunToEnd(topics, group, yaml, "corrupt-first", envelopes, 0, part);
   const std::string patient = envelopes[0].patient_id();
   std::optional<kafka::Record> older;  // patient 0's snapshot after the first third
   for (auto& r : ReadCommitted(topics.state)) {
     if (r.key == patient) older = r;
   }
   ASSERT_TRUE(older.has_value()) << "the clean stop wrote a snapshot of " << patient;
-  run_to_end("corrupt-second", part, 2 * part);
+  RunToEnd(topics, group, yaml, "corrupt-second", envelopes, part, 2 * part);
   {
     // The older snapshot again, then a corrupt one: the newest record of patient 0.
     kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()}});
@@ -299,7 +293,7 @@ TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
     producer.Produce(topics.state, patient, "\xff\xff\xff not a snapshot", older->partition);
     producer.Flush(30s);
   }
-  const auto log = run_to_end("corrupt-third", 2 * part, envelopes.size());
+  const auto log = RunToEnd(topics, group, yaml, "corrupt-third", envelopes, 2 * part, envelopes.size());
   EXPECT_NE(log.find("undecodable snapshot of patient"), std::string::npos) << log;
   ExpectExactlyTheReference(topics);
 }
