@@ -3,6 +3,7 @@
 
 #include <iostream>
 
+#include "pipeline/analysis/operator_docs.h"
 #include "pipeline/console/alert_console.h"
 #include "pipeline/doctor.h"
 #include "pipeline/eval/card_compare.h"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   vigil::eval::AddEvalCardCommand(app);
   vigil::service::AddRunCommand(app);
   vigil::service::AddTailCommand(app);
+  vigil::analysis::AddOperatorsCommand(app);
 
   CLI11_PARSE(app, argc, argv);
   if (*doctor) return vigil::RunDoctor(bootstrap, std::cout);

@@ -10,6 +10,7 @@
 
 #include "operators/adherence/therapy_day.h"
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
 
 namespace vigil::ops {
 namespace {
@@ -163,8 +164,8 @@ Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, T
   e.phase = phase;
   e.start_us = start;
   e.end_us = end;
-  e.why.algorithm = "adherence.usage";
-  e.why.version = "1.0.0";
+  e.why.algorithm = std::string(TherapyUsage::kName);
+  e.why.version = std::string(TherapyUsage::kVersion);
   e.why.rule = std::move(rule);
   e.why.note = std::move(note);
   e.why.measures = {{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), "nights"},
@@ -180,24 +181,67 @@ Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, T
 
 }  // namespace
 
+namespace {
+
+const ParameterTable<TherapyUsageOptions>& UsageParameters() {
+  using O = TherapyUsageOptions;
+  static const ParameterTable<AdherenceRules> rules = {
+      {"night_min_h", &AdherenceRules::night_min_h, 0.5, 12, "h",
+       "use that makes a night count for compliance (CMS: 4 h)"},
+      {"compliance_share", &AdherenceRules::compliance_share, 0.1, 1, "fraction",
+       "share of the last 30 nights that must reach night_min_h (CMS: 70 %)"},
+      {"decline_mean_h", &AdherenceRules::decline_mean_h, 0, 12, "h",
+       "7-night mean use below which ADHERENCE_DECLINE is raised"},
+      {"decline_drop_h", &AdherenceRules::decline_drop_h, 0.1, 12, "h",
+       "... or a fall of the 7-night mean this far below the previous 30-night mean"},
+  };
+  static const ParameterTable<O> table = [] {
+    ParameterTable<O> t = {
+        {"session_source", &O::session_source, -1, 1, "",
+         "-1: per day, pressure when the device streamed it, else its session events; 0: "
+         "signals; 1: session events"},
+        {"min_session_min", &O::min_session_min, 0, 120, "min", "shorter sessions are ignored"},
+        {"mask_on_pressure_cm_h2o", &O::mask_on_pressure_cm_h2o, 0.5, 20, "cmH2O",
+         "1-s mean pressure (with flow present) at which the mask is on"},
+        {"mask_off_s", &O::mask_off_s, 1, 3600, "s", "time off that ends a session"},
+    };
+    t.Include(&O::rules, rules);
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
 TherapyUsageOptions TherapyUsageOptions::FromParameters(const Parameters& parameters,
                                                         std::string time_zone) {
-  ParameterReader p("adherence.usage", parameters);
-  TherapyUsageOptions o;
-  o.time_zone = std::move(time_zone);
-  // Range-checked before the conversion: a double outside int's range does not convert.
-  const double session_source = p.Get("session_source", o.session_source);
-  RequireRange("adherence.usage.session_source", session_source, -1, 1);
-  o.session_source = static_cast<int>(session_source);
-  o.min_session_min = p.Get("min_session_min", o.min_session_min);
-  o.mask_on_pressure_cm_h2o = p.Get("mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o);
-  o.mask_off_s = p.Get("mask_off_s", o.mask_off_s);
-  o.rules.night_min_h = p.Get("night_min_h", o.rules.night_min_h);
-  o.rules.compliance_share = p.Get("compliance_share", o.rules.compliance_share);
-  o.rules.decline_mean_h = p.Get("decline_mean_h", o.rules.decline_mean_h);
-  o.rules.decline_drop_h = p.Get("decline_drop_h", o.rules.decline_drop_h);
-  p.CheckAllUsed();
-  return o;
+  TherapyUsageOptions defaults;
+  defaults.time_zone = std::move(time_zone);
+  return UsageParameters().Read(TherapyUsage::kName, parameters, std::move(defaults));
+}
+
+const OperatorSpec& TherapyUsage::Spec() {
+  static const OperatorSpec spec{
+      kName,
+      kVersion,
+      "therapy sessions, noon-to-noon therapy days, compliance and decline",
+      kInputs,
+      UsageParameters().Describe(),
+      {{EpisodeKind::kNonCompliance, "NON_COMPLIANCE", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kAdherence},
+       {EpisodeKind::kAdherenceDecline, "ADHERENCE_DECLINE", AlarmPriority::kLow, false, false,
+        0, SignalFamily::kAdherence}},
+      {{"usage_min", "min", "therapy use of a closed therapy day"},
+       {"usage_session_source", "", "0: sessions from signals, 1: from the device's events"},
+       {"adherence_score", "", "0-100: 60 x share of nights >= 4 h + 40 x mean use / 7 h"},
+       {"nights_at_least_4h_30d", "nights", "nights of the last 30 with >= night_min_h"},
+       {"compliance_30d", "", "1 when the compliance rule is met"},
+       {"usage_mean_7_nights_h", "h", "mean use of the last 7 nights"},
+       {"usage_mean_30_nights_h", "h", "mean use of the 30 nights before"}},
+      [](const Parameters& p, const OperatorContext& c) -> std::unique_ptr<const StreamOperator> {
+        return Make(TherapyUsageOptions::FromParameters(p, c.time_zone));
+      }};
+  return spec;
 }
 
 std::unique_ptr<const TherapyUsage> TherapyUsage::Make(const TherapyUsageOptions& o) {
@@ -205,18 +249,10 @@ std::unique_ptr<const TherapyUsage> TherapyUsage::Make(const TherapyUsageOptions
   try {
     zone = date::locate_zone(o.time_zone);
   } catch (const std::exception&) {
-    throw OptionError("adherence.usage.time_zone", o.time_zone,
+    throw OptionError(ParameterName(kName, "time_zone"), o.time_zone,
                       "unknown time zone (IANA name expected, e.g. Europe/Copenhagen)");
   }
-  Require(o.session_source >= -1 && o.session_source <= 1, "adherence.usage.session_source",
-          o.session_source, "must be -1 (auto), 0 (signals) or 1 (device events)");
-  RequireRange("adherence.usage.min_session_min", o.min_session_min, 0, 120);
-  RequireRange("adherence.usage.mask_on_pressure_cm_h2o", o.mask_on_pressure_cm_h2o, 0.5, 20);
-  RequireRange("adherence.usage.mask_off_s", o.mask_off_s, 1, 3600);
-  RequireRange("adherence.usage.night_min_h", o.rules.night_min_h, 0.5, 12);
-  RequireRange("adherence.usage.compliance_share", o.rules.compliance_share, 0.1, 1);
-  RequireRange("adherence.usage.decline_mean_h", o.rules.decline_mean_h, 0, 12);
-  RequireRange("adherence.usage.decline_drop_h", o.rules.decline_drop_h, 0.1, 12);
+  UsageParameters().Check(kName, o);
   return std::unique_ptr<const TherapyUsage>(new TherapyUsage(o, zone));
 }
 

@@ -32,6 +32,7 @@
 #include <string_view>
 
 #include "operators/adherence/adherence_rules.h"
+#include "operators/core/operator_spec.h"
 #include "operators/core/stream_operator.h"
 
 namespace date {
@@ -59,8 +60,13 @@ class TherapyUsage final : public StreamOperator {
   // Throws OptionError (e.g. "adherence.usage.time_zone = Mars/Base: unknown time zone").
   static std::unique_ptr<const TherapyUsage> Make(const TherapyUsageOptions& options);
 
-  std::string_view name() const override { return "adherence.usage"; }
-  std::string_view version() const override { return "1.0.0"; }
+  static constexpr std::string_view kName = "adherence.usage";
+  static constexpr std::string_view kVersion = "1.0.0";
+  // Name, inputs, parameters, alerts and measurements, for the registry.
+  static const OperatorSpec& Spec();
+
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
   std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,

@@ -10,6 +10,7 @@
 
 #include "operators/adherence/therapy_day.h"
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
 
 namespace vigil::ops {
 namespace {
@@ -149,8 +150,8 @@ struct Ctx {
     e.phase = phase;
     e.start_us = start;
     e.end_us = end;
-    e.why.algorithm = "co2.hypoventilation";
-    e.why.version = "1.0.0";
+    e.why.algorithm = std::string(Hypoventilation::kName);
+    e.why.version = std::string(Hypoventilation::kVersion);
     e.why.rule = fmt::format(
         "CO2 > {} mmHg for >= {} min, or >= {} mmHg above the awake baseline to > {} mmHg for "
         ">= {} min",
@@ -198,8 +199,8 @@ struct Ctx {
       e.phase = Episode::Phase::kClosed;
       e.start_us = s.night_first;
       e.end_us = s.night_last;
-      e.why.algorithm = "co2.hypoventilation";
-      e.why.version = "1.0.0";
+      e.why.algorithm = std::string(Hypoventilation::kName);
+      e.why.version = std::string(Hypoventilation::kVersion);
       e.why.rule = fmt::format("nightly median CO2 > {} mmHg (7 kPa)", o.hypercapnia_mm_hg);
       e.why.note = "chronic hypercapnia threshold (Danish recommendation 2024; HOT-HMV) applied "
                    "to the nightly median of the non-invasive CO2, not to a blood gas";
@@ -228,8 +229,8 @@ struct Ctx {
         e.kind = EpisodeKind::kCo2RisingTrend;
         e.phase = Episode::Phase::kOpened;
         e.start_us = s.trend_start;
-        e.why.algorithm = "co2.hypoventilation";
-        e.why.version = "1.0.0";
+        e.why.algorithm = std::string(Hypoventilation::kName);
+        e.why.version = std::string(Hypoventilation::kVersion);
         e.why.rule = fmt::format("slope of the last {} nightly medians >= {} mmHg/night",
                                  o.trend_nights, o.trend_rise_mm_hg_per_night);
         e.why.measures = {{"co2_trend", slope, "mmHg/night"}};
@@ -241,8 +242,8 @@ struct Ctx {
         e.phase = Episode::Phase::kClosed;
         e.start_us = s.trend_start;
         e.end_us = s.night.end_us;
-        e.why.algorithm = "co2.hypoventilation";
-        e.why.version = "1.0.0";
+        e.why.algorithm = std::string(Hypoventilation::kName);
+        e.why.version = std::string(Hypoventilation::kVersion);
         e.why.measures = {{"co2_trend", slope, "mmHg/night"}};
         out.emplace_back(e);
       }
@@ -350,28 +351,76 @@ struct Ctx {
 
 }  // namespace
 
+namespace {
+
+const ParameterTable<HypoventilationOptions>& Co2Parameters() {
+  using O = HypoventilationOptions;
+  static const ParameterTable<EndTidalOptions> capnogram = {
+      {"capnogram_on_mm_hg", &EndTidalOptions::on_mm_hg, 0.5, 100, "mmHg",
+       "capnogram level that starts an expiration (hysteresis)"},
+      {"capnogram_off_mm_hg", &EndTidalOptions::off_mm_hg, 0, 100, "mmHg",
+       "capnogram level that ends it; below capnogram_on_mm_hg"},
+  };
+  static const ParameterTable<O> table = [] {
+    ParameterTable<O> t = {
+        {"high_mm_hg", &O::high_mm_hg, 30, 120, "mmHg",
+         "AASM sleep hypoventilation: CO2 above this for min_duration_s"},
+        {"rise_mm_hg", &O::rise_mm_hg, 1, 50, "mmHg",
+         "AASM second branch: rise above the awake baseline ..."},
+        {"rise_floor_mm_hg", &O::rise_floor_mm_hg, 30, 120, "mmHg",
+         "... to above this level, for min_duration_s"},
+        {"min_duration_s", &O::min_duration_s, 10, 7200, "s",
+         "how long either branch must hold (AASM: 10 min)"},
+        {"awake_baseline_mm_hg", &O::awake_baseline_mm_hg, 15, 100, "mmHg",
+         "the clinician's awake baseline; -1: the median of each night's first baseline_minutes",
+         -1},
+        {"baseline_minutes", &O::baseline_minutes, 1, 120, "min",
+         "start of a night over which the awake baseline is estimated"},
+        {"max_gap_s", &O::max_gap_s, 1, 600, "s",
+         "holes up to this long are bridged; a longer gap ends every run"},
+        {"hypercapnia_mm_hg", &O::hypercapnia_mm_hg, 30, 120, "mmHg",
+         "nightly median above which HYPERCAPNIA is raised (7 kPa)"},
+        {"trend_nights", &O::trend_nights, 3, 60, "nights", "nights the CO2 trend is fitted over"},
+        {"trend_rise_mm_hg_per_night", &O::trend_rise_mm_hg_per_night, 0.01, 20,
+         "mmHg/night", "slope of the nightly medians that raises CO2_RISING_TREND"},
+    };
+    t.Include(&O::end_tidal, capnogram);
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
 HypoventilationOptions HypoventilationOptions::FromParameters(const Parameters& parameters,
                                                               std::string time_zone) {
-  ParameterReader p("co2.hypoventilation", parameters);
-  HypoventilationOptions o;
-  o.time_zone = std::move(time_zone);
-  o.high_mm_hg = p.Get("high_mm_hg", o.high_mm_hg);
-  o.rise_mm_hg = p.Get("rise_mm_hg", o.rise_mm_hg);
-  o.rise_floor_mm_hg = p.Get("rise_floor_mm_hg", o.rise_floor_mm_hg);
-  o.min_duration_s = p.Get("min_duration_s", o.min_duration_s);
-  o.awake_baseline_mm_hg = p.Get("awake_baseline_mm_hg", o.awake_baseline_mm_hg);
-  o.baseline_minutes = p.Get("baseline_minutes", o.baseline_minutes);
-  o.max_gap_s = p.Get("max_gap_s", o.max_gap_s);
-  o.hypercapnia_mm_hg = p.Get("hypercapnia_mm_hg", o.hypercapnia_mm_hg);
-  // Range-checked before the conversion: a double outside int's range does not convert.
-  const double trend_nights = p.Get("trend_nights", o.trend_nights);
-  RequireRange("co2.hypoventilation.trend_nights", trend_nights, 3, 60);
-  o.trend_nights = static_cast<int>(trend_nights);
-  o.trend_rise_mm_hg_per_night = p.Get("trend_rise_mm_hg_per_night", o.trend_rise_mm_hg_per_night);
-  o.end_tidal.on_mm_hg = p.Get("capnogram_on_mm_hg", o.end_tidal.on_mm_hg);
-  o.end_tidal.off_mm_hg = p.Get("capnogram_off_mm_hg", o.end_tidal.off_mm_hg);
-  p.CheckAllUsed();
-  return o;
+  HypoventilationOptions defaults;
+  defaults.time_zone = std::move(time_zone);
+  return Co2Parameters().Read(Hypoventilation::kName, parameters, std::move(defaults));
+}
+
+const OperatorSpec& Hypoventilation::Spec() {
+  static const OperatorSpec spec{
+      kName,
+      kVersion,
+      "end-tidal / transcutaneous CO2: AASM sleep hypoventilation, hypercapnia, trend",
+      kInputs,
+      Co2Parameters().Describe(),
+      {{EpisodeKind::kSleepHypoventilation, "SLEEP_HYPOVENTILATION", AlarmPriority::kMedium,
+        false, false, 0, SignalFamily::kCo2},
+       {EpisodeKind::kHypercapnia, "CHRONIC_HYPERCAPNIA", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kCo2},
+       {EpisodeKind::kCo2RisingTrend, "CO2_RISING_TREND", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kCo2}},
+      {{"co2_median_mm_hg", "mmHg", "nightly median CO2"},
+       {"co2_max_mm_hg", "mmHg", "nightly maximum CO2"},
+       {"co2_minutes_above_50", "min", "minutes of the night above 50 mmHg"},
+       {"co2_minutes_above_55", "min", "minutes of the night above 55 mmHg"},
+       {"co2_trend_mm_hg_per_night", "mmHg/night", "slope of the last nights' medians"}},
+      [](const Parameters& p, const OperatorContext& c) -> std::unique_ptr<const StreamOperator> {
+        return Make(HypoventilationOptions::FromParameters(p, c.time_zone));
+      }};
+  return spec;
 }
 
 std::unique_ptr<const Hypoventilation> Hypoventilation::Make(const HypoventilationOptions& o) {
@@ -379,23 +428,11 @@ std::unique_ptr<const Hypoventilation> Hypoventilation::Make(const Hypoventilati
   try {
     zone = date::locate_zone(o.time_zone);
   } catch (const std::exception&) {
-    throw OptionError("co2.hypoventilation.time_zone", o.time_zone, "unknown time zone");
+    throw OptionError(ParameterName(kName, "time_zone"), o.time_zone, "unknown time zone");
   }
-  RequireRange("co2.hypoventilation.high_mm_hg", o.high_mm_hg, 30, 120);
-  RequireRange("co2.hypoventilation.rise_mm_hg", o.rise_mm_hg, 1, 50);
-  RequireRange("co2.hypoventilation.rise_floor_mm_hg", o.rise_floor_mm_hg, 30, 120);
-  RequireRange("co2.hypoventilation.min_duration_s", o.min_duration_s, 10, 7200);
-  Require(o.awake_baseline_mm_hg == -1 || (o.awake_baseline_mm_hg >= 15 && o.awake_baseline_mm_hg <= 100),
-          "co2.hypoventilation.awake_baseline_mm_hg", o.awake_baseline_mm_hg,
-          "must be -1 (estimate) or in [15, 100]");
-  RequireRange("co2.hypoventilation.baseline_minutes", o.baseline_minutes, 1, 120);
-  RequireRange("co2.hypoventilation.max_gap_s", o.max_gap_s, 1, 600);
-  RequireRange("co2.hypoventilation.hypercapnia_mm_hg", o.hypercapnia_mm_hg, 30, 120);
-  Require(o.trend_nights >= 3 && o.trend_nights <= 60, "co2.hypoventilation.trend_nights",
-          o.trend_nights, "must be in [3, 60]");
-  RequireRange("co2.hypoventilation.trend_rise_mm_hg_per_night", o.trend_rise_mm_hg_per_night, 0.01, 20);
-  Require(o.end_tidal.off_mm_hg < o.end_tidal.on_mm_hg, "co2.hypoventilation.capnogram_off_mm_hg",
-          o.end_tidal.off_mm_hg, "must be below capnogram_on_mm_hg");
+  Co2Parameters().Check(kName, o);
+  RequireParameter(o.end_tidal.off_mm_hg < o.end_tidal.on_mm_hg, kName, "capnogram_off_mm_hg",
+                   o.end_tidal.off_mm_hg, "must be below capnogram_on_mm_hg");
   return std::unique_ptr<const Hypoventilation>(new Hypoventilation(o, zone));
 }
 

@@ -34,6 +34,7 @@
 #include <string_view>
 
 #include "operators/co2/end_tidal.h"
+#include "operators/core/operator_spec.h"
 #include "operators/core/stream_operator.h"
 
 namespace date {
@@ -64,8 +65,13 @@ class Hypoventilation final : public StreamOperator {
  public:
   static std::unique_ptr<const Hypoventilation> Make(const HypoventilationOptions& options);
 
-  std::string_view name() const override { return "co2.hypoventilation"; }
-  std::string_view version() const override { return "1.0.0"; }
+  static constexpr std::string_view kName = "co2.hypoventilation";
+  static constexpr std::string_view kVersion = "1.0.0";
+  // Name, inputs, parameters, alerts and measurements, for the registry.
+  static const OperatorSpec& Spec();
+
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
   std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,

@@ -9,19 +9,4 @@ void StreamOperator::OnGap(OperatorState&, Signal, TimeUs, TimeUs, Events&) cons
 void StreamOperator::AdvanceTo(OperatorState&, TimeUs, Events&) const {}
 void StreamOperator::Finish(OperatorState&, Events&) const {}
 
-double ParameterReader::Get(std::string_view key, double default_value) {
-  used_[std::string(key)] = true;
-  const auto it = parameters_.find(key);
-  return it == parameters_.end() ? default_value : it->second;
-}
-
-void ParameterReader::CheckAllUsed() const {
-  for (const auto& [key, value] : parameters_) {
-    if (!used_.count(key)) {
-      throw OptionError(prefix_ + "." + key, fmt::format("{}", value),
-                        "unknown parameter of operator " + prefix_);
-    }
-  }
-}
-
 }  // namespace vigil::ops

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
 #include "operators/core/time.h"
@@ -79,27 +80,6 @@ class StreamOperator {
 
   // End of a finite recording: close open episodes at their last sample. Default: ignored.
   virtual void Finish(OperatorState& state, Events& out) const;
-};
-
-// Parameters by configuration key without the operator prefix, e.g. {"brady_bpm", 45}. Built
-// from the service YAML and per-patient overrides.
-using Parameters = std::map<std::string, double, std::less<>>;
-
-// Reads one parameter with a default; records the key as known. Throws OptionError (naming
-// `prefix.key`) when `parameters` holds a key no Param() call asked for - see CheckAllUsed.
-class ParameterReader {
- public:
-  ParameterReader(std::string prefix, const Parameters& parameters)
-      : prefix_(std::move(prefix)), parameters_(parameters) {}
-  double Get(std::string_view key, double default_value);
-  // Throws OptionError for the first key in `parameters` that no Get() asked for (a typo in a
-  // configuration must not silently fall back to a default).
-  void CheckAllUsed() const;
-
- private:
-  std::string prefix_;
-  const Parameters& parameters_;
-  std::map<std::string, bool, std::less<>> used_;
 };
 
 }  // namespace vigil::ops

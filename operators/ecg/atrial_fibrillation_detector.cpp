@@ -7,44 +7,68 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/ecg/episode_tracker.h"
 #include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
 
+const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
+  using O = AtrialFibrillationOptions;
+  static const ops::ParameterTable<O> table = {
+      {"af_window_beats", &O::window_beats, 4, 64, "beats",
+       "RR intervals the irregularity is measured over (Petrenas et al. 2015: 12)"},
+      {"af_min_window_beats", &O::min_window_beats, 4, 64, "beats",
+       "window at the start of a stream, growing to af_window_beats; 0: none", 0},
+      {"af_max_lag", &O::max_lag, 1, 4, "", "largest lag of the lagged RR differences"},
+      {"af_threshold", &O::threshold, 0.001, 1, "", "irregularity above which AF opens"},
+      {"af_release", &O::release, 0.1, 1, "fraction",
+       "AF closes below this share of af_threshold"},
+      {"af_smoothing", &O::smoothing, 0.01, 1, "", "weight of the newest value in the average"},
+      {"af_regular_tolerance", &O::regular_tolerance, 0, 0.5, "fraction",
+       "intervals within this share of the median count as regular ..."},
+      {"af_regular_fraction_max", &O::regular_fraction_max, 0, 1, "fraction",
+       "... and more regular intervals than this veto AF"},
+      {"af_regular_fraction_max_no_p", &O::regular_fraction_max_no_p, 0, 1, "fraction",
+       "the same limit when P waves are absent (fast AF)"},
+      {"af_amplitude_cv_max", &O::amplitude_cv_max, 0.01, 100, "",
+       "QRS amplitude variation above which beats are unreliable"},
+      {"af_exclude_supraventricular", &O::exclude_supraventricular, 0, 1, "",
+       "1: intervals at supraventricular ectopic beats are left out too"},
+      {"af_min_rr_s", &O::min_rr_s, 0.1, 1, "s", "shorter intervals are not used"},
+      {"af_max_rr_s", &O::max_rr_s, 0.1, 10, "s",
+       "longer intervals are not used; at least af_min_rr_s"},
+      {"af_p_wave_beats", &O::p_wave_beats, 4, 64, "beats",
+       "beats whose PR segments the P-wave coherence is judged over"},
+      {"af_p_wave_coherence_max", &O::p_wave_coherence_max, -1, 1, "",
+       "P-wave coherence above which the rhythm has P waves: not AF (Babaeizadeh et al. 2009)"},
+      {"af_p_wave_absent_max", &O::p_wave_absent_max, -1, 1, "",
+       "coherence below which P waves are absent"},
+      {"af_p_wave_lock_max_rr_s", &O::p_wave_lock_max_rr_s, 0, 10, "s",
+       "below this median interval coherent P waves must also stay locked ..."},
+      {"af_p_wave_lock_min", &O::p_wave_lock_min, -1, 1, "",
+       "... correlating across short and long preceding intervals by this much"},
+      {"af_entropy_min", &O::entropy_min, -100, 10, "",
+       "COSEn below which a recurring RR pattern is not AF (Lake & Moorman 2011); -100: off"},
+      {"af_entropy_beats", &O::entropy_beats, 4, 64, "beats", "intervals of the COSEn"},
+      {"af_entropy_tolerance_s", &O::entropy_tolerance_s, 0.001, 0.5, "s",
+       "match tolerance of the COSEn"},
+      {"af_atrial_noise_max", &O::atrial_noise_max, 0.001, 100, "",
+       "noise between the beats over the QRS amplitude above which the evidence is not trusted"},
+      {"af_close_hold_s", &O::close_hold_s, 0, 120, "s",
+       "an episode closes only when AF has not resumed within this time"},
+  };
+  return table;
+}
+
 AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrillationOptions& o) {
-  ops::RequireRange("af_window_beats", o.window_beats, 4, 64);
-  ops::Require(o.window_beats == std::floor(o.window_beats), "af_window_beats", o.window_beats,
-               "must be a whole number");
-  ops::RequireRange("af_max_lag", o.max_lag, 1, 4);
-  ops::Require(o.exclude_supraventricular == 0 || o.exclude_supraventricular == 1,
-               "af_exclude_supraventricular", o.exclude_supraventricular, "must be 0 or 1");
-  ops::Require(o.max_lag == std::floor(o.max_lag), "af_max_lag", o.max_lag,
-               "must be a whole number");
-  ops::RequireRange("af_regular_tolerance", o.regular_tolerance, 0, 0.5);
-  ops::RequireRange("af_regular_fraction_max", o.regular_fraction_max, 0, 1);
-  ops::RequireRange("af_amplitude_cv_max", o.amplitude_cv_max, 0.01, 100);
-  ops::RequireRange("af_threshold", o.threshold, 0.001, 1);
-  ops::RequireRange("af_release", o.release, 0.1, 1);
-  ops::RequireRange("af_smoothing", o.smoothing, 0.01, 1);
-  ops::RequireRange("af_min_rr_s", o.min_rr_s, 0.1, 1);
-  ops::RequireRange("af_max_rr_s", o.max_rr_s, o.min_rr_s, 10);
-  ops::RequireRange("af_p_wave_coherence_max", o.p_wave_coherence_max, -1, 1);
-  ops::RequireRange("af_p_wave_absent_max", o.p_wave_absent_max, -1, 1);
-  ops::RequireRange("af_regular_fraction_max_no_p", o.regular_fraction_max_no_p, 0, 1);
-  ops::RequireRange("af_p_wave_beats", o.p_wave_beats, 4, 64);
-  ops::RequireRange("af_p_wave_lock_max_rr_s", o.p_wave_lock_max_rr_s, 0, 10);
-  ops::RequireRange("af_p_wave_lock_min", o.p_wave_lock_min, -1, 1);
-  ops::RequireRange("af_entropy_min", o.entropy_min, -100, 10);
-  ops::RequireRange("af_entropy_beats", o.entropy_beats, 4, 64);
-  ops::Require(o.entropy_beats == std::floor(o.entropy_beats), "af_entropy_beats",
-               o.entropy_beats, "must be a whole number");
-  ops::RequireRange("af_entropy_tolerance_s", o.entropy_tolerance_s, 0.001, 0.5);
-  ops::RequireRange("af_atrial_noise_max", o.atrial_noise_max, 0.001, 100);
-  ops::RequireRange("af_close_hold_s", o.close_hold_s, 0, 120);
-  if (o.min_window_beats != 0) {
-    ops::RequireRange("af_min_window_beats", o.min_window_beats, 4, o.window_beats);
-  }
+  AfParameters().Check(kEcgOperatorName, o);
+  ops::RequireParameter(o.max_rr_s >= o.min_rr_s, kEcgOperatorName, "af_max_rr_s", o.max_rr_s,
+                        "must be at least af_min_rr_s");
+  ops::RequireParameter(o.min_window_beats <= o.window_beats, kEcgOperatorName,
+                        "af_min_window_beats", o.min_window_beats,
+                        "must be at most af_window_beats");
   return AtrialFibrillationDetector(o);
 }
 
@@ -259,7 +283,7 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
                                         ops::Events& out) const {
   const bool ventricular =
       beat.label == ops::BeatClass::kVentricular ||
-      (options_.exclude_supraventricular != 0 && beat.label == ops::BeatClass::kSupraventricular);
+      (options_.exclude_supraventricular && beat.label == ops::BeatClass::kSupraventricular);
   const bool left_out = !usable || s.previous_unusable || ventricular || s.previous_ventricular ||
                         beat.rr_s < options_.min_rr_s || beat.rr_s > options_.max_rr_s;
   s.previous_ventricular = ventricular;

@@ -84,6 +84,7 @@
 #include <deque>
 #include <span>
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/atrial_activity.h"
@@ -97,7 +98,7 @@ struct AtrialFibrillationOptions {
   int max_lag = 1;
   // 1: intervals at supraventricular ectopic beats (classifier label S) are left out too. Off by
   // default: a classifier that labels by prematurity calls many AF beats S.
-  double exclude_supraventricular = 0;
+  bool exclude_supraventricular = false;
   double regular_tolerance = 0.05;
   double regular_fraction_max = 0.35;
   double amplitude_cv_max = 0.25;
@@ -130,6 +131,9 @@ struct AtrialFibrillationOptions {
   // could be does not split one (MIT-BIH 203: 20 -> 9 episodes, AF duration Se 87 -> 93 %).
   double close_hold_s = 30;
 };
+
+// Keys "af_*" of ecg.arrhythmia.
+const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters();
 
 // COSEn of `rr` (step 6 above); +infinity when no pair of intervals matches (no structure at
 // all). Pure.

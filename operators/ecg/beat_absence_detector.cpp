@@ -3,17 +3,32 @@
 #include <algorithm>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/ecg/episode_tracker.h"
 
 namespace vigil::ecg {
 
+const ops::ParameterTable<BeatAbsenceOptions>& BeatAbsenceParameters() {
+  using O = BeatAbsenceOptions;
+  static const ops::ParameterTable<O> table = {
+      {"pause_s", &O::pause_s, 1, 30, "s", "no QRS for longer than this is a PAUSE"},
+      {"asystole_s", &O::asystole_s, 2, 10, "s",
+       "no QRS for this long is ASYSTOLE (IEC 60601-2-27: alarm within 10 s)"},
+      {"asystole_activity_ratio", &O::activity_ratio, 0.05, 1, "fraction",
+       "slopes above this share of the recent QRS slope are missed QRS complexes, not asystole"},
+      {"asystole_activity_slope_mv_s", &O::activity_slope_mv_s, 0.1, 100, "mV/s",
+       "... or above this slope"},
+      {"asystole_activity_p2p_mv", &O::activity_p2p_mv, 0.05, 10, "mV",
+       "band-passed peak-to-peak at which a stretch is not the silence of asystole"},
+      {"asystole_baseline_shift_mv", &O::baseline_shift_mv, 0.05, 10, "mV",
+       "baseline movement within a block at which it is not asystole (settling amplifier)"},
+  };
+  return table;
+}
+
 BeatAbsenceDetector BeatAbsenceDetector::Make(const BeatAbsenceOptions& o) {
-  ops::RequireRange("pause_s", o.pause_s, 1, 30);
-  ops::RequireRange("asystole_s", o.asystole_s, 2, 10);  // IEC 60601-2-27: alarm within 10 s
-  ops::RequireRange("asystole_activity_ratio", o.activity_ratio, 0.05, 1);
-  ops::RequireRange("asystole_activity_slope_mv_s", o.activity_slope_mv_s, 0.1, 100);
-  ops::RequireRange("asystole_activity_p2p_mv", o.activity_p2p_mv, 0.05, 10);
-  ops::RequireRange("asystole_baseline_shift_mv", o.baseline_shift_mv, 0.05, 10);
+  BeatAbsenceParameters().Check(kEcgOperatorName, o);
   return BeatAbsenceDetector(o);
 }
 

@@ -9,6 +9,7 @@
 // becomes unusable (the condition can no longer be verified; the alert stage latches asystole).
 #pragma once
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/snapshot.h"
 
@@ -37,6 +38,9 @@ struct BeatAbsenceOptions {
   // (about 0.1-0.25 mV over 80-100 ms), which move a fifth-second mean far less.
   double baseline_shift_mv = 0.3;
 };
+
+// Keys "pause_s" and "asystole_*" of ecg.arrhythmia.
+const ops::ParameterTable<BeatAbsenceOptions>& BeatAbsenceParameters();
 
 class BeatAbsenceDetector {
  public:

@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
@@ -27,15 +29,31 @@ int Samples(double seconds, double fs) {
 
 }  // namespace
 
-void ValidateBeatClassifierOptions(const BeatClassifierOptions& o, std::string_view prefix) {
-  auto field = [&](const char* name) { return fmt::format("{}{}", prefix, name); };
-  ops::RequireRange(field("learning_beats"), o.learning_beats, 3, 50);
-  ops::RequireRange(field("max_templates"), o.max_templates, 2, 16);
-  ops::RequireRange(field("match_corr"), o.match_corr, 0.5, 0.999);
-  ops::RequireRange(field("v_corr"), o.v_corr, 0.1, o.match_corr);
-  ops::RequireRange(field("wide_ratio"), o.wide_ratio, 1.05, 3);
-  ops::RequireRange(field("amplitude_ratio"), o.amplitude_ratio, 1.05, 5);
-  ops::RequireRange(field("premature_ratio"), o.premature_ratio, 0.5, 0.99);
+const ops::ParameterTable<BeatClassifierOptions>& BeatClassifierParameters() {
+  using O = BeatClassifierOptions;
+  static const ops::ParameterTable<O> table = {
+      {"learning_beats", &O::learning_beats, 3, 50, "beats",
+       "beats held until the dominant morphology is known"},
+      {"max_templates", &O::max_templates, 2, 16, "", "morphology templates kept per lead"},
+      {"match_corr", &O::match_corr, 0.5, 0.999, "",
+       "QRS correlation (and width within 25 %) at which a beat joins a template"},
+      {"v_corr", &O::v_corr, 0.1, 0.999, "",
+       "correlation with the dominant template below which a beat has another morphology; at "
+       "most match_corr"},
+      {"wide_ratio", &O::wide_ratio, 1.05, 3, "",
+       "slope-energy width relative to the dominant template at which a beat is wide"},
+      {"amplitude_ratio", &O::amplitude_ratio, 1.05, 5, "",
+       "peak-to-peak relative to the dominant template at which a beat is large"},
+      {"premature_ratio", &O::premature_ratio, 0.5, 0.99, "",
+       "RR relative to the running normal RR below which a beat is premature"},
+  };
+  return table;
+}
+
+void ValidateBeatClassifierOptions(const BeatClassifierOptions& o) {
+  BeatClassifierParameters().Check(kEcgOperatorName, o);
+  ops::RequireParameter(o.v_corr <= o.match_corr, kEcgOperatorName, "v_corr", o.v_corr,
+                        "must be at most match_corr");
 }
 
 BeatClassifier::BeatClassifier(const BeatClassifierOptions& options, double fs)

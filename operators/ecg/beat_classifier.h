@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
 
 namespace vigil::ecg {
@@ -47,9 +48,11 @@ struct BeatClassifierOptions {
   double premature_ratio = 0.85; // RR relative to the running normal RR
 };
 
-// Throws ops::OptionError naming "<prefix><option>" and the value.
-void ValidateBeatClassifierOptions(const BeatClassifierOptions& options,
-                                   std::string_view prefix = "classifier.");
+// Keys of ecg.arrhythmia.
+const ops::ParameterTable<BeatClassifierOptions>& BeatClassifierParameters();
+
+// Throws ops::OptionError naming "ecg.arrhythmia.<key>" and the value.
+void ValidateBeatClassifierOptions(const BeatClassifierOptions& options);
 
 struct BeatFeatures {
   float correlation = 0;

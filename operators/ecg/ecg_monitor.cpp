@@ -61,82 +61,82 @@ EcgMonitorState& Cast(ops::OperatorState& state) {
   return *s;
 }
 
-std::string Prefix() { return std::string(EcgMonitor::kName) + "."; }
-
 }  // namespace
 
+const ops::ParameterTable<EcgMonitorOptions>& EcgMonitorParameters() {
+  using O = EcgMonitorOptions;
+  static const ops::ParameterTable<O> table = [] {
+    ops::ParameterTable<O> t = {
+        {"verify_alarms", &O::verify_alarms, 0, 1, "",
+         "1: other leads and pulsatile signals verify life-threatening alarms; 0: the primary "
+         "lead decides alone"},
+    };
+    t.Include(&O::qrs, QrsParameters())
+        .Include(&O::classifier, BeatClassifierParameters())
+        .Include(&O::rhythm, RhythmParameters())
+        .Include(&O::pulse, PulseParameters());
+    return t;
+  }();
+  return table;
+}
+
+const ops::OperatorSpec& EcgMonitor::Spec() {
+  using ops::AlarmPriority;
+  using ops::SignalFamily;
+  using K = ops::EpisodeKind;
+  constexpr auto kEcg = SignalFamily::kEcg;
+  static const ops::OperatorSpec spec{
+      kName,
+      kVersion,
+      "ECG (every lead) with PLETH / ABP: filters, QRS detection, N/V/Q beat classification, "
+      "heart rate, rhythm alarms verified across the signals",
+      kInputs,
+      EcgMonitorParameters().Describe(),
+      // Priorities and latching after shared/CLINICAL.md (IEC 60601-1-8).
+      {{K::kAsystole, "ASYSTOLE", AlarmPriority::kHigh, true, false, 0, kEcg},
+       {K::kVentricularFibrillation, "VENTRICULAR_FIBRILLATION", AlarmPriority::kHigh, true,
+        false, 0, kEcg},
+       {K::kVentricularFlutter, "VENTRICULAR_FIBRILLATION", AlarmPriority::kHigh, true, false, 0,
+        kEcg},
+       {K::kVentricularTachycardia, "VENTRICULAR_TACHYCARDIA", AlarmPriority::kHigh, false, false,
+        0, kEcg},
+       {K::kExtremeBradycardia, "EXTREME_BRADYCARDIA", AlarmPriority::kHigh, false, false, 0,
+        kEcg},
+       {K::kExtremeTachycardia, "EXTREME_TACHYCARDIA", AlarmPriority::kHigh, false, false, 0,
+        kEcg},
+       {K::kPause, "PAUSE", AlarmPriority::kMedium, false, false, 0, kEcg},
+       {K::kBradycardia, "BRADYCARDIA", AlarmPriority::kMedium, false, false, 0, kEcg},
+       {K::kTachycardia, "TACHYCARDIA", AlarmPriority::kMedium, false, false, 0, kEcg},
+       // CLINICAL.md: an AF episode lasts at least 30 s.
+       {K::kAtrialFibrillation, "ATRIAL_FIBRILLATION", AlarmPriority::kMedium, false, false, 30,
+        kEcg},
+       {K::kEcgNoise, "ECG_NOISE", AlarmPriority::kLow, false, true, 10, kEcg},
+       {K::kEcgLeadOff, "ECG_LEAD_OFF", AlarmPriority::kLow, false, true, 10, kEcg},
+       {K::kEcgFlatLine, "ECG_FLAT_LINE", AlarmPriority::kLow, false, true, 10, kEcg},
+       {K::kEcgSaturation, "ECG_SATURATION", AlarmPriority::kLow, false, true, 10, kEcg}},
+      {},
+      [](const ops::Parameters& p,
+         const ops::OperatorContext&) -> std::unique_ptr<const ops::StreamOperator> {
+        return Make(p);
+      }};
+  return spec;
+}
+
 std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const ops::Parameters& parameters) {
-  ops::ParameterReader p(std::string(kName), parameters);
-  EcgMonitorOptions o;
-  QrsOptions& q = o.qrs;
-  q.notch_hz = p.Get("notch_hz", q.notch_hz);
-  q.notch_q = p.Get("notch_q", q.notch_q);
-  q.baseline_hz = p.Get("baseline_hz", q.baseline_hz);
-  q.lowpass_hz = p.Get("lowpass_hz", q.lowpass_hz);
-  q.band_low_hz = p.Get("band_low_hz", q.band_low_hz);
-  q.band_high_hz = p.Get("band_high_hz", q.band_high_hz);
-  q.integration_s = p.Get("integration_s", q.integration_s);
-  q.peak_hold_s = p.Get("peak_hold_s", q.peak_hold_s);
-  q.threshold_fraction = p.Get("threshold_fraction", q.threshold_fraction);
-  q.refractory_s = p.Get("refractory_s", q.refractory_s);
-  q.t_wave_s = p.Get("t_wave_s", q.t_wave_s);
-  q.searchback_factor = p.Get("searchback_factor", q.searchback_factor);
-  q.learning_s = p.Get("learning_s", q.learning_s);
-  q.min_slope_mv_s = p.Get("min_slope_mv_s", q.min_slope_mv_s);
-  q.replace_ratio = p.Get("replace_ratio", q.replace_ratio);
-  BeatClassifierOptions& c = o.classifier;
-  const double learning_beats = p.Get("learning_beats", c.learning_beats);
-  ops::Require(learning_beats == std::floor(learning_beats), Prefix() + "learning_beats",
-               learning_beats, "must be a whole number");
-  ops::RequireRange(Prefix() + "learning_beats", learning_beats, 3, 50);
-  c.learning_beats = static_cast<int>(learning_beats);
-  const double max_templates = p.Get("max_templates", c.max_templates);
-  ops::Require(max_templates == std::floor(max_templates), Prefix() + "max_templates",
-               max_templates, "must be a whole number");
-  ops::RequireRange(Prefix() + "max_templates", max_templates, 2, 16);
-  c.max_templates = static_cast<int>(max_templates);
-  c.match_corr = p.Get("match_corr", c.match_corr);
-  c.v_corr = p.Get("v_corr", c.v_corr);
-  c.wide_ratio = p.Get("wide_ratio", c.wide_ratio);
-  c.amplitude_ratio = p.Get("amplitude_ratio", c.amplitude_ratio);
-  c.premature_ratio = p.Get("premature_ratio", c.premature_ratio);
-  o.rhythm = RhythmOptionsFrom(p);
-  PulseOptions& u = o.pulse;
-  u.lowpass_hz = p.Get("pulse_lowpass_hz", u.lowpass_hz);
-  u.ssf_window_s = p.Get("pulse_ssf_window_s", u.ssf_window_s);
-  u.threshold_fraction = p.Get("pulse_threshold_fraction", u.threshold_fraction);
-  u.floor_fraction = p.Get("pulse_floor_fraction", u.floor_fraction);
-  u.refractory_s = p.Get("pulse_refractory_s", u.refractory_s);
-  u.min_rate_bpm = p.Get("pulse_min_rate_bpm", u.min_rate_bpm);
-  u.max_rate_bpm = p.Get("pulse_max_rate_bpm", u.max_rate_bpm);
-  u.regularity = p.Get("pulse_regularity", u.regularity);
-  u.min_shape_correlation = p.Get("pulse_min_shape_correlation", u.min_shape_correlation);
-  const double min_pulses = p.Get("pulse_min_pulses", u.min_pulses);
-  ops::Require(min_pulses == std::floor(min_pulses), Prefix() + "pulse_min_pulses", min_pulses,
-               "must be a whole number");
-  ops::RequireRange(Prefix() + "pulse_min_pulses", min_pulses, 2, 20);
-  u.min_pulses = static_cast<int>(min_pulses);
-  const double verify = p.Get("verify_alarms", 1);
-  ops::Require(verify == 0 || verify == 1, Prefix() + "verify_alarms", verify, "must be 0 or 1");
-  o.verify_alarms = verify == 1;
-  p.CheckAllUsed();
+  auto o = EcgMonitorParameters().Read(kName, parameters);
+  DeriveRhythmOptions(o.rhythm);
   return Make(o);
 }
 
 std::unique_ptr<const EcgMonitor> EcgMonitor::Make(const EcgMonitorOptions& options) {
-  // Range checks independent of the rate (validated at the highest supported rate; the
-  // rate-dependent corners are adapted in QrsOptionsAt).
+  EcgMonitorParameters().Check(kName, options);
+  // Rate-dependent checks at the highest supported rate (the corners are adapted to lower
+  // rates in QrsOptionsAt).
   QrsOptions q = options.qrs;
   q.sample_rate_hz = kMaxRate;
-  ValidateQrsOptions(q, Prefix());
-  if (q.notch_hz != 0) ops::RequireRange(Prefix() + "notch_hz", q.notch_hz, 40, 70);
-  ValidateBeatClassifierOptions(options.classifier, Prefix());
-  try {
-    return std::unique_ptr<const EcgMonitor>(new EcgMonitor(options));
-  } catch (const ops::OptionError& e) {
-    // The rhythm stage names its fields without the operator prefix.
-    throw ops::OptionError(Prefix() + e.field(), "", e.what());
-  }
+  ValidateQrsOptions(q);
+  ValidateBeatClassifierOptions(options.classifier);
+  return std::unique_ptr<const EcgMonitor>(new EcgMonitor(options));
 }
 
 QrsOptions EcgMonitor::QrsOptionsAt(double fs) const {

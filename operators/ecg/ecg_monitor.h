@@ -14,15 +14,11 @@
 //      time-based rules only up to where no further beat can come (the classifier's waiting
 //      beats and the detector's search-back bound that time).
 //
-// Parameters (keys without the "ecg.arrhythmia." prefix), all optional: the QrsOptions fields
-// except sample_rate_hz (notch_hz, notch_q, baseline_hz, lowpass_hz, band_low_hz,
-// band_high_hz, integration_s, peak_hold_s, threshold_fraction, refractory_s, t_wave_s,
-// searchback_factor, learning_s, min_slope_mv_s, replace_ratio) and the
-// BeatClassifierOptions fields (learning_beats, max_templates, match_corr, v_corr, wide_ratio,
-// amplitude_ratio, premature_ratio) and the rhythm parameters (RhythmOptionsFrom in
-// rhythm_analyzer.h: hr_low_bpm, hr_high_bpm, pause_s, asystole_s, af_threshold, vt_min_beats,
-// vf_min_s, quality_noise_hf_rms_mv, ...). Make throws ops::OptionError naming
-// "ecg.arrhythmia.<key>" and the value for a value out of range or an unknown key.
+// Parameters (keys without the "ecg.arrhythmia." prefix), all optional: EcgMonitorParameters()
+// composes the tables of the stages (QrsParameters, BeatClassifierParameters, RhythmParameters,
+// PulseParameters) and `verify_alarms`; `vigil operators` lists them. Make throws
+// ops::OptionError naming "ecg.arrhythmia.<key>" and the value for a value out of range or an
+// unknown key.
 //
 // Sampling rate: taken from the chunks (125-1000 Hz). Chunks at another rate are ignored (no
 // beats; a signal-quality stage reports it). A rate change restarts the state. A notch or
@@ -71,9 +67,11 @@
 #include <string_view>
 #include <vector>
 
+#include "operators/core/operator_spec.h"
 #include "operators/core/stream_operator.h"
 #include "operators/ecg/atrial_activity.h"
 #include "operators/ecg/beat_classifier.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/ecg/heart_rate.h"
 #include "operators/ecg/pulse_detector.h"
 #include "operators/ecg/qrs_detector.h"
@@ -89,16 +87,21 @@ struct EcgMonitorOptions {
   bool verify_alarms = true;         // "verify_alarms": 0 lets the primary lead decide alone
 };
 
+// Every key of ecg.arrhythmia: QRS detection, classification, rhythm, pulse, verify_alarms.
+const ops::ParameterTable<EcgMonitorOptions>& EcgMonitorParameters();
+
 class EcgMonitorState;
 
 class EcgMonitor final : public ops::StreamOperator {
  public:
-  static constexpr std::string_view kName = "ecg.arrhythmia";
+  static constexpr std::string_view kName = kEcgOperatorName;
   static constexpr std::string_view kVersion = "1.0.0";
 
   // Throws ops::OptionError (see above).
   static std::unique_ptr<const EcgMonitor> Make(const ops::Parameters& parameters);
   static std::unique_ptr<const EcgMonitor> Make(const EcgMonitorOptions& options);
+  // Name, inputs, parameters, alerts and measurements, for the registry.
+  static const ops::OperatorSpec& Spec();
 
   std::string_view name() const override { return kName; }
   std::string_view version() const override { return kVersion; }

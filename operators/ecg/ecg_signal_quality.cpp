@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
@@ -24,15 +26,27 @@ constexpr double kMedianSecondDiffPerSigma = 0.6745 * 2.449489742783178;
 
 }  // namespace
 
+const ops::ParameterTable<SignalQualityOptions>& SignalQualityParameters() {
+  using O = SignalQualityOptions;
+  static const ops::ParameterTable<O> table = {
+      {"quality_block_s", &O::block_s, 0.25, 5, "s", "blocks the raw signal is judged in"},
+      {"quality_lead_off_nan_fraction", &O::lead_off_nan_fraction, 0.01, 1, "fraction",
+       "invalid (NaN) samples in a block that mean lead off"},
+      {"quality_flat_p2p_mv", &O::flat_p2p_mv, 0, 1, "mV", "peak-to-peak below which a block is flat"},
+      {"quality_saturation_run_s", &O::saturation_run_s, 0.01, 1, "s",
+       "run of identical samples at a block's extreme that is clipping"},
+      {"quality_noise_hf_rms_mv", &O::noise_hf_rms_mv, 0.001, 10, "mV",
+       "robust high-frequency noise level above which a block is noisy"},
+      {"quality_noise_p2p_mv", &O::noise_p2p_mv, 0.5, 100, "mV",
+       "peak-to-peak above which a block is motion artefact"},
+      {"quality_min_s", &O::min_s, 0, 60, "s", "how long a condition must hold to open"},
+      {"quality_clear_s", &O::clear_s, 0, 60, "s", "how long it must be absent to close"},
+  };
+  return table;
+}
+
 EcgSignalQuality EcgSignalQuality::Make(const SignalQualityOptions& o) {
-  ops::RequireRange("quality_block_s", o.block_s, 0.25, 5);
-  ops::RequireRange("quality_lead_off_nan_fraction", o.lead_off_nan_fraction, 0.01, 1);
-  ops::RequireRange("quality_flat_p2p_mv", o.flat_p2p_mv, 0, 1);
-  ops::RequireRange("quality_saturation_run_s", o.saturation_run_s, 0.01, 1);
-  ops::RequireRange("quality_noise_hf_rms_mv", o.noise_hf_rms_mv, 0.001, 10);
-  ops::RequireRange("quality_noise_p2p_mv", o.noise_p2p_mv, 0.5, 100);
-  ops::RequireRange("quality_min_s", o.min_s, 0, 60);
-  ops::RequireRange("quality_clear_s", o.clear_s, 0, 60);
+  SignalQualityParameters().Check(kEcgOperatorName, o);
   return EcgSignalQuality(o);
 }
 

@@ -24,6 +24,7 @@
 #include <deque>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
@@ -41,6 +42,9 @@ struct SignalQualityOptions {
   double min_s = 2.0;
   double clear_s = 2.0;
 };
+
+// Keys "quality_*" of ecg.arrhythmia.
+const ops::ParameterTable<SignalQualityOptions>& SignalQualityParameters();
 
 // Block verdict bits.
 enum QualityFlag : uint8_t {

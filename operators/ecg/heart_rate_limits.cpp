@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 
 namespace vigil::ecg {
 
@@ -14,17 +16,40 @@ constexpr ops::EpisodeKind kKinds[4] = {
     ops::EpisodeKind::kTachycardia, ops::EpisodeKind::kExtremeTachycardia};
 }
 
+const ops::ParameterTable<HeartRateLimitOptions>& HeartRateLimitParameters() {
+  using O = HeartRateLimitOptions;
+  static const ops::ParameterTable<O> table = {
+      {"hr_low_bpm", &O::low_bpm, 15, 150, "bpm", "BRADY below this rate"},
+      {"hr_high_bpm", &O::high_bpm, 16, 300, "bpm", "TACHY above this rate; above hr_low_bpm"},
+      {"hr_min_s", &O::min_s, 0, 600, "s", "how long the monitor-rule rate must stay beyond"},
+      {"hr_extreme_low_offset_bpm", &O::extreme_low_offset_bpm, 0, 100, "bpm",
+       "XBRADY below hr_low_bpm minus this ..."},
+      {"hr_extreme_low_floor_bpm", &O::extreme_low_floor_bpm, 10, 150, "bpm",
+       "... but not below this; at most hr_low_bpm"},
+      {"hr_extreme_high_offset_bpm", &O::extreme_high_offset_bpm, 0, 100, "bpm",
+       "XTACHY above hr_high_bpm plus this ..."},
+      {"hr_extreme_high_cap_bpm", &O::extreme_high_cap_bpm, 16, 350, "bpm",
+       "... but not above this; at least hr_high_bpm"},
+      {"hr_extreme_min_s", &O::extreme_min_s, 0, 600, "s",
+       "how long an extreme rate must last"},
+      {"hr_low_beats", &O::low_beats, 5, 64, "beats",
+       "or over this many consecutive beats (CinC 2015: 5); 0: off", 0},
+      {"hr_high_beats", &O::high_beats, 5, 64, "beats",
+       "or over this many consecutive beats (CinC 2015: 17); 0: off", 0},
+  };
+  return table;
+}
+
 HeartRateLimits HeartRateLimits::Make(const HeartRateLimitOptions& o) {
-  ops::RequireRange("hr_low_bpm", o.low_bpm, 15, 150);
-  ops::RequireRange("hr_high_bpm", o.high_bpm, o.low_bpm + 1, 300);
-  ops::RequireRange("hr_min_s", o.min_s, 0, 600);
-  ops::RequireRange("hr_extreme_low_offset_bpm", o.extreme_low_offset_bpm, 0, 100);
-  ops::RequireRange("hr_extreme_low_floor_bpm", o.extreme_low_floor_bpm, 10, o.low_bpm);
-  ops::RequireRange("hr_extreme_high_offset_bpm", o.extreme_high_offset_bpm, 0, 100);
-  ops::RequireRange("hr_extreme_high_cap_bpm", o.extreme_high_cap_bpm, o.high_bpm, 350);
-  ops::RequireRange("hr_extreme_min_s", o.extreme_min_s, 0, 600);
-  if (o.low_beats != 0) ops::RequireRange("hr_low_beats", o.low_beats, 5, 64);
-  if (o.high_beats != 0) ops::RequireRange("hr_high_beats", o.high_beats, 5, 64);
+  HeartRateLimitParameters().Check(kEcgOperatorName, o);
+  ops::RequireParameter(o.high_bpm >= o.low_bpm + 1, kEcgOperatorName, "hr_high_bpm", o.high_bpm,
+                        "must exceed hr_low_bpm");
+  ops::RequireParameter(o.extreme_low_floor_bpm <= o.low_bpm, kEcgOperatorName,
+                        "hr_extreme_low_floor_bpm", o.extreme_low_floor_bpm,
+                        "must be at most hr_low_bpm");
+  ops::RequireParameter(o.extreme_high_cap_bpm >= o.high_bpm, kEcgOperatorName,
+                        "hr_extreme_high_cap_bpm", o.extreme_high_cap_bpm,
+                        "must be at least hr_high_bpm");
   const double xlow = std::max(o.low_bpm - o.extreme_low_offset_bpm, o.extreme_low_floor_bpm);
   const double xhigh = std::min(o.high_bpm + o.extreme_high_offset_bpm, o.extreme_high_cap_bpm);
   return HeartRateLimits(o, xlow, xhigh);

@@ -21,6 +21,7 @@
 
 #include <deque>
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/episode_tracker.h"
@@ -39,6 +40,9 @@ struct HeartRateLimitOptions {
   int low_beats = 5;    // consecutive beats of the brady test; 0 disables it
   int high_beats = 17;  // consecutive beats of the tachy test; 0 disables it
 };
+
+// Keys "hr_*" of ecg.arrhythmia.
+const ops::ParameterTable<HeartRateLimitOptions>& HeartRateLimitParameters();
 
 class HeartRateLimits {
  public:

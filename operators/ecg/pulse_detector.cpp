@@ -5,6 +5,8 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/filters/filter_design.h"
 
 namespace vigil::ecg {
@@ -43,17 +45,34 @@ double Correlation(const std::array<float, kPulseShapePoints>& a,
 }
 }
 
+const ops::ParameterTable<PulseOptions>& PulseParameters() {
+  using O = PulseOptions;
+  static const ops::ParameterTable<O> table = {
+      {"pulse_lowpass_hz", &O::lowpass_hz, 2, 40, "Hz", "low-pass of the pulsatile waveform"},
+      {"pulse_ssf_window_s", &O::ssf_window_s, 0.02, 0.5, "s",
+       "window of the slope sum function (Zong et al. 2003: 128 ms)"},
+      {"pulse_threshold_fraction", &O::threshold_fraction, 0.1, 0.95, "fraction",
+       "share of the recent slope-sum peaks that detects a pulse"},
+      {"pulse_floor_fraction", &O::floor_fraction, 0, 0.9, "fraction",
+       "floor of the threshold, so that a flat line gives no pulses"},
+      {"pulse_refractory_s", &O::refractory_s, 0.1, 1, "s", "shortest interval between pulses"},
+      {"pulse_min_rate_bpm", &O::min_rate_bpm, 10, 100, "bpm",
+       "slowest plausible pulse rate (quality)"},
+      {"pulse_max_rate_bpm", &O::max_rate_bpm, 11, 350, "bpm",
+       "fastest plausible pulse rate; above pulse_min_rate_bpm"},
+      {"pulse_regularity", &O::regularity, 0.05, 1, "fraction",
+       "intervals within this share of their median count as regular (Sun et al. 2006)"},
+      {"pulse_min_pulses", &O::min_pulses, 2, 20, "pulses", "fewest pulses a verdict needs"},
+      {"pulse_min_shape_correlation", &O::min_shape_correlation, -1, 1, "",
+       "median correlation of consecutive upstrokes of a good pulse (Li & Clifford 2012)"},
+  };
+  return table;
+}
+
 PulseDetector PulseDetector::Make(const PulseOptions& o) {
-  ops::RequireRange("pulse_lowpass_hz", o.lowpass_hz, 2, 40);
-  ops::RequireRange("pulse_ssf_window_s", o.ssf_window_s, 0.02, 0.5);
-  ops::RequireRange("pulse_threshold_fraction", o.threshold_fraction, 0.1, 0.95);
-  ops::RequireRange("pulse_floor_fraction", o.floor_fraction, 0, 0.9);
-  ops::RequireRange("pulse_refractory_s", o.refractory_s, 0.1, 1.0);
-  ops::RequireRange("pulse_min_rate_bpm", o.min_rate_bpm, 10, 100);
-  ops::RequireRange("pulse_max_rate_bpm", o.max_rate_bpm, o.min_rate_bpm + 1, 350);
-  ops::RequireRange("pulse_regularity", o.regularity, 0.05, 1);
-  ops::RequireRange("pulse_min_pulses", o.min_pulses, 2, 20);
-  ops::RequireRange("pulse_min_shape_correlation", o.min_shape_correlation, -1, 1);
+  PulseParameters().Check(kEcgOperatorName, o);
+  ops::RequireParameter(o.max_rate_bpm >= o.min_rate_bpm + 1, kEcgOperatorName,
+                        "pulse_max_rate_bpm", o.max_rate_bpm, "must exceed pulse_min_rate_bpm");
   return PulseDetector(o);
 }
 

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
 #include "operators/filters/biquad_cascade.h"
@@ -54,6 +55,9 @@ struct PulseOptions {
   int min_pulses = 3;
   double min_shape_correlation = 0.7;
 };
+
+// Keys "pulse_*" of ecg.arrhythmia.
+const ops::ParameterTable<PulseOptions>& PulseParameters();
 
 inline constexpr int kPulseShapePoints = 16;
 

@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 
 namespace vigil::ecg {
 namespace {
@@ -39,30 +41,52 @@ float Median(const std::array<float, 8>& values) {
 
 }  // namespace
 
-void ValidateQrsOptions(const QrsOptions& o, std::string_view prefix) {
-  auto RequireRange = [&](std::string_view field, double value, double lo, double hi) {
-    // Fields are named "<prefix><option>" (e.g. "ecg.arrhythmia.notch_hz").
-    ops::RequireRange(fmt::format("{}{}", prefix, field.substr(field.find('.') + 1)), value, lo,
-                      hi);
+const ops::ParameterTable<QrsOptions>& QrsParameters() {
+  using O = QrsOptions;
+  static const ops::ParameterTable<O> table = {
+      {"notch_hz", &O::notch_hz, 40, 70, "Hz", "mains notch (50 or 60); 0: off", 0},
+      {"notch_q", &O::notch_q, 1, 100, "", "quality factor of the notch"},
+      {"baseline_hz", &O::baseline_hz, 0, 2, "Hz",
+       "corner of the baseline high-pass (Butterworth); 0: off"},
+      {"lowpass_hz", &O::lowpass_hz, 20, 475, "Hz",
+       "corner of the low-pass (lowered at low sampling rates); 0: off", 0},
+      {"band_low_hz", &O::band_low_hz, 1, 20, "Hz", "detection band-pass, low corner"},
+      {"band_high_hz", &O::band_high_hz, 3, 40, "Hz",
+       "detection band-pass, high corner; at least band_low_hz + 2"},
+      {"integration_s", &O::integration_s, 0.03, 0.2, "s",
+       "moving-window integration (about a QRS width; Pan & Tompkins: 80 ms)"},
+      {"peak_hold_s", &O::peak_hold_s, 0.02, 0.2, "s", "how long a peak is held to be the peak"},
+      {"threshold_fraction", &O::threshold_fraction, 0.05, 0.9, "",
+       "detection threshold between the noise and QRS levels (Hamilton & Tompkins)"},
+      {"refractory_s", &O::refractory_s, 0.1, 0.4, "s", "no second QRS this soon"},
+      {"t_wave_s", &O::t_wave_s, 0.1, 0.6, "s",
+       "a peak this soon with half the slope is a T wave; at least refractory_s"},
+      {"searchback_factor", &O::searchback_factor, 1.1, 3, "",
+       "search back for a missed QRS after this many mean RR intervals"},
+      {"learning_s", &O::learning_s, 0.5, 10, "s", "levels learnt over the first seconds"},
+      {"min_slope_mv_s", &O::min_slope_mv_s, 0, 100, "mV/s",
+       "absolute floor of the integral's peak (a flat line has no QRS)"},
+      {"replace_ratio", &O::replace_ratio, 1, 10, "",
+       "a complex this much larger replaces a held one (a large P wave taken for a beat)"},
   };
-  RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
+  return table;
+}
+
+void ValidateQrsOptions(const QrsOptions& o) {
+  ops::RequireRange("qrs.sample_rate_hz", o.sample_rate_hz, 125, 1000);
+  QrsParameters().Check(kEcgOperatorName, o);
   const double nyquist = o.sample_rate_hz / 2;
-  RequireRange("qrs.baseline_hz", o.baseline_hz, 0, 2);
-  if (o.notch_hz != 0) RequireRange("qrs.notch_hz", o.notch_hz, 10, nyquist * 0.98);
-  RequireRange("qrs.notch_q", o.notch_q, 1, 100);
-  if (o.lowpass_hz != 0) RequireRange("qrs.lowpass_hz", o.lowpass_hz, 20, nyquist * 0.95);
-  RequireRange("qrs.band_low_hz", o.band_low_hz, 1, 20);
-  RequireRange("qrs.band_high_hz", o.band_high_hz, o.band_low_hz + 2,
-               std::min(40.0, nyquist * 0.9));
-  RequireRange("qrs.integration_s", o.integration_s, 0.03, 0.2);
-  RequireRange("qrs.peak_hold_s", o.peak_hold_s, 0.02, 0.2);
-  RequireRange("qrs.threshold_fraction", o.threshold_fraction, 0.05, 0.9);
-  RequireRange("qrs.refractory_s", o.refractory_s, 0.1, 0.4);
-  RequireRange("qrs.t_wave_s", o.t_wave_s, o.refractory_s, 0.6);
-  RequireRange("qrs.searchback_factor", o.searchback_factor, 1.1, 3);
-  RequireRange("qrs.learning_s", o.learning_s, 0.5, 10);
-  RequireRange("qrs.min_slope_mv_s", o.min_slope_mv_s, 0, 100);
-  RequireRange("qrs.replace_ratio", o.replace_ratio, 1, 10);
+  auto require = [&](bool ok, std::string_view key, double value, std::string_view why) {
+    ops::RequireParameter(ok, kEcgOperatorName, key, value, why);
+  };
+  require(o.notch_hz == 0 || o.notch_hz <= nyquist * 0.98, "notch_hz", o.notch_hz,
+          fmt::format("must be below {:.0f} Hz at {} Hz", nyquist * 0.98, o.sample_rate_hz));
+  require(o.lowpass_hz == 0 || o.lowpass_hz <= nyquist * 0.95, "lowpass_hz", o.lowpass_hz,
+          fmt::format("must be below {:.0f} Hz at {} Hz", nyquist * 0.95, o.sample_rate_hz));
+  require(o.band_high_hz >= o.band_low_hz + 2 && o.band_high_hz <= nyquist * 0.9,
+          "band_high_hz", o.band_high_hz, "must be at least band_low_hz + 2 and below the rate's "
+          "Nyquist frequency");
+  require(o.t_wave_s >= o.refractory_s, "t_wave_s", o.t_wave_s, "must be at least refractory_s");
 }
 
 QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {

@@ -45,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
 #include "operators/filters/biquad_cascade.h"
 
@@ -71,8 +72,14 @@ struct QrsOptions {
   double replace_ratio = 1.5;      // absolute floor of the integral's peak (flat line)
 };
 
-// Throws ops::OptionError naming "<prefix><option>" and the value for an option out of range.
-void ValidateQrsOptions(const QrsOptions& options, std::string_view prefix = "qrs.");
+// The configuration keys of the detector (all fields but sample_rate_hz, which comes from the
+// data), with their ranges at the highest supported rate.
+const ops::ParameterTable<QrsOptions>& QrsParameters();
+
+// Throws ops::OptionError for an option out of range, naming "ecg.arrhythmia.<key>" and the
+// value, or "qrs.sample_rate_hz" for a rate outside 125-1000 Hz. Corners too close to the
+// rate's Nyquist frequency are errors here; EcgMonitor lowers them per rate before.
+void ValidateQrsOptions(const QrsOptions& options);
 
 struct QrsDetection {
   int64_t sample = 0;            // fiducial point on the input's sample axis (delay corrected)

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/ecg/heart_rate.h"
 
 namespace vigil::ecg {
@@ -15,87 +17,27 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 5;
 }
 
-namespace {
-// Counts (beats, windows, lags) must be whole numbers: 8.5 beats is a configuration error.
-int WholeNumber(ops::ParameterReader& p, std::string_view key, int default_value) {
-  const double v = p.Get(key, default_value);
-  ops::Require(v == std::floor(v) && std::fabs(v) < 1e6, key, v, "must be a whole number");
-  return static_cast<int>(v);
+const ops::ParameterTable<RhythmOptions>& RhythmParameters() {
+  static const ops::ParameterTable<RhythmOptions> table = [] {
+    ops::ParameterTable<RhythmOptions> t = {};
+    t.Include(&RhythmOptions::hr, HeartRateLimitParameters())
+        .Include(&RhythmOptions::absence, BeatAbsenceParameters())
+        .Include(&RhythmOptions::vt, VtParameters())
+        .Include(&RhythmOptions::vf, VfParameters())
+        .Include(&RhythmOptions::af, AfParameters())
+        .Include(&RhythmOptions::quality, SignalQualityParameters());
+    return t;
+  }();
+  return table;
 }
-}  // namespace
 
-RhythmOptions RhythmOptionsFrom(ops::ParameterReader& p) {
-  RhythmOptions o;
-  auto& q = o.quality;
-  q.block_s = p.Get("quality_block_s", q.block_s);
-  q.lead_off_nan_fraction = p.Get("quality_lead_off_nan_fraction", q.lead_off_nan_fraction);
-  q.flat_p2p_mv = p.Get("quality_flat_p2p_mv", q.flat_p2p_mv);
-  q.saturation_run_s = p.Get("quality_saturation_run_s", q.saturation_run_s);
-  q.noise_hf_rms_mv = p.Get("quality_noise_hf_rms_mv", q.noise_hf_rms_mv);
-  q.noise_p2p_mv = p.Get("quality_noise_p2p_mv", q.noise_p2p_mv);
-  q.min_s = p.Get("quality_min_s", q.min_s);
-  q.clear_s = p.Get("quality_clear_s", q.clear_s);
-  auto& f = o.vf;
-  f.window_s = p.Get("vf_window_s", f.window_s);
-  f.step_s = q.block_s;  // VF windows step with the quality blocks they are judged against
-  f.leakage_max = p.Get("vf_leakage_max", f.leakage_max);
-  f.boxes_min = p.Get("vf_boxes_min", f.boxes_min);
-  f.min_amplitude_mv = p.Get("vf_min_amplitude_mv", f.min_amplitude_mv);
-  f.flutter_leakage_max = p.Get("vf_flutter_leakage_max", f.flutter_leakage_max);
-  f.min_s = p.Get("vf_min_s", f.min_s);
-  f.confirm_windows = WholeNumber(p, "vf_confirm_windows", f.confirm_windows);
-  f.clear_s = p.Get("vf_clear_s", f.clear_s);
-  f.organized_rate_max_bpm = p.Get("vf_organized_rate_max_bpm", f.organized_rate_max_bpm);
-  auto& a = o.af;
-  a.window_beats = WholeNumber(p, "af_window_beats", a.window_beats);
-  a.max_lag = WholeNumber(p, "af_max_lag", a.max_lag);
-  a.exclude_supraventricular = p.Get("af_exclude_supraventricular", a.exclude_supraventricular);
-  a.regular_tolerance = p.Get("af_regular_tolerance", a.regular_tolerance);
-  a.regular_fraction_max = p.Get("af_regular_fraction_max", a.regular_fraction_max);
-  a.amplitude_cv_max = p.Get("af_amplitude_cv_max", a.amplitude_cv_max);
-  a.threshold = p.Get("af_threshold", a.threshold);
-  a.release = p.Get("af_release", a.release);
-  a.smoothing = p.Get("af_smoothing", a.smoothing);
-  a.min_rr_s = p.Get("af_min_rr_s", a.min_rr_s);
-  a.max_rr_s = p.Get("af_max_rr_s", a.max_rr_s);
-  a.p_wave_coherence_max = p.Get("af_p_wave_coherence_max", a.p_wave_coherence_max);
-  a.p_wave_absent_max = p.Get("af_p_wave_absent_max", a.p_wave_absent_max);
-  a.p_wave_lock_max_rr_s = p.Get("af_p_wave_lock_max_rr_s", a.p_wave_lock_max_rr_s);
-  a.p_wave_lock_min = p.Get("af_p_wave_lock_min", a.p_wave_lock_min);
-  a.regular_fraction_max_no_p = p.Get("af_regular_fraction_max_no_p", a.regular_fraction_max_no_p);
-  a.p_wave_beats = WholeNumber(p, "af_p_wave_beats", a.p_wave_beats);
-  a.min_window_beats = WholeNumber(p, "af_min_window_beats", a.min_window_beats);
-  a.entropy_min = p.Get("af_entropy_min", a.entropy_min);
-  a.entropy_beats = WholeNumber(p, "af_entropy_beats", a.entropy_beats);
-  a.entropy_tolerance_s = p.Get("af_entropy_tolerance_s", a.entropy_tolerance_s);
-  a.atrial_noise_max = p.Get("af_atrial_noise_max", a.atrial_noise_max);
-  a.close_hold_s = p.Get("af_close_hold_s", a.close_hold_s);
-  auto& v = o.vt;
-  v.min_beats = WholeNumber(p, "vt_min_beats", v.min_beats);
-  v.min_rate_bpm = p.Get("vt_min_rate_bpm", v.min_rate_bpm);
-  v.artifact_low_frequency_min =
-      p.Get("vt_artifact_low_frequency_min", v.artifact_low_frequency_min);
-  v.artifact_rr_change_min = p.Get("vt_artifact_rr_change_min", v.artifact_rr_change_min);
-  v.artifact_beats = WholeNumber(p, "vt_artifact_beats", v.artifact_beats);
-  v.max_interruptions = WholeNumber(p, "vt_max_interruptions", v.max_interruptions);
-  auto& h = o.hr;
-  h.low_bpm = p.Get("hr_low_bpm", h.low_bpm);
-  h.high_bpm = p.Get("hr_high_bpm", h.high_bpm);
-  h.min_s = p.Get("hr_min_s", h.min_s);
-  h.extreme_low_offset_bpm = p.Get("hr_extreme_low_offset_bpm", h.extreme_low_offset_bpm);
-  h.extreme_low_floor_bpm = p.Get("hr_extreme_low_floor_bpm", h.extreme_low_floor_bpm);
-  h.extreme_high_offset_bpm = p.Get("hr_extreme_high_offset_bpm", h.extreme_high_offset_bpm);
-  h.extreme_high_cap_bpm = p.Get("hr_extreme_high_cap_bpm", h.extreme_high_cap_bpm);
-  h.extreme_min_s = p.Get("hr_extreme_min_s", h.extreme_min_s);
-  h.low_beats = WholeNumber(p, "hr_low_beats", h.low_beats);
-  h.high_beats = WholeNumber(p, "hr_high_beats", h.high_beats);
-  auto& b = o.absence;
-  b.pause_s = p.Get("pause_s", b.pause_s);
-  b.asystole_s = p.Get("asystole_s", b.asystole_s);
-  b.activity_ratio = p.Get("asystole_activity_ratio", b.activity_ratio);
-  b.activity_slope_mv_s = p.Get("asystole_activity_slope_mv_s", b.activity_slope_mv_s);
-  b.activity_p2p_mv = p.Get("asystole_activity_p2p_mv", b.activity_p2p_mv);
-  b.baseline_shift_mv = p.Get("asystole_baseline_shift_mv", b.baseline_shift_mv);
+void DeriveRhythmOptions(RhythmOptions& o) {
+  o.vf.step_s = o.quality.block_s;  // VF windows step with the quality blocks they are judged against
+}
+
+RhythmOptions RhythmOptionsFrom(const ops::Parameters& parameters) {
+  auto o = RhythmParameters().Read(kEcgOperatorName, parameters);
+  DeriveRhythmOptions(o);
   return o;
 }
 

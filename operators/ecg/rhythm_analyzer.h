@@ -7,7 +7,7 @@
 //                   VT                                       (ventricular_tachycardia_detector.h)
 //                   BRADY, XBRADY, TACHY, XTACHY             (heart_rate_limits.h)
 //   beats + time    PAUSE, ASYS                              (beat_absence_detector.h)
-// Every threshold is a parameter (RhythmOptionsFrom lists the keys); defaults are the rules of
+// Every threshold is a parameter (RhythmParameters lists the keys); defaults are the rules of
 // shared/CLINICAL.md. The stage is robust to its own inputs' failures: beats in unusable signal
 // count for nothing, a gap or an unusable stretch is never a pause or asystole, and VF is never
 // called on lead off, flat line, saturation or noise.
@@ -44,9 +44,15 @@ struct RhythmOptions {
   BeatAbsenceOptions absence;
 };
 
-// Reads every rhythm parameter through `reader` (keys such as "hr_low_bpm", "asystole_s",
-// "af_threshold", "vf_min_s", "quality_noise_hf_rms_mv"), defaulting to CLINICAL.md's rules.
-RhythmOptions RhythmOptionsFrom(ops::ParameterReader& reader);
+// Every rhythm parameter of ecg.arrhythmia ("hr_low_bpm", "asystole_s", "af_threshold",
+// "vf_min_s", "quality_noise_hf_rms_mv", ...), defaulting to CLINICAL.md's rules.
+const ops::ParameterTable<RhythmOptions>& RhythmParameters();
+
+// The options `parameters` set (rhythm keys only), with what follows from them (VF windows step
+// with the quality blocks). Throws ops::OptionError naming "ecg.arrhythmia.<key>".
+RhythmOptions RhythmOptionsFrom(const ops::Parameters& parameters);
+// Sets the options that follow from others.
+void DeriveRhythmOptions(RhythmOptions& options);
 
 class RhythmState;
 

@@ -7,6 +7,8 @@
 #include <numbers>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/filters/order_statistic.h"
 
 namespace vigil::ecg {
@@ -48,18 +50,37 @@ constexpr double kLowPassHz = 30.0;
 
 }  // namespace
 
+const ops::ParameterTable<VentricularFibrillationOptions>& VfParameters() {
+  using O = VentricularFibrillationOptions;
+  static const ops::ParameterTable<O> table = {
+      {"vf_window_s", &O::window_s, 2, 16, "s",
+       "window of the leakage and box-counting features; at least quality_block_s"},
+      {"vf_leakage_max", &O::leakage_max, 0, 1, "fraction",
+       "VF filter leakage (Kuo & Dillman) at or below which a window is fibrillatory"},
+      {"vf_boxes_min", &O::boxes_min, 0, 1, "fraction",
+       "phase-space boxes visited (Amann et al.) at or above which it is fibrillatory"},
+      {"vf_min_amplitude_mv", &O::min_amplitude_mv, 0, 5, "mV",
+       "smaller waveforms are not VF (fine VF below this reads as asystole)"},
+      {"vf_flutter_leakage_max", &O::flutter_leakage_max, 0, 1, "fraction",
+       "leakage at or below which a fibrillatory window is flutter (VFL); at most vf_leakage_max"},
+      {"vf_min_s", &O::min_s, 0, 60, "s", "how long VF must last (CinC 2015: 4 s)"},
+      {"vf_confirm_windows", &O::confirm_windows, 1, 20, "windows",
+       "consecutive fibrillatory windows that confirm an episode"},
+      {"vf_clear_s", &O::clear_s, 0, 60, "s", "how long without VF closes an episode"},
+      {"vf_organized_rate_max_bpm", &O::organized_rate_max_bpm, 0, 400, "bpm",
+       "an organised beat rhythm below this vetoes VF (0: off)"},
+  };
+  return table;
+}
+
 VentricularFibrillationDetector VentricularFibrillationDetector::Make(
     const VentricularFibrillationOptions& o) {
-  ops::RequireRange("vf_window_s", o.window_s, 2, 16);
-  ops::RequireRange("vf_step_s", o.step_s, 0.25, o.window_s);
-  ops::RequireRange("vf_leakage_max", o.leakage_max, 0, 1);
-  ops::RequireRange("vf_boxes_min", o.boxes_min, 0, 1);
-  ops::RequireRange("vf_min_amplitude_mv", o.min_amplitude_mv, 0, 5);
-  ops::RequireRange("vf_flutter_leakage_max", o.flutter_leakage_max, 0, o.leakage_max);
-  ops::RequireRange("vf_min_s", o.min_s, 0, 60);
-  ops::RequireRange("vf_confirm_windows", o.confirm_windows, 1, 20);
-  ops::RequireRange("vf_clear_s", o.clear_s, 0, 60);
-  ops::RequireRange("vf_organized_rate_max_bpm", o.organized_rate_max_bpm, 0, 400);
+  VfParameters().Check(kEcgOperatorName, o);
+  ops::RequireParameter(o.flutter_leakage_max <= o.leakage_max, kEcgOperatorName,
+                        "vf_flutter_leakage_max", o.flutter_leakage_max,
+                        "must be at most vf_leakage_max");
+  ops::RequireParameter(o.step_s >= 0.25 && o.step_s <= o.window_s, kEcgOperatorName,
+                        "vf_window_s", o.window_s, "must be at least quality_block_s");
   return VentricularFibrillationDetector(o);
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
@@ -44,6 +45,9 @@ struct VentricularFibrillationOptions {
   // or ventricular complexes can look fibrillatory to the waveform features). 0 disables.
   double organized_rate_max_bpm = 150;
 };
+
+// Keys "vf_*" of ecg.arrhythmia (step_s follows quality_block_s).
+const ops::ParameterTable<VentricularFibrillationOptions>& VfParameters();
 
 struct VfWindowFeatures {
   ops::TimeUs start_us = 0;

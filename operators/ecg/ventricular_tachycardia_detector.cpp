@@ -5,6 +5,8 @@
 #include <limits>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
+#include "operators/ecg/ecg_operator_name.h"
 #include "operators/ecg/episode_tracker.h"
 #include "operators/filters/biquad_cascade.h"
 #include "operators/filters/filter_design.h"
@@ -40,25 +42,33 @@ double LowFrequencyFraction(std::span<const float> x, size_t from, double sample
   return std::clamp(1 - passed / total, 0.0, 1.0);
 }
 
+const ops::ParameterTable<VentricularTachycardiaOptions>& VtParameters() {
+  using O = VentricularTachycardiaOptions;
+  static const ops::ParameterTable<O> table = {
+      {"vt_min_beats", &O::min_beats, 3, 50, "beats",
+       "consecutive ventricular beats of a VT run; at least 4 while the artefact veto is on"},
+      {"vt_min_rate_bpm", &O::min_rate_bpm, 40, 300, "bpm", "slowest rate of a VT run"},
+      {"vt_artifact_low_frequency_min", &O::artifact_low_frequency_min, 0, 1, "fraction",
+       "artefact veto: energy below 2 Hz above this ... (1: veto off)"},
+      {"vt_artifact_rr_change_min", &O::artifact_rr_change_min, 0, 10, "fraction",
+       "... and a median successive RR change above this share of the mean RR"},
+      {"vt_artifact_beats", &O::artifact_beats, 4, 12, "beats",
+       "the run's last beats the artefact veto judges"},
+      {"vt_max_interruptions", &O::max_interruptions, 0, 3, "beats",
+       "beats of another label a run may hold between two ventricular beats"},
+  };
+  return table;
+}
+
 VentricularTachycardiaDetector VentricularTachycardiaDetector::Make(
     const VentricularTachycardiaOptions& o) {
-  ops::RequireRange("vt_min_beats", o.min_beats, 3, 50);
-  ops::Require(o.min_beats == std::floor(o.min_beats), "vt_min_beats", o.min_beats,
-               "must be a whole number");
-  ops::RequireRange("vt_min_rate_bpm", o.min_rate_bpm, 40, 300);
-  ops::RequireRange("vt_artifact_low_frequency_min", o.artifact_low_frequency_min, 0, 1);
-  ops::RequireRange("vt_artifact_rr_change_min", o.artifact_rr_change_min, 0, 10);
-  // At least 4 beats: 3 intervals give the first median of successive changes that is not a
-  // single difference. The history is sized for them (HistoryS).
-  ops::RequireRange("vt_artifact_beats", o.artifact_beats, 4, 12);
-  ops::RequireRange("vt_max_interruptions", o.max_interruptions, 0, 3);
-  ops::Require(o.artifact_beats == std::floor(o.artifact_beats), "vt_artifact_beats",
-               o.artifact_beats, "must be a whole number");
+  VtParameters().Check(kEcgOperatorName, o);
   // A run opens at its min_beats-th beat and is not judged again: with fewer than 4 beats the
   // veto could never judge it.
-  ops::Require(o.artifact_low_frequency_min >= 1 || o.min_beats >= 4, "vt_min_beats",
-               o.min_beats, "must be at least 4 while the artefact veto is on "
-               "(vt_artifact_low_frequency_min < 1)");
+  ops::RequireParameter(o.artifact_low_frequency_min >= 1 || o.min_beats >= 4, kEcgOperatorName,
+                        "vt_min_beats", o.min_beats,
+                        "must be at least 4 while the artefact veto is on "
+                        "(vt_artifact_low_frequency_min < 1)");
   return VentricularTachycardiaDetector(o);
 }
 

@@ -39,6 +39,7 @@
 #include <span>
 #include <vector>
 
+#include "operators/core/parameters.h"
 #include "operators/core/event.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
@@ -55,6 +56,9 @@ struct VentricularTachycardiaOptions {
   // Beats of another label a run may hold between two ventricular beats (0: none).
   int max_interruptions = 0;
 };
+
+// Keys "vt_*" of ecg.arrhythmia.
+const ops::ParameterTable<VentricularTachycardiaOptions>& VtParameters();
 
 // The fraction of the energy of x[from:] (mean removed) below 2 Hz: 1 - the energy of a
 // 2nd-order Butterworth high-pass at 2 Hz run over all of x (x[:from] settles it) over the

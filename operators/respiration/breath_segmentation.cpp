@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
 
 namespace vigil::ops {
 namespace {
@@ -84,29 +85,52 @@ BreathState& Cast(OperatorState& s) {
 
 }  // namespace
 
+namespace {
+
+const ParameterTable<BreathSegmentationOptions>& BreathParameters() {
+  using O = BreathSegmentationOptions;
+  static const ParameterTable<O> table = {
+      {"baseline_tau_s", &O::baseline_tau_s, 1, 600, "s",
+       "time constant of the flow baseline (a total-flow signal with vent leak works too)"},
+      {"hysteresis_lpm", &O::hysteresis_lpm, 0, 30, "L/min",
+       "flow above the baseline that starts an inspiration"},
+      {"min_tidal_volume_ml", &O::min_tidal_volume_ml, 0, 1000, "mL",
+       "smallest inspired volume that is a breath (else a ripple of the expiration)"},
+      {"min_phase_s", &O::min_phase_s, 0, 5, "s", "shortest inspiration that is a breath"},
+      {"max_breath_s", &O::max_breath_s, 2, 60, "s",
+       "longest cycle that is a breath; more than twice min_phase_s"},
+      {"min_pressure_cm_h2o", &O::min_pressure_cm_h2o, 0, 30, "cmH2O",
+       "pressure below which the patient is not in therapy and nothing is segmented"},
+  };
+  return table;
+}
+
+}  // namespace
+
 BreathSegmentationOptions BreathSegmentationOptions::FromParameters(const Parameters& parameters) {
-  ParameterReader p("respiration.breaths", parameters);
-  BreathSegmentationOptions o;
-  o.baseline_tau_s = p.Get("baseline_tau_s", o.baseline_tau_s);
-  o.hysteresis_lpm = p.Get("hysteresis_lpm", o.hysteresis_lpm);
-  o.min_tidal_volume_ml = p.Get("min_tidal_volume_ml", o.min_tidal_volume_ml);
-  o.min_phase_s = p.Get("min_phase_s", o.min_phase_s);
-  o.max_breath_s = p.Get("max_breath_s", o.max_breath_s);
-  o.min_pressure_cm_h2o = p.Get("min_pressure_cm_h2o", o.min_pressure_cm_h2o);
-  p.CheckAllUsed();
-  return o;
+  return BreathParameters().Read(BreathSegmentation::kName, parameters);
+}
+
+const OperatorSpec& BreathSegmentation::Spec() {
+  static const OperatorSpec spec{
+      kName,
+      kVersion,
+      "breath segmentation: Vt, Ti/Te, rate, minute ventilation, peak flow",
+      kInputs,
+      BreathParameters().Describe(),
+      {},
+      {},
+      [](const Parameters& p, const OperatorContext&) -> std::unique_ptr<const StreamOperator> {
+        return Make(BreathSegmentationOptions::FromParameters(p));
+      }};
+  return spec;
 }
 
 std::unique_ptr<const BreathSegmentation> BreathSegmentation::Make(
     const BreathSegmentationOptions& o) {
-  RequireRange("respiration.breaths.baseline_tau_s", o.baseline_tau_s, 1, 600);
-  RequireRange("respiration.breaths.hysteresis_lpm", o.hysteresis_lpm, 0, 30);
-  RequireRange("respiration.breaths.min_tidal_volume_ml", o.min_tidal_volume_ml, 0, 1000);
-  RequireRange("respiration.breaths.min_phase_s", o.min_phase_s, 0, 5);
-  RequireRange("respiration.breaths.max_breath_s", o.max_breath_s, 2, 60);
-  Require(o.max_breath_s > 2 * o.min_phase_s, "respiration.breaths.max_breath_s", o.max_breath_s,
-          "must exceed twice min_phase_s");
-  RequireRange("respiration.breaths.min_pressure_cm_h2o", o.min_pressure_cm_h2o, 0, 30);
+  BreathParameters().Check(kName, o);
+  RequireParameter(o.max_breath_s > 2 * o.min_phase_s, kName, "max_breath_s", o.max_breath_s,
+                   "must exceed twice min_phase_s");
   return std::unique_ptr<const BreathSegmentation>(new BreathSegmentation(o));
 }
 

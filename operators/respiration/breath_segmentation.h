@@ -23,6 +23,7 @@
 #include <span>
 #include <string_view>
 
+#include "operators/core/operator_spec.h"
 #include "operators/core/stream_operator.h"
 
 namespace vigil::ops {
@@ -44,8 +45,13 @@ class BreathSegmentation final : public StreamOperator {
   // Throws OptionError naming the field and value when an option is out of range.
   static std::unique_ptr<const BreathSegmentation> Make(const BreathSegmentationOptions& options);
 
-  std::string_view name() const override { return "respiration.breaths"; }
-  std::string_view version() const override { return "1.0.0"; }
+  static constexpr std::string_view kName = "respiration.breaths";
+  static constexpr std::string_view kVersion = "1.0.0";
+  // Name, inputs, parameters, alerts and measurements, for the registry.
+  static const OperatorSpec& Spec();
+
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
   std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
 
 namespace vigil::ops {
 namespace {
@@ -92,7 +93,7 @@ Episode Make(EpisodeKind kind, Episode::Phase phase, const Debounced& d, TimeUs 
   e.start_us = d.start;
   e.end_us = end;
   e.why.algorithm = "respiration.leak";
-  e.why.version = "1.0.0";
+  e.why.version = std::string(LeakMonitor::kVersion);
   e.why.rule = rule;
   e.why.measures = {{"leak_max", d.worst, "L/min"}};
   e.why.limits = {{limit_name, limit, "L/min", ">"}};
@@ -140,20 +141,50 @@ void Close(Debounced& d, TimeUs end, EpisodeKind kind, const std::string& rule, 
 
 }  // namespace
 
+const ParameterTable<LeakOptions>& LeakParameters() {
+  static const ParameterTable<LeakOptions> table = {
+      {"large_leak_lpm", &LeakOptions::large_leak_lpm, 1, 200, "L/min",
+       "unintentional leak above which LARGE_LEAK opens (CLINICAL.md: 24)"},
+      {"large_leak_min_s", &LeakOptions::large_leak_min_s, 0, 600, "s",
+       "how long the leak must stay above (and then below) the limit"},
+      {"disconnect_leak_lpm", &LeakOptions::disconnect_leak_lpm, 1, 300, "L/min",
+       "leak at or above which the circuit is open (DISCONNECTION); at least large_leak_lpm"},
+      {"disconnect_pressure_cm_h2o", &LeakOptions::disconnect_pressure_cm_h2o, 0, 5, "cmH2O",
+       "pressure below which high flow means the blower runs into an open circuit"},
+      {"disconnect_flow_lpm", &LeakOptions::disconnect_flow_lpm, 10, 300, "L/min",
+       "mean flow above which low pressure means an open circuit"},
+      {"disconnect_min_s", &LeakOptions::disconnect_min_s, 0, 600, "s",
+       "how long a disconnection must last"},
+      {"offset_window_s", &LeakOptions::offset_window_s, 1, 600, "s",
+       "window of the total-flow offset (whole breaths integrate to about 0)"},
+      {"vent_k_lpm", &LeakOptions::vent_k_lpm, 0, 50, "L/min",
+       "intended (vent) leak = k x sqrt(pressure); 0: the flow is already patient flow"},
+      {"intended_leak_lpm", &LeakOptions::intended_leak_lpm, 0, 100, "L/min",
+       "fixed intended leak; -1: from the device's settings or the vent curve", -1},
+  };
+  return table;
+}
+
 LeakOptions LeakOptions::FromParameters(const Parameters& parameters) {
-  ParameterReader p("respiration.leak", parameters);
-  LeakOptions o;
-  o.large_leak_lpm = p.Get("large_leak_lpm", o.large_leak_lpm);
-  o.large_leak_min_s = p.Get("large_leak_min_s", o.large_leak_min_s);
-  o.disconnect_leak_lpm = p.Get("disconnect_leak_lpm", o.disconnect_leak_lpm);
-  o.disconnect_pressure_cm_h2o = p.Get("disconnect_pressure_cm_h2o", o.disconnect_pressure_cm_h2o);
-  o.disconnect_flow_lpm = p.Get("disconnect_flow_lpm", o.disconnect_flow_lpm);
-  o.disconnect_min_s = p.Get("disconnect_min_s", o.disconnect_min_s);
-  o.offset_window_s = p.Get("offset_window_s", o.offset_window_s);
-  o.vent_k_lpm = p.Get("vent_k_lpm", o.vent_k_lpm);
-  o.intended_leak_lpm = p.Get("intended_leak_lpm", o.intended_leak_lpm);
-  p.CheckAllUsed();
-  return o;
+  return LeakParameters().Read(LeakMonitor::kName, parameters);
+}
+
+const OperatorSpec& LeakMonitor::Spec() {
+  static const OperatorSpec spec{
+      kName,
+      kVersion,
+      "unintentional leak, large leak (> 24 L/min) and disconnection",
+      kInputs,
+      LeakParameters().Describe(),
+      {{EpisodeKind::kLargeLeak, "LARGE_LEAK", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kRespiratory},
+       {EpisodeKind::kDisconnection, "DISCONNECTION", AlarmPriority::kMedium, false, false, 0,
+        SignalFamily::kRespiratory}},
+      {{"leak_lpm", "L/min", "unintentional leak, per device sample or offset window"}},
+      [](const Parameters& p, const OperatorContext&) -> std::unique_ptr<const StreamOperator> {
+        return Make(LeakOptions::FromParameters(p));
+      }};
+  return spec;
 }
 
 LeakMonitor::LeakMonitor(const LeakOptions& o)
@@ -165,17 +196,9 @@ LeakMonitor::LeakMonitor(const LeakOptions& o)
           o.disconnect_min_s)) {}
 
 std::unique_ptr<const LeakMonitor> LeakMonitor::Make(const LeakOptions& o) {
-  RequireRange("respiration.leak.large_leak_lpm", o.large_leak_lpm, 1, 200);
-  RequireRange("respiration.leak.large_leak_min_s", o.large_leak_min_s, 0, 600);
-  RequireRange("respiration.leak.disconnect_leak_lpm", o.disconnect_leak_lpm, o.large_leak_lpm,
-               300);
-  RequireRange("respiration.leak.disconnect_pressure_cm_h2o", o.disconnect_pressure_cm_h2o, 0, 5);
-  RequireRange("respiration.leak.disconnect_flow_lpm", o.disconnect_flow_lpm, 10, 300);
-  RequireRange("respiration.leak.disconnect_min_s", o.disconnect_min_s, 0, 600);
-  RequireRange("respiration.leak.offset_window_s", o.offset_window_s, 1, 600);
-  RequireRange("respiration.leak.vent_k_lpm", o.vent_k_lpm, 0, 50);
-  Require(o.intended_leak_lpm == -1 || (o.intended_leak_lpm >= 0 && o.intended_leak_lpm <= 100),
-          "respiration.leak.intended_leak_lpm", o.intended_leak_lpm, "must be -1 or in [0, 100]");
+  LeakParameters().Check(kName, o);
+  RequireParameter(o.disconnect_leak_lpm >= o.large_leak_lpm, kName, "disconnect_leak_lpm",
+                   o.disconnect_leak_lpm, "must be at least large_leak_lpm");
   return std::unique_ptr<const LeakMonitor>(new LeakMonitor(o));
 }
 

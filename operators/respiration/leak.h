@@ -21,6 +21,7 @@
 #include <span>
 #include <string_view>
 
+#include "operators/core/operator_spec.h"
 #include "operators/core/stream_operator.h"
 
 namespace vigil::ops {
@@ -43,8 +44,13 @@ class LeakMonitor final : public StreamOperator {
  public:
   static std::unique_ptr<const LeakMonitor> Make(const LeakOptions& options);
 
-  std::string_view name() const override { return "respiration.leak"; }
-  std::string_view version() const override { return "1.0.0"; }
+  static constexpr std::string_view kName = "respiration.leak";
+  static constexpr std::string_view kVersion = "1.0.0";
+  // Name, inputs, parameters, alerts and measurements, for the registry.
+  static const OperatorSpec& Spec();
+
+  std::string_view name() const override { return kName; }
+  std::string_view version() const override { return kVersion; }
   std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,

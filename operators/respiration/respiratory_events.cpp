@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/core/parameters.h"
 
 namespace vigil::ops {
 namespace {
 
 constexpr uint32_t kSnapshotVersion = 2;
-constexpr std::string_view kVersion = "2.0.0";
 constexpr double kBlockS = 0.2;
 constexpr int kMaxWindowBlocks = 64;
 constexpr TimeUs kSpo2KeepUs = 300 * kMicrosPerSecond;
@@ -265,51 +265,82 @@ int Blocks(double seconds) {
 
 }  // namespace
 
+namespace {
+
+const ParameterTable<RespiratoryEventOptions>& EventParameters() {
+  using O = RespiratoryEventOptions;
+  constexpr double kMaxWindowS = kBlockS * (kMaxWindowBlocks - 1);
+  static const ParameterTable<O> table = {
+      {"apnea_drop", &O::apnea_drop, 0.5, 1, "fraction",
+       "AASM apnea (with SpO2): drop of the flow amplitude from its baseline"},
+      {"hypopnea_drop", &O::hypopnea_drop, 0.1, 1, "fraction",
+       "AASM hypopnea (with SpO2): drop of the flow amplitude; at most apnea_drop"},
+      {"device_apnea_drop", &O::device_apnea_drop, 0.5, 1, "fraction",
+       "device convention (flow only): drop of the 2-s ventilation that is an apnea"},
+      {"device_hypopnea_fraction", &O::device_hypopnea_fraction, 0, 0.9, "fraction",
+       "device convention: 8-s ventilation at or below this fraction of baseline is a hypopnea; "
+       "at least 1 - device_apnea_drop"},
+      {"desaturation_pct", &O::desaturation_pct, 1, 20, "%",
+       "SpO2 fall below its pre-event level that confirms an AASM hypopnea"},
+      {"desaturation_lookahead_s", &O::desaturation_lookahead_s, 0, 120, "s",
+       "how long after an event's end its desaturation may come"},
+      {"min_event_s", &O::min_event_s, 5, 60, "s", "shortest apnea or hypopnea"},
+      {"max_event_s", &O::max_event_s, 5, 600, "s",
+       "longest candidate that is an event; at least min_event_s"},
+      {"envelope_window_s", &O::envelope_window_s, kBlockS, kMaxWindowS, "s",
+       "window of the AASM peak flow amplitude"},
+      {"apnea_window_s", &O::apnea_window_s, kBlockS, kMaxWindowS, "s",
+       "centred window of the device convention's apnea ventilation"},
+      {"ventilation_window_s", &O::ventilation_window_s, 1, kMaxWindowS, "s",
+       "centred window of the device convention's hypopnea ventilation"},
+      {"baseline_window_s", &O::baseline_window_s, 10, 1200, "s",
+       "window of the ventilation baseline (median)"},
+      {"warmup_s", &O::warmup_s, 0, 1200, "s", "no events this long after mask-on or a gap"},
+      {"refractory_s", &O::refractory_s, 0, 120, "s", "no new event this long after one"},
+      {"large_leak_lpm", &O::large_leak_lpm, 1, 200, "L/min",
+       "device leak above which nothing is scored (ResMed scores at low leak only)"},
+      {"flow_baseline_tau_s", &O::flow_baseline_tau_s, 1, 600, "s",
+       "running mean the flow is taken about"},
+  };
+  return table;
+}
+
+}  // namespace
+
 RespiratoryEventOptions RespiratoryEventOptions::FromParameters(const Parameters& parameters) {
-  ParameterReader p("respiration.events", parameters);
-  RespiratoryEventOptions o;
-  o.apnea_drop = p.Get("apnea_drop", o.apnea_drop);
-  o.hypopnea_drop = p.Get("hypopnea_drop", o.hypopnea_drop);
-  o.device_apnea_drop = p.Get("device_apnea_drop", o.device_apnea_drop);
-  o.device_hypopnea_fraction = p.Get("device_hypopnea_fraction", o.device_hypopnea_fraction);
-  o.desaturation_pct = p.Get("desaturation_pct", o.desaturation_pct);
-  o.desaturation_lookahead_s = p.Get("desaturation_lookahead_s", o.desaturation_lookahead_s);
-  o.min_event_s = p.Get("min_event_s", o.min_event_s);
-  o.max_event_s = p.Get("max_event_s", o.max_event_s);
-  o.envelope_window_s = p.Get("envelope_window_s", o.envelope_window_s);
-  o.apnea_window_s = p.Get("apnea_window_s", o.apnea_window_s);
-  o.ventilation_window_s = p.Get("ventilation_window_s", o.ventilation_window_s);
-  o.baseline_window_s = p.Get("baseline_window_s", o.baseline_window_s);
-  o.warmup_s = p.Get("warmup_s", o.warmup_s);
-  o.refractory_s = p.Get("refractory_s", o.refractory_s);
-  o.large_leak_lpm = p.Get("large_leak_lpm", o.large_leak_lpm);
-  o.flow_baseline_tau_s = p.Get("flow_baseline_tau_s", o.flow_baseline_tau_s);
-  p.CheckAllUsed();
-  return o;
+  return EventParameters().Read(RespiratoryEvents::kName, parameters);
+}
+
+const OperatorSpec& RespiratoryEvents::Spec() {
+  static const OperatorSpec spec{
+      kName,
+      kVersion,
+      "apnea and hypopnea (AASM with SpO2, ResMed convention without), AHI",
+      kInputs,
+      EventParameters().Describe(),
+      // Scored into the AHI; alarming each one would flood clinicians.
+      {{EpisodeKind::kApnea, "APNEA", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kRespiratory, false},
+       {EpisodeKind::kHypopnea, "", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kRespiratory, false}},
+      {{"therapy_hours", "h", "therapy time seen, at the end of a recording"},
+       {"ahi", "/h", "apneas and hypopneas per hour of therapy, at the end of a recording"}},
+      [](const Parameters& p, const OperatorContext&) -> std::unique_ptr<const StreamOperator> {
+        return Make(RespiratoryEventOptions::FromParameters(p));
+      }};
+  return spec;
 }
 
 std::unique_ptr<const RespiratoryEvents> RespiratoryEvents::Make(
     const RespiratoryEventOptions& o) {
-  RequireRange("respiration.events.apnea_drop", o.apnea_drop, 0.5, 1);
-  RequireRange("respiration.events.hypopnea_drop", o.hypopnea_drop, 0.1, o.apnea_drop);
-  RequireRange("respiration.events.device_apnea_drop", o.device_apnea_drop, 0.5, 1);
-  RequireRange("respiration.events.device_hypopnea_fraction", o.device_hypopnea_fraction,
-               1 - o.device_apnea_drop, 0.9);
-  RequireRange("respiration.events.desaturation_pct", o.desaturation_pct, 1, 20);
-  RequireRange("respiration.events.desaturation_lookahead_s", o.desaturation_lookahead_s, 0, 120);
-  RequireRange("respiration.events.min_event_s", o.min_event_s, 5, 60);
-  RequireRange("respiration.events.max_event_s", o.max_event_s, o.min_event_s, 600);
-  RequireRange("respiration.events.envelope_window_s", o.envelope_window_s, kBlockS,
-               kBlockS * (kMaxWindowBlocks - 1));
-  RequireRange("respiration.events.apnea_window_s", o.apnea_window_s, kBlockS,
-               kBlockS * (kMaxWindowBlocks - 1));
-  RequireRange("respiration.events.ventilation_window_s", o.ventilation_window_s, 1,
-               kBlockS * (kMaxWindowBlocks - 1));
-  RequireRange("respiration.events.baseline_window_s", o.baseline_window_s, 10, 1200);
-  RequireRange("respiration.events.warmup_s", o.warmup_s, 0, 1200);
-  RequireRange("respiration.events.refractory_s", o.refractory_s, 0, 120);
-  RequireRange("respiration.events.large_leak_lpm", o.large_leak_lpm, 1, 200);
-  RequireRange("respiration.events.flow_baseline_tau_s", o.flow_baseline_tau_s, 1, 600);
+  EventParameters().Check(kName, o);
+  RequireParameter(o.hypopnea_drop <= o.apnea_drop, kName, "hypopnea_drop", o.hypopnea_drop,
+                   "must be at most apnea_drop");
+  RequireParameter(o.device_hypopnea_fraction >= 1 - o.device_apnea_drop, kName,
+                   "device_hypopnea_fraction", o.device_hypopnea_fraction,
+                   "must be at least 1 - device_apnea_drop");
+  RequireParameter(o.max_event_s >= o.min_event_s, kName, "max_event_s", o.max_event_s,
+                   "must be at least min_event_s");
   return std::unique_ptr<const RespiratoryEvents>(new RespiratoryEvents(o));
 }
 
@@ -326,8 +357,8 @@ Episode MakeEpisode(EpisodeKind kind, TimeUs start, TimeUs end, std::string rule
   e.phase = Episode::Phase::kClosed;
   e.start_us = start;
   e.end_us = end;
-  e.why.algorithm = "respiration.events";
-  e.why.version = std::string(kVersion);
+  e.why.algorithm = std::string(RespiratoryEvents::kName);
+  e.why.version = std::string(RespiratoryEvents::kVersion);
   e.why.rule = std::move(rule);
   e.why.note = std::move(note);
   e.why.measures = std::move(measures);

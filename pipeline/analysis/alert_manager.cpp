@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "operators/core/snapshot.h"
+#include "pipeline/analysis/operator_registry.h"
 
 namespace vigil::analysis {
 namespace {
@@ -14,62 +15,59 @@ namespace {
 using Family = ConditionRule::Family;
 using ops::EpisodeKind;
 
-// Priorities and latching after shared/CLINICAL.md (IEC 60601-1-8 priorities).
-const std::map<EpisodeKind, ConditionRule>& Rules() {
-  static const std::map<EpisodeKind, ConditionRule> rules = {
-      {EpisodeKind::kAsystole,
-       {v1::CONDITION_ASYSTOLE, v1::PRIORITY_HIGH, true, false, 0, Family::kEcg}},
-      {EpisodeKind::kVentricularFibrillation,
-       {v1::CONDITION_VENTRICULAR_FIBRILLATION, v1::PRIORITY_HIGH, true, false, 0, Family::kEcg}},
-      {EpisodeKind::kVentricularFlutter,
-       {v1::CONDITION_VENTRICULAR_FIBRILLATION, v1::PRIORITY_HIGH, true, false, 0, Family::kEcg}},
-      {EpisodeKind::kVentricularTachycardia,
-       {v1::CONDITION_VENTRICULAR_TACHYCARDIA, v1::PRIORITY_HIGH, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kExtremeBradycardia,
-       {v1::CONDITION_EXTREME_BRADYCARDIA, v1::PRIORITY_HIGH, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kExtremeTachycardia,
-       {v1::CONDITION_EXTREME_TACHYCARDIA, v1::PRIORITY_HIGH, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kPause,
-       {v1::CONDITION_PAUSE, v1::PRIORITY_MEDIUM, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kBradycardia,
-       {v1::CONDITION_BRADYCARDIA, v1::PRIORITY_MEDIUM, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kTachycardia,
-       {v1::CONDITION_TACHYCARDIA, v1::PRIORITY_MEDIUM, false, false, 0, Family::kEcg}},
-      {EpisodeKind::kAtrialFibrillation,
-       {v1::CONDITION_ATRIAL_FIBRILLATION, v1::PRIORITY_MEDIUM, false, false, 30, Family::kEcg}},
-      {EpisodeKind::kEcgNoise,
-       {v1::CONDITION_ECG_NOISE, v1::PRIORITY_LOW, false, true, 10, Family::kEcg}},
-      {EpisodeKind::kEcgLeadOff,
-       {v1::CONDITION_ECG_LEAD_OFF, v1::PRIORITY_LOW, false, true, 10, Family::kEcg}},
-      {EpisodeKind::kEcgFlatLine,
-       {v1::CONDITION_ECG_FLAT_LINE, v1::PRIORITY_LOW, false, true, 10, Family::kEcg}},
-      {EpisodeKind::kEcgSaturation,
-       {v1::CONDITION_ECG_SATURATION, v1::PRIORITY_LOW, false, true, 10, Family::kEcg}},
-      {EpisodeKind::kSignalLost,
-       {v1::CONDITION_SIGNAL_LOST, v1::PRIORITY_LOW, false, true, 10, Family::kAny}},
-      {EpisodeKind::kDeviceOffline,
-       {v1::CONDITION_DEVICE_OFFLINE, v1::PRIORITY_LOW, false, true, 0, Family::kAny}},
-      // Apneas and hypopneas are scored into the AHI; alarming each one would flood clinicians.
-      {EpisodeKind::kApnea,
-       {v1::CONDITION_APNEA, v1::PRIORITY_LOW, false, false, 0, Family::kRespiratory, false}},
-      {EpisodeKind::kHypopnea,
-       {v1::CONDITION_UNSPECIFIED, v1::PRIORITY_LOW, false, false, 0, Family::kRespiratory,
-        false}},
-      {EpisodeKind::kLargeLeak,
-       {v1::CONDITION_LARGE_LEAK, v1::PRIORITY_LOW, false, false, 0, Family::kRespiratory}},
-      {EpisodeKind::kDisconnection,
-       {v1::CONDITION_DISCONNECTION, v1::PRIORITY_MEDIUM, false, false, 0, Family::kRespiratory}},
-      {EpisodeKind::kSleepHypoventilation,
-       {v1::CONDITION_SLEEP_HYPOVENTILATION, v1::PRIORITY_MEDIUM, false, false, 0, Family::kCo2}},
-      {EpisodeKind::kHypercapnia,
-       {v1::CONDITION_CHRONIC_HYPERCAPNIA, v1::PRIORITY_LOW, false, false, 0, Family::kCo2}},
-      {EpisodeKind::kCo2RisingTrend,
-       {v1::CONDITION_CO2_RISING_TREND, v1::PRIORITY_LOW, false, false, 0, Family::kCo2}},
-      {EpisodeKind::kNonCompliance,
-       {v1::CONDITION_NON_COMPLIANCE, v1::PRIORITY_LOW, false, false, 0, Family::kAdherence}},
-      {EpisodeKind::kAdherenceDecline,
-       {v1::CONDITION_ADHERENCE_DECLINE, v1::PRIORITY_LOW, false, false, 0, Family::kAdherence}},
+// Conditions the runtime raises itself (frames stopped arriving), not an operator.
+const std::vector<ops::AlertRule>& RuntimeRules() {
+  static const std::vector<ops::AlertRule> rules = {
+      {EpisodeKind::kSignalLost, "SIGNAL_LOST", ops::AlarmPriority::kLow, false, true, 10,
+       Family::kAny},
+      {EpisodeKind::kDeviceOffline, "DEVICE_OFFLINE", ops::AlarmPriority::kLow, false, true, 0,
+       Family::kAny},
   };
+  return rules;
+}
+
+ConditionRule Resolve(const ops::AlertRule& r) {
+  ConditionRule rule;
+  if (!r.condition.empty() &&
+      !v1::Condition_Parse("CONDITION_" + std::string(r.condition), &rule.condition)) {
+    throw std::logic_error(fmt::format("alert rule of {}: {} is not a vigil.v1.Condition",
+                                       ops::EpisodeName(r.kind), r.condition));
+  }
+  static constexpr v1::Priority kPriorities[] = {v1::PRIORITY_LOW, v1::PRIORITY_MEDIUM,
+                                                 v1::PRIORITY_HIGH};
+  rule.priority = kPriorities[static_cast<size_t>(r.priority)];
+  rule.latching = r.latching;
+  rule.technical = r.technical;
+  rule.min_duration_s = r.min_duration_s;
+  rule.family = r.family;
+  rule.alerts = r.alarm;
+  return rule;
+}
+
+// Collected once from the operator specs and the runtime's own rules.
+const std::map<EpisodeKind, ConditionRule>& Rules() {
+  static const std::map<EpisodeKind, ConditionRule> rules = [] {
+    std::map<EpisodeKind, std::pair<ConditionRule, ops::AlertRule>> found;
+    auto add = [&found](const ops::AlertRule& r) {
+      const ConditionRule rule = Resolve(r);
+      const auto [it, fresh] = found.try_emplace(r.kind, rule, r);
+      const auto& a = it->second.second;
+      if (!fresh && (a.condition != r.condition || a.priority != r.priority ||
+                     a.latching != r.latching || a.technical != r.technical ||
+                     a.min_duration_s != r.min_duration_s || a.family != r.family ||
+                     a.alarm != r.alarm)) {
+        throw std::logic_error(fmt::format("two different alert rules for {}",
+                                           ops::EpisodeName(r.kind)));
+      }
+    };
+    for (const auto& spec : Operators()) {
+      for (const auto& r : spec.alerts) add(r);
+    }
+    for (const auto& r : RuntimeRules()) add(r);
+    std::map<EpisodeKind, ConditionRule> out;
+    for (const auto& [kind, rule] : found) out.emplace(kind, rule.first);
+    return out;
+  }();
   return rules;
 }
 
@@ -83,19 +81,10 @@ std::string Duration(ops::TimeUs us) {
   return fmt::format("{} h {} min", s / 3600, (s % 3600) / 60);
 }
 
-std::string Title(v1::Condition c) {
-  std::string name = v1::Condition_Name(c);
-  name.erase(0, std::string("CONDITION_").size());
-  std::replace(name.begin(), name.end(), '_', ' ');
-  std::transform(name.begin() + 1, name.end(), name.begin() + 1,
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return name;
-}
-
 // "Atrial fibrillation for 2 min 10 s: heart_rate 118 bpm, rr_irregularity 0.21".
 std::string Summary(const v1::Alert& a, ops::TimeUs now_us) {
   const ops::TimeUs end = a.end_time_us() ? a.end_time_us() : now_us;
-  std::string s = fmt::format("{} for {}", Title(a.condition()), Duration(end - a.onset_time_us()));
+  std::string s = fmt::format("{} for {}", ConditionTitle(a.condition()), Duration(end - a.onset_time_us()));
   int shown = 0;
   for (const auto& m : a.evidence().measurements()) {
     if (shown++ == 3) break;
@@ -106,6 +95,12 @@ std::string Summary(const v1::Alert& a, ops::TimeUs now_us) {
 }
 
 }  // namespace
+
+std::string ConditionTitle(v1::Condition condition) {
+  std::string name = v1::Condition_Name(condition);
+  name.erase(0, std::string("CONDITION_").size());
+  return ops::ConditionTitle(name);
+}
 
 const ConditionRule& RuleFor(ops::EpisodeKind kind) {
   const auto& rules = Rules();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "operators/core/event.h"
+#include "operators/core/operator_spec.h"
 #include "pipeline/analysis/patient_analysis.h"
 #include "vigil/v1/alert.pb.h"
 
@@ -26,13 +27,20 @@ struct ConditionRule {
   // The alert is raised only once the episode has lasted this long (e.g. AF: 30 s).
   double min_duration_s = 0;
   // Which signal family the condition belongs to, for technical suppression.
-  enum class Family : uint8_t { kEcg, kRespiratory, kCo2, kAdherence, kAny } family = Family::kAny;
+  using Family = ops::SignalFamily;
+  Family family = Family::kAny;
   // Whether this kind alerts at all (apneas and hypopneas feed the AHI, not alarms).
   bool alerts = true;
 };
 
-// The rule for an episode kind.
+// The rule for an episode kind: as the operator that emits it declares it (its OperatorSpec),
+// or the runtime for its own conditions (signal lost, device offline). Throws std::logic_error
+// on first use if a declared condition is not a vigil.v1.Condition or two declarations of one
+// kind differ.
 const ConditionRule& RuleFor(ops::EpisodeKind kind);
+
+// "Ventricular tachycardia": the one display title of a condition.
+std::string ConditionTitle(v1::Condition condition);
 
 // Deterministic alert id: the same patient, condition and onset give the same id everywhere.
 std::string AlertId(const std::string& patient_id, v1::Condition condition, ops::TimeUs onset_us);

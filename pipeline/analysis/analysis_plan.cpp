@@ -35,7 +35,7 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
   ops::RequireRange("alerts.latch_hold_s", config.alerts.latch_hold_s, 0, 86400);
   for (size_t i = 0; i < config.operators.size(); ++i) {
     const auto& oc = config.operators[i];
-    const OperatorEntry* entry = FindOperator(oc.name);
+    const ops::OperatorSpec* entry = FindOperator(oc.name);
     if (entry == nullptr) {
       throw std::invalid_argument(fmt::format("operators[{}].name = {}: unknown operator (known: {})",
                                               i, oc.name, KnownOperators()));
@@ -98,7 +98,7 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::WithOverrides(
     if (!new_zone && config.operators[i].parameters == config_.operators[i].parameters) {
       plan->operators_.push_back(operators_[i]);  // unchanged: share the immutable operator
     } else {
-      const OperatorEntry* entry = FindOperator(config.operators[i].name);
+      const ops::OperatorSpec* entry = FindOperator(config.operators[i].name);
       if (entry == nullptr) {
         throw std::invalid_argument(fmt::format(
             "operator {} is not in the registry: its parameters cannot be overridden",

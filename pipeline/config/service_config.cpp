@@ -430,7 +430,7 @@ void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>
       used.insert(name);
       const std::string dotted = Lower(Replace(name.substr(op_prefix.size()), "__", "."));
       // The operator is the longest registered name that prefixes the key.
-      const analysis::OperatorEntry* match = nullptr;
+      const ops::OperatorSpec* match = nullptr;
       for (const auto& e : analysis::Operators()) {
         if (dotted.rfind(std::string(e.name) + ".", 0) == 0 &&
             (!match || e.name.size() > match->name.size())) {
@@ -601,12 +601,18 @@ std::string DescribeConfig(const ServiceConfig& config) {
   for (const auto& op : config.analysis.operators) {
     out += fmt::format("{:48} {:52} enabled\n", std::string(kOperatorsPath) + "." + op.name,
                        EnvName(kOperatorsPath));
-    for (const auto& [key, value] : op.parameters) {
-      const std::string path = std::string(kOperatorsPath) + "." + op.name + "." + key;
+    // Every key of the operator: its configured value, else its default.
+    const auto* spec = analysis::FindOperator(op.name);
+    if (spec == nullptr) continue;
+    for (const auto& parameter : spec->parameters) {
+      const std::string path = std::string(kOperatorsPath) + "." + op.name + "." + parameter.key;
+      const auto set = op.parameters.find(parameter.key);
       out += fmt::format("{:48} {:52} {}\n", path,
                          EnvName(kOperatorsPath) + "__" +
-                             Upper(Replace(op.name + "." + key, ".", "__")),
-                         value);
+                             Upper(Replace(op.name + "." + parameter.key, ".", "__")),
+                         set != op.parameters.end()
+                             ? fmt::format("{}", set->second)
+                             : fmt::format("{} (default)", parameter.default_value));
     }
   }
   return out;

@@ -32,15 +32,6 @@ const char* Colour(v1::Priority p) {
   }
 }
 
-std::string Title(v1::Condition c) {
-  std::string name = v1::Condition_Name(c);
-  name.erase(0, std::string("CONDITION_").size());
-  std::replace(name.begin(), name.end(), '_', ' ');
-  std::transform(name.begin() + 1, name.end(), name.begin() + 1,
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return name;
-}
-
 std::string Clock(int64_t t_us, const std::string& zone) {
   using namespace std::chrono;
   const sys_time<seconds> t = floor<seconds>(sys_time<microseconds>(microseconds(t_us)));
@@ -102,7 +93,7 @@ std::string FormatAlert(const v1::Alert& a, bool colour, const std::string& time
   const std::string tag = fmt::format(" {:<6} ", priority);
   return fmt::format("{}  {}{}{}  {:<10} {:<26} {:<8} {}", Clock(a.event_time_us(), time_zone),
                      colour ? Colour(a.priority()) : "", tag, colour ? kReset : "",
-                     a.patient_id(), Title(a.condition()), state, a.summary());
+                     a.patient_id(), analysis::ConditionTitle(a.condition()), state, a.summary());
 }
 
 std::vector<TruthRecord> ReadTruth(const std::string& path) {
@@ -199,7 +190,7 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
       if ((a.onset_time_us() >= lo && a.onset_time_us() <= hi) ||
           Overlaps(a.onset_time_us(), a_end, t.start_us, t.end_us)) {
         d.outcome = Detection::Outcome::kDetected;
-        d.how = fmt::format("{} alert {} ({:+.0f} s from onset)", Title(a.condition()),
+        d.how = fmt::format("{} alert {} ({:+.0f} s from onset)", analysis::ConditionTitle(a.condition()),
                             a.alert_id().substr(0, 8), (a.onset_time_us() - t.start_us) / 1e6);
         break;
       }

@@ -1,5 +1,7 @@
 #include "pipeline/report/html_report.h"
 
+#include "pipeline/analysis/alert_manager.h"
+
 #include <date/date.h>
 #include <date/tz.h>
 #include <fmt/format.h>
@@ -47,15 +49,6 @@ const char* PriorityClass(v1::Priority p) {
     case v1::PRIORITY_MEDIUM: return "medium";
     default: return "low";
   }
-}
-
-std::string ConditionTitle(v1::Condition c) {
-  std::string name = v1::Condition_Name(c);
-  name.erase(0, std::string("CONDITION_").size());
-  std::replace(name.begin(), name.end(), '_', ' ');
-  std::transform(name.begin() + 1, name.end(), name.begin() + 1,
-                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return name;
 }
 
 // A time-series panel: one or more series against device time, optional shaded intervals.
@@ -185,7 +178,7 @@ std::string Strip(const EcgStrip& strip, const std::string& zone) {
   svg += "</svg>";
   return fmt::format(
       R"(<figure class="strip"><figcaption><span class="pill {}">{}</span> {} &mdash; {} (strip from {}, {:.0f} s, 1 s = 100 px, 1 mV = 60 px)</figcaption><div class="scroll">{}</div></figure>)",
-      PriorityClass(strip.alert.priority()), Escape(ConditionTitle(strip.alert.condition())),
+      PriorityClass(strip.alert.priority()), Escape(analysis::ConditionTitle(strip.alert.condition())),
       Escape(LocalTime(strip.alert.onset_time_us(), zone)), Escape(strip.alert.summary()),
       Escape(LocalTime(strip.start_us, zone, "%T")), seconds, svg);
 }
@@ -206,7 +199,7 @@ std::string AlertTable(const ReportData& d) {
         "<tr><td>{}</td><td><span class=\"pill {}\">{}</span></td><td>{}</td><td>{}</td>"
         "<td class=\"small\">{}<br>{} {}</td><td class=\"small\">{}</td></tr>",
         Escape(LocalTime(a.onset_time_us(), d.time_zone)), PriorityClass(a.priority()),
-        Escape(v1::Priority_Name(a.priority()).substr(9)), Escape(ConditionTitle(a.condition())),
+        Escape(v1::Priority_Name(a.priority()).substr(9)), Escape(analysis::ConditionTitle(a.condition())),
         Escape(a.summary()), Escape(a.evidence().rule()), Escape(a.evidence().algorithm()),
         Escape(a.evidence().algorithm_version()), Escape(ended));
   }

@@ -77,10 +77,7 @@ vigil::ecg::RhythmOptions Options() {
       pos = comma + 1;
     }
   }
-  ops::ParameterReader reader("ecg.arrhythmia", parameters);
-  auto options = vigil::ecg::RhythmOptionsFrom(reader);
-  reader.CheckAllUsed();
-  return options;
+  return vigil::ecg::RhythmOptionsFrom(parameters);
 }
 
 // Beats from ecg-qrs's streaming QRS detector (no classifier yet: every beat is N).

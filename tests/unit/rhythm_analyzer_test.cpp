@@ -124,10 +124,7 @@ std::vector<ops::Episode> Episodes(const ops::Events& events, EpisodeKind kind,
 }
 
 RhythmAnalyzer WithParameters(const ops::Parameters& parameters) {
-  ops::ParameterReader reader("ecg.arrhythmia", parameters);
-  const auto options = vigil::ecg::RhythmOptionsFrom(reader);
-  reader.CheckAllUsed();
-  return RhythmAnalyzer::Make(options);
+  return RhythmAnalyzer::Make(vigil::ecg::RhythmOptionsFrom(parameters));
 }
 
 const RhythmAnalyzer& Default() {
@@ -949,7 +946,7 @@ TEST(RhythmOptions, BadValuesThrowNamingTheField) {
     WithParameters({{"hr_low_bpm", 5}});
     FAIL() << "expected OptionError";
   } catch (const ops::OptionError& e) {
-    EXPECT_EQ(e.field(), "hr_low_bpm");
+    EXPECT_EQ(e.field(), "ecg.arrhythmia.hr_low_bpm");
     EXPECT_NE(std::string(e.what()).find("5"), std::string::npos);
   }
   EXPECT_THROW(WithParameters({{"asystole_s", 12}}), ops::OptionError);
