@@ -93,7 +93,7 @@ struct UsageState final : OperatorState {
   }
   void Restore(std::string_view bytes) override {
     SnapshotReader r(bytes);
-    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("adherence.usage: version");
+    ReadVersion(r, TherapyUsage::kName, kSnapshotVersion);
     UsageState s;
     s.have_day = r.Get<uint8_t>();
     s.day.date = r.GetString(16);
@@ -150,11 +150,7 @@ struct UsageState final : OperatorState {
   }
 };
 
-UsageState& Cast(OperatorState& s) {
-  auto* p = dynamic_cast<UsageState*>(&s);
-  if (!p) throw std::logic_error("adherence.usage: state of another operator");
-  return *p;
-}
+UsageState& Cast(OperatorState& state) { return StateCast<UsageState>(state, TherapyUsage::kName); }
 
 Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, TimeUs end,
                          const AdherenceSummary& a, const AdherenceRules& r, std::string rule,

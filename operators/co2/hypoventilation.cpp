@@ -87,7 +87,7 @@ struct Co2State final : OperatorState {
   }
   void Restore(std::string_view bytes) override {
     SnapshotReader r(bytes);
-    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("co2.hypoventilation: version");
+    ReadVersion(r, Hypoventilation::kName, kSnapshotVersion);
     Co2State s;
     s.end_tidal.Get(r);
     const auto ring_v = r.GetVector<float>(kMedianN);
@@ -131,11 +131,7 @@ struct Co2State final : OperatorState {
   }
 };
 
-Co2State& Cast(OperatorState& s) {
-  auto* p = dynamic_cast<Co2State*>(&s);
-  if (!p) throw std::logic_error("co2.hypoventilation: state of another operator");
-  return *p;
-}
+Co2State& Cast(OperatorState& state) { return StateCast<Co2State>(state, Hypoventilation::kName); }
 
 struct Ctx {
   const HypoventilationOptions& o;

@@ -92,4 +92,16 @@ class SnapshotReader {
   size_t pos_ = 0;
 };
 
+// Reads the format version a state's snapshot starts with. Throws SnapshotError naming `what`
+// unless it is `current`, or `previous` when given: the format of the release before, which an
+// upgrade (and its rollback) must still restore.
+inline uint32_t ReadVersion(SnapshotReader& r, std::string_view what, uint32_t current,
+                            uint32_t previous = 0) {
+  const auto version = r.Get<uint32_t>();
+  if (version != current && (previous == 0 || version != previous)) {
+    throw SnapshotError(std::string(what) + ": unknown snapshot version " + std::to_string(version));
+  }
+  return version;
+}
+
 }  // namespace vigil::ops

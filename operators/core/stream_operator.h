@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,17 @@ struct DeviceEventView {
   double epap_cm_h2o = std::numeric_limits<double>::quiet_NaN();
   double intended_leak_lpm = std::numeric_limits<double>::quiet_NaN();
 };
+
+// The operator's own state type of `state`. Throws std::logic_error naming `op` for a state of
+// another operator (a programming error in the runtime, never a data problem).
+template <class T>
+T& StateCast(OperatorState& state, std::string_view op) {
+  auto* typed = dynamic_cast<T*>(&state);
+  if (typed == nullptr) {
+    throw std::logic_error(std::string(op) + ": state of another operator");
+  }
+  return *typed;
+}
 
 class StreamOperator {
  public:

@@ -277,9 +277,7 @@ void BeatClassifier::Save(ops::SnapshotWriter& w) const {
 }
 
 void BeatClassifier::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) {
-    throw ops::SnapshotError("classifier: unknown version");
-  }
+  ops::ReadVersion(r, "classifier", kSnapshotVersion);
   if (r.Get<int32_t>() != half_) throw ops::SnapshotError("classifier: other sampling rate");
   const auto size = static_cast<size_t>(window_size());
   const auto count = r.Get<uint64_t>();

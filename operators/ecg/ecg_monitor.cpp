@@ -55,11 +55,7 @@ double RegularRate(const std::deque<ops::TimeUs>& beats, ops::TimeUs from_us, op
 }
 constexpr double kMinRate = 125, kMaxRate = 1000;
 
-EcgMonitorState& Cast(ops::OperatorState& state) {
-  auto* s = dynamic_cast<EcgMonitorState*>(&state);
-  if (!s) throw std::invalid_argument("ecg.arrhythmia: state of another operator");
-  return *s;
-}
+EcgMonitorState& Cast(ops::OperatorState& state) { return ops::StateCast<EcgMonitorState>(state, EcgMonitor::kName); }
 
 }  // namespace
 
@@ -587,10 +583,7 @@ void EcgMonitorState::Restore(std::string_view bytes) {
   ops::SnapshotReader r(bytes);
   // Version 5 (the release before) still restores: a single lead, no other signals yet, so a
   // rolling upgrade keeps every patient's ECG state.
-  const uint32_t version = r.Get<uint32_t>();
-  if (version != kSnapshotVersion && version != 5) {
-    throw ops::SnapshotError("ecg.arrhythmia: unknown snapshot version");
-  }
+  const uint32_t version = ops::ReadVersion(r, EcgMonitor::kName, kSnapshotVersion, 5);
   EcgMonitorState s(*op_);
   s.LoadLead(r);
   if (version == 5) {

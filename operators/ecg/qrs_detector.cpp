@@ -482,7 +482,7 @@ void QrsDetector::Save(ops::SnapshotWriter& w) const {
 }
 
 void QrsDetector::Load(ops::SnapshotReader& r) {
-  if (r.Get<uint32_t>() != kSnapshotVersion) throw ops::SnapshotError("qrs: unknown version");
+  ops::ReadVersion(r, "qrs", kSnapshotVersion);
   if (r.Get<double>() != options_.sample_rate_hz || r.Get<int32_t>() != window_) {
     throw ops::SnapshotError("qrs: snapshot of a detector with other options");
   }

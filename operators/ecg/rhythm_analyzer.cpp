@@ -247,10 +247,7 @@ void RhythmState::Save(ops::SnapshotWriter& w) const {
 void RhythmState::Load(ops::SnapshotReader& r) {
   // Version 4 (the release before) still restores: its heart-rate limits lack the beat run,
   // which starts afresh, so a rolling upgrade keeps every patient's rhythm state.
-  const uint32_t version = r.Get<uint32_t>();
-  if (version != kSnapshotVersion && version != 4) {
-    throw ops::SnapshotError("rhythm: unknown version");
-  }
+  const uint32_t version = ops::ReadVersion(r, "rhythm", kSnapshotVersion, 4);
   const auto n = r.Get<uint64_t>();
   if (n > 64) throw ops::SnapshotError("rhythm: too many steps");
   steps_.clear();

@@ -56,7 +56,7 @@ struct BreathState final : OperatorState {
   }
   void Restore(std::string_view bytes) override {
     SnapshotReader r(bytes);
-    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("respiration.breaths: version");
+    ReadVersion(r, BreathSegmentation::kName, kSnapshotVersion);
     BreathState s;
     s.baseline = r.Get<double>();
     s.baseline_ready = r.Get<uint8_t>();
@@ -77,11 +77,7 @@ struct BreathState final : OperatorState {
   }
 };
 
-BreathState& Cast(OperatorState& s) {
-  auto* p = dynamic_cast<BreathState*>(&s);
-  if (!p) throw std::logic_error("respiration.breaths: state of another operator");
-  return *p;
-}
+BreathState& Cast(OperatorState& state) { return StateCast<BreathState>(state, BreathSegmentation::kName); }
 
 }  // namespace
 

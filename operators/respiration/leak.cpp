@@ -63,7 +63,7 @@ struct LeakState final : OperatorState {
   }
   void Restore(std::string_view bytes) override {
     SnapshotReader r(bytes);
-    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("respiration.leak: version");
+    ReadVersion(r, LeakMonitor::kName, kSnapshotVersion);
     LeakState s;
     s.device_leak_seen = r.Get<uint8_t>();
     s.intended_leak_setting = r.Get<double>();
@@ -79,11 +79,7 @@ struct LeakState final : OperatorState {
   }
 };
 
-LeakState& Cast(OperatorState& s) {
-  auto* p = dynamic_cast<LeakState*>(&s);
-  if (!p) throw std::logic_error("respiration.leak: state of another operator");
-  return *p;
-}
+LeakState& Cast(OperatorState& state) { return StateCast<LeakState>(state, LeakMonitor::kName); }
 
 Episode Make(EpisodeKind kind, Episode::Phase phase, const Debounced& d, TimeUs end,
              const std::string& rule, double limit, const char* limit_name) {

@@ -163,7 +163,7 @@ struct EventState final : OperatorState {
   }
   void Restore(std::string_view bytes) override {
     SnapshotReader r(bytes);
-    if (r.Get<uint32_t>() != kSnapshotVersion) throw SnapshotError("respiration.events: version");
+    ReadVersion(r, RespiratoryEvents::kName, kSnapshotVersion);
     EventState s;
     s.flow_baseline = r.Get<double>();
     s.flow_baseline_ready = r.Get<uint8_t>();
@@ -253,11 +253,7 @@ struct EventState final : OperatorState {
   }
 };
 
-EventState& Cast(OperatorState& s) {
-  auto* p = dynamic_cast<EventState*>(&s);
-  if (!p) throw std::logic_error("respiration.events: state of another operator");
-  return *p;
-}
+EventState& Cast(OperatorState& state) { return StateCast<EventState>(state, RespiratoryEvents::kName); }
 
 int Blocks(double seconds) {
   return std::clamp(static_cast<int>(std::lround(seconds / kBlockS)), 1, kMaxWindowBlocks - 1);

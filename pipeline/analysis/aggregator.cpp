@@ -374,7 +374,7 @@ std::string Aggregator::Snapshot() const {
 
 void Aggregator::Restore(std::string_view bytes) {
   ops::SnapshotReader r(bytes);
-  if (r.Get<uint32_t>() != 1) throw ops::SnapshotError("aggregator: unknown format version");
+  ops::ReadVersion(r, "aggregator", 1);
   decltype(minutes_) minutes;
   const auto nm = r.Get<uint64_t>();
   for (uint64_t i = 0; i < nm; ++i) {

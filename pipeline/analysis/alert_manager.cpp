@@ -339,7 +339,7 @@ std::string AlertManager::Snapshot() const {
 
 void AlertManager::Restore(std::string_view bytes) {
   ops::SnapshotReader r(bytes);
-  if (r.Get<uint32_t>() != 1) throw ops::SnapshotError("alert manager: unknown format version");
+  ops::ReadVersion(r, "alert manager", 1);
   std::map<v1::Condition, Active> active;
   const auto n = r.Get<uint64_t>();
   for (uint64_t i = 0; i < n; ++i) {
