@@ -1,6 +1,8 @@
 // co2.hypoventilation: sleep hypoventilation, chronic hypercapnia and nightly CO2 measures from
 // end-tidal CO2 (a capnogram, kCo2Waveform: one value per breath, see end_tidal.h) or from
 // transcutaneous CO2 (kTranscutaneousCo2: the slow tcCO2 trend, every sample). mmHg throughout.
+// A device streams one of the two: values of both would merge into one series in the order the
+// chunks arrive, so the result would depend on how the two streams were chunked.
 //
 // The CO2 series is first cleaned of spikes by a running median of the last 5 values (a spike of
 // one or two values - a bad breath, a sensor glitch - never counts; steps pass through unchanged

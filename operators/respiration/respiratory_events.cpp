@@ -63,8 +63,9 @@ struct EventState final : OperatorState {
   TimeUs apnea_run_start_us = 0;
   TimeUs best_apnea_start_us = 0, best_apnea_end_us = 0;
   TimeUs refractory_until_us = 0;
-  // therapy time and counts
-  double flow_seconds = 0;
+  // therapy time (whole microseconds per sample, so that the sum does not depend on how the
+  // samples were chunked) and counts
+  int64_t flow_us = 0;
   int64_t apneas = 0, hypopneas = 0, not_scored_leak = 0;
   // SpO2 history (valid samples only) and AASM candidates waiting for it
   std::deque<std::pair<TimeUs, float>> spo2;
@@ -126,7 +127,7 @@ struct EventState final : OperatorState {
     w.Put(best_apnea_start_us);
     w.Put(best_apnea_end_us);
     w.Put(refractory_until_us);
-    w.Put(flow_seconds);
+    w.Put(static_cast<double>(flow_us) / 1e6);  // seconds, as the format has it
     w.Put(apneas);
     w.Put(hypopneas);
     w.Put(not_scored_leak);
@@ -200,7 +201,7 @@ struct EventState final : OperatorState {
     s.best_apnea_start_us = r.Get<TimeUs>();
     s.best_apnea_end_us = r.Get<TimeUs>();
     s.refractory_until_us = r.Get<TimeUs>();
-    s.flow_seconds = r.Get<double>();
+    const double flow_seconds = r.Get<double>();
     s.apneas = r.Get<int64_t>();
     s.hypopneas = r.Get<int64_t>();
     s.not_scored_leak = r.Get<int64_t>();
@@ -244,11 +245,12 @@ struct EventState final : OperatorState {
     const auto count_ok = [](int64_t c) { return c >= 0 && c <= kMaxCount; };
     if (!count_ok(s.apneas) || !count_ok(s.hypopneas) || !count_ok(s.not_scored_leak) ||
         !count_ok(s.blocks) || !count_ok(s.amplitude_pushes) || !count_ok(s.ventilation_pushes) ||
-        s.block_fill < 0 || s.blocks_since_push < 0 || !std::isfinite(s.flow_seconds) ||
-        s.flow_seconds < 0 || std::abs(s.next_expected_us) > kMaxPlausibleTimeUs ||
+        s.block_fill < 0 || s.blocks_since_push < 0 || !std::isfinite(flow_seconds) ||
+        flow_seconds < 0 || flow_seconds > 1e12 || std::abs(s.next_expected_us) > kMaxPlausibleTimeUs ||
         std::abs(s.block_start_us) > kMaxPlausibleTimeUs) {
       throw SnapshotError("respiration.events: counters or times out of range");
     }
+    s.flow_us = std::llround(flow_seconds * 1e6);
     *this = std::move(s);
   }
 };
@@ -494,7 +496,7 @@ void RespiratoryEvents::Finish(OperatorState& state, Events& out) const {
   ReleaseHeld(options_, s, 0, true, out);
   ResolvePending(options_, s, true, out);
   s.ResetFlow();
-  const double hours = s.flow_seconds / 3600.0;
+  const double hours = static_cast<double>(s.flow_us) / 3.6e9;
   const TimeUs t = s.next_expected_us;
   out.emplace_back(Measurement{"therapy_hours", hours, t});
   if (hours > 0) {
@@ -702,7 +704,7 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
   }
   if (!s.held.empty()) ReleaseHeld(options_, s, s.next_expected_us, false, out);
   s.flow_baseline = fb;
-  s.flow_seconds += static_cast<double>(valid) * dt;
+  s.flow_us += static_cast<int64_t>(valid) * std::llround(dt * 1e6);
 }
 
 }  // namespace vigil::ops
