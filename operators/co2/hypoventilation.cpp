@@ -408,10 +408,10 @@ const OperatorSpec& Hypoventilation::Spec() {
         SignalFamily::kCo2},
        {EpisodeKind::kCo2RisingTrend, "CO2_RISING_TREND", AlarmPriority::kLow, false, false, 0,
         SignalFamily::kCo2}},
-      {{"co2_median_mm_hg", "mmHg", "nightly median CO2"},
-       {"co2_max_mm_hg", "mmHg", "nightly maximum CO2"},
-       {"co2_minutes_above_50", "min", "minutes of the night above 50 mmHg"},
-       {"co2_minutes_above_55", "min", "minutes of the night above 55 mmHg"},
+      {{"co2_median_mm_hg", "mmHg", "nightly median CO2", true},
+       {"co2_max_mm_hg", "mmHg", "nightly maximum CO2", true},
+       {"co2_minutes_above_50", "min", "minutes of the night above 50 mmHg", true},
+       {"co2_minutes_above_55", "min", "minutes of the night above 55 mmHg", true},
        {"co2_trend_mm_hg_per_night", "mmHg/night", "slope of the last nights' medians"}},
       [](const Parameters& p, const OperatorContext& c) -> std::unique_ptr<const StreamOperator> {
         return Make(HypoventilationOptions::FromParameters(p, c.time_zone));

@@ -57,6 +57,10 @@ struct MeasurementSpec {
   std::string_view name;
   std::string_view unit;
   std::string_view doc;
+  // One value per therapy night (noon to noon in the patient's zone), emitted when the night
+  // closes with a time inside it: published by name in that night's therapy-day aggregate
+  // (Aggregate.measures) and shown in the report, with nothing else to edit.
+  bool nightly = false;
 };
 
 struct OperatorSpec {

@@ -9,9 +9,24 @@
 #include <cmath>
 
 #include "operators/core/snapshot.h"
+#include "pipeline/analysis/operator_registry.h"
 
 namespace vigil::analysis {
 namespace {
+
+// Unit of every measurement an operator declares nightly, by name.
+const std::map<std::string, std::string, std::less<>>& NightlyUnits() {
+  static const auto units = [] {
+    std::map<std::string, std::string, std::less<>> out;
+    for (const auto& spec : Operators()) {
+      for (const auto& m : spec.measurements) {
+        if (m.nightly) out.emplace(std::string(m.name), std::string(m.unit));
+      }
+    }
+    return out;
+  }();
+  return units;
+}
 
 constexpr ops::TimeUs kMinuteUs = 60 * ops::kMicrosPerSecond;
 
@@ -110,15 +125,17 @@ Aggregator::Minute* Aggregator::MinuteFor(ops::TimeUs t) {
   return &m;
 }
 
-Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) {
+const std::string& Aggregator::DateOf(ops::TimeUs t) {
   if (!(t >= day_cache_start_ && t < day_cache_end_)) {
     const auto b = TherapyDayOf(t, time_zone_);
     day_cache_start_ = b.start_us;
     day_cache_end_ = b.end_us;
     day_cache_date_ = b.date;
   }
-  return days_[day_cache_date_];
+  return day_cache_date_;
 }
+
+Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) { return days_[DateOf(t)]; }
 
 void Aggregator::OnEcgCoverage(ops::TimeUs from_us, ops::TimeUs to_us) {
   if (!minute_windows_) return;
@@ -160,6 +177,11 @@ void Aggregator::OnEvent(const ops::Event& event) {
           m->peak.push_back(e.peak_inspiratory_flow_lpm);
           if (e.end_tidal_co2_mm_hg) m->co2.push_back(*e.end_tidal_co2_mm_hg);
         } else if constexpr (std::is_same_v<T, ops::Measurement>) {
+          if (NightlyUnits().count(e.name)) {
+            // Emitted at the night's end at the latest: the instant before is inside it.
+            night_measures_[DateOf(e.time_us - 1)][e.name] = e.value;
+            return;
+          }
           const bool leak = e.name == "leak_lpm";
           const bool pressure = e.name == "pressure_cm_h2o";
           const bool co2 = e.name == "etco2_mm_hg" || e.name == "tcco2_mm_hg";
@@ -316,7 +338,20 @@ void Aggregator::EmitDay(const ops::TherapyDay& day) {
 }
 
 void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>& out) {
-  for (auto& a : pending_) out.push_back(std::move(a));
+  for (auto& a : pending_) {
+    if (a.window() == v1::WINDOW_KIND_THERAPY_DAY) {
+      if (auto it = night_measures_.find(a.therapy_date()); it != night_measures_.end()) {
+        for (const auto& [name, value] : it->second) {
+          auto* m = a.add_measures();
+          m->set_name(name);
+          m->set_value(value);
+          m->set_unit(NightlyUnits().at(name));
+        }
+        night_measures_.erase(it);
+      }
+    }
+    out.push_back(std::move(a));
+  }
   pending_.clear();
   const ops::TimeUs close_before = watermark_us - kAllowedLatenessUs;
   while (!minutes_.empty() && minutes_.begin()->first + kMinuteUs <= close_before) {
@@ -340,7 +375,9 @@ void Aggregator::Finish(std::vector<v1::Aggregate>& out) {
 
 std::string Aggregator::Snapshot() const {
   ops::SnapshotWriter w;
-  w.Put<uint32_t>(1);
+  // Format 2 adds the nightly measurements; without any the snapshot stays format 1, which the
+  // release before reads.
+  w.Put<uint32_t>(night_measures_.empty() ? 1 : 2);
   w.Put<uint64_t>(minutes_.size());
   for (const auto& [start, m] : minutes_) {
     w.Put<int64_t>(start);
@@ -369,12 +406,23 @@ std::string Aggregator::Snapshot() const {
   for (const auto& a : pending_) w.PutString(a.SerializeAsString());
   w.Put<int64_t>(closed_until_us_);
   w.Put<uint64_t>(late_events_);
+  if (!night_measures_.empty()) {
+    w.Put<uint64_t>(night_measures_.size());
+    for (const auto& [date, measures] : night_measures_) {
+      w.PutString(date);
+      w.Put<uint64_t>(measures.size());
+      for (const auto& [name, value] : measures) {
+        w.PutString(name);
+        w.Put<double>(value);
+      }
+    }
+  }
   return w.Take();
 }
 
 void Aggregator::Restore(std::string_view bytes) {
   ops::SnapshotReader r(bytes);
-  ops::ReadVersion(r, "aggregator", 1);
+  const uint32_t version = ops::ReadVersion(r, "aggregator", 2, 1);
   decltype(minutes_) minutes;
   const auto nm = r.Get<uint64_t>();
   for (uint64_t i = 0; i < nm; ++i) {
@@ -416,6 +464,20 @@ void Aggregator::Restore(std::string_view bytes) {
   }
   const auto closed_until = r.Get<int64_t>();
   const auto late = r.Get<uint64_t>();
+  decltype(night_measures_) night;
+  if (version >= 2) {
+    const auto nn = r.Get<uint64_t>();
+    if (nn > 400) throw ops::SnapshotError("aggregator: too many nights");
+    for (uint64_t i = 0; i < nn; ++i) {
+      auto& measures = night[r.GetString(64)];
+      const auto count = r.Get<uint64_t>();
+      if (count > 256) throw ops::SnapshotError("aggregator: too many nightly measures");
+      for (uint64_t k = 0; k < count; ++k) {
+        std::string name = r.GetString(256);
+        measures[std::move(name)] = r.Get<double>();
+      }
+    }
+  }
   r.ExpectEnd();
   closed_until_us_ = closed_until;
   late_events_ = late;
@@ -424,6 +486,7 @@ void Aggregator::Restore(std::string_view bytes) {
   usage_history_ = std::move(history);
   af_open_ = std::move(af_open);
   pending_ = std::move(pending);
+  night_measures_ = std::move(night);
   day_cache_start_ = day_cache_end_ = 0;
 }
 

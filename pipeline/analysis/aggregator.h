@@ -1,6 +1,9 @@
 // Per-patient aggregates for dashboards, in device time: minute windows (heart rate, AF burden,
 // respiratory rate, tidal and minute volume, CO2, leak) and, when the adherence operator closes
-// a therapy day, the therapy-day and rolling 30-day windows. Bounded state: minute windows keep
+// a therapy day, the therapy-day and rolling 30-day windows. The therapy-day window also carries,
+// by name, every nightly measurement an operator's spec declares (Aggregate.measures) that
+// reached the aggregator before the window went out (at the next AdvanceTo after the day closed;
+// operators close nights on the same watermark); later ones are dropped. Bounded state: minute windows keep
 // at most a minute of values; day statistics use fixed-bin histograms.
 //
 // Not thread-safe: one instance per patient.
@@ -81,6 +84,8 @@ class Aggregator {
 
   // nullptr when the minute of `t` is already closed.
   Minute* MinuteFor(ops::TimeUs t);
+  // The therapy date of `t` (cached: consecutive events fall in one day).
+  const std::string& DateOf(ops::TimeUs t);
   Day& DayFor(ops::TimeUs t);
   void EmitMinute(const Minute& m, std::vector<v1::Aggregate>& out) const;
   void EmitDay(const ops::TherapyDay& day);
@@ -98,6 +103,9 @@ class Aggregator {
   std::string day_cache_date_;
   std::deque<std::pair<std::string, double>> usage_history_;  // last 30 days' usage (min)
   std::vector<v1::Aggregate> pending_;      // day aggregates waiting for AdvanceTo
+  // Nightly measurements (OperatorSpec: nightly) by therapy date and name, until that date's
+  // therapy-day aggregate goes out.
+  std::map<std::string, std::map<std::string, double>> night_measures_;
   std::vector<std::pair<ops::TimeUs, ops::TimeUs>> af_open_;  // open AF episode starts
 };
 
