@@ -9,6 +9,7 @@
 #include "operators/respiration/breath_segmentation.h"
 #include "operators/respiration/leak.h"
 #include "operators/respiration/respiratory_events.h"
+#include "operators/spo2/desaturation.h"
 
 namespace vigil::analysis {
 
@@ -21,6 +22,7 @@ std::span<const ops::OperatorSpec> Operators() {
       ops::BreathSegmentation::Spec(),
       ops::RespiratoryEvents::Spec(),
       ops::LeakMonitor::Spec(),
+      ops::Desaturation::Spec(),
   };
   return specs;
 }
