@@ -55,19 +55,17 @@ struct TherapyUsageOptions {
                                             std::string time_zone = "Europe/Copenhagen");
 };
 
-class TherapyUsage final : public StreamOperator {
+class TherapyUsage final : public SpecifiedOperator<TherapyUsage> {
  public:
   // Throws OptionError (e.g. "adherence.usage.time_zone = Mars/Base: unknown time zone").
   static std::unique_ptr<const TherapyUsage> Make(const TherapyUsageOptions& options);
 
   static constexpr std::string_view kName = "adherence.usage";
   static constexpr std::string_view kVersion = "1.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;

@@ -63,18 +63,16 @@ struct HypoventilationOptions {
                                                std::string time_zone = "Europe/Copenhagen");
 };
 
-class Hypoventilation final : public StreamOperator {
+class Hypoventilation final : public SpecifiedOperator<Hypoventilation> {
  public:
   static std::unique_ptr<const Hypoventilation> Make(const HypoventilationOptions& options);
 
   static constexpr std::string_view kName = "co2.hypoventilation";
   static constexpr std::string_view kVersion = "1.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;

@@ -19,10 +19,9 @@
 #include "operators/core/event.h"
 #include "operators/core/parameters.h"
 #include "operators/core/signal.h"
+#include "operators/core/stream_operator.h"
 
 namespace vigil::ops {
-
-class StreamOperator;
 
 // What an operator may need to know about the patient besides its parameters.
 struct OperatorContext {
@@ -75,6 +74,16 @@ struct OperatorSpec {
   // unknown parameter.
   std::function<std::unique_ptr<const StreamOperator>(const Parameters&, const OperatorContext&)>
       make;
+};
+
+// The operator base that answers name(), version() and inputs() from Derived::Spec(), so that
+// each is written once, in the spec. Derived declares `static const OperatorSpec& Spec();`.
+template <class Derived>
+class SpecifiedOperator : public StreamOperator {
+ public:
+  std::string_view name() const final { return Derived::Spec().name; }
+  std::string_view version() const final { return Derived::Spec().version; }
+  std::span<const Signal> inputs() const final { return Derived::Spec().inputs; }
 };
 
 // The display title of a condition name: "VENTRICULAR_TACHYCARDIA" -> "Ventricular tachycardia".

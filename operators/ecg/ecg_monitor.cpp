@@ -145,8 +145,6 @@ QrsOptions EcgMonitor::QrsOptionsAt(double fs) const {
   return q;
 }
 
-std::span<const ops::Signal> EcgMonitor::inputs() const { return kInputs; }
-
 EcgMonitor::EcgMonitor(const EcgMonitorOptions& options)
     : options_(options),
       rhythm_(RhythmAnalyzer::Make(options.rhythm)),

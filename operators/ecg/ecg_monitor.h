@@ -92,7 +92,7 @@ const ops::ParameterTable<EcgMonitorOptions>& EcgMonitorParameters();
 
 class EcgMonitorState;
 
-class EcgMonitor final : public ops::StreamOperator {
+class EcgMonitor final : public ops::SpecifiedOperator<EcgMonitor> {
  public:
   static constexpr std::string_view kName = kEcgOperatorName;
   static constexpr std::string_view kVersion = "1.0.0";
@@ -100,12 +100,10 @@ class EcgMonitor final : public ops::StreamOperator {
   // Throws ops::OptionError (see above).
   static std::unique_ptr<const EcgMonitor> Make(const ops::Parameters& parameters);
   static std::unique_ptr<const EcgMonitor> Make(const EcgMonitorOptions& options);
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const ops::OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const ops::Signal> inputs() const override;
   std::unique_ptr<ops::OperatorState> MakeState() const override;
   void Process(ops::OperatorState& state, ops::Signal signal, const ops::Chunk& chunk,
                ops::Events& out) const override;

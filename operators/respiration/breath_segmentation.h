@@ -40,19 +40,17 @@ struct BreathSegmentationOptions {
   static BreathSegmentationOptions FromParameters(const Parameters& parameters);
 };
 
-class BreathSegmentation final : public StreamOperator {
+class BreathSegmentation final : public SpecifiedOperator<BreathSegmentation> {
  public:
   // Throws OptionError naming the field and value when an option is out of range.
   static std::unique_ptr<const BreathSegmentation> Make(const BreathSegmentationOptions& options);
 
   static constexpr std::string_view kName = "respiration.breaths";
   static constexpr std::string_view kVersion = "1.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;

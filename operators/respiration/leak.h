@@ -40,18 +40,16 @@ struct LeakOptions {
   static LeakOptions FromParameters(const Parameters& parameters);
 };
 
-class LeakMonitor final : public StreamOperator {
+class LeakMonitor final : public SpecifiedOperator<LeakMonitor> {
  public:
   static std::unique_ptr<const LeakMonitor> Make(const LeakOptions& options);
 
   static constexpr std::string_view kName = "respiration.leak";
   static constexpr std::string_view kVersion = "1.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;

@@ -78,18 +78,16 @@ struct RespiratoryEventOptions {
   static RespiratoryEventOptions FromParameters(const Parameters& parameters);
 };
 
-class RespiratoryEvents final : public StreamOperator {
+class RespiratoryEvents final : public SpecifiedOperator<RespiratoryEvents> {
  public:
   static std::unique_ptr<const RespiratoryEvents> Make(const RespiratoryEventOptions& options);
 
   static constexpr std::string_view kName = "respiration.events";
   static constexpr std::string_view kVersion = "2.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;

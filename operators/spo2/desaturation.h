@@ -52,18 +52,16 @@ struct DesaturationOptions {
                                             std::string time_zone = "Europe/Copenhagen");
 };
 
-class Desaturation final : public StreamOperator {
+class Desaturation final : public SpecifiedOperator<Desaturation> {
  public:
   static constexpr std::string_view kName = "spo2.desaturation";
   static constexpr std::string_view kVersion = "1.0.0";
-  // Name, inputs, parameters, alerts and measurements, for the registry.
+  // Name, version, inputs, parameters, alerts and measurements (name(), version() and
+  // inputs() answer from it).
   static const OperatorSpec& Spec();
   // Throws OptionError naming the key and value.
   static std::unique_ptr<const Desaturation> Make(const DesaturationOptions& options);
 
-  std::string_view name() const override { return kName; }
-  std::string_view version() const override { return kVersion; }
-  std::span<const Signal> inputs() const override { return kInputs; }
   std::unique_ptr<OperatorState> MakeState() const override;
   void Process(OperatorState& state, Signal signal, const Chunk& chunk,
                Events& out) const override;
