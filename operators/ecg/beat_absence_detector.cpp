@@ -1,5 +1,7 @@
 #include "operators/ecg/beat_absence_detector.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "operators/core/options.h"
@@ -39,10 +41,13 @@ ops::Explanation BeatAbsenceDetector::Explain(bool asystole, double seconds) con
   why.measures = {{"time_without_qrs", seconds, "s"}};
   if (asystole) {
     why.limits = {{"asystole", options_.asystole_s, "s", ">="}};
-    why.rule = "no QRS for 4 s while the signal is present and usable";
+    why.rule = fmt::format("no QRS for {:g} s while the signal is present and usable",
+                           options_.asystole_s);
   } else {
     why.limits = {{"pause", options_.pause_s, "s", ">"}};
-    why.rule = "RR > 3 s (no QRS for more than 3 s) while the signal is present and usable";
+    why.rule = fmt::format(
+        "RR > {0:g} s (no QRS for more than {0:g} s) while the signal is present and usable",
+        options_.pause_s);
   }
   return why;
 }

@@ -1,5 +1,7 @@
 #include "operators/ecg/ventricular_fibrillation_detector.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -215,7 +217,9 @@ ops::Explanation VentricularFibrillationDetector::Explain(const State& s) const 
                 {"vf_min_amplitude", options_.min_amplitude_mv, "mV", ">="},
                 {"vf_min_duration", options_.min_s, "s", ">="},
                 {"vfl_leakage_max", options_.flutter_leakage_max, "1", "<="}};
-  why.rule = "fibrillatory waveform (VF filter leakage and phase-space filling) for >= 4 s";
+  why.rule = fmt::format(
+      "fibrillatory waveform (VF filter leakage and phase-space filling) for >= {:g} s",
+      options_.min_s);
   why.note = "Kuo & Dillman 1978 VF filter; Amann et al. 2007 time-delay box counting";
   return why;
 }

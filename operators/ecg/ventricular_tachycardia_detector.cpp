@@ -1,5 +1,7 @@
 #include "operators/ecg/ventricular_tachycardia_detector.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -94,8 +96,9 @@ ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
     why.limits.push_back(
         {"vt_artifact_rr_change_min", options_.artifact_rr_change_min, "fraction", "<="});
   }
-  why.rule = ">= 5 consecutive ventricular beats at >= 100 bpm, unless the run's last beats are "
-             "slow irregular artefact (energy below 2 Hz above vt_artifact_low_frequency_min and "
+  why.rule = fmt::format(">= {} consecutive ventricular beats at >= {:g} bpm, ", options_.min_beats,
+                         options_.min_rate_bpm) +
+             "unless the run's last beats are slow irregular artefact (energy below 2 Hz above vt_artifact_low_frequency_min and "
              "median successive RR change above vt_artifact_rr_change_min of the mean RR)";
   return why;
 }

@@ -155,3 +155,34 @@ TEST(PrintConfig, AnOverrideShowsItsValue) {
 
 }  // namespace
 }  // namespace vigil::analysis
+
+#include "operators/ecg/beat_absence_detector.h"
+
+namespace vigil::ecg {
+namespace {
+
+// A clinician who changed a limit reads the new one in the alert's rule (the texts used to
+// hard-code the defaults: "no QRS for 4 s", "RR > 3 s").
+TEST(RuleText, ExplanationsStateTheLimitsInForce) {
+  BeatAbsenceOptions o;
+  o.pause_s = 2.5;
+  o.asystole_s = 6;
+  const auto detector = BeatAbsenceDetector::Make(o);
+  BeatAbsenceDetector::State s;
+  ops::Events out;
+  detector.Start(s, 0);
+  detector.OnBeat(s, ops::FromSeconds(1), out);
+  detector.AdvanceTo(s, ops::FromSeconds(10), out);
+  std::string pause, asystole;
+  for (const auto& e : out) {
+    if (const auto* ep = std::get_if<ops::Episode>(&e)) {
+      if (ep->kind == ops::EpisodeKind::kPause) pause = ep->why.rule;
+      if (ep->kind == ops::EpisodeKind::kAsystole) asystole = ep->why.rule;
+    }
+  }
+  EXPECT_NE(pause.find("RR > 2.5 s"), std::string::npos) << pause;
+  EXPECT_NE(asystole.find("no QRS for 6 s"), std::string::npos) << asystole;
+}
+
+}  // namespace
+}  // namespace vigil::ecg
