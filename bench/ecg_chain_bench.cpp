@@ -192,7 +192,7 @@ void BM_ConditioningFilterOnly(benchmark::State& state) {
   Records();
   for (auto _ : state) {
     for (const auto& r : Records()) {
-      auto sections = vigil::filters::BaselineWanderHighPass(r.fs);
+      auto sections = vigil::filters::ButterworthHighPass(2, 0.5, r.fs);
       const auto notch = vigil::filters::Notch(50, 10, r.fs);
       const auto lp = vigil::filters::ButterworthLowPass(2, 40, r.fs);
       sections.insert(sections.end(), notch.begin(), notch.end());

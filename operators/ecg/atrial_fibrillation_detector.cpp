@@ -14,12 +14,20 @@
 
 namespace vigil::ecg {
 
+namespace {
+// The most beats any window (RR, P-wave, COSEn) may hold: the bound of every per-window array
+// and of the window parameters.
+constexpr int kMaxWindowBeats = 64;
+// Intervals a snapshot may hold: the largest window plus room for the ones about to leave it.
+constexpr uint64_t kMaxSnapshotIntervals = 100;
+}  // namespace
+
 const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
   using O = AtrialFibrillationOptions;
   static const ops::ParameterTable<O> table = {
-      {"af_window_beats", &O::window_beats, 4, 64, "beats",
+      {"af_window_beats", &O::window_beats, 4, kMaxWindowBeats, "beats",
        "RR intervals the irregularity is measured over (Petrenas et al. 2015: 12)"},
-      {"af_min_window_beats", &O::min_window_beats, 4, 64, "beats",
+      {"af_min_window_beats", &O::min_window_beats, 4, kMaxWindowBeats, "beats",
        "window at the start of a stream, growing to af_window_beats; 0: none", 0},
       {"af_max_lag", &O::max_lag, 1, 4, "", "largest lag of the lagged RR differences"},
       {"af_threshold", &O::threshold, 0.001, 1, "", "irregularity above which AF opens"},
@@ -39,7 +47,7 @@ const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
       {"af_min_rr_s", &O::min_rr_s, 0.1, 1, "s", "shorter intervals are not used"},
       {"af_max_rr_s", &O::max_rr_s, 0.1, 10, "s",
        "longer intervals are not used; at least af_min_rr_s"},
-      {"af_p_wave_beats", &O::p_wave_beats, 4, 64, "beats",
+      {"af_p_wave_beats", &O::p_wave_beats, 4, kMaxWindowBeats, "beats",
        "beats whose PR segments the P-wave coherence is judged over"},
       {"af_p_wave_coherence_max", &O::p_wave_coherence_max, -1, 1, "",
        "P-wave coherence above which the rhythm has P waves: not AF (Babaeizadeh et al. 2009)"},
@@ -51,7 +59,7 @@ const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
        "... correlating across short and long preceding intervals by this much"},
       {"af_entropy_min", &O::entropy_min, -100, 10, "",
        "COSEn below which a recurring RR pattern is not AF (Lake & Moorman 2011); -100: off"},
-      {"af_entropy_beats", &O::entropy_beats, 4, 64, "beats", "intervals of the COSEn"},
+      {"af_entropy_beats", &O::entropy_beats, 4, kMaxWindowBeats, "beats", "intervals of the COSEn"},
       {"af_entropy_tolerance_s", &O::entropy_tolerance_s, 0.001, 0.5, "s",
        "match tolerance of the COSEn"},
       {"af_atrial_noise_max", &O::atrial_noise_max, 0.001, 100, "",
@@ -156,7 +164,7 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   if (iv.size() < MinWindow() + lags) return f;
   const auto window = std::min(static_cast<size_t>(options_.window_beats), iv.size() - lags);
   const size_t first = iv.size() - window;
-  std::array<double, 64> r{};
+  std::array<double, kMaxWindowBeats> r{};
   double mean_rr = 0;
   for (size_t k = 0; k < window; ++k) {
     r[k] = iv[first + k].rr_s;
@@ -164,7 +172,7 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   }
   mean_rr /= static_cast<double>(window);
 
-  std::array<double, 64> sorted = r;
+  std::array<double, kMaxWindowBeats> sorted = r;
   std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(window / 2),
                    sorted.begin() + static_cast<ptrdiff_t>(window));
   const double median = sorted[window / 2];
@@ -190,7 +198,7 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   }
 
   double best = std::numeric_limits<double>::infinity();
-  std::array<double, 64> d{};
+  std::array<double, kMaxWindowBeats> d{};
   for (size_t lag = 1; lag <= lags; ++lag) {
     for (size_t k = 0; k < window; ++k) {
       d[k] = std::fabs(iv[first + k].rr_s - iv[first + k - lag].rr_s);
@@ -202,11 +210,11 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   f.irregularity = best / mean_rr;
 
   const size_t p_beats = std::min(iv.size(), static_cast<size_t>(options_.p_wave_beats));
-  std::array<const AtrialSegment*, 64> segments{};
+  std::array<const AtrialSegment*, kMaxWindowBeats> segments{};
   for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
   f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
   if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
-    std::array<float, 64> rr{};
+    std::array<float, kMaxWindowBeats> rr{};
     for (size_t k = 0; k < p_beats; ++k) rr[k] = iv[iv.size() - p_beats + k].rr_s;
     const std::span<const float> window_rr(rr.data(), p_beats);
     if (filters::OrderStatistic(window_rr, p_beats / 2) < options_.p_wave_lock_max_rr_s) {
@@ -217,7 +225,7 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   // Steps 6 and 7 only where the irregularity matters: they cost a pass over all interval pairs
   // and over the window's PR-interval segments.
   if (f.irregularity < options_.threshold * options_.release) return f;
-  std::array<double, 64> noise{};
+  std::array<double, kMaxWindowBeats> noise{};
   size_t noisy_known = 0;
   for (size_t k = first; k < iv.size(); ++k) {
     // Computed once per beat (AtrialSegment::Prepare), not at every window it is part of.
@@ -233,7 +241,7 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
   }
   const size_t e_beats = std::min(iv.size(), static_cast<size_t>(options_.entropy_beats));
   if (e_beats >= window) {
-    std::array<double, 64> e{};
+    std::array<double, kMaxWindowBeats> e{};
     for (size_t k = 0; k < e_beats; ++k) e[k] = iv[iv.size() - e_beats + k].rr_s;
     f.rr_entropy =
         CoefficientOfSampleEntropy(std::span(e.data(), e_beats), options_.entropy_tolerance_s);
@@ -393,7 +401,7 @@ void AtrialFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
 
 void AtrialFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   const auto n = r.Get<uint64_t>();
-  if (n > 100) throw ops::SnapshotError("af detector: too many intervals");
+  if (n > kMaxSnapshotIntervals) throw ops::SnapshotError("af detector: too many intervals");
   intervals.clear();
   for (uint64_t k = 0; k < n; ++k) {
     Interval i;

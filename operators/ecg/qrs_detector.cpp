@@ -94,7 +94,7 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   const double fs = options_.sample_rate_hz;
   filters::Sections cond;
   if (options_.baseline_hz > 0) {
-    const auto s = filters::BaselineWanderHighPass(fs, options_.baseline_hz, 2);
+    const auto s = filters::ButterworthHighPass(2, options_.baseline_hz, fs);
     cond.insert(cond.end(), s.begin(), s.end());
   }
   if (options_.notch_hz > 0) {

@@ -190,10 +190,6 @@ Sections Notch(double notch_hz, double q, double fs) {
   return sections;
 }
 
-Sections BaselineWanderHighPass(double fs, double cutoff_hz, int order) {
-  return ButterworthHighPass(order, cutoff_hz, fs);
-}
-
 Eigen::ArrayXcd FrequencyResponse(std::span<const Biquad> sections,
                                   const Eigen::ArrayXd& frequencies_hz, double fs) {
   Eigen::ArrayXcd h(frequencies_hz.size());

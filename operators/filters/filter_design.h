@@ -34,6 +34,11 @@ Sections ButterworthLowPass(int order, double cutoff_hz, double sample_rate_hz);
 
 // Butterworth high-pass of `order` (>= 1) with -3 dB at `cutoff_hz`, unity gain at Nyquist.
 Sections ButterworthHighPass(int order, double cutoff_hz, double sample_rate_hz);
+// Baseline-wander removal (respiration, electrode motion: below ~0.5 Hz) is this high-pass at
+// order 2 and 0.5 Hz, which keeps the ST segment within the AHA's 0.67 Hz guidance for
+// monitoring while removing the wander. For a linear-phase alternative with an exact delay see
+// MovingAverageBaseline (biquad_cascade.h). Every design function takes (order, corners...,
+// sample rate) in that order.
 
 // Butterworth band-pass from the low-pass prototype of `order` (>= 1; the filter has 2*order
 // poles, `order` sections), -3 dB at `low_hz` and `high_hz`, unity gain at their geometric mean.
@@ -44,11 +49,6 @@ Sections ButterworthBandPass(int order, double low_hz, double high_hz, double sa
 // (infinite depth there), unity gain at DC and Nyquist.
 Sections Notch(double notch_hz, double q, double sample_rate_hz);
 
-// Baseline-wander removal (respiration, electrode motion: below ~0.5 Hz) as a Butterworth
-// high-pass: order 2 at 0.5 Hz by default, which keeps the ST segment within the AHA's 0.67 Hz
-// guidance for monitoring while removing the wander. For a linear-phase alternative with an
-// exact delay see MovingAverageBaseline (biquad_cascade.h).
-Sections BaselineWanderHighPass(double sample_rate_hz, double cutoff_hz = 0.5, int order = 2);
 
 // Complex frequency response of the cascade at each frequency (Hz).
 Eigen::ArrayXcd FrequencyResponse(std::span<const Biquad> sections,
