@@ -38,8 +38,7 @@ const std::vector<Record>& Records() {
       if (entry.path().extension() != ".hea") continue;
       auto path = entry.path();
       const auto rec = vigil::io::ReadWfdbRecord(path.replace_extension());
-      out.push_back({rec.header.record_name, rec.header.sampling_frequency,
-                     rec.PhysicalSignal(0)});
+      out.push_back({rec.header.record_name, rec.header.sampling_frequency, rec.PhysicalSignal(0)});
     }
     if (out.empty()) throw std::runtime_error("no MIT-BIH records in " + root.string());
     return out;
@@ -139,8 +138,8 @@ void BM_EcgChainTwoLeads(benchmark::State& state) {
         const auto t = vigil::ops::SampleTime(0, r.fs, static_cast<int64_t>(i));
         op->Process(*st, vigil::ops::Signal::kEcg, {t, r.fs, std::span(r.x).subspan(i, len), 13},
                     events);
-        op->Process(*st, vigil::ops::Signal::kEcg,
-                    {t, r.fs, std::span(second).subspan(i, len), 7}, events);
+        op->Process(*st, vigil::ops::Signal::kEcg, {t, r.fs, std::span(second).subspan(i, len), 7},
+                    events);
         n += static_cast<int64_t>(events.size());
       }
       op->Finish(*st, events);

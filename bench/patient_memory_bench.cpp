@@ -1,8 +1,9 @@
 // Memory per patient (issue 16 item 6): N patients analysed the way the service's lanes do it
 // (synthetic ECG + ventilation telemetry, decoded by DecodeTelemetry, PatientAnalysis with every
 // registered operator), then the resident set size per patient, active and after an hour of
-// silence, and hibernated (limits.evict_idle_after_s). Also the size of each patient's state snapshot, which is what an evicted patient
-// costs in the state topic instead of in memory. Not a timing benchmark: one line per N.
+// silence, and hibernated (limits.evict_idle_after_s). Also the size of each patient's state
+// snapshot, which is what an evicted patient costs in the state topic instead of in memory. Not a
+// timing benchmark: one line per N.
 //   patient_memory_bench [N ...]        default: 1000 10000
 #include <fmt/format.h>
 #include <malloc.h>
@@ -49,7 +50,8 @@ void Measure(int patients, double seconds) {
   analysis::Outputs out;
   ops::TimeUs last_us = 0;
   service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& envelope) {
-    auto decoded = service::DecodeTelemetry(envelope.patient_id(), envelope.SerializeAsString(), limits);
+    auto decoded =
+        service::DecodeTelemetry(envelope.patient_id(), envelope.SerializeAsString(), limits);
     auto& record = std::get<service::DecodedRecord>(decoded);
     auto& slot = live[record.patient_id];
     if (!slot) slot = std::make_unique<analysis::PatientAnalysis>(record.patient_id, plan);
@@ -75,7 +77,8 @@ void Measure(int patients, double seconds) {
     snapshot_bytes += bytes.size();
     uLongf size = compressBound(bytes.size());
     std::string packed(size, '\0');
-    compress2(reinterpret_cast<Bytef*>(packed.data()), &size, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size(), 1);
+    compress2(reinterpret_cast<Bytef*>(packed.data()), &size,
+              reinterpret_cast<const Bytef*>(bytes.data()), bytes.size(), 1);
     compressed_bytes += size;
   }
   // What the service keeps of a patient idle past limits.evict_idle_after_s.
@@ -93,7 +96,8 @@ void Measure(int patients, double seconds) {
       "rss_total_mb={:.0f}\n",
       patients, seconds, (active - before) / 1024.0 / patients, (idle - before) / 1024.0 / patients,
       snapshot_bytes / 1024.0 / patients, compressed_bytes / 1024.0 / patients,
-      (static_cast<double>(asleep) - static_cast<double>(before)) / 1024.0 / patients, idle / 1048576.0);
+      (static_cast<double>(asleep) - static_cast<double>(before)) / 1024.0 / patients,
+      idle / 1048576.0);
 }
 
 }  // namespace

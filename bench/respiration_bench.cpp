@@ -89,9 +89,8 @@ void BM_Adherence100kPatients(benchmark::State& state) {
     benchmark::DoNotOptimize(compliant);
     benchmark::DoNotOptimize(declining);
   }
-  state.counters["patients_per_s"] =
-      benchmark::Counter(static_cast<double>(kPatients) * state.iterations(),
-                         benchmark::Counter::kIsRate);
+  state.counters["patients_per_s"] = benchmark::Counter(
+      static_cast<double>(kPatients) * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Adherence100kPatients)->Unit(benchmark::kMillisecond);
 

@@ -48,7 +48,8 @@ std::string HttpGet(int port, const std::string& path) {
     const std::string request = fmt::format("GET {} HTTP/1.0\r\n\r\n", path);
     if (write(fd, request.data(), request.size()) > 0) {
       char buffer[65536];
-      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, static_cast<size_t>(n));
+      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;)
+        response.append(buffer, static_cast<size_t>(n));
     }
   }
   close(fd);
@@ -101,8 +102,9 @@ int Fill(std::map<std::string, std::string> a) {
       },
       &samples);
   producer.Flush(300s);
-  std::cout << fmt::format("fill_records={} fill_samples={} fill_bytes={} fill_seconds={:.1f}\n", records,
-                           samples, bytes, std::chrono::duration<double>(Clock::now() - start).count());
+  std::cout << fmt::format("fill_records={} fill_samples={} fill_bytes={} fill_seconds={:.1f}\n",
+                           records, samples, bytes,
+                           std::chrono::duration<double>(Clock::now() - start).count());
   return 0;
 }
 
@@ -135,10 +137,11 @@ int Drain(std::map<std::string, std::string> a) {
   getrusage(RUSAGE_SELF, &usage);
   const double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                      static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
-  std::cout << fmt::format("bare_records={} bare_seconds={:.2f} bare_records_per_s={:.0f} bare_mb_per_s={:.1f} "
-                           "bare_cpu_s={:.2f} bare_records_per_cpu_s={:.0f}\n",
-                           records, seconds, static_cast<double>(records) / seconds,
-                           static_cast<double>(bytes) / seconds / 1e6, cpu, static_cast<double>(records) / cpu);
+  std::cout << fmt::format(
+      "bare_records={} bare_seconds={:.2f} bare_records_per_s={:.0f} bare_mb_per_s={:.1f} "
+      "bare_cpu_s={:.2f} bare_records_per_cpu_s={:.0f}\n",
+      records, seconds, static_cast<double>(records) / seconds,
+      static_cast<double>(bytes) / seconds / 1e6, cpu, static_cast<double>(records) / cpu);
   consumer.Close();
   return 0;
 }
@@ -149,7 +152,8 @@ int Watch(std::map<std::string, std::string> a) {
   Clock::time_point first{};
   bool started = false;
   double samples = 0;
-  const auto deadline = Clock::now() + std::chrono::seconds(a.count("timeout") ? std::stoi(a["timeout"]) : 1800);
+  const auto deadline =
+      Clock::now() + std::chrono::seconds(a.count("timeout") ? std::stoi(a["timeout"]) : 1800);
   for (;;) {
     const std::string text = HttpGet(port, "/metrics");
     const double in = Metric(text, R"(vigil_events_total{event="records_in"})");
@@ -167,9 +171,10 @@ int Watch(std::map<std::string, std::string> a) {
     std::this_thread::sleep_for(100ms);
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - first).count();
-  std::cout << fmt::format("service_records={:.0f} service_seconds={:.2f} service_records_per_s={:.0f} "
-                           "service_samples_per_s={:.0f}\n",
-                           target, seconds, target / seconds, samples / seconds);
+  std::cout << fmt::format(
+      "service_records={:.0f} service_seconds={:.2f} service_records_per_s={:.0f} "
+      "service_samples_per_s={:.0f}\n",
+      target, seconds, target / seconds, samples / seconds);
   return 0;
 }
 
@@ -181,16 +186,16 @@ int Load(std::map<std::string, std::string> a) {
   const double seconds = std::stod(a["seconds"]);
   // Enough device time for the run: every patient sends one envelope per device second.
   options.seconds = std::ceil(rate * seconds / options.patients) + 1;
-  vigil::kafka::Producer producer({{"bootstrap.servers", a["bootstrap"]},
-                                   {"enable.idempotence", "true"},
-                                   {"linger.ms", "2"}});
+  vigil::kafka::Producer producer(
+      {{"bootstrap.servers", a["bootstrap"]}, {"enable.idempotence", "true"}, {"linger.ms", "2"}});
   const auto start = Clock::now();
   size_t sent = 0;
   const size_t limit = static_cast<size_t>(rate * seconds);
   std::string value;
   vigil::service::GenerateTelemetry(options, [&](const vigil::v1::TelemetryEnvelope& e) {
     if (sent >= limit) return;
-    const auto due = start + std::chrono::microseconds(static_cast<int64_t>(static_cast<double>(sent) / rate * 1e6));
+    const auto due = start + std::chrono::microseconds(
+                                 static_cast<int64_t>(static_cast<double>(sent) / rate * 1e6));
     std::this_thread::sleep_until(due);
     e.SerializeToString(&value);
     producer.Produce(a["topic"], e.patient_id(), value);
@@ -227,14 +232,16 @@ int Latency(std::map<std::string, std::string> a) {
     if (line.rfind(prefix, 0) != 0) continue;
     const auto quote = line.find('"', prefix.size());
     const std::string le = line.substr(prefix.size(), quote - prefix.size());
-    buckets.emplace_back(le == "+Inf" ? INFINITY : std::stod(le), std::stod(line.substr(line.rfind(' ') + 1)));
+    buckets.emplace_back(le == "+Inf" ? INFINITY : std::stod(le),
+                         std::stod(line.substr(line.rfind(' ') + 1)));
   }
   if (buckets.empty() || buckets.back().second == 0) {
     std::cout << "latency=none\n";
     return 1;
   }
   std::cout << fmt::format("latency_count={:.0f} latency_p50_ms={:.0f} latency_p99_ms={:.0f}\n",
-                           buckets.back().second, Quantile(buckets, 0.5) * 1e3, Quantile(buckets, 0.99) * 1e3);
+                           buckets.back().second, Quantile(buckets, 0.5) * 1e3,
+                           Quantile(buckets, 0.99) * 1e3);
   return 0;
 }
 
@@ -242,7 +249,8 @@ int Latency(std::map<std::string, std::string> a) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: service_throughput_bench topics|fill|drain|watch|load|latency --key value ...\n";
+    std::cerr
+        << "usage: service_throughput_bench topics|fill|drain|watch|load|latency --key value ...\n";
     return 2;
   }
   const std::string command = argv[1];

@@ -48,8 +48,8 @@ void BM_Simulate(benchmark::State& state) {
     }
     ++seconds;
   }
-  state.counters["patients_rt"] = benchmark::Counter(static_cast<double>(seconds) * kPatients,
-                                                     benchmark::Counter::kIsRate);
+  state.counters["patients_rt"] =
+      benchmark::Counter(static_cast<double>(seconds) * kPatients, benchmark::Counter::kIsRate);
   state.counters["samples_per_s"] =
       benchmark::Counter(static_cast<double>(samples), benchmark::Counter::kIsRate);
   state.counters["bytes_per_s"] =

@@ -29,8 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto& [key, value] : overrides) {
       if (!std::isfinite(value)) return 0;  // OptionError "not finite" in the service
     }
-    plan = overrides.empty() && pc.time_zone().empty() ? base
-                                                       : base->WithOverrides(overrides, pc.time_zone());
+    plan = overrides.empty() && pc.time_zone().empty()
+               ? base
+               : base->WithOverrides(overrides, pc.time_zone());
   } catch (const std::exception&) {
     return 0;  // dead-lettered, previous settings stay
   }
@@ -41,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   analysis::PatientAnalysis patient("fuzz-patient", base);
   fuzz::FeedSyntheticSeconds(patient, *base, fuzz::kT0, 2, &sequence, out);
   patient.SetPlan(plan, pc.time_zone());
-  fuzz::FeedSyntheticSeconds(patient, *plan, fuzz::kT0 + 2 * ops::kMicrosPerSecond, 2, &sequence, out);
+  fuzz::FeedSyntheticSeconds(patient, *plan, fuzz::kT0 + 2 * ops::kMicrosPerSecond, 2, &sequence,
+                             out);
   const v1::PatientStateSnapshot snapshot = patient.Snapshot();
   analysis::PatientAnalysis restored("fuzz-patient", plan);
   try {

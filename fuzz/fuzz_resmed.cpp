@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& entry : fs::directory_iterator(day)) fs::remove(entry.path());
   fuzz::WriteFile(card / "STR.edf", parts[0]);
   if (parts.size() > 1) {
-    fuzz::WriteFile(day / (std::string("20250202_223724_") + kKinds[data[0] & 3] + ".edf"), parts[1]);
+    fuzz::WriteFile(day / (std::string("20250202_223724_") + kKinds[data[0] & 3] + ".edf"),
+                    parts[1]);
   }
   io::ResmedCardOptions options;
   options.read_signals = (data[0] & 4) == 0;

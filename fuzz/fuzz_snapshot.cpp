@@ -89,8 +89,8 @@ void OperatorSnapshot(uint8_t selector, std::string_view bytes) {
   try {
     second->Restore(again);
   } catch (const std::exception& e) {
-    fuzz::Finding(std::string(op.name()) + ": a restored state's own snapshot does not restore: " +
-                  e.what());
+    fuzz::Finding(std::string(op.name()) +
+                  ": a restored state's own snapshot does not restore: " + e.what());
   }
   if (second->Snapshot() != again) {
     fuzz::Finding(std::string(op.name()) + ": restore(snapshot(restored)) differs from restored");

@@ -1,5 +1,6 @@
 #include "fuzz/fuzz_support.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,8 +10,6 @@
 #include <numbers>
 #include <set>
 #include <system_error>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "pipeline/analysis/operator_registry.h"
 
@@ -86,34 +85,52 @@ namespace {
 // Rate and a plausible physical value at time `t` (seconds) for each signal.
 double RateOf(ops::Signal s) {
   switch (s) {
-    case ops::Signal::kEcg: return 250;
+    case ops::Signal::kEcg:
+      return 250;
     case ops::Signal::kPlethysmogram:
-    case ops::Signal::kArterialPressure: return 125;
+    case ops::Signal::kArterialPressure:
+      return 125;
     case ops::Signal::kAirwayPressure:
     case ops::Signal::kFlow:
-    case ops::Signal::kCo2Waveform: return 25;
-    default: return 1;
+    case ops::Signal::kCo2Waveform:
+      return 25;
+    default:
+      return 1;
   }
 }
 
 float ValueOf(ops::Signal s, double t) {
-  const double beat = std::fmod(t, 0.8);              // 75 bpm
-  const double breath = std::sin(2 * std::numbers::pi * t / 4);   // 15 breaths/min
+  const double beat = std::fmod(t, 0.8);                         // 75 bpm
+  const double breath = std::sin(2 * std::numbers::pi * t / 4);  // 15 breaths/min
   switch (s) {
-    case ops::Signal::kEcg: return static_cast<float>(1.2 * std::exp(-0.5 * std::pow((beat - 0.4) / 0.012, 2)));
-    case ops::Signal::kPlethysmogram: return static_cast<float>(std::sin(2 * std::numbers::pi * t / 0.8));
-    case ops::Signal::kArterialPressure: return static_cast<float>(90 + 30 * std::sin(2 * std::numbers::pi * t / 0.8));
-    case ops::Signal::kAirwayPressure: return static_cast<float>(8 + 4 * (breath > 0));
-    case ops::Signal::kFlow: return static_cast<float>(30 * breath);
-    case ops::Signal::kCo2Waveform: return static_cast<float>(breath < 0 ? 40 : 0);
-    case ops::Signal::kTranscutaneousCo2: return 45;
-    case ops::Signal::kSpo2: return 95;
-    case ops::Signal::kLeak: return 10;
-    case ops::Signal::kPulseRate: return 75;
-    case ops::Signal::kTidalVolume: return 450;
-    case ops::Signal::kRespiratoryRate: return 15;
-    case ops::Signal::kMinuteVentilation: return 7;
-    case ops::Signal::kUnknown: break;
+    case ops::Signal::kEcg:
+      return static_cast<float>(1.2 * std::exp(-0.5 * std::pow((beat - 0.4) / 0.012, 2)));
+    case ops::Signal::kPlethysmogram:
+      return static_cast<float>(std::sin(2 * std::numbers::pi * t / 0.8));
+    case ops::Signal::kArterialPressure:
+      return static_cast<float>(90 + 30 * std::sin(2 * std::numbers::pi * t / 0.8));
+    case ops::Signal::kAirwayPressure:
+      return static_cast<float>(8 + 4 * (breath > 0));
+    case ops::Signal::kFlow:
+      return static_cast<float>(30 * breath);
+    case ops::Signal::kCo2Waveform:
+      return static_cast<float>(breath < 0 ? 40 : 0);
+    case ops::Signal::kTranscutaneousCo2:
+      return 45;
+    case ops::Signal::kSpo2:
+      return 95;
+    case ops::Signal::kLeak:
+      return 10;
+    case ops::Signal::kPulseRate:
+      return 75;
+    case ops::Signal::kTidalVolume:
+      return 450;
+    case ops::Signal::kRespiratoryRate:
+      return 15;
+    case ops::Signal::kMinuteVentilation:
+      return 7;
+    case ops::Signal::kUnknown:
+      break;
   }
   return 0;
 }

@@ -113,8 +113,8 @@ void SnapshotSeeds(const std::vector<std::vector<v1::TelemetryEnvelope>>& stream
     std::optional<analysis::PatientAnalysis> patient;
     analysis::Outputs out;
     for (size_t i = 0; i < envelopes.size(); ++i) {
-      auto decoded = service::DecodeTelemetry(envelopes[i].patient_id(),
-                                              envelopes[i].SerializeAsString(), {});
+      auto decoded =
+          service::DecodeTelemetry(envelopes[i].patient_id(), envelopes[i].SerializeAsString(), {});
       auto* record = std::get_if<service::DecodedRecord>(&decoded);
       if (record == nullptr) continue;
       if (!patient) patient.emplace(record->patient_id, plan);
@@ -127,7 +127,9 @@ void SnapshotSeeds(const std::vector<std::vector<v1::TelemetryEnvelope>>& stream
       c.Add(fmt::format("patient-{:03}", n++), std::string(1, '\0') + snapshot.SerializeAsString());
       for (const auto& os : snapshot.operators()) {
         const int s = selector(os.operator_name());
-        if (s >= 0) c.Add(fmt::format("operator-{:03}", n++), std::string(1, static_cast<char>(s)) + os.state());
+        if (s >= 0)
+          c.Add(fmt::format("operator-{:03}", n++),
+                std::string(1, static_cast<char>(s)) + os.state());
       }
     }
   }
@@ -201,8 +203,8 @@ std::optional<std::string> WfdbSeed(const fs::path& record, int64_t frames, size
   }
   if (data_file.empty()) return std::nullopt;
   std::string signal = ReadAll(record.parent_path() / data_file);
-  signal.resize(std::min<size_t>(signal.size(),
-                                 static_cast<size_t>(byte_offset + (frames * bytes_per_frame + 1) / 2)));
+  signal.resize(std::min<size_t>(
+      signal.size(), static_cast<size_t>(byte_offset + (frames * bytes_per_frame + 1) / 2)));
   std::string atr = ReadAll(fs::path(record.string() + ".atr"));
   atr.resize(std::min(atr.size(), atr_bytes & ~size_t{1}));
   return fuzz::JoinInput(atr.empty() ? std::vector<std::string>{out, signal}
@@ -221,7 +223,8 @@ void WfdbSeeds(const fs::path& data, Corpus& c) {
     for (size_t i = 0; i < std::min<size_t>(headers.size(), 3); ++i) {
       const fs::path record = headers[i].parent_path() / headers[i].stem();
       for (int64_t frames : {200, 2000}) {
-        if (auto seed = WfdbSeed(record, frames, frames * 2)) c.Add(fmt::format("record-{:03}", n++), *seed);
+        if (auto seed = WfdbSeed(record, frames, frames * 2))
+          c.Add(fmt::format("record-{:03}", n++), *seed);
       }
     }
   }
@@ -245,9 +248,11 @@ std::optional<std::string> CutEdf(const fs::path& path, size_t limit) {
   if (b.size() < 256) return std::nullopt;
   if (b.size() <= limit) return b;
   const long long header = Field(b, 184, 8), ns = Field(b, 252, 4);
-  if (ns < 1 || header != 256 * (ns + 1) || b.size() < static_cast<size_t>(header)) return std::nullopt;
+  if (ns < 1 || header != 256 * (ns + 1) || b.size() < static_cast<size_t>(header))
+    return std::nullopt;
   long long samples = 0;
-  for (long long i = 0; i < ns; ++i) samples += Field(b, static_cast<size_t>(256 + 216 * ns + i * 8), 8);
+  for (long long i = 0; i < ns; ++i)
+    samples += Field(b, static_cast<size_t>(256 + 216 * ns + i * 8), 8);
   const long long record = 2 * samples;
   if (record <= 0) return std::nullopt;
   const long long records = (static_cast<long long>(limit) - header) / record;
@@ -302,7 +307,8 @@ void ResmedSeeds(const fs::path& data, Corpus& c) {
     c.Add(fmt::format("str-only-{:03}", n++), std::string(1, '\0') + *str);
     for (const auto& [kind, sel] : selector) {
       if (!files.count(kind) || files.at(kind).size() <= card) continue;
-      const auto datalog = CutEdf(files.at(kind)[card], kMaxSeed - 2 - fuzz::kSeparator.size() - str->size());
+      const auto datalog =
+          CutEdf(files.at(kind)[card], kMaxSeed - 2 - fuzz::kSeparator.size() - str->size());
       if (!datalog) continue;
       for (char flags : {char{0}, char{4}}) {
         c.Add(fmt::format("{}-{:03}", kind, n++),
@@ -316,12 +322,15 @@ void ResmedSeeds(const fs::path& data, Corpus& c) {
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: %s <corpus-dir> <shared-data-dir> <golden-dir> <patient-config-dict>\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s <corpus-dir> <shared-data-dir> <golden-dir> <patient-config-dict>\n",
+                 argv[0]);
     return 2;
   }
   const fs::path out = argv[1], data = argv[2], golden = argv[3], dict = argv[4];
   const std::vector<std::vector<v1::TelemetryEnvelope>> streams = {
-      SyntheticEnvelopes(0), SyntheticEnvelopes(4), SimulatedEnvelopes(1, 30), SimulatedEnvelopes(7, 30)};
+      SyntheticEnvelopes(0), SyntheticEnvelopes(4), SimulatedEnvelopes(1, 30),
+      SimulatedEnvelopes(7, 30)};
 
   Corpus telemetry(out / "fuzz_telemetry");
   TelemetrySeeds(streams, telemetry);
@@ -330,7 +339,8 @@ int main(int argc, char** argv) {
   Corpus config(out / "fuzz_patient_config");
   PatientConfigSeeds(dict, config);
   if (!fs::is_directory(data)) {
-    std::fprintf(stderr, "vigil_fuzz_seeds: %s missing: no WFDB / EDF / ResMed seeds\n", data.c_str());
+    std::fprintf(stderr, "vigil_fuzz_seeds: %s missing: no WFDB / EDF / ResMed seeds\n",
+                 data.c_str());
   }
   Corpus wfdb(out / "fuzz_wfdb");
   WfdbSeeds(data, wfdb);
@@ -338,8 +348,9 @@ int main(int argc, char** argv) {
   EdfSeeds(data, edf);
   Corpus resmed(out / "fuzz_resmed");
   ResmedSeeds(data, resmed);
-  std::printf("seeds: telemetry %zu, snapshot %zu, patient_config %zu, wfdb %zu, edf %zu, resmed %zu\n",
-              telemetry.count(), snapshot.count(), config.count(), wfdb.count(), edf.count(),
-              resmed.count());
+  std::printf(
+      "seeds: telemetry %zu, snapshot %zu, patient_config %zu, wfdb %zu, edf %zu, resmed %zu\n",
+      telemetry.count(), snapshot.count(), config.count(), wfdb.count(), edf.count(),
+      resmed.count());
   return 0;
 }

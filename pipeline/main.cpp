@@ -1,6 +1,5 @@
 // The vigil executable: one binary, one subcommand per job.
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 
 #include "pipeline/analysis/operator_docs.h"
@@ -10,8 +9,8 @@
 #include "pipeline/eval/eval_command.h"
 #include "pipeline/replay/replay_command.h"
 #include "pipeline/report/report_command.h"
-#include "pipeline/simulate/simulate_command.h"
 #include "pipeline/service/service_commands.h"
+#include "pipeline/simulate/simulate_command.h"
 #include "pipeline/version.h"
 
 int main(int argc, char** argv) {

@@ -14,7 +14,7 @@ inline constexpr std::string_view kDeadLetter = "vigil.dlq.v1";
 inline constexpr std::string_view kState = "vigil.state.v1";
 inline constexpr std::string_view kPatientConfig = "vigil.patient-config.v1";
 
-inline constexpr std::array<std::string_view, 6> kAll = {
-    kTelemetry, kAlerts, kAggregates, kDeadLetter, kState, kPatientConfig};
+inline constexpr std::array<std::string_view, 6> kAll = {kTelemetry,  kAlerts, kAggregates,
+                                                         kDeadLetter, kState,  kPatientConfig};
 
 }  // namespace vigil::topics

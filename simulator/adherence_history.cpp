@@ -90,15 +90,18 @@ AdherenceHistory BuildAdherenceHistory(const PatientProfile& profile, ops::TimeU
   const ops::TimeUs first_day = TherapyDayStart(LocalBedtime(today, -30, 0));
   if (h.mean7_h < 4.0 || h.mean7_h <= h.mean30_h - 1.5) {
     truth.push_back({TruthKind::kAdherenceDecline,
-                     TherapyDayStart(LocalBedtime(today, -7, 0)), today,
+                     TherapyDayStart(LocalBedtime(today, -7, 0)),
+                     today,
                      {{"mean7_h", h.mean7_h}, {"mean30_h", h.mean30_h}}});
   }
   const auto compliant_nights =
       std::count_if(h.usage_h.begin(), h.usage_h.end(), [](double u) { return u >= 4.0; });
   if (compliant_nights < 21) {  // 70 % of 30
-    truth.push_back({TruthKind::kNonCompliance, first_day, today,
-                     {{"nights_ge_4h", static_cast<double>(compliant_nights)},
-                      {"mean30_h", h.mean30_h}}});
+    truth.push_back(
+        {TruthKind::kNonCompliance,
+         first_day,
+         today,
+         {{"nights_ge_4h", static_cast<double>(compliant_nights)}, {"mean30_h", h.mean30_h}}});
   }
   h.tonight_usage_h = DrawNightUsage(profile, rng);
   if (profile.adherence == AdherencePattern::kDeclining) {

@@ -28,11 +28,11 @@ struct Session {
 };
 
 struct AdherenceHistory {
-  std::vector<Session> sessions;   // the 30 days before the stream's therapy day, in order
-  std::vector<double> usage_h;     // per therapy day, oldest first (30 values)
+  std::vector<Session> sessions;  // the 30 days before the stream's therapy day, in order
+  std::vector<double> usage_h;    // per therapy day, oldest first (30 values)
   double mean30_h = 0;
   double mean7_h = 0;
-  double tonight_usage_h = 7;      // usage of the first simulated night
+  double tonight_usage_h = 7;  // usage of the first simulated night
 };
 
 // Builds the history of the 30 therapy days before the one containing `stream_start_us`, and

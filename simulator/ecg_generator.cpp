@@ -62,9 +62,8 @@ struct Templates {
     for (int b = 0; b < kBuckets; ++b) {
       const double rr = kRrMin + kRrStep * b;
       const double q = std::sqrt(std::min(rr, 1.6));  // QT ~ sqrt(RR) (Bazett), saturating
-      t_waves.push_back(Render(0.05, 0.75, [q](double x) {
-        return SkewGauss(x, 0.29 * q, 0.065 * q, 0.042 * q);
-      }));
+      t_waves.push_back(Render(
+          0.05, 0.75, [q](double x) { return SkewGauss(x, 0.29 * q, 0.065 * q, 0.042 * q); }));
     }
   }
   const Template& TFor(double rr_s) const {
@@ -92,8 +91,12 @@ EcgGenerator::EcgGenerator(const PatientProfile& profile, ops::TimeUs start_us, 
   mayer_phase_ = rng_.Uniform(0, 2 * kPi);
   resp_phase0_ = rng_.Uniform(0, 2 * kPi);
   switch (profile.condition) {
-    case CardiacCondition::kVentricularEctopy: pvc_per_beat_ = rng_.Uniform(0.01, 0.04); break;
-    default: pvc_per_beat_ = rng_.Uniform(0.0, 0.003); break;
+    case CardiacCondition::kVentricularEctopy:
+      pvc_per_beat_ = rng_.Uniform(0.01, 0.04);
+      break;
+    default:
+      pvc_per_beat_ = rng_.Uniform(0.0, 0.003);
+      break;
   }
   pvc_gain_ = rng_.Uniform(1.3, 2.0);
   resp_inc_ = PhaseIncrement(profile.resp_rate_bpm / 60.0, kFs);
@@ -151,8 +154,8 @@ double EcgGenerator::SinusRr(int64_t r_sample) {
 
 void EcgGenerator::RenderBeat(int64_t r, BeatKind kind, double rr_s) {
   const auto& shapes = Shapes();
-  const double resp = std::sin(2 * kPi * profile_.resp_rate_bpm / 60.0 *
-                                   (static_cast<double>(r) / kFs) + resp_phase0_);
+  const double resp = std::sin(
+      2 * kPi * profile_.resp_rate_bpm / 60.0 * (static_cast<double>(r) / kFs) + resp_phase0_);
   // Breathing moves the heart's electrical axis: QRS amplitude +-7 %.
   const float gain = static_cast<float>(profile_.r_amplitude_mv * (1.0 + 0.07 * resp));
   auto add = [&](const Template& t, float amplitude) {
@@ -185,7 +188,9 @@ void EcgGenerator::ScheduleBeats(int64_t until, std::vector<TruthEvent>& truth) 
     double rr = 0;
     if (next_is_pvc_) {
       next_is_pvc_ = false;
-      truth.push_back({TruthKind::kPvc, SampleTime(r) - 60'000, SampleTime(r) + 100'000,
+      truth.push_back({TruthKind::kPvc,
+                       SampleTime(r) - 60'000,
+                       SampleTime(r) + 100'000,
                        {{"coupling_s", last_rr_s_}}});
       rr = after_pvc_rr_;  // compensatory pause: the sinus node was not reset
     } else if (vt_left_ > 0) {
@@ -215,14 +220,16 @@ void EcgGenerator::ScheduleBeats(int64_t until, std::vector<TruthEvent>& truth) 
       if (p.kind == TruthKind::kVentricularTachycardia) {
         vt_left_ = p.count;
         vt_rr_ = 60.0 / p.rate_bpm;
-        vt_truth_ = {TruthKind::kVentricularTachycardia, 0, 0,
+        vt_truth_ = {TruthKind::kVentricularTachycardia,
+                     0,
+                     0,
                      {{"beats", p.count}, {"rate_bpm", p.rate_bpm}}};
         rr = vt_rr_;
         p.count = -1;
       } else if (p.kind == TruthKind::kPause || p.kind == TruthKind::kAsystole) {
         rr = ops::ToSeconds(p.end_us - p.start_us);
-        truth.push_back({p.kind, SampleTime(r), SampleTime(r) + ops::FromSeconds(rr),
-                         {{"rr_s", rr}}});
+        truth.push_back(
+            {p.kind, SampleTime(r), SampleTime(r) + ops::FromSeconds(rr), {{"rr_s", rr}}});
         p.count = -1;
       }
     }
@@ -269,8 +276,8 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
       const int64_t ps = ToSample(p.start_us), pe = ToSample(p.end_us);
       if (ps >= b) break;
       if (pe <= a) continue;
-      if (ps >= a && p.kind != TruthKind::kVentricularTachycardia &&
-          p.kind != TruthKind::kPause && p.kind != TruthKind::kAsystole) {
+      if (ps >= a && p.kind != TruthKind::kVentricularTachycardia && p.kind != TruthKind::kPause &&
+          p.kind != TruthKind::kAsystole) {
         TruthEvent t{p.kind, p.start_us, p.end_us, {}};
         if (p.rate_bpm > 0) t.params.push_back({"rate_bpm", p.rate_bpm});
         if (p.level > 0) t.params.push_back({"level_mv", p.level});
@@ -348,8 +355,8 @@ void EcgGenerator::Generate(int32_t* out, int n, std::vector<SimDeviceEvent>& ev
     constexpr float kInvGain = static_cast<float>(1.0 / kGainMv);
     for (int i = 0; i < m; ++i) {
       const float c = std::nearbyint(block[i] * kInvGain);
-      out[i] = static_cast<int32_t>(std::clamp(c, static_cast<float>(kAdcMin),
-                                               static_cast<float>(kAdcMax)));
+      out[i] = static_cast<int32_t>(
+          std::clamp(c, static_cast<float>(kAdcMin), static_cast<float>(kAdcMax)));
     }
     next_sample_ = b;
     out += m;

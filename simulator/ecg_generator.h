@@ -84,22 +84,22 @@ class EcgGenerator {
   size_t first_plan_ = 0;       // plans before this index have ended
   std::array<float, kRing> ring_{};
   int64_t next_sample_ = 0;
-  int64_t next_r_ = 0;          // sample of the next R peak to render
+  int64_t next_r_ = 0;  // sample of the next R peak to render
   int64_t last_r_ = -1;
   double last_rr_s_ = 0.8;
-  double ar_ = 0;               // AR(1) residue of the RR tachogram
-  int vt_left_ = 0;             // ventricular beats left in the current VT run
+  double ar_ = 0;    // AR(1) residue of the RR tachogram
+  int vt_left_ = 0;  // ventricular beats left in the current VT run
   double vt_rr_ = 0.5;
   bool next_is_pvc_ = false;
   double after_pvc_rr_ = 1;
   double vf_gain_ = 1;
   TruthEvent vt_truth_;
   double rsa_amp_, mayer_amp_, mayer_phase_, resp_phase0_;
-  double pvc_per_beat_;         // isolated PVC probability per sinus beat
+  double pvc_per_beat_;  // isolated PVC probability per sinus beat
   double pvc_gain_;
-  uint32_t resp_acc_ = 0, resp_inc_ = 0;   // baseline wander phase (respiration)
-  uint32_t drift_acc_ = 0, drift_inc_ = 0; // slow electrode drift
-  uint32_t f_acc_ = 0, f_inc_ = 0;         // AF f-wave oscillator
+  uint32_t resp_acc_ = 0, resp_inc_ = 0;    // baseline wander phase (respiration)
+  uint32_t drift_acc_ = 0, drift_inc_ = 0;  // slow electrode drift
+  uint32_t f_acc_ = 0, f_inc_ = 0;          // AF f-wave oscillator
   std::array<uint32_t, 3> vf_acc_{}, vf_inc_{};
   float mains_[5]{};
   float motion_ = 0, motion_target_ = 0;

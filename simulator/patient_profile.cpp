@@ -21,10 +21,11 @@ PatientProfile DrawProfile(uint64_t cohort_seed, uint32_t index) {
   p.gateway_id = fmt::format("gw-{:06X}", static_cast<uint32_t>(rng.NextU64() & 0xFFFFFF));
 
   const double m = rng.Uniform();
-  p.monitoring = m < 0.45 ? Monitoring::kCardiac : m < 0.8 ? Monitoring::kVentilation
-                                                          : Monitoring::kBoth;
+  p.monitoring = m < 0.45  ? Monitoring::kCardiac
+                 : m < 0.8 ? Monitoring::kVentilation
+                           : Monitoring::kBoth;
   const double c = rng.Uniform();
-  p.condition = c < 0.6   ? CardiacCondition::kNormalSinus
+  p.condition = c < 0.6    ? CardiacCondition::kNormalSinus
                 : c < 0.75 ? CardiacCondition::kParoxysmalAf
                 : c < 0.83 ? CardiacCondition::kSinusNodeDisease
                 : c < 0.93 ? CardiacCondition::kVentricularEctopy
@@ -56,8 +57,9 @@ PatientProfile DrawProfile(uint64_t cohort_seed, uint32_t index) {
   p.intended_leak_lpm = std::round(10 * p.vent_k_lpm * std::sqrt(mean_pressure)) / 10;
 
   const double n = rng.Uniform();
-  p.co2_night = n < 0.7 ? Co2Night::kNormal : n < 0.85 ? Co2Night::kHypoventilation
-                                                        : Co2Night::kNearMiss;
+  p.co2_night = n < 0.7    ? Co2Night::kNormal
+                : n < 0.85 ? Co2Night::kHypoventilation
+                           : Co2Night::kNearMiss;
   p.co2_awake_mm_hg = rng.Uniform(36, 47);
   if (p.co2_night == Co2Night::kNearMiss) {
     // Just-under nights need an awake baseline at which "peak 1.2-2 mmHg under the threshold"
@@ -65,10 +67,11 @@ PatientProfile DrawProfile(uint64_t cohort_seed, uint32_t index) {
     p.co2_awake_mm_hg = rng.Uniform(40, 45);
   }
   const double a = rng.Uniform();
-  p.adherence = a < 0.7 ? AdherencePattern::kCompliant : a < 0.85 ? AdherencePattern::kDeclining
-                                                                  : AdherencePattern::kNonCompliant;
-  p.usual_usage_h = p.adherence == AdherencePattern::kNonCompliant ? rng.Uniform(2, 4)
-                                                                   : rng.Uniform(5.5, 8);
+  p.adherence = a < 0.7    ? AdherencePattern::kCompliant
+                : a < 0.85 ? AdherencePattern::kDeclining
+                           : AdherencePattern::kNonCompliant;
+  p.usual_usage_h =
+      p.adherence == AdherencePattern::kNonCompliant ? rng.Uniform(2, 4) : rng.Uniform(5.5, 8);
   return p;
 }
 

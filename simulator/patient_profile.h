@@ -39,27 +39,27 @@ struct PatientProfile {
 
   // ECG
   CardiacCondition condition = CardiacCondition::kNormalSinus;
-  double heart_rate_bpm = 70;     // resting mean
+  double heart_rate_bpm = 70;  // resting mean
   double r_amplitude_mv = 1.2;
   double t_amplitude_mv = 0.3;
   double p_amplitude_mv = 0.15;
-  double emg_noise_mv = 0.01;     // standard deviation
-  double mains_mv = 0.01;         // 50 Hz amplitude
-  double wander_mv = 0.1;         // respiration-coupled baseline wander amplitude
+  double emg_noise_mv = 0.01;  // standard deviation
+  double mains_mv = 0.01;      // 50 Hz amplitude
+  double wander_mv = 0.1;      // respiration-coupled baseline wander amplitude
 
   // Respiration (also couples into the ECG: RSA and baseline wander)
   double resp_rate_bpm = 15;
   double tidal_volume_ml = 450;
-  double expiratory_tau_s = 0.45; // COPD: longer
-  double ti_fraction = 0.38;      // Ti / breath period
+  double expiratory_tau_s = 0.45;  // COPD: longer
+  double ti_fraction = 0.38;       // Ti / breath period
 
   // NIV settings (bilevel ST)
   double ipap_cm_h2o = 16;
   double epap_cm_h2o = 6;
   double backup_rate_bpm = 12;
   MaskKind mask = MaskKind::kFullFace;
-  double vent_k_lpm = 7.5;        // intended leak = k * sqrt(P)
-  double intended_leak_lpm = 0;   // at the breath-mean pressure: what SettingsChange reports
+  double vent_k_lpm = 7.5;       // intended leak = k * sqrt(P)
+  double intended_leak_lpm = 0;  // at the breath-mean pressure: what SettingsChange reports
 
   // CO2 (transcutaneous)
   Co2Night co2_night = Co2Night::kNormal;

@@ -14,10 +14,10 @@ constexpr ops::TimeUs kHour = 3600 * kSecond;
 struct EcgSpec {
   TruthKind kind;
   double per_hour;
-  double min_s, max_s;       // duration (VT: from count and rate)
-  double rate_lo, rate_hi;   // bpm
-  int count_lo, count_hi;    // VT beats
-  double level_lo, level_hi; // mV
+  double min_s, max_s;        // duration (VT: from count and rate)
+  double rate_lo, rate_hi;    // bpm
+  int count_lo, count_hi;     // VT beats
+  double level_lo, level_hi;  // mV
 };
 
 std::vector<EcgSpec> EcgSpecs(CardiacCondition condition) {
@@ -27,7 +27,8 @@ std::vector<EcgSpec> EcgSpecs(CardiacCondition condition) {
       {TruthKind::kEcgLeadOff, 0.1, 5, 40, 0, 0, 0, 0, 0, 0},
   };
   switch (condition) {
-    case CardiacCondition::kNormalSinus: break;
+    case CardiacCondition::kNormalSinus:
+      break;
     case CardiacCondition::kParoxysmalAf:
       specs.push_back({TruthKind::kAtrialFibrillation, 0.4, 60, 1200, 85, 140, 0, 0, 0.03, 0.1});
       break;
@@ -115,10 +116,10 @@ void PatientSimulator::PlanEcgUntil(ops::TimeUs horizon) {
         EcgPlan p;
         p.kind = spec.kind;
         p.start_us = from + ops::FromSeconds(std::round(t * 250) / 250);
-        p.rate_bpm = spec.rate_hi > 0 ? std::round(plan_rng_.Uniform(spec.rate_lo, spec.rate_hi))
-                                      : 0;
-        p.count = spec.count_hi > 0 ? static_cast<int>(plan_rng_.Int(spec.count_lo, spec.count_hi))
-                                    : 0;
+        p.rate_bpm =
+            spec.rate_hi > 0 ? std::round(plan_rng_.Uniform(spec.rate_lo, spec.rate_hi)) : 0;
+        p.count =
+            spec.count_hi > 0 ? static_cast<int>(plan_rng_.Int(spec.count_lo, spec.count_hi)) : 0;
         p.level = spec.level_hi > 0 ? plan_rng_.Uniform(spec.level_lo, spec.level_hi) : 0;
         const double duration = spec.kind == TruthKind::kVentricularTachycardia
                                     ? p.count * 60.0 / p.rate_bpm
@@ -280,11 +281,9 @@ void PatientSimulator::Next(int seconds, PatientBlock& block) {
       session_ = {bedtime, bedtime + ops::FromSeconds(std::round(usage * 3600))};
     }
   }
-  std::stable_sort(block.events.begin() + static_cast<std::ptrdiff_t>(live_events),
-                   block.events.end(),
-                   [](const SimDeviceEvent& a, const SimDeviceEvent& b) {
-                     return a.time_us < b.time_us;
-                   });
+  std::stable_sort(
+      block.events.begin() + static_cast<std::ptrdiff_t>(live_events), block.events.end(),
+      [](const SimDeviceEvent& a, const SimDeviceEvent& b) { return a.time_us < b.time_us; });
   EmitTruth(pending_truth_, block.truth);
   now_us_ = t1;
 }

@@ -43,13 +43,13 @@ struct SimulationOptions {
 struct PatientBlock {
   ops::TimeUs start_us = 0;
   int seconds = 0;
-  std::vector<int32_t> ecg;          // 250 Hz, EcgGenerator::kGainMv per count
-  int64_t ecg_first_index = 0;       // index of ecg[0] in the ECG stream
-  ops::TimeUs niv_first_us = 0;      // time of flow[0] / pressure[0]
-  std::vector<int32_t> flow;         // 25 Hz
-  std::vector<int32_t> pressure;     // 25 Hz
+  std::vector<int32_t> ecg;       // 250 Hz, EcgGenerator::kGainMv per count
+  int64_t ecg_first_index = 0;    // index of ecg[0] in the ECG stream
+  ops::TimeUs niv_first_us = 0;   // time of flow[0] / pressure[0]
+  std::vector<int32_t> flow;      // 25 Hz
+  std::vector<int32_t> pressure;  // 25 Hz
   ops::TimeUs co2_first_us = 0;
-  std::vector<int32_t> co2;          // 1 Hz
+  std::vector<int32_t> co2;            // 1 Hz
   std::vector<SimDeviceEvent> events;  // in time order
   std::vector<TruthEvent> truth;       // truth that became known in this block
   void Clear();
@@ -84,8 +84,8 @@ class PatientSimulator {
 
   PatientProfile profile_;
   SimulationOptions options_;
-  Rng plan_rng_;    // ECG conditions, hour by hour
-  Rng night_rng_;   // future nights' schedule (separate: block sizes must not reorder draws)
+  Rng plan_rng_;   // ECG conditions, hour by hour
+  Rng night_rng_;  // future nights' schedule (separate: block sizes must not reorder draws)
   AdherenceHistory history_;
   std::vector<TruthEvent> pending_truth_;
   std::unique_ptr<EcgGenerator> ecg_;

@@ -9,11 +9,24 @@
 namespace vigil::sim {
 
 std::string_view TruthKindName(TruthKind kind) {
-  static constexpr std::array<std::string_view, 18> kNames = {
-      "AFIB",    "VT",       "VF",         "PAUSE",         "ASYS",
-      "BRADY",   "TACHY",    "PVC",        "NOISE",         "LEADOFF",
-      "APNEA",   "HYPOPNEA", "LARGE_LEAK", "DISCONNECTION", "HYPOVENTILATION",
-      "HYPOVENTILATION_NEAR_MISS", "ADHERENCE_DECLINE", "NON_COMPLIANCE"};
+  static constexpr std::array<std::string_view, 18> kNames = {"AFIB",
+                                                              "VT",
+                                                              "VF",
+                                                              "PAUSE",
+                                                              "ASYS",
+                                                              "BRADY",
+                                                              "TACHY",
+                                                              "PVC",
+                                                              "NOISE",
+                                                              "LEADOFF",
+                                                              "APNEA",
+                                                              "HYPOPNEA",
+                                                              "LARGE_LEAK",
+                                                              "DISCONNECTION",
+                                                              "HYPOVENTILATION",
+                                                              "HYPOVENTILATION_NEAR_MISS",
+                                                              "ADHERENCE_DECLINE",
+                                                              "NON_COMPLIANCE"};
   const auto i = static_cast<size_t>(kind);
   return i < kNames.size() ? kNames[i] : "UNKNOWN";
 }
@@ -23,8 +36,7 @@ std::string IsoTime(ops::TimeUs t) {
   return date::format("%Y-%m-%dT%H:%M:%SZ", tp);
 }
 
-std::string TruthLine(std::string_view patient_id, const TruthEvent& event,
-                      ops::TimeUs origin_us) {
+std::string TruthLine(std::string_view patient_id, const TruthEvent& event, ops::TimeUs origin_us) {
   std::string params;
   for (const auto& [key, value] : event.params) {
     if (!params.empty()) params += ',';

@@ -15,24 +15,24 @@ namespace vigil::sim {
 // Names (TruthKindName) match the episode names of `vigil replay` output where a detector
 // exists (AFIB, VT, ...), so scoring can compare kind by kind.
 enum class TruthKind : uint8_t {
-  kAtrialFibrillation,   // AFIB
-  kVentricularTachycardia,  // VT (>= 5 ventricular beats >= 100 bpm)
-  kVentricularFibrillation, // VF
-  kPause,                // PAUSE (one RR > 3 s)
-  kAsystole,             // ASYS (no QRS >= 4 s)
-  kBradycardia,          // BRADY
-  kTachycardia,          // TACHY
-  kPvc,                  // PVC (isolated premature ventricular beat; not an alarm)
-  kEcgNoise,             // NOISE (motion artefact burst)
-  kEcgLeadOff,           // LEADOFF
-  kApnea,                // APNEA
-  kHypopnea,             // HYPOPNEA
-  kLargeLeak,            // LARGE_LEAK
-  kDisconnection,        // DISCONNECTION
-  kHypoventilation,      // HYPOVENTILATION (meets the AASM sleep-hypoventilation rule)
+  kAtrialFibrillation,       // AFIB
+  kVentricularTachycardia,   // VT (>= 5 ventricular beats >= 100 bpm)
+  kVentricularFibrillation,  // VF
+  kPause,                    // PAUSE (one RR > 3 s)
+  kAsystole,                 // ASYS (no QRS >= 4 s)
+  kBradycardia,              // BRADY
+  kTachycardia,              // TACHY
+  kPvc,                      // PVC (isolated premature ventricular beat; not an alarm)
+  kEcgNoise,                 // NOISE (motion artefact burst)
+  kEcgLeadOff,               // LEADOFF
+  kApnea,                    // APNEA
+  kHypopnea,                 // HYPOPNEA
+  kLargeLeak,                // LARGE_LEAK
+  kDisconnection,            // DISCONNECTION
+  kHypoventilation,          // HYPOVENTILATION (meets the AASM sleep-hypoventilation rule)
   kHypoventilationNearMiss,  // HYPOVENTILATION_NEAR_MISS (elevated, but the rule is not met)
-  kAdherenceDecline,     // ADHERENCE_DECLINE
-  kNonCompliance,        // NON_COMPLIANCE (< 4 h on >= 30 % of the 30 nights)
+  kAdherenceDecline,         // ADHERENCE_DECLINE
+  kNonCompliance,            // NON_COMPLIANCE (< 4 h on >= 30 % of the 30 nights)
 };
 std::string_view TruthKindName(TruthKind kind);
 

@@ -23,8 +23,8 @@ VentilationGenerator::VentilationGenerator(const PatientProfile& profile, ops::T
 }
 
 void VentilationGenerator::StartBreath() {
-  const double rate = std::max(profile_.backup_rate_bpm,
-                               profile_.resp_rate_bpm * (1.0 + 0.08 * rng_.Normal()));
+  const double rate =
+      std::max(profile_.backup_rate_bpm, profile_.resp_rate_bpm * (1.0 + 0.08 * rng_.Normal()));
   const double period = 60.0 / rate;
   ti_ = std::clamp(profile_.ti_fraction * period * (1.0 + 0.05 * rng_.Normal()), 0.7, 1.6);
   te_ = std::max(period - ti_, 0.8);
@@ -52,12 +52,16 @@ void VentilationGenerator::Generate(int32_t* flow, int32_t* pressure, int n,
         switch (plan->kind) {
           case TruthKind::kApnea:
           case TruthKind::kHypopnea:
-            e.params = {{"residual_fraction", plan->level},
-                        {"drop_pct", 100 * (1 - plan->level)}};
+            e.params = {{"residual_fraction", plan->level}, {"drop_pct", 100 * (1 - plan->level)}};
             break;
-          case TruthKind::kLargeLeak: e.params = {{"unintentional_leak_lpm", plan->level}}; break;
-          case TruthKind::kDisconnection: e.params = {{"flow_lpm", plan->level}}; break;
-          default: break;
+          case TruthKind::kLargeLeak:
+            e.params = {{"unintentional_leak_lpm", plan->level}};
+            break;
+          case TruthKind::kDisconnection:
+            e.params = {{"flow_lpm", plan->level}};
+            break;
+          default:
+            break;
         }
         truth.push_back(std::move(e));
       }
@@ -99,8 +103,11 @@ void VentilationGenerator::Generate(int32_t* flow, int32_t* pressure, int n,
         case TruthKind::kHypopnea:
           patient *= 1.0 - (1.0 - plan->level) * weight(1.0);
           break;
-        case TruthKind::kLargeLeak: leak += plan->level * weight(2.0); break;
-        default: break;
+        case TruthKind::kLargeLeak:
+          leak += plan->level * weight(2.0);
+          break;
+        default:
+          break;
       }
     }
     cardio_acc_ += cardio_inc_;

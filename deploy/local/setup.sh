@@ -20,10 +20,11 @@ build_packages=(
 )
 # chromium: the report screenshot test; prometheus: promtool and the server for the alerting-rule
 # and scrape tests; openssl: the secure broker's throwaway CA; python3-yaml: the deployment
-# consistency test; curl: the deployment integration tests.
+# consistency test; curl: the deployment integration tests; clang-format-14: the format check of
+# the test command (.clang-format).
 tool_packages=(
   openjdk-17-jre-headless maven python3 python3-venv python3-yaml
-  chromium prometheus openssl curl
+  chromium prometheus openssl curl clang-format-14
 )
 packages=("${build_packages[@]}" "${tool_packages[@]}")
 

@@ -3,19 +3,19 @@
 //   vigil-kafka-probe produce [--patients N] [--seconds S] [--garbage G]
 //                             [--transactional-id ID [--also-topic T]]
 //     The service's synthetic telemetry (one envelope per patient per second of device time,
-//     ending now) to topics.telemetry, plus G undecodable records (for the dead-letter path). With a
-//     transactional id everything goes in one transaction, and --also-topic adds one record to
-//     a second topic inside it; exit 1 with the error when the transaction fails (after aborting
-//     it), so a test can prove that nothing half-written is left.
+//     ending now) to topics.telemetry, plus G undecodable records (for the dead-letter path). With
+//     a transactional id everything goes in one transaction, and --also-topic adds one record to a
+//     second topic inside it; exit 1 with the error when the transaction fails (after aborting it),
+//     so a test can prove that nothing half-written is left.
 //   vigil-kafka-probe count --topic T [--idle-ms M]
 //     Prints how many records a read_committed reader sees in T from the beginning.
 //
 // The cluster, security settings and secrets come from the same VIGIL_* environment variables
 // and YAML as `vigil run` (--config), through the service's own configuration code, so the
 // probe authenticates exactly the way the service does (including *_file secrets).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
 
@@ -56,7 +56,8 @@ int Produce(const vigil::config::ServiceConfig& config, int patients, int second
                          int64_t{seconds} * 1'000'000;
     size_t records = vigil::service::GenerateTelemetry(
         synthetic, [&](const vigil::v1::TelemetryEnvelope& envelope) {
-          producer.Produce(config.topics.telemetry, envelope.patient_id(), envelope.SerializeAsString());
+          producer.Produce(config.topics.telemetry, envelope.patient_id(),
+                           envelope.SerializeAsString());
         });
     for (int g = 0; g < garbage; ++g) {
       producer.Produce(config.topics.telemetry, fmt::format("probe-garbage-{}", g),
@@ -102,7 +103,8 @@ int Count(const vigil::config::ServiceConfig& config, const std::string& topic, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Kafka probe for Vigil's deployment tests (settings: VIGIL_* environment, as vigil run)"};
+  CLI::App app{
+      "Kafka probe for Vigil's deployment tests (settings: VIGIL_* environment, as vigil run)"};
   app.require_subcommand(1);
   std::string config_file;
   app.add_option("--config", config_file, "YAML configuration of vigil run");
@@ -111,9 +113,11 @@ int main(int argc, char** argv) {
   auto* produce = app.add_subcommand("produce", "Produce synthetic telemetry");
   produce->add_option("--patients", patients)->check(CLI::Range(1, 100000));
   produce->add_option("--seconds", seconds)->check(CLI::Range(1, 86400));
-  produce->add_option("--garbage", garbage, "Undecodable records to add")->check(CLI::Range(0, 1000000));
+  produce->add_option("--garbage", garbage, "Undecodable records to add")
+      ->check(CLI::Range(0, 1000000));
   produce->add_option("--transactional-id", transactional_id);
-  produce->add_option("--also-topic", also_topic, "One more record to this topic (same transaction)");
+  produce->add_option("--also-topic", also_topic,
+                      "One more record to this topic (same transaction)");
   auto* count = app.add_subcommand("count", "Count committed records of a topic");
   count->add_option("--topic", topic)->required();
   count->add_option("--idle-ms", idle_ms)->check(CLI::Range(100, 600000));

@@ -41,8 +41,8 @@ AdherenceSummary EvaluateAdherence(std::span<const double> usage_h, const Adhere
       // 1e-9: usage in minutes / 60 is not exact in binary; "1.5 h below" includes 1.5 h.
       if (!s.decline && s.mean_recent_h <= s.mean_previous_h - r.decline_drop_h + 1e-9) {
         s.decline = true;
-        s.decline_reason = fmt::format("{} h below the previous {}-night mean", r.decline_drop_h,
-                                       r.window_nights);
+        s.decline_reason =
+            fmt::format("{} h below the previous {}-night mean", r.decline_drop_h, r.window_nights);
       }
     }
   }

@@ -16,24 +16,24 @@
 namespace vigil::ops {
 
 struct AdherenceRules {
-  double night_min_h = 4;          // a "used" night
-  double compliance_share = 0.7;   // of the window's nights
+  double night_min_h = 4;         // a "used" night
+  double compliance_share = 0.7;  // of the window's nights
   int window_nights = 30;
   int recent_nights = 7;
-  double decline_mean_h = 4;       // warn when the recent mean is below
-  double decline_drop_h = 1.5;     // ... or this far below the previous window's mean
+  double decline_mean_h = 4;    // warn when the recent mean is below
+  double decline_drop_h = 1.5;  // ... or this far below the previous window's mean
 };
 
 struct AdherenceSummary {
-  int nights = 0;                  // nights in the compliance window that have passed (<= 30)
-  int nights_at_least = 0;         // of those, nights with >= night_min_h
+  int nights = 0;           // nights in the compliance window that have passed (<= 30)
+  int nights_at_least = 0;  // of those, nights with >= night_min_h
   bool compliance_met = false;
-  double mean_recent_h = 0;        // last 7 nights (NaN when fewer)
-  double mean_previous_h = 0;      // the 30 nights before those 7 (NaN when fewer)
-  double mean_window_h = 0;        // last 30 nights (missing = 0)
+  double mean_recent_h = 0;    // last 7 nights (NaN when fewer)
+  double mean_previous_h = 0;  // the 30 nights before those 7 (NaN when fewer)
+  double mean_window_h = 0;    // last 30 nights (missing = 0)
   bool decline = false;
-  std::string decline_reason;      // empty, "7-night mean < 4 h" or "1.5 h below 30-night mean"
-  double score = 0;                // 0..100
+  std::string decline_reason;  // empty, "7-night mean < 4 h" or "1.5 h below 30-night mean"
+  double score = 0;            // 0..100
 };
 
 // `usage_h` holds one value per consecutive therapy day, oldest first (0 = unused).

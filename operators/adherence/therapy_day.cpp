@@ -9,7 +9,9 @@
 namespace vigil::ops {
 namespace {
 
-TimeUs ToUs(date::sys_time<std::chrono::microseconds> t) { return t.time_since_epoch().count(); }
+TimeUs ToUs(date::sys_time<std::chrono::microseconds> t) {
+  return t.time_since_epoch().count();
+}
 
 TherapyDayWindow WindowStartingOn(date::local_days day, const date::time_zone* zone) {
   using std::chrono::hours;
@@ -43,8 +45,8 @@ const date::time_zone* LocateZone(const std::string& name) {
   try {
     return date::locate_zone(name);
   } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("time zone '{}' unknown to the tz database: {}", name,
-                                         e.what()));
+    throw std::runtime_error(
+        fmt::format("time zone '{}' unknown to the tz database: {}", name, e.what()));
   }
 }
 

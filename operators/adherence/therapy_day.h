@@ -16,8 +16,8 @@ class time_zone;
 namespace vigil::ops {
 
 struct TherapyDayWindow {
-  std::string date;      // YYYY-MM-DD of the local noon that starts the day
-  TimeUs start_us = 0;   // [start, end) in UTC
+  std::string date;     // YYYY-MM-DD of the local noon that starts the day
+  TimeUs start_us = 0;  // [start, end) in UTC
   TimeUs end_us = 0;
   double hours() const { return ToSeconds(end_us - start_us) / 3600.0; }
 };

@@ -16,7 +16,7 @@ namespace vigil::ops {
 namespace {
 
 constexpr uint32_t kSnapshotVersion = 2;
-constexpr TimeUs kBlockUs = kMicrosPerSecond;   // pressure is judged on 1-s means
+constexpr TimeUs kBlockUs = kMicrosPerSecond;       // pressure is judged on 1-s means
 constexpr TimeUs kStaleUs = 60 * kMicrosPerSecond;  // data silent this long past mask_off: off
 // Device time that leaps further than this past the open therapy day (a device clock set
 // centuries ahead, a forged timestamp) does not close every day in between one by one: that
@@ -26,7 +26,9 @@ constexpr TimeUs kMaxLeapUs = 366 * 86400 * kMicrosPerSecond;
 
 // Times a state can hold: accepted device times (at most kMaxPlausibleTimeUs) and the day
 // windows around them, with room to spare.
-bool Plausible(TimeUs t) { return t >= -2 * kMaxPlausibleTimeUs && t <= 2 * kMaxPlausibleTimeUs; }
+bool Plausible(TimeUs t) {
+  return t >= -2 * kMaxPlausibleTimeUs && t <= 2 * kMaxPlausibleTimeUs;
+}
 
 struct UsageState final : OperatorState {
   bool have_day = false;
@@ -41,14 +43,14 @@ struct UsageState final : OperatorState {
   TimeUs session_start = 0;
   TimeUs last_on_end = 0;
   TimeUs off_since = 0;
-  TimeUs latest_us = 0;            // newest device time seen
-  TimeUs next_expected_us = 0;     // next pressure sample
+  TimeUs latest_us = 0;         // newest device time seen
+  TimeUs next_expected_us = 0;  // next pressure sample
   TimeUs flow_valid_until = 0;
   bool flow_seen = false;
   double block_sum = 0;
   int64_t block_n = 0;
   TimeUs block_start = 0;
-  std::deque<double> history_h;    // closed days, oldest first
+  std::deque<double> history_h;  // closed days, oldest first
   bool decline_open = false, noncompliance_open = false;
   TimeUs decline_start = 0, noncompliance_start = 0;
 
@@ -136,12 +138,12 @@ struct UsageState final : OperatorState {
     r.ExpectEnd();
     // Times the runtime can never have passed (PatientAnalysis refuses device times beyond
     // kMaxPlausibleTimeUs) mean a corrupt snapshot; CloseDays relies on the bound.
-    bool plausible = Plausible(s.day.start_us) && Plausible(s.day.end_us) &&
-                     Plausible(s.event_session_start) && Plausible(s.session_start) &&
-                     Plausible(s.last_on_end) && Plausible(s.off_since) && Plausible(s.latest_us) &&
-                     Plausible(s.next_expected_us) && Plausible(s.flow_valid_until) &&
-                     Plausible(s.block_start) && Plausible(s.decline_start) &&
-                     Plausible(s.noncompliance_start) && (!s.have_day || s.day.end_us > s.day.start_us);
+    bool plausible =
+        Plausible(s.day.start_us) && Plausible(s.day.end_us) && Plausible(s.event_session_start) &&
+        Plausible(s.session_start) && Plausible(s.last_on_end) && Plausible(s.off_since) &&
+        Plausible(s.latest_us) && Plausible(s.next_expected_us) && Plausible(s.flow_valid_until) &&
+        Plausible(s.block_start) && Plausible(s.decline_start) &&
+        Plausible(s.noncompliance_start) && (!s.have_day || s.day.end_us > s.day.start_us);
     for (const auto& list : {&s.sessions, &s.event_sessions}) {
       for (const auto& [a, b] : *list) plausible = plausible && Plausible(a) && Plausible(b);
     }
@@ -150,7 +152,9 @@ struct UsageState final : OperatorState {
   }
 };
 
-UsageState& Cast(OperatorState& state) { return StateCast<UsageState>(state, TherapyUsage::kName); }
+UsageState& Cast(OperatorState& state) {
+  return StateCast<UsageState>(state, TherapyUsage::kName);
+}
 
 Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, TimeUs end,
                          const AdherenceSummary& a, const AdherenceRules& r, std::string rule,
@@ -166,7 +170,8 @@ Episode AdherenceEpisode(EpisodeKind kind, Episode::Phase phase, TimeUs start, T
   e.why.note = std::move(note);
   e.why.measures = {{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), "nights"},
                     {"usage_mean_30_nights", a.mean_window_h, "h"}};
-  if (!std::isnan(a.mean_recent_h)) e.why.measures.push_back({"usage_mean_7_nights", a.mean_recent_h, "h"});
+  if (!std::isnan(a.mean_recent_h))
+    e.why.measures.push_back({"usage_mean_7_nights", a.mean_recent_h, "h"});
   if (!std::isnan(a.mean_previous_h)) {
     e.why.measures.push_back({"usage_mean_previous_30_nights", a.mean_previous_h, "h"});
   }
@@ -225,8 +230,8 @@ const OperatorSpec& TherapyUsage::Spec() {
       UsageParameters().Describe(),
       {{EpisodeKind::kNonCompliance, "NON_COMPLIANCE", AlarmPriority::kLow, false, false, 0,
         SignalFamily::kAdherence},
-       {EpisodeKind::kAdherenceDecline, "ADHERENCE_DECLINE", AlarmPriority::kLow, false, false,
-        0, SignalFamily::kAdherence}},
+       {EpisodeKind::kAdherenceDecline, "ADHERENCE_DECLINE", AlarmPriority::kLow, false, false, 0,
+        SignalFamily::kAdherence}},
       {{"usage_min", "min", "therapy use of a closed therapy day"},
        {"usage_session_source", "", "0: sessions from signals, 1: from the device's events"},
        {"adherence_score", "", "0-100: 60 x share of nights >= 4 h + 40 x mean use / 7 h"},
@@ -341,15 +346,17 @@ struct Ctx {
     const std::vector<double> h(s.history_h.begin(), s.history_h.end());
     const auto a = EvaluateAdherence(h, o.rules);
     out.emplace_back(Measurement{"adherence_score", a.score, t});
-    out.emplace_back(Measurement{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), t});
+    out.emplace_back(
+        Measurement{"nights_at_least_4h_30d", static_cast<double>(a.nights_at_least), t});
     out.emplace_back(Measurement{"compliance_30d", a.compliance_met ? 1.0 : 0.0, t});
-    if (!std::isnan(a.mean_recent_h)) out.emplace_back(Measurement{"usage_mean_7_nights_h", a.mean_recent_h, t});
+    if (!std::isnan(a.mean_recent_h))
+      out.emplace_back(Measurement{"usage_mean_7_nights_h", a.mean_recent_h, t});
     if (h.size() >= static_cast<size_t>(o.rules.window_nights)) {
       out.emplace_back(Measurement{"usage_mean_30_nights_h", a.mean_window_h, t});
     }
-    const std::string comp_rule = fmt::format(">= {} h on >= {:.0f} % of nights in {} days",
-                                              o.rules.night_min_h, o.rules.compliance_share * 100,
-                                              o.rules.window_nights);
+    const std::string comp_rule =
+        fmt::format(">= {} h on >= {:.0f} % of nights in {} days", o.rules.night_min_h,
+                    o.rules.compliance_share * 100, o.rules.window_nights);
     const bool full_window = h.size() >= static_cast<size_t>(o.rules.window_nights);
     if (full_window && !a.compliance_met && !s.noncompliance_open) {
       s.noncompliance_open = true;
@@ -394,7 +401,8 @@ struct Ctx {
   void CloseDays(TimeUs now) {
     while (s.have_day && now >= s.day.end_us && !OpenInDay(s.day.end_us)) {
       EmitDay();
-      const TimeUs keep_us = (o.rules.window_nights + o.rules.recent_nights + 1) * 86400 * kMicrosPerSecond;
+      const TimeUs keep_us =
+          (o.rules.window_nights + o.rules.recent_nights + 1) * 86400 * kMicrosPerSecond;
       if (now - s.day.start_us > kMaxLeapUs && now - keep_us > s.day.end_us &&
           !OpenInDay(now - keep_us)) {
         s.day = TherapyDayAt(now - keep_us, zone);
@@ -437,7 +445,8 @@ void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chu
     return;
   }
   const TimeUs period = static_cast<TimeUs>(1e6 / chunk.sample_rate_hz);
-  if (s.next_expected_us != 0 && std::llabs(chunk.first_sample_us - s.next_expected_us) > 2 * period) {
+  if (s.next_expected_us != 0 &&
+      std::llabs(chunk.first_sample_us - s.next_expected_us) > 2 * period) {
     // Data stopped and resumed. A break shorter than mask_off_s (refitting the mask, the device
     // starting a new file) does not end the session, as a short "off" in the data would not;
     // a longer one ends it at its last "on" second.
@@ -450,7 +459,8 @@ void TherapyUsage::Process(OperatorState& state, Signal signal, const Chunk& chu
   s.next_expected_us = chunk.end_us();
   const TimeUs off_us = FromSeconds(options_.mask_off_s);
   for (size_t i = 0; i < chunk.values.size(); ++i) {
-    const TimeUs t = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    const TimeUs t =
+        SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
     if (s.block_n == 0) s.block_start = t;
     const float v = chunk.values[i];
     if (!std::isnan(v)) {

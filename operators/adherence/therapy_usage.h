@@ -67,8 +67,7 @@ class TherapyUsage final : public SpecifiedOperator<TherapyUsage> {
   static const OperatorSpec& Spec();
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void OnDeviceEvent(OperatorState& state, const DeviceEventView& event,
                      Events& out) const override;
   void OnGap(OperatorState& state, Signal signal, TimeUs from_us, TimeUs to_us,

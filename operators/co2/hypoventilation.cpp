@@ -18,7 +18,7 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr int kMedianN = 5;
 constexpr double kBinMmHg = 0.1;  // histogram bins (median resolution)
-constexpr int kBins = 1500;  // 0 .. 150 mmHg
+constexpr int kBins = 1500;       // 0 .. 150 mmHg
 
 struct Co2State final : OperatorState {
   EndTidalExtractor end_tidal;
@@ -28,8 +28,8 @@ struct Co2State final : OperatorState {
   int ring_n = 0;
   int64_t ring_pos = 0;
   bool have_last = false;
-  TimeUs last_t = 0;        // last raw value
-  TimeUs last_center = 0;   // last filtered value's time
+  TimeUs last_t = 0;       // last raw value
+  TimeUs last_center = 0;  // last filtered value's time
   // runs and episode
   bool run_a = false, run_b = false, open = false;
   TimeUs start_a = 0, start_b = 0, open_start = 0;
@@ -131,7 +131,9 @@ struct Co2State final : OperatorState {
   }
 };
 
-Co2State& Cast(OperatorState& state) { return StateCast<Co2State>(state, Hypoventilation::kName); }
+Co2State& Cast(OperatorState& state) {
+  return StateCast<Co2State>(state, Hypoventilation::kName);
+}
 
 struct Ctx {
   const HypoventilationOptions& o;
@@ -167,7 +169,8 @@ struct Ctx {
     s.run_a = s.run_b = false;
     if (s.open) {
       s.open = false;
-      out.emplace_back(Hypo(Episode::Phase::kClosed, s.open_start, at, "ended by a gap in the CO2 signal", 0));
+      out.emplace_back(
+          Hypo(Episode::Phase::kClosed, s.open_start, at, "ended by a gap in the CO2 signal", 0));
     }
   }
 
@@ -198,8 +201,9 @@ struct Ctx {
       e.why.algorithm = std::string(Hypoventilation::kName);
       e.why.version = std::string(Hypoventilation::kVersion);
       e.why.rule = fmt::format("nightly median CO2 > {} mmHg (7 kPa)", o.hypercapnia_mm_hg);
-      e.why.note = "chronic hypercapnia threshold (Danish recommendation 2024; HOT-HMV) applied "
-                   "to the nightly median of the non-invasive CO2, not to a blood gas";
+      e.why.note =
+          "chronic hypercapnia threshold (Danish recommendation 2024; HOT-HMV) applied "
+          "to the nightly median of the non-invasive CO2, not to a blood gas";
       e.why.measures = {{"co2_median", median, "mmHg"}};
       e.why.limits = {{"hypercapnia", o.hypercapnia_mm_hg, "mmHg", ">"}};
       out.emplace_back(e);
@@ -315,7 +319,8 @@ struct Ctx {
     }
 
     const bool a = f > o.high_mm_hg;
-    const bool b = s.baseline > 0 && f >= s.baseline + o.rise_mm_hg - 1e-9 && f > o.rise_floor_mm_hg;
+    const bool b =
+        s.baseline > 0 && f >= s.baseline + o.rise_mm_hg - 1e-9 && f > o.rise_floor_mm_hg;
     if (a && !s.run_a) s.start_a = tc;
     if (b && !s.run_b) s.start_b = tc;
     s.run_a = a;
@@ -330,17 +335,19 @@ struct Ctx {
         const std::string note =
             qa ? fmt::format("AASM branch A: CO2 > {} mmHg for >= {} min", o.high_mm_hg,
                              o.min_duration_s / 60)
-               : fmt::format("AASM branch B: rise >= {} mmHg above the awake baseline {:.1f} mmHg "
-                             "({}) to > {} mmHg for >= {} min",
-                             o.rise_mm_hg, s.baseline,
-                             o.awake_baseline_mm_hg > 0 ? "clinician's value"
-                                                        : "median of the first minutes",
-                             o.rise_floor_mm_hg, o.min_duration_s / 60);
+               : fmt::format(
+                     "AASM branch B: rise >= {} mmHg above the awake baseline {:.1f} mmHg "
+                     "({}) to > {} mmHg for >= {} min",
+                     o.rise_mm_hg, s.baseline,
+                     o.awake_baseline_mm_hg > 0 ? "clinician's value"
+                                                : "median of the first minutes",
+                     o.rise_floor_mm_hg, o.min_duration_s / 60);
         out.emplace_back(Hypo(Episode::Phase::kOpened, s.open_start, 0, note, f));
       }
     } else if (!a && !b) {
       s.open = false;
-      out.emplace_back(Hypo(Episode::Phase::kClosed, s.open_start, tc, "CO2 back below the limits", f));
+      out.emplace_back(
+          Hypo(Episode::Phase::kClosed, s.open_start, tc, "CO2 back below the limits", f));
     }
   }
 };
@@ -377,8 +384,8 @@ const ParameterTable<HypoventilationOptions>& Co2Parameters() {
         {"hypercapnia_mm_hg", &O::hypercapnia_mm_hg, 30, 120, "mmHg",
          "nightly median above which HYPERCAPNIA is raised (7 kPa)"},
         {"trend_nights", &O::trend_nights, 3, 60, "nights", "nights the CO2 trend is fitted over"},
-        {"trend_rise_mm_hg_per_night", &O::trend_rise_mm_hg_per_night, 0.01, 20,
-         "mmHg/night", "slope of the nightly medians that raises CO2_RISING_TREND"},
+        {"trend_rise_mm_hg_per_night", &O::trend_rise_mm_hg_per_night, 0.01, 20, "mmHg/night",
+         "slope of the nightly medians that raises CO2_RISING_TREND"},
     };
     t.Include(&O::end_tidal, capnogram);
     return t;
@@ -402,8 +409,8 @@ const OperatorSpec& Hypoventilation::Spec() {
       "end-tidal / transcutaneous CO2: AASM sleep hypoventilation, hypercapnia, trend",
       kInputs,
       Co2Parameters().Describe(),
-      {{EpisodeKind::kSleepHypoventilation, "SLEEP_HYPOVENTILATION", AlarmPriority::kMedium,
-        false, false, 0, SignalFamily::kCo2},
+      {{EpisodeKind::kSleepHypoventilation, "SLEEP_HYPOVENTILATION", AlarmPriority::kMedium, false,
+        false, 0, SignalFamily::kCo2},
        {EpisodeKind::kHypercapnia, "CHRONIC_HYPERCAPNIA", AlarmPriority::kLow, false, false, 0,
         SignalFamily::kCo2},
        {EpisodeKind::kCo2RisingTrend, "CO2_RISING_TREND", AlarmPriority::kLow, false, false, 0,

@@ -50,7 +50,7 @@ struct HypoventilationOptions {
   double rise_mm_hg = 10;
   double rise_floor_mm_hg = 50;
   double min_duration_s = 600;
-  double awake_baseline_mm_hg = -1;   // -1 (or <= 0): estimate from each recording's start
+  double awake_baseline_mm_hg = -1;  // -1 (or <= 0): estimate from each recording's start
   double baseline_minutes = 10;
   double max_gap_s = 30;
   double hypercapnia_mm_hg = 52.5;
@@ -74,8 +74,7 @@ class Hypoventilation final : public SpecifiedOperator<Hypoventilation> {
   static const OperatorSpec& Spec();
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void OnGap(OperatorState& state, Signal signal, TimeUs from_us, TimeUs to_us,
              Events& out) const override;
   void AdvanceTo(OperatorState& state, TimeUs now_us, Events& out) const override;

@@ -43,9 +43,9 @@ struct AlertRule {
   // The vigil.v1.Condition value without "CONDITION_" ("ASYSTOLE"); empty: never alerted.
   std::string_view condition;
   AlarmPriority priority = AlarmPriority::kLow;
-  bool latching = false;         // stays active for review after the condition ends
-  bool technical = false;        // about the signal, not the patient
-  double min_duration_s = 0;     // raised only once the condition has lasted this long
+  bool latching = false;      // stays active for review after the condition ends
+  bool technical = false;     // about the signal, not the patient
+  double min_duration_s = 0;  // raised only once the condition has lasted this long
   SignalFamily family = SignalFamily::kAny;
   // False: scored (e.g. apneas into the AHI), never alarmed one by one.
   bool alarm = true;

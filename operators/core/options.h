@@ -14,8 +14,7 @@ namespace vigil::ops {
 class OptionError : public std::invalid_argument {
  public:
   OptionError(std::string_view field, std::string_view value, std::string_view why)
-      : std::invalid_argument(fmt::format("{} = {}: {}", field, value, why)),
-        field_(field) {}
+      : std::invalid_argument(fmt::format("{} = {}: {}", field, value, why)), field_(field) {}
   const std::string& field() const { return field_; }
 
  private:

@@ -116,8 +116,8 @@ class ParameterTable {
               RequireParameter(value == 0 || value == 1, op, key, value, "must be 0 or 1");
               *field = value == 1;
             } else if constexpr (std::is_same_v<T, int>) {
-              RequireParameter(value == std::floor(value) && std::fabs(value) < 1e6, op, key,
-                               value, "must be a whole number");
+              RequireParameter(value == std::floor(value) && std::fabs(value) < 1e6, op, key, value,
+                               "must be a whole number");
               *field = static_cast<int>(value);
             } else {
               *field = value;

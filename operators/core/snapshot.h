@@ -23,17 +23,18 @@ class SnapshotError : public std::runtime_error {
 class SnapshotWriter {
  public:
   template <typename T>
-    requires std::is_arithmetic_v<T>
+  requires std::is_arithmetic_v<T>
   void Put(T value) {
     char bytes[sizeof(T)];
     std::memcpy(bytes, &value, sizeof(T));
     out_.append(bytes, sizeof(T));
   }
   template <typename T>
-    requires std::is_arithmetic_v<T>
+  requires std::is_arithmetic_v<T>
   void PutSpan(std::span<const T> values) {
     Put<uint64_t>(values.size());
-    if (!values.empty()) out_.append(reinterpret_cast<const char*>(values.data()), values.size_bytes());
+    if (!values.empty())
+      out_.append(reinterpret_cast<const char*>(values.data()), values.size_bytes());
   }
   void PutString(std::string_view s) {
     Put<uint64_t>(s.size());
@@ -51,8 +52,7 @@ class SnapshotReader {
 
   // Each Get throws SnapshotError when the bytes run out.
   template <typename T>
-    requires std::is_arithmetic_v<T>
-  T Get() {
+  requires std::is_arithmetic_v<T> T Get() {
     Need(sizeof(T));
     T value;
     std::memcpy(&value, in_.data() + pos_, sizeof(T));
@@ -60,8 +60,7 @@ class SnapshotReader {
     return value;
   }
   template <typename T>
-    requires std::is_arithmetic_v<T>
-  std::vector<T> GetVector(size_t max_elements = 1u << 24) {
+  requires std::is_arithmetic_v<T> std::vector<T> GetVector(size_t max_elements = 1u << 24) {
     const auto n = Get<uint64_t>();
     if (n > max_elements) throw SnapshotError("snapshot: vector too long");
     Need(n * sizeof(T));
@@ -99,7 +98,8 @@ inline uint32_t ReadVersion(SnapshotReader& r, std::string_view what, uint32_t c
                             uint32_t previous = 0) {
   const auto version = r.Get<uint32_t>();
   if (version != current && (previous == 0 || version != previous)) {
-    throw SnapshotError(std::string(what) + ": unknown snapshot version " + std::to_string(version));
+    throw SnapshotError(std::string(what) + ": unknown snapshot version " +
+                        std::to_string(version));
   }
   return version;
 }

@@ -78,8 +78,7 @@ class StreamOperator {
                        Events& out) const = 0;
 
   // A device event (therapy session, settings, lead off). Default: ignored.
-  virtual void OnDeviceEvent(OperatorState& state, const DeviceEventView& event,
-                             Events& out) const;
+  virtual void OnDeviceEvent(OperatorState& state, const DeviceEventView& event, Events& out) const;
 
   // Samples of `signal` between `from_us` and `to_us` are missing (lost frames, device gap).
   // Operators must not read a gap as asystole or apnea. Default: ignored.

@@ -20,7 +20,7 @@ namespace detail {
 // `us` rounded, saturated to the int64_t range: llround of a value out of range, or of NaN, is
 // unspecified, and both can come from a hostile rate or a misconfigured duration.
 inline TimeUs RoundSaturated(double us) {
-  constexpr double kLimit = 9.2e18;  // just below INT64_MAX (9.22e18)
+  constexpr double kLimit = 9.2e18;                          // just below INT64_MAX (9.22e18)
   if (!(us > -kLimit)) return -static_cast<TimeUs>(kLimit);  // NaN lands here too
   if (!(us < kLimit)) return static_cast<TimeUs>(kLimit);
   return static_cast<TimeUs>(std::llround(us));
@@ -44,8 +44,12 @@ inline TimeUs FromMillis(int64_t ms) {
   return us;
 }
 
-inline double ToSeconds(TimeUs t) { return static_cast<double>(t) * 1e-6; }
-inline TimeUs FromSeconds(double s) { return detail::RoundSaturated(s * 1e6); }
+inline double ToSeconds(TimeUs t) {
+  return static_cast<double>(t) * 1e-6;
+}
+inline TimeUs FromSeconds(double s) {
+  return detail::RoundSaturated(s * 1e6);
+}
 
 // Sample index <-> device time for one stream whose chunks each carry the device time of their
 // first sample. A device clock drifts against its sample clock (and stamps jitter): over hours

@@ -31,8 +31,7 @@ const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
        "window at the start of a stream, growing to af_window_beats; 0: none", 0},
       {"af_max_lag", &O::max_lag, 1, 4, "", "largest lag of the lagged RR differences"},
       {"af_threshold", &O::threshold, 0.001, 1, "", "irregularity above which AF opens"},
-      {"af_release", &O::release, 0.1, 1, "fraction",
-       "AF closes below this share of af_threshold"},
+      {"af_release", &O::release, 0.1, 1, "fraction", "AF closes below this share of af_threshold"},
       {"af_smoothing", &O::smoothing, 0.01, 1, "", "weight of the newest value in the average"},
       {"af_regular_tolerance", &O::regular_tolerance, 0, 0.5, "fraction",
        "intervals within this share of the median count as regular ..."},
@@ -59,7 +58,8 @@ const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
        "... correlating across short and long preceding intervals by this much"},
       {"af_entropy_min", &O::entropy_min, -100, 10, "",
        "COSEn below which a recurring RR pattern is not AF (Lake & Moorman 2011); -100: off"},
-      {"af_entropy_beats", &O::entropy_beats, 4, kMaxWindowBeats, "beats", "intervals of the COSEn"},
+      {"af_entropy_beats", &O::entropy_beats, 4, kMaxWindowBeats, "beats",
+       "intervals of the COSEn"},
       {"af_entropy_tolerance_s", &O::entropy_tolerance_s, 0.001, 0.5, "s",
        "match tolerance of the COSEn"},
       {"af_atrial_noise_max", &O::atrial_noise_max, 0.001, 100, "",
@@ -102,13 +102,15 @@ ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
                 {"af_entropy_min", options_.entropy_min, "1", ">="},
                 {"af_atrial_noise_max", options_.atrial_noise_max, "1", "<="},
                 {"af_close_hold_s", options_.close_hold_s, "s", ">="}};
-  why.rule = "irregular RR without P waves and without an underlying regular rhythm (normalised "
-             "median lagged RR difference over the beat window; P waves locked to the QRS, "
-             "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats "
-             "and noise between the beats suppressed); an episode ends only after af_close_hold_s "
-             "without AF; an AF alarm needs an episode >= 30 s";
-  why.note = "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
-             "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
+  why.rule =
+      "irregular RR without P waves and without an underlying regular rhythm (normalised "
+      "median lagged RR difference over the beat window; P waves locked to the QRS, "
+      "ectopy, bigeminy/trigeminy, recurring RR patterns (low COSEn), unreliable beats "
+      "and noise between the beats suppressed); an episode ends only after af_close_hold_s "
+      "without AF; an AF alarm needs an episode >= 30 s";
+  why.note =
+      "after Petrenas, Marozas & Sornmo, Comput Biol Med 2015 (RR) and Babaeizadeh et al., "
+      "J Electrocardiol 2009 (P waves), Lake & Moorman, Am J Physiol Heart 2011 (COSEn)";
   return why;
 }
 
@@ -152,8 +154,8 @@ double CoefficientOfSampleEntropy(std::span<const double> rr, double tolerance_s
   if (b == 0 || mean <= 0) return std::numeric_limits<double>::infinity();
   // No match of length 2 at all: count half a match, a bounded estimate on the high side
   // (16 intervals give too few pairs for the ratio to be 0 by chance in a patterned rhythm).
-  const double ratio = a > 0 ? static_cast<double>(a) / static_cast<double>(b)
-                             : 0.5 / static_cast<double>(b);
+  const double ratio =
+      a > 0 ? static_cast<double>(a) / static_cast<double>(b) : 0.5 / static_cast<double>(b);
   return -std::log(ratio) + std::log(2 * tolerance_s) - std::log(mean);
 }
 
@@ -263,8 +265,8 @@ bool AtrialFibrillationDetector::HasPWaves(const WindowFeatures& f) const {
 }
 
 double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
-  const bool no_p = !std::isnan(f.p_wave_coherence) &&
-                    f.p_wave_coherence < options_.p_wave_absent_max;
+  const bool no_p =
+      !std::isnan(f.p_wave_coherence) && f.p_wave_coherence < options_.p_wave_absent_max;
   // Step 4: a regular rhythm underneath (most intervals at the median) means ectopy, not AF.
   if (f.regular_fraction >
       (no_p ? options_.regular_fraction_max_no_p : options_.regular_fraction_max)) {
@@ -296,8 +298,7 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
                         beat.rr_s < options_.min_rr_s || beat.rr_s > options_.max_rr_s;
   s.previous_ventricular = ventricular;
   s.previous_unusable = !usable;
-  const auto needed =
-      MinWindow() + static_cast<size_t>(options_.max_lag);
+  const auto needed = MinWindow() + static_cast<size_t>(options_.max_lag);
   const auto keep = std::max({static_cast<size_t>(options_.window_beats + options_.max_lag),
                               static_cast<size_t>(options_.p_wave_beats),
                               static_cast<size_t>(options_.entropy_beats)});
@@ -315,8 +316,8 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
       if (s.closing) s.held_af_us += span;
     }
   }
-  s.intervals.push_back({beat.time_us, beat.rr_s, amplitude_mv,
-                         atrial ? *atrial : AtrialSegment{}});
+  s.intervals.push_back(
+      {beat.time_us, beat.rr_s, amplitude_mv, atrial ? *atrial : AtrialSegment{}});
   while (s.intervals.size() > keep) s.intervals.pop_front();
   if (s.intervals.size() < needed) return;
   const auto window = std::min(static_cast<size_t>(options_.window_beats),
@@ -326,8 +327,8 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   const double irregularity = Measure(features);
   s.last_irregularity = irregularity;
   s.last_p_wave_coherence = features.p_wave_coherence;
-  s.smoothed = s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed)
-                        : irregularity;
+  s.smoothed =
+      s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed) : irregularity;
   s.primed = true;
 
   const double release = options_.threshold * options_.release;

@@ -84,8 +84,8 @@
 #include <deque>
 #include <span>
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/atrial_activity.h"
 
@@ -104,7 +104,7 @@ struct AtrialFibrillationOptions {
   double amplitude_cv_max = 0.25;
   double threshold = 0.10;
   double release = 0.8;
-  double smoothing = 0.3;   // weight of the newest value in the exponential average
+  double smoothing = 0.3;  // weight of the newest value in the exponential average
   double min_rr_s = 0.24;
   double max_rr_s = 2.5;
   // P-wave coherence (atrial_activity.h) above which the window has P waves: not AF.
@@ -153,13 +153,13 @@ class AtrialFibrillationDetector {
   };
   // What a full window of intervals shows (steps 2-4 and the P-wave coherence).
   struct WindowFeatures {
-    double irregularity = 0;       // step 2, before any veto
-    double regular_fraction = 0;   // step 3
-    double amplitude_cv = 0;       // step 4 (0 when unknown)
-    double p_wave_coherence = NAN; // NaN when too few segments are known
-    double p_wave_lock = NAN;      // step 3 at fast rates (NaN when not needed or unknown)
-    double rr_entropy = NAN;       // step 6 (NaN when not needed or too few intervals)
-    double atrial_noise = NAN;     // step 7 (NaN when not needed or unknown)
+    double irregularity = 0;        // step 2, before any veto
+    double regular_fraction = 0;    // step 3
+    double amplitude_cv = 0;        // step 4 (0 when unknown)
+    double p_wave_coherence = NAN;  // NaN when too few segments are known
+    double p_wave_lock = NAN;       // step 3 at fast rates (NaN when not needed or unknown)
+    double rr_entropy = NAN;        // step 6 (NaN when not needed or too few intervals)
+    double atrial_noise = NAN;      // step 7 (NaN when not needed or unknown)
   };
   struct State {
     std::deque<Interval> intervals;  // accepted, newest last (window + 2 for the differences)

@@ -4,13 +4,14 @@
 // beat, the end of unusable signal (gap, lead off, flat line, saturation, noise - where a QRS
 // may have been missed, so its absence proves nothing) and the end of a fibrillatory window
 // (VF is not asystole), and of QRS-like activity the detector did not report (see
-// BeatAbsenceOptions::activity_ratio). Both open as soon as that time reaches their limit, with the start set
-// to that reference (normally the last beat), and close at the next beat, or when the signal
-// becomes unusable (the condition can no longer be verified; the alert stage latches asystole).
+// BeatAbsenceOptions::activity_ratio). Both open as soon as that time reaches their limit, with the
+// start set to that reference (normally the last beat), and close at the next beat, or when the
+// signal becomes unusable (the condition can no longer be verified; the alert stage latches
+// asystole).
 #pragma once
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
 
 namespace vigil::ecg {
@@ -48,7 +49,7 @@ class BeatAbsenceDetector {
   static BeatAbsenceDetector Make(const BeatAbsenceOptions& options);
 
   struct State {
-    ops::TimeUs reference_us = -1;   // -1: nothing seen yet
+    ops::TimeUs reference_us = -1;  // -1: nothing seen yet
     ops::TimeUs last_beat_us = -1;
     bool pause_open = false;
     bool asystole_open = false;

@@ -93,8 +93,8 @@ float BeatClassifier::Width(std::span<const float> beat) const {
 
 void BeatClassifier::Normalise(Template& t) const {
   const int len = 2 * qrs_half_ + 1;
-  const auto q = std::span(t.shape).subspan(static_cast<size_t>(half_ - qrs_half_),
-                                            static_cast<size_t>(len));
+  const auto q =
+      std::span(t.shape).subspan(static_cast<size_t>(half_ - qrs_half_), static_cast<size_t>(len));
   t.unit_qrs.assign(q.begin(), q.end());
   Eigen::Map<Eigen::ArrayXf> u(t.unit_qrs.data(), len);
   u -= u.mean();
@@ -129,8 +129,8 @@ float BeatClassifier::Correlation(std::span<const float> beat, const Template& t
 }
 
 float BeatClassifier::PeakToPeak(std::span<const float> beat) const {
-  const auto q = beat.subspan(static_cast<size_t>(half_ - qrs_half_),
-                              static_cast<size_t>(2 * qrs_half_ + 1));
+  const auto q =
+      beat.subspan(static_cast<size_t>(half_ - qrs_half_), static_cast<size_t>(2 * qrs_half_ + 1));
   const auto [lo, hi] = std::minmax_element(q.begin(), q.end());
   return *hi - *lo;
 }

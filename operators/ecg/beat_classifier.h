@@ -41,11 +41,11 @@ namespace vigil::ecg {
 struct BeatClassifierOptions {
   int learning_beats = 8;
   int max_templates = 6;
-  double match_corr = 0.9;       // >= this (and similar width): the same morphology
-  double v_corr = 0.8;           // below this: another morphology than the dominant one
-  double wide_ratio = 1.5;       // width relative to the dominant template's
-  double amplitude_ratio = 1.8;  // peak-to-peak relative to the dominant template's
-  double premature_ratio = 0.85; // RR relative to the running normal RR
+  double match_corr = 0.9;        // >= this (and similar width): the same morphology
+  double v_corr = 0.8;            // below this: another morphology than the dominant one
+  double wide_ratio = 1.5;        // width relative to the dominant template's
+  double amplitude_ratio = 1.8;   // peak-to-peak relative to the dominant template's
+  double premature_ratio = 0.85;  // RR relative to the running normal RR
 };
 
 // Keys of ecg.arrhythmia.

@@ -18,9 +18,9 @@ constexpr uint32_t kSnapshotVersion = 6;  // 2: rhythm stage state; 3: atrial se
                                           // 6: other leads, pulses, held alarms
 constexpr std::array<ops::Signal, 3> kInputs = {ops::Signal::kEcg, ops::Signal::kPlethysmogram,
                                                 ops::Signal::kArterialPressure};
-constexpr size_t kMaxOtherLeads = 11;  // a 12-lead device at most
-constexpr double kLeadWaitS = 4;       // how long a VT run waits for another lead's beats
-constexpr size_t kMaxLeadBeats = 160;   // another lead's beats kept: 30 s at 300 bpm
+constexpr size_t kMaxOtherLeads = 11;        // a 12-lead device at most
+constexpr double kLeadWaitS = 4;             // how long a VT run waits for another lead's beats
+constexpr size_t kMaxLeadBeats = 160;        // another lead's beats kept: 30 s at 300 bpm
 constexpr ops::TimeUs kLeadGapUs = 500'000;  // a hole in another lead's chunks: restart it
 
 int PulseIndex(ops::Signal signal) {
@@ -32,16 +32,22 @@ int PulseIndex(ops::Signal signal) {
 // Index of a verified kind (bits of EcgMonitorState::open_); -1 for the others.
 int VerifiedIndex(ops::EpisodeKind kind) {
   switch (kind) {
-    case ops::EpisodeKind::kAsystole: return 0;
-    case ops::EpisodeKind::kVentricularTachycardia: return 1;
-    case ops::EpisodeKind::kVentricularFibrillation: return 2;
-    case ops::EpisodeKind::kVentricularFlutter: return 3;
-    default: return -1;
+    case ops::EpisodeKind::kAsystole:
+      return 0;
+    case ops::EpisodeKind::kVentricularTachycardia:
+      return 1;
+    case ops::EpisodeKind::kVentricularFibrillation:
+      return 2;
+    case ops::EpisodeKind::kVentricularFlutter:
+      return 3;
+    default:
+      return -1;
   }
 }
 
-bool Verified(ops::EpisodeKind kind) { return VerifiedIndex(kind) >= 0; }
-
+bool Verified(ops::EpisodeKind kind) {
+  return VerifiedIndex(kind) >= 0;
+}
 
 // Regular beats in [from_us, to_us]: at least 3, 75 % of the intervals within 25 % of their
 // median (the pulse detector's regularity rule). Returns the rate from the median interval,
@@ -55,7 +61,9 @@ double RegularRate(const std::deque<ops::TimeUs>& beats, ops::TimeUs from_us, op
 }
 constexpr double kMinRate = 125, kMaxRate = 1000;
 
-EcgMonitorState& Cast(ops::OperatorState& state) { return ops::StateCast<EcgMonitorState>(state, EcgMonitor::kName); }
+EcgMonitorState& Cast(ops::OperatorState& state) {
+  return ops::StateCast<EcgMonitorState>(state, EcgMonitor::kName);
+}
 
 }  // namespace
 
@@ -90,16 +98,14 @@ const ops::OperatorSpec& EcgMonitor::Spec() {
       EcgMonitorParameters().Describe(),
       // Priorities and latching after shared/CLINICAL.md (IEC 60601-1-8).
       {{K::kAsystole, "ASYSTOLE", AlarmPriority::kHigh, true, false, 0, kEcg},
-       {K::kVentricularFibrillation, "VENTRICULAR_FIBRILLATION", AlarmPriority::kHigh, true,
-        false, 0, kEcg},
+       {K::kVentricularFibrillation, "VENTRICULAR_FIBRILLATION", AlarmPriority::kHigh, true, false,
+        0, kEcg},
        {K::kVentricularFlutter, "VENTRICULAR_FIBRILLATION", AlarmPriority::kHigh, true, false, 0,
         kEcg},
        {K::kVentricularTachycardia, "VENTRICULAR_TACHYCARDIA", AlarmPriority::kHigh, false, false,
         0, kEcg},
-       {K::kExtremeBradycardia, "EXTREME_BRADYCARDIA", AlarmPriority::kHigh, false, false, 0,
-        kEcg},
-       {K::kExtremeTachycardia, "EXTREME_TACHYCARDIA", AlarmPriority::kHigh, false, false, 0,
-        kEcg},
+       {K::kExtremeBradycardia, "EXTREME_BRADYCARDIA", AlarmPriority::kHigh, false, false, 0, kEcg},
+       {K::kExtremeTachycardia, "EXTREME_TACHYCARDIA", AlarmPriority::kHigh, false, false, 0, kEcg},
        {K::kPause, "PAUSE", AlarmPriority::kMedium, false, false, 0, kEcg},
        {K::kBradycardia, "BRADYCARDIA", AlarmPriority::kMedium, false, false, 0, kEcg},
        {K::kTachycardia, "TACHYCARDIA", AlarmPriority::kMedium, false, false, 0, kEcg},
@@ -111,10 +117,8 @@ const ops::OperatorSpec& EcgMonitor::Spec() {
        {K::kEcgFlatLine, "ECG_FLAT_LINE", AlarmPriority::kLow, false, true, 10, kEcg},
        {K::kEcgSaturation, "ECG_SATURATION", AlarmPriority::kLow, false, true, 10, kEcg}},
       {},
-      [](const ops::Parameters& p,
-         const ops::OperatorContext&) -> std::unique_ptr<const ops::StreamOperator> {
-        return Make(p);
-      }};
+      [](const ops::Parameters& p, const ops::OperatorContext&)
+          -> std::unique_ptr<const ops::StreamOperator> { return Make(p); }};
   return spec;
 }
 
@@ -169,8 +173,8 @@ void EcgMonitor::Process(ops::OperatorState& state, ops::Signal signal, const op
                            [&](const auto& o) { return o.lead == chunk.lead; });
     if (it == s.others_.end()) {
       if (s.others_.size() >= kMaxOtherLeads) return;
-      s.others_.push_back({chunk.lead, std::unique_ptr<EcgMonitorState>(new EcgMonitorState(*this)),
-                           {}});
+      s.others_.push_back(
+          {chunk.lead, std::unique_ptr<EcgMonitorState>(new EcgMonitorState(*this)), {}});
       it = s.others_.end() - 1;
     }
     s.lead_events_.clear();
@@ -279,8 +283,7 @@ void EcgMonitor::FlushLead(EcgMonitorState& s, ops::Events& out) const {
   s.classified_.clear();
   s.classifier_->Flush(s.classified_);
   s.EmitClassified(out);
-  RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(),
-            out);
+  RunRhythm(s, ops::Chunk{0, s.sample_rate_hz_, {}}, std::numeric_limits<ops::TimeUs>::max(), out);
   rhythm_.Finish(*s.rhythm_, out);
 }
 
@@ -398,7 +401,8 @@ std::string EcgMonitor::Contradiction(const EcgMonitorState& s, const ops::Episo
     if (!other.state->rhythm_ || !rhythm_.Usable(*other.state->rhythm_, from, lead_to)) continue;
     int count = 0;
     const double rate = RegularRate(other.beats, from, lead_to, count);
-    why.measures.push_back({fmt::format("lead_{}_beats", other.lead), static_cast<double>(count), ""});
+    why.measures.push_back(
+        {fmt::format("lead_{}_beats", other.lead), static_cast<double>(count), ""});
     if (rate > 0) why.measures.push_back({fmt::format("lead_{}_rate", other.lead), rate, "bpm"});
     if (!reason.empty()) continue;
     if (e.kind == K::kAsystole && count >= 2) {
@@ -422,13 +426,14 @@ std::string EcgMonitor::Contradiction(const EcgMonitorState& s, const ops::Episo
     if (p.sample_rate_hz <= 0 || p.last_time_us < pulse_to) continue;  // no such signal now
     // The pulse lags the QRS by its transit time (0.1-0.4 s).
     const auto verdict = pulse_.Judge(p, vt ? from + ops::FromSeconds(0.3) : from, pulse_to);
-    why.measures.push_back({fmt::format("{}_pulses", kPulseNames[k]),
-                            static_cast<double>(verdict.pulses), ""});
+    why.measures.push_back(
+        {fmt::format("{}_pulses", kPulseNames[k]), static_cast<double>(verdict.pulses), ""});
     if (verdict.rate_bpm > 0) {
-      why.measures.push_back({fmt::format("{}_pulse_rate", kPulseNames[k]), verdict.rate_bpm, "bpm"});
+      why.measures.push_back(
+          {fmt::format("{}_pulse_rate", kPulseNames[k]), verdict.rate_bpm, "bpm"});
     }
-    why.measures.push_back({fmt::format("{}_pulse_regular", kPulseNames[k]),
-                            verdict.good ? 1.0 : 0.0, ""});
+    why.measures.push_back(
+        {fmt::format("{}_pulse_regular", kPulseNames[k]), verdict.good ? 1.0 : 0.0, ""});
     if (!reason.empty()) continue;
     if (vt) {
       // VT may keep a pulse, often with a deficit (fewer, weaker pulses than QRS complexes): a

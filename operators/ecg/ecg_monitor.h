@@ -80,11 +80,11 @@
 namespace vigil::ecg {
 
 struct EcgMonitorOptions {
-  QrsOptions qrs;                    // sample_rate_hz is ignored (taken from the data)
+  QrsOptions qrs;  // sample_rate_hz is ignored (taken from the data)
   BeatClassifierOptions classifier;
   RhythmOptions rhythm;
-  PulseOptions pulse;                // keys "pulse_*"
-  bool verify_alarms = true;         // "verify_alarms": 0 lets the primary lead decide alone
+  PulseOptions pulse;         // keys "pulse_*"
+  bool verify_alarms = true;  // "verify_alarms": 0 lets the primary lead decide alone
 };
 
 // Every key of ecg.arrhythmia: QRS detection, classification, rhythm, pulse, verify_alarms.
@@ -107,8 +107,8 @@ class EcgMonitor final : public ops::SpecifiedOperator<EcgMonitor> {
   std::unique_ptr<ops::OperatorState> MakeState() const override;
   void Process(ops::OperatorState& state, ops::Signal signal, const ops::Chunk& chunk,
                ops::Events& out) const override;
-  void OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs from_us,
-             ops::TimeUs to_us, ops::Events& out) const override;
+  void OnGap(ops::OperatorState& state, ops::Signal signal, ops::TimeUs from_us, ops::TimeUs to_us,
+             ops::Events& out) const override;
   void Finish(ops::OperatorState& state, ops::Events& out) const override;
   // Lead off / lead on reach the signal-quality stage.
   void OnDeviceEvent(ops::OperatorState& state, const ops::DeviceEventView& event,
@@ -135,8 +135,7 @@ class EcgMonitor final : public ops::SpecifiedOperator<EcgMonitor> {
   void ProcessLead(EcgMonitorState& s, const ops::Chunk& chunk, ops::Events& out) const;
   // Moves the primary lead's events to `out`, holding back the alarms the other signals
   // contradict (see above); `now_us` is the primary lead's time.
-  void Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs now_us,
-              ops::Events& out) const;
+  void Verify(EcgMonitorState& s, ops::Events& primary, ops::TimeUs now_us, ops::Events& out) const;
   // Empty when the other signals do not contradict `episode` at `now_us`; otherwise why not.
   // Appends what they showed to `why` either way.
   // Raises a held alarm (opened, and closed when it ended) unless the other signals still
@@ -178,7 +177,7 @@ class EcgMonitorState final : public ops::OperatorState {
   std::optional<QrsDetector> qrs_;
   std::optional<BeatClassifier> classifier_;
   HeartRateTracker heart_rate_;
-  ops::SampleAnchor anchor_;  // beat times (see EcgMonitor::Process)
+  ops::SampleAnchor anchor_;       // beat times (see EcgMonitor::Process)
   int64_t last_beat_sample_ = -1;  // -1: no previous beat (start or after a gap)
   // Detections waiting for their label (the classifier holds its first beats).
   struct Waiting {
@@ -190,13 +189,13 @@ class EcgMonitorState final : public ops::OperatorState {
   };
   std::deque<Waiting> waiting_;  // front has id waiting_first_id_
   int64_t waiting_first_id_ = 0;
-  std::vector<QrsDetection> detections_;       // scratch
-  std::vector<ClassifiedBeat> classified_;     // scratch
-  std::vector<float> window_;                  // scratch
+  std::vector<QrsDetection> detections_;    // scratch
+  std::vector<ClassifiedBeat> classified_;  // scratch
+  std::vector<float> window_;               // scratch
   std::unique_ptr<RhythmState> rhythm_;
-  std::vector<ops::Beat> new_beats_;           // emitted, not yet given to the rhythm stage
-  std::vector<AtrialSegment> new_atrial_;      // their PR-interval segments (same order)
-  double mean_rr_s_ = 0.8;                     // bounds the detector's search-back delay
+  std::vector<ops::Beat> new_beats_;       // emitted, not yet given to the rhythm stage
+  std::vector<AtrialSegment> new_atrial_;  // their PR-interval segments (same order)
+  double mean_rr_s_ = 0.8;                 // bounds the detector's search-back delay
 
   // Multi-signal verification (used on the primary lead's state only).
   struct OtherLead {
@@ -205,12 +204,12 @@ class EcgMonitorState final : public ops::OperatorState {
     std::deque<ops::TimeUs> beats;  // its beats of the last PulseDetector::kKeepS
     ops::TimeUs next_us = 0;        // end of its last chunk (its gaps restart it)
   };
-  int primary_lead_ = -1;            // -1 until the first ECG chunk
+  int primary_lead_ = -1;  // -1 until the first ECG chunk
   std::vector<OtherLead> others_;
-  PulseDetector::State pulse_[2];    // plethysmogram, arterial pressure
-  std::vector<ops::Episode> held_;   // opened alarms held back, at most one per kind
-  uint8_t open_ = 0;                 // verified kinds whose opening went out (EcgMonitor::Pass)
-  ops::Events lead_events_;          // scratch
+  PulseDetector::State pulse_[2];   // plethysmogram, arterial pressure
+  std::vector<ops::Episode> held_;  // opened alarms held back, at most one per kind
+  uint8_t open_ = 0;                // verified kinds whose opening went out (EcgMonitor::Pass)
+  ops::Events lead_events_;         // scratch
 };
 
 }  // namespace vigil::ecg

@@ -13,10 +13,9 @@
 namespace vigil::ecg {
 
 namespace {
-constexpr ops::EpisodeKind kKinds[4] = {ops::EpisodeKind::kEcgLeadOff,
-                                        ops::EpisodeKind::kEcgFlatLine,
-                                        ops::EpisodeKind::kEcgSaturation,
-                                        ops::EpisodeKind::kEcgNoise};
+constexpr ops::EpisodeKind kKinds[4] = {
+    ops::EpisodeKind::kEcgLeadOff, ops::EpisodeKind::kEcgFlatLine, ops::EpisodeKind::kEcgSaturation,
+    ops::EpisodeKind::kEcgNoise};
 constexpr uint8_t kBits[4] = {kQualityLeadOff, kQualityFlat, kQualitySaturated, kQualityNoisy};
 constexpr size_t kRecentBlocks = 32;
 constexpr double kMaxRateHz = 2000;  // snapshot sanity bound (chunks come at 125-1000 Hz)
@@ -32,7 +31,8 @@ const ops::ParameterTable<SignalQualityOptions>& SignalQualityParameters() {
       {"quality_block_s", &O::block_s, 0.25, 5, "s", "blocks the raw signal is judged in"},
       {"quality_lead_off_nan_fraction", &O::lead_off_nan_fraction, 0.01, 1, "fraction",
        "invalid (NaN) samples in a block that mean lead off"},
-      {"quality_flat_p2p_mv", &O::flat_p2p_mv, 0, 1, "mV", "peak-to-peak below which a block is flat"},
+      {"quality_flat_p2p_mv", &O::flat_p2p_mv, 0, 1, "mV",
+       "peak-to-peak below which a block is flat"},
       {"quality_saturation_run_s", &O::saturation_run_s, 0.01, 1, "s",
        "run of identical samples at a block's extreme that is clipping"},
       {"quality_noise_hf_rms_mv", &O::noise_hf_rms_mv, 0.001, 10, "mV",
@@ -55,14 +55,16 @@ uint8_t EcgSignalQuality::Judge(State& s) const {
   // Judged once a block for every patient: scratch buffers are reused, and the block itself
   // is used when it holds no NaN (the usual case).
   static thread_local std::vector<float> without_nan, d2;
-  const auto nan = static_cast<size_t>(std::count_if(x.begin(), x.end(), [](float v) { return v != v; }));
+  const auto nan =
+      static_cast<size_t>(std::count_if(x.begin(), x.end(), [](float v) { return v != v; }));
   if (nan) {
     without_nan.clear();
     for (float v : x) {
       if (v == v) without_nan.push_back(v);
     }
   }
-  const std::span<const float> valid = nan ? std::span<const float>(without_nan) : std::span<const float>(x);
+  const std::span<const float> valid =
+      nan ? std::span<const float>(without_nan) : std::span<const float>(x);
   s.last_nan_fraction = x.empty() ? 1.0f : static_cast<float>(nan) / static_cast<float>(x.size());
   if (s.device_lead_off || s.last_nan_fraction > options_.lead_off_nan_fraction ||
       valid.size() < 3) {
@@ -165,8 +167,8 @@ ops::Explanation EcgSignalQuality::Explain(int which, const State& s) const {
   return why;
 }
 
-void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us,
-                                  std::vector<QualityBlock>& finished, ops::Events& out) const {
+void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us, std::vector<QualityBlock>& finished,
+                                  ops::Events& out) const {
   QualityBlock b{s.block_start_us, end_us, Judge(s)};
   {
     const size_t fifth = s.block.size() / 5;
@@ -178,8 +180,8 @@ void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us,
       if (std::isfinite(z)) tail += z, ++nt;
     }
     if (nh > 0 && nt > 0) {
-      b.baseline_shift_mv = static_cast<float>(tail / static_cast<double>(nt) -
-                                               head / static_cast<double>(nh));
+      b.baseline_shift_mv =
+          static_cast<float>(tail / static_cast<double>(nt) - head / static_cast<double>(nh));
     }
   }
   s.block.clear();
@@ -196,14 +198,14 @@ void EcgSignalQuality::CloseBlock(State& s, ops::TimeUs end_us,
     auto& t = s.trackers[k];
     if (b.flags & kBits[k]) {
       if (t.Present(b.start_us, b.end_us, min_us) == EpisodeTracker::Change::kOpened) {
-        out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0,
-                                  Explain(k, s)));
+        out.push_back(
+            MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0, Explain(k, s)));
       }
     } else {
       const auto start = t.run_start_us, last = t.last_seen_us;
       if (t.Absent(b.end_us, clear_us) == EpisodeTracker::Change::kClosed) {
-        out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last,
-                                  Explain(k, s)));
+        out.push_back(
+            MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last, Explain(k, s)));
       }
     }
   }
@@ -229,10 +231,9 @@ void EcgSignalQuality::Process(State& s, const ops::Chunk& chunk,
                    chunk.values.begin() + static_cast<std::ptrdiff_t>(i + take));
     i += take;
     if (s.block.size() == per_block) {
-      CloseBlock(s,
-                 ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz,
-                                 static_cast<int64_t>(i)),
-                 finished, out);
+      CloseBlock(
+          s, ops::SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i)),
+          finished, out);
     }
   }
 }

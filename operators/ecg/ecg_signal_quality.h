@@ -24,8 +24,8 @@
 #include <deque>
 #include <vector>
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/episode_tracker.h"
@@ -72,13 +72,13 @@ class EcgSignalQuality {
   struct State {
     double sample_rate_hz = 0;
     ops::TimeUs block_start_us = 0;
-    std::vector<float> block;          // samples of the block being filled
+    std::vector<float> block;  // samples of the block being filled
     bool device_lead_off = false;
-    std::deque<QualityBlock> recent;   // last blocks (about 20 s), oldest first
-    ops::TimeUs analysed_until_us = 0; // end of the last finished block
+    std::deque<QualityBlock> recent;    // last blocks (about 20 s), oldest first
+    ops::TimeUs analysed_until_us = 0;  // end of the last finished block
     ops::TimeUs last_unusable_end_us = 0;
-    EpisodeTracker trackers[4];        // lead off, flat, saturation, noise
-    float last_p2p_mv = 0;             // features of the last block, for the explanation
+    EpisodeTracker trackers[4];  // lead off, flat, saturation, noise
+    float last_p2p_mv = 0;       // features of the last block, for the explanation
     float last_hf_rms_mv = 0;
     float last_nan_fraction = 0;
     void Save(ops::SnapshotWriter& w) const;

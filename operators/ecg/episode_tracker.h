@@ -18,8 +18,8 @@ namespace vigil::ecg {
 struct EpisodeTracker {
   enum class Change { kNone, kOpened, kClosed };
 
-  bool in_run = false;        // the condition was seen and has not been absent for clear_after
-  bool open = false;          // the run lasted min_duration: an episode was emitted
+  bool in_run = false;  // the condition was seen and has not been absent for clear_after
+  bool open = false;    // the run lasted min_duration: an episode was emitted
   ops::TimeUs run_start_us = 0;
   ops::TimeUs last_seen_us = 0;  // end of the last observation that met the condition
 

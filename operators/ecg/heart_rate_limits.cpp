@@ -30,8 +30,7 @@ const ops::ParameterTable<HeartRateLimitOptions>& HeartRateLimitParameters() {
        "XTACHY above hr_high_bpm plus this ..."},
       {"hr_extreme_high_cap_bpm", &O::extreme_high_cap_bpm, 16, 350, "bpm",
        "... but not above this; at least hr_high_bpm"},
-      {"hr_extreme_min_s", &O::extreme_min_s, 0, 600, "s",
-       "how long an extreme rate must last"},
+      {"hr_extreme_min_s", &O::extreme_min_s, 0, 600, "s", "how long an extreme rate must last"},
       {"hr_low_beats", &O::low_beats, 5, 64, "beats",
        "or over this many consecutive beats (CinC 2015: 5); 0: off", 0},
       {"hr_high_beats", &O::high_beats, 5, 64, "beats",
@@ -77,7 +76,8 @@ ops::Explanation HeartRateLimits::Explain(int which, const State& s) const {
   // The rate that met the rule first: the monitor rule's, or the run's when it is further out.
   const double window_hr = beats > 0 ? s.last_window_hr[low ? 0 : 1] : 0;
   double hr = s.last_hr;
-  if (window_hr > 0) hr = low ? std::min(hr > 0 ? hr : window_hr, window_hr) : std::max(hr, window_hr);
+  if (window_hr > 0)
+    hr = low ? std::min(hr > 0 ? hr : window_hr, window_hr) : std::max(hr, window_hr);
   why.measures = {{"heart_rate", hr, "bpm"}};
   if (beats > 0) {
     why.measures.push_back({fmt::format("heart_rate_{}_beats", beats), window_hr, "bpm"});
@@ -116,8 +116,8 @@ void HeartRateLimits::Stop(State& s, ops::Events& out) const {
     auto& t = s.trackers[k];
     const auto start = t.run_start_us, last = t.last_seen_us;
     if (t.Stop() == EpisodeTracker::Change::kClosed) {
-      out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last,
-                                Explain(k, s)));
+      out.push_back(
+          MakeEpisode(kKinds[k], ops::Episode::Phase::kClosed, start, last, Explain(k, s)));
     }
   }
   s.rr.clear();
@@ -125,8 +125,7 @@ void HeartRateLimits::Stop(State& s, ops::Events& out) const {
   s.run_rr.clear();
 }
 
-void HeartRateLimits::OnBeat(State& s, const ops::Beat& beat, bool usable,
-                             ops::Events& out) const {
+void HeartRateLimits::OnBeat(State& s, const ops::Beat& beat, bool usable, ops::Events& out) const {
   if (beat.rr_s > 0) {
     s.rr.push_back(beat.rr_s);
     while (s.rr.size() > 12) s.rr.pop_front();
@@ -166,8 +165,8 @@ void HeartRateLimits::OnBeat(State& s, const ops::Beat& beat, bool usable,
       const auto change = run ? t.Present(window_first_us[low ? 0 : 1], beat.time_us, 0)
                               : t.Present(beat.time_us, beat.time_us, min_us);
       if (change == EpisodeTracker::Change::kOpened) {
-        out.push_back(MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0,
-                                  Explain(k, s)));
+        out.push_back(
+            MakeEpisode(kKinds[k], ops::Episode::Phase::kOpened, t.run_start_us, 0, Explain(k, s)));
       }
     } else {
       const auto start = t.run_start_us;

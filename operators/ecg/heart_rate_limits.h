@@ -21,8 +21,8 @@
 
 #include <deque>
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/episode_tracker.h"
 
@@ -52,8 +52,8 @@ class HeartRateLimits {
   double extreme_high_bpm() const { return extreme_high_; }
 
   struct State {
-    std::deque<float> rr;            // last 12 RR (s) for the fallback heart rate
-    EpisodeTracker trackers[4];      // brady, xbrady, tachy, xtachy
+    std::deque<float> rr;        // last 12 RR (s) for the fallback heart rate
+    EpisodeTracker trackers[4];  // brady, xbrady, tachy, xtachy
     ops::TimeUs last_beat_us = 0;
     double last_hr = 0;
     // The last consecutive usable beats (time, RR; at most max(low_beats, high_beats)).

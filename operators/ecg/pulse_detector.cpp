@@ -40,10 +40,11 @@ std::array<float, kPulseShapePoints> Shape(const std::vector<float>& ring, int64
 double Correlation(const std::array<float, kPulseShapePoints>& a,
                    const std::array<float, kPulseShapePoints>& b) {
   double c = 0;
-  for (int k = 0; k < kPulseShapePoints; ++k) c += double{a[static_cast<size_t>(k)]} * b[static_cast<size_t>(k)];
+  for (int k = 0; k < kPulseShapePoints; ++k)
+    c += double{a[static_cast<size_t>(k)]} * b[static_cast<size_t>(k)];
   return c;
 }
-}
+}  // namespace
 
 const ops::ParameterTable<PulseOptions>& PulseParameters() {
   using O = PulseOptions;
@@ -81,8 +82,8 @@ void PulseDetector::Start(State& s, double fs) const {
   s.sample_rate_hz = fs;
   s.lowpass = filters::BiquadCascade(
       filters::ButterworthLowPass(2, std::min(options_.lowpass_hz, 0.4 * fs), fs));
-  s.recent.assign(static_cast<size_t>(std::max(double{kPulseShapePoints}, std::round(kShapeS * fs))),
-                  0.0f);
+  s.recent.assign(
+      static_cast<size_t>(std::max(double{kPulseShapePoints}, std::round(kShapeS * fs))), 0.0f);
 }
 
 void PulseDetector::Restart(State& s) const {
@@ -248,9 +249,9 @@ void PulseDetector::Load(State& state, ops::SnapshotReader& r) const {
   if (fs <= 0) return;
   if (!(fs >= 25 && fs <= 2000)) throw ops::SnapshotError("pulse: bad rate");
   Start(state, fs);
-  auto& [sample_rate_hz, origin, lowpass, recent, diffs, ssf, previous, samples, level,
-         long_level, learn_max, last_pulse_sample, in_pulse, pulse_peak, pulse_time_us,
-         last_time_us, pulses] = state;
+  auto& [sample_rate_hz, origin, lowpass, recent, diffs, ssf, previous, samples, level, long_level,
+         learn_max, last_pulse_sample, in_pulse, pulse_peak, pulse_time_us, last_time_us, pulses] =
+      state;
   origin = r.Get<float>();
   const auto ring = r.GetVector<float>(recent.size());
   if (ring.size() != recent.size()) throw ops::SnapshotError("pulse: shape ring size");

@@ -71,12 +71,12 @@ struct Pulse {
 
 // A window's verdict.
 struct PulseVerdict {
-  bool good = false;       // regular, plausible pulses
-  int pulses = 0;          // pulses in the window
-  double rate_bpm = 0;     // from the median interval; 0 with fewer than two pulses
-  double amplitude = 0;    // median slope-sum peak of the pulses (the waveform's units / s)
+  bool good = false;             // regular, plausible pulses
+  int pulses = 0;                // pulses in the window
+  double rate_bpm = 0;           // from the median interval; 0 with fewer than two pulses
+  double amplitude = 0;          // median slope-sum peak of the pulses (the waveform's units / s)
   double shape_correlation = 0;  // median correlation of consecutive pulses' upstrokes
-  std::string why;         // the first rule a bad window failed ("" when good)
+  std::string why;               // the first rule a bad window failed ("" when good)
 };
 
 class PulseDetector {
@@ -87,22 +87,22 @@ class PulseDetector {
 
   struct State {
     double sample_rate_hz = 0;  // 0 until the first chunk
-    float origin = 0;            // the first sample: subtracted, so a DC level is no upstroke
+    float origin = 0;           // the first sample: subtracted, so a DC level is no upstroke
     filters::BiquadCascade lowpass;
-    std::vector<float> recent;   // ring of the last 0.4 s of the low-passed waveform
-    std::deque<float> diffs;     // positive differences in the SSF window
+    std::vector<float> recent;  // ring of the last 0.4 s of the low-passed waveform
+    std::deque<float> diffs;    // positive differences in the SSF window
     double ssf = 0;
     float previous = 0;
-    int64_t samples = 0;         // samples since the stream (re)started
-    double level = 0;            // recent SSF pulse peak; 0 while learning
-    double long_level = 0;       // slow average of the pulse peaks: the floor's reference
-    double learn_max = 0;        // SSF maximum while learning
+    int64_t samples = 0;    // samples since the stream (re)started
+    double level = 0;       // recent SSF pulse peak; 0 while learning
+    double long_level = 0;  // slow average of the pulse peaks: the floor's reference
+    double learn_max = 0;   // SSF maximum while learning
     int64_t last_pulse_sample = -1;
-    bool in_pulse = false;       // SSF above threshold: tracking this pulse's peak
+    bool in_pulse = false;  // SSF above threshold: tracking this pulse's peak
     double pulse_peak = 0;
     ops::TimeUs pulse_time_us = 0;
     ops::TimeUs last_time_us = 0;  // end of the last chunk
-    std::deque<Pulse> pulses;    // the last `kKeepS` seconds of pulses
+    std::deque<Pulse> pulses;      // the last `kKeepS` seconds of pulses
     void Save(ops::SnapshotWriter& w) const;
   };
 

@@ -24,9 +24,25 @@ int Samples(double seconds, double fs) {
 // compare-exchanges, no data-dependent branches) instead of a general sort. Each step swaps, so
 // the result is a permutation of the levels, sorted as std::sort would sort them.
 float Median(const std::array<float, 8>& values) {
-  static constexpr std::array<std::array<uint8_t, 2>, 19> kNetwork = {{
-      {0, 1}, {2, 3}, {4, 5}, {6, 7}, {0, 2}, {1, 3}, {4, 6}, {5, 7}, {1, 2}, {5, 6},
-      {0, 4}, {1, 5}, {2, 6}, {3, 7}, {2, 4}, {3, 5}, {1, 2}, {3, 4}, {5, 6}}};
+  static constexpr std::array<std::array<uint8_t, 2>, 19> kNetwork = {{{0, 1},
+                                                                       {2, 3},
+                                                                       {4, 5},
+                                                                       {6, 7},
+                                                                       {0, 2},
+                                                                       {1, 3},
+                                                                       {4, 6},
+                                                                       {5, 7},
+                                                                       {1, 2},
+                                                                       {5, 6},
+                                                                       {0, 4},
+                                                                       {1, 5},
+                                                                       {2, 6},
+                                                                       {3, 7},
+                                                                       {2, 4},
+                                                                       {3, 5},
+                                                                       {1, 2},
+                                                                       {3, 4},
+                                                                       {5, 6}}};
   std::array<float, 8> v = values;
   // Unrolled, the indices are constants: each step becomes one minss and one maxss.
 #pragma GCC unroll 19
@@ -83,8 +99,9 @@ void ValidateQrsOptions(const QrsOptions& o) {
           fmt::format("must be below {:.0f} Hz at {} Hz", nyquist * 0.98, o.sample_rate_hz));
   require(o.lowpass_hz == 0 || o.lowpass_hz <= nyquist * 0.95, "lowpass_hz", o.lowpass_hz,
           fmt::format("must be below {:.0f} Hz at {} Hz", nyquist * 0.95, o.sample_rate_hz));
-  require(o.band_high_hz >= o.band_low_hz + 2 && o.band_high_hz <= nyquist * 0.9,
-          "band_high_hz", o.band_high_hz, "must be at least band_low_hz + 2 and below the rate's "
+  require(o.band_high_hz >= o.band_low_hz + 2 && o.band_high_hz <= nyquist * 0.9, "band_high_hz",
+          o.band_high_hz,
+          "must be at least band_low_hz + 2 and below the rate's "
           "Nyquist frequency");
   require(o.t_wave_s >= o.refractory_s, "t_wave_s", o.t_wave_s, "must be at least refractory_s");
 }
@@ -121,8 +138,8 @@ QrsDetector::QrsDetector(const QrsOptions& options) : options_(options) {
   learning_ = Samples(options_.learning_s, fs);
   // From the integral's peak back to the middle of the QRS in the conditioned signal: the
   // band-pass delay, half a sample for the difference and half the integration window.
-  detect_to_centre_ = static_cast<int>(std::lround(
-      band_.GroupDelaySamples(10, fs) + 0.5 + (window_ - 1) / 2.0));
+  detect_to_centre_ =
+      static_cast<int>(std::lround(band_.GroupDelaySamples(10, fs) + 0.5 + (window_ - 1) / 2.0));
   fiducial_before_ = Samples(0.1, fs);
   fiducial_after_ = Samples(0.08, fs);
   slope_scale_ = fs;
@@ -166,11 +183,16 @@ void QrsDetector::Process(std::span<const float> samples, std::vector<QrsDetecti
   // The filters run with a compile-time section count so their state stays in registers; the
   // conditioning has at most three sections (baseline, notch, low-pass; each may be disabled).
   switch (conditioning_.sections().size()) {
-    case 0: return ProcessInBlocks<0>(samples, out);
-    case 1: return ProcessInBlocks<1>(samples, out);
-    case 2: return ProcessInBlocks<2>(samples, out);
-    case 3: return ProcessInBlocks<3>(samples, out);
-    default: throw std::logic_error("QrsDetector: more conditioning sections than expected");
+    case 0:
+      return ProcessInBlocks<0>(samples, out);
+    case 1:
+      return ProcessInBlocks<1>(samples, out);
+    case 2:
+      return ProcessInBlocks<2>(samples, out);
+    case 3:
+      return ProcessInBlocks<3>(samples, out);
+    default:
+      throw std::logic_error("QrsDetector: more conditioning sections than expected");
   }
 }
 
@@ -300,8 +322,8 @@ void QrsDetector::FinishLearning(std::vector<QrsDetection>& out) {
 }
 
 void QrsDetector::UpdateSearchBackLimit() {
-  searchback_samples_ = static_cast<int64_t>(options_.searchback_factor * MeanRr() *
-                                             options_.sample_rate_hz);
+  searchback_samples_ =
+      static_cast<int64_t>(options_.searchback_factor * MeanRr() * options_.sample_rate_hz);
 }
 
 void QrsDetector::Decide(Peak& peak, std::vector<QrsDetection>& out) {

@@ -52,16 +52,16 @@
 namespace vigil::ecg {
 
 struct QrsOptions {
-  double sample_rate_hz = 360;      // [125, 1000]
+  double sample_rate_hz = 360;  // [125, 1000]
   // Conditioning.
-  double baseline_hz = 0.5;         // high-pass corner; 0 disables
-  double notch_hz = 50;             // mains; 0 disables (must be below Nyquist)
+  double baseline_hz = 0.5;  // high-pass corner; 0 disables
+  double notch_hz = 50;      // mains; 0 disables (must be below Nyquist)
   double notch_q = 10;
-  double lowpass_hz = 40;           // 0 disables (must be below Nyquist)
+  double lowpass_hz = 40;  // 0 disables (must be below Nyquist)
   // Detection.
   double band_low_hz = 8;
   double band_high_hz = 16;
-  double integration_s = 0.08;      // moving-window integral length (about a QRS width)
+  double integration_s = 0.08;  // moving-window integral length (about a QRS width)
   double peak_hold_s = 0.1;
   double threshold_fraction = 0.3125;
   double refractory_s = 0.2;
@@ -69,7 +69,7 @@ struct QrsOptions {
   double searchback_factor = 1.5;
   double learning_s = 2.0;
   double min_slope_mv_s = 1.0;
-  double replace_ratio = 1.5;      // absolute floor of the integral's peak (flat line)
+  double replace_ratio = 1.5;  // absolute floor of the integral's peak (flat line)
 };
 
 // The configuration keys of the detector (all fields but sample_rate_hz, which comes from the
@@ -82,11 +82,11 @@ const ops::ParameterTable<QrsOptions>& QrsParameters();
 void ValidateQrsOptions(const QrsOptions& options);
 
 struct QrsDetection {
-  int64_t sample = 0;            // fiducial point on the input's sample axis (delay corrected)
-  int64_t conditioned_index = 0; // the same point in the conditioned signal (see Conditioned)
-  float amplitude_mv = 0;        // conditioned signal at the fiducial point (signed)
-  float peak_height = 0;         // integral peak (mV/s)
-  bool searchback = false;       // found by search-back
+  int64_t sample = 0;             // fiducial point on the input's sample axis (delay corrected)
+  int64_t conditioned_index = 0;  // the same point in the conditioned signal (see Conditioned)
+  float amplitude_mv = 0;         // conditioned signal at the fiducial point (signed)
+  float peak_height = 0;          // integral peak (mV/s)
+  bool searchback = false;        // found by search-back
 };
 
 class QrsDetector {
@@ -125,10 +125,10 @@ class QrsDetector {
 
  private:
   struct Peak {
-    int64_t index = 0;   // index of the integral's maximum
+    int64_t index = 0;  // index of the integral's maximum
     float height = 0;
-    float slope = 0;     // max |derivative| on the rising edge
-    uint8_t kind = 0;    // 0 pending/noise, 1 beat
+    float slope = 0;   // max |derivative| on the rising edge
+    uint8_t kind = 0;  // 0 pending/noise, 1 beat
   };
   static constexpr int kLevels = 8;
   static constexpr int kPeakHistory = 64;
@@ -166,34 +166,34 @@ class QrsDetector {
   // Streaming state.
   int64_t n_ = 0;
   float last_valid_ = 0;
-  float offset_ = 0;               // first valid sample since (re)start: no filter step at start
+  float offset_ = 0;  // first valid sample since (re)start: no filter step at start
   bool primed_ = false;
   float prev_band_ = 0;
-  std::vector<float> ring_;        // conditioned signal, power-of-two capacity
-  std::vector<float> mwi_ring_;    // |slope| values in the integration window
+  std::vector<float> ring_;      // conditioned signal, power-of-two capacity
+  std::vector<float> mwi_ring_;  // |slope| values in the integration window
   double mwi_sum_ = 0;
   float mwi_prev_ = 0;
   Peak cand_{};
   bool have_cand_ = false;
   float seg_max_slope_ = 0;
   std::array<Peak, kPeakHistory> peaks_{};
-  int64_t peak_count_ = 0;         // total peaks seen (ring index = count % kPeakHistory)
+  int64_t peak_count_ = 0;  // total peaks seen (ring index = count % kPeakHistory)
   int64_t searched_peak_count_ = 0;
   std::array<float, kLevels> qrs_levels_{};
   std::array<float, kLevels> noise_levels_{};
   int64_t qrs_inserted_ = 0, noise_inserted_ = 0;
-  float threshold_ = 0;            // derived from the levels (UpdateThreshold)
+  float threshold_ = 0;  // derived from the levels (UpdateThreshold)
   std::array<double, kLevels> rr_{};
   int64_t rr_inserted_ = 0;
   int64_t searchback_samples_ = 0;  // searchback_factor x mean RR, derived from rr_
-  int64_t last_beat_ = -1;         // integral-peak index of the last beat (-1 = none)
+  int64_t last_beat_ = -1;          // integral-peak index of the last beat (-1 = none)
   float last_beat_slope_ = 0;
   // The last accepted beat is held for `t_wave_s` before it is emitted: a much larger complex
   // in that time replaces it (it was a P wave or an artefact before the true QRS).
   bool have_pending_ = false;
   Peak pending_{};
   bool pending_searchback_ = false;
-  int64_t before_pending_ = -1;    // beat before the pending one (-1 = none)
+  int64_t before_pending_ = -1;  // beat before the pending one (-1 = none)
   bool learning_done_ = false;
   float learning_max_ = 0;
 

@@ -15,7 +15,7 @@ namespace {
 // waves) and the close hold; 4: the VT detector's raw-signal history (artefact veto); 5: the
 // heart-rate limits' run of consecutive beats and the VT run's interruptions
 constexpr uint32_t kSnapshotVersion = 5;
-}
+}  // namespace
 
 const ops::ParameterTable<RhythmOptions>& RhythmParameters() {
   static const ops::ParameterTable<RhythmOptions> table = [] {
@@ -32,7 +32,8 @@ const ops::ParameterTable<RhythmOptions>& RhythmParameters() {
 }
 
 void DeriveRhythmOptions(RhythmOptions& o) {
-  o.vf.step_s = o.quality.block_s;  // VF windows step with the quality blocks they are judged against
+  o.vf.step_s =
+      o.quality.block_s;  // VF windows step with the quality blocks they are judged against
 }
 
 RhythmOptions RhythmOptionsFrom(const ops::Parameters& parameters) {
@@ -176,12 +177,12 @@ void RhythmAnalyzer::Process(RhythmState& s, const ops::Chunk& ecg,
   size_t next_beat = 0;
   // Walk the chunk one quality block at a time so that quality verdicts, VF windows, beats and
   // the passage of time reach the detectors in time order, however large the chunk.
-  const auto per_block = static_cast<size_t>(
-      std::max(3.0, std::round(options_.quality.block_s * ecg.sample_rate_hz)));
+  const auto per_block =
+      static_cast<size_t>(std::max(3.0, std::round(options_.quality.block_s * ecg.sample_rate_hz)));
   size_t i = 0;
   while (i < ecg.values.size()) {
-    const size_t filled = s.quality_.sample_rate_hz == ecg.sample_rate_hz
-                              ? s.quality_.block.size() : 0;
+    const size_t filled =
+        s.quality_.sample_rate_hz == ecg.sample_rate_hz ? s.quality_.block.size() : 0;
     const size_t n = std::min(per_block - std::min(filled, per_block - 1), ecg.values.size() - i);
     ops::Chunk part{
         ops::SampleTime(ecg.first_sample_us, ecg.sample_rate_hz, static_cast<int64_t>(i)),
@@ -207,7 +208,9 @@ void RhythmAnalyzer::OnGap(RhythmState& s, ops::TimeUs from_us, ops::TimeUs to_u
   s.after_gap_ = true;
 }
 
-void RhythmAnalyzer::OnLeadOff(RhythmState& s, bool off) const { quality_.SetLeadOff(s.quality_, off); }
+void RhythmAnalyzer::OnLeadOff(RhythmState& s, bool off) const {
+  quality_.SetLeadOff(s.quality_, off);
+}
 
 void RhythmAnalyzer::Finish(RhythmState& s, ops::Events& out) const {
   quality_.Finish(s.quality_, out);

@@ -121,10 +121,10 @@ class RhythmState final : public ops::OperatorState {
     float max_slope_mv_s = 0;
     float p2p_mv = 0;
   };
-  std::deque<Step> steps_;             // VF steps not yet judged for QRS-like activity
+  std::deque<Step> steps_;                // VF steps not yet judged for QRS-like activity
   std::deque<ops::TimeUs> recent_beats_;  // last beats, to tell which steps held one
-  std::deque<float> beat_step_slopes_;  // steepest slope of the last steps that held a beat
-  double qrs_slope_mv_s_ = 0;          // their median: the patient's QRS slope; 0 = none yet
+  std::deque<float> beat_step_slopes_;    // steepest slope of the last steps that held a beat
+  double qrs_slope_mv_s_ = 0;             // their median: the patient's QRS slope; 0 = none yet
   bool started_ = false;
   bool after_gap_ = false;
   ops::TimeUs last_sample_us_ = 0;

@@ -45,8 +45,8 @@ double Run(const Biquad& f, double* z, double x) {
   return y;
 }
 
-constexpr int kGrid = 40;           // Amann et al. 2007: 40 x 40 boxes
-constexpr double kDelayS = 0.5;     // and a delay of 0.5 s
+constexpr int kGrid = 40;        // Amann et al. 2007: 40 x 40 boxes
+constexpr double kDelayS = 0.5;  // and a delay of 0.5 s
 constexpr double kHighPassHz = 1.0;
 constexpr double kLowPassHz = 30.0;
 
@@ -81,8 +81,8 @@ VentricularFibrillationDetector VentricularFibrillationDetector::Make(
   ops::RequireParameter(o.flutter_leakage_max <= o.leakage_max, kEcgOperatorName,
                         "vf_flutter_leakage_max", o.flutter_leakage_max,
                         "must be at most vf_leakage_max");
-  ops::RequireParameter(o.step_s >= 0.25 && o.step_s <= o.window_s, kEcgOperatorName,
-                        "vf_window_s", o.window_s, "must be at least quality_block_s");
+  ops::RequireParameter(o.step_s >= 0.25 && o.step_s <= o.window_s, kEcgOperatorName, "vf_window_s",
+                        o.window_s, "must be at least quality_block_s");
   return VentricularFibrillationDetector(o);
 }
 
@@ -123,9 +123,7 @@ void VentricularFibrillationDetector::FilterInto(State& s, std::span<const float
 float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::TimeUs from_us,
                                                           ops::TimeUs to_us) {
   if (s.window.empty() || s.written == 0 || s.sample_rate_hz <= 0) return NAN;
-  const auto index = [&s](ops::TimeUs t) {
-    return s.anchor.IndexOf(t, s.sample_rate_hz);
-  };
+  const auto index = [&s](ops::TimeUs t) { return s.anchor.IndexOf(t, s.sample_rate_hz); };
   const auto newest = static_cast<int64_t>(s.written) - 1;
   const auto oldest = std::max<int64_t>(0, newest - static_cast<int64_t>(s.window.size()) + 1);
   const int64_t a = std::max(index(from_us), oldest);
@@ -143,8 +141,7 @@ float VentricularFibrillationDetector::FilteredPeakToPeak(const State& s, ops::T
   return hi - lo;
 }
 
-VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<float>& x,
-                                                           double fs) {
+VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<float>& x, double fs) {
   VfWindowFeatures f;
   const size_t n = x.size();
   if (n < 8) return f;
@@ -168,9 +165,8 @@ VfWindowFeatures VentricularFibrillationDetector::Features(const std::vector<flo
   }
   size_t half = 0;
   if (sum_diff > 0) {
-    half = static_cast<size_t>(
-        std::clamp(std::floor(std::numbers::pi * sum_abs / sum_diff + 0.5), 1.0,
-                   static_cast<double>(n / 2)));
+    half = static_cast<size_t>(std::clamp(std::floor(std::numbers::pi * sum_abs / sum_diff + 0.5),
+                                          1.0, static_cast<double>(n / 2)));
   }
 
   // Phase-space box counting over the window normalised to [0, 1]: the delay plot's boxes.
@@ -207,19 +203,19 @@ ops::Explanation VentricularFibrillationDetector::Explain(const State& s) const 
   ops::Explanation why;
   why.algorithm = "ecg.vf.leakage_boxcount";
   why.version = "1.0.0";
-  why.measures = {{"vf_filter_leakage", s.last.leakage, "1"},
-                  {"phase_space_boxes", s.last.boxes, "1"},
-                  {"amplitude", s.last.amplitude_mv, "mV"},
-                  {"mean_leakage",
-                   s.consecutive ? s.leakage_sum / s.consecutive : s.last.leakage, "1"}};
+  why.measures = {
+      {"vf_filter_leakage", s.last.leakage, "1"},
+      {"phase_space_boxes", s.last.boxes, "1"},
+      {"amplitude", s.last.amplitude_mv, "mV"},
+      {"mean_leakage", s.consecutive ? s.leakage_sum / s.consecutive : s.last.leakage, "1"}};
   why.limits = {{"vf_leakage_max", options_.leakage_max, "1", "<="},
                 {"vf_boxes_min", options_.boxes_min, "1", ">="},
                 {"vf_min_amplitude", options_.min_amplitude_mv, "mV", ">="},
                 {"vf_min_duration", options_.min_s, "s", ">="},
                 {"vfl_leakage_max", options_.flutter_leakage_max, "1", "<="}};
-  why.rule = fmt::format(
-      "fibrillatory waveform (VF filter leakage and phase-space filling) for >= {:g} s",
-      options_.min_s);
+  why.rule =
+      fmt::format("fibrillatory waveform (VF filter leakage and phase-space filling) for >= {:g} s",
+                  options_.min_s);
   why.note = "Kuo & Dillman 1978 VF filter; Amann et al. 2007 time-delay box counting";
   return why;
 }
@@ -252,8 +248,9 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   {
     // Steepest slope of the newest step: lets the rhythm stage tell a silent signal (asystole)
     // from QRS complexes the beat detector missed.
-    const auto step = std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
-                                         std::min<uint64_t>(s.written, s.window.size()) - 1);
+    const auto step =
+        std::min<uint64_t>(static_cast<uint64_t>(options_.step_s * s.sample_rate_hz + 0.5),
+                           std::min<uint64_t>(s.written, s.window.size()) - 1);
     // The step's samples and the one before it, oldest first, out of the ring in two runs.
     const size_t size = s.window.size();
     static thread_local std::vector<float> recent, slopes;
@@ -270,8 +267,8 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
     for (size_t k = 1; k < recent.size(); ++k) slopes[k] = std::fabs(recent[k] - recent[k - 1]);
     const float slope = filters::Extremes(slopes).second;
     const auto step_samples = std::span<const float>(recent).subspan(1);
-    auto [lo, hi] = step_samples.empty() ? std::pair{recent[0], recent[0]}
-                                         : filters::Extremes(step_samples);
+    auto [lo, hi] =
+        step_samples.empty() ? std::pair{recent[0], recent[0]} : filters::Extremes(step_samples);
     if (lo == hi) {
       // Zeros of both signs tie: take the one the walk back from the newest sample finds, as
       // snapshots have always recorded it.
@@ -287,8 +284,8 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
   f.start_us = start_us;
   f.end_us = end_us;
   f.usable = usable;
-  f.fibrillatory = usable && f.leakage <= options_.leakage_max &&
-                   f.boxes >= options_.boxes_min && f.amplitude_mv >= options_.min_amplitude_mv;
+  f.fibrillatory = usable && f.leakage <= options_.leakage_max && f.boxes >= options_.boxes_min &&
+                   f.amplitude_mv >= options_.min_amplitude_mv;
   if (usable) s.last = f;  // the explanation shows the last window that was judged
   if (windows) windows->push_back(f);
 
@@ -306,8 +303,8 @@ void VentricularFibrillationDetector::Step(State& s, bool usable, ops::Events& o
       s.open_kind = s.leakage_sum / s.consecutive <= options_.flutter_leakage_max
                         ? ops::EpisodeKind::kVentricularFlutter
                         : ops::EpisodeKind::kVentricularFibrillation;
-      out.push_back(MakeEpisode(s.open_kind, ops::Episode::Phase::kOpened,
-                                s.tracker.run_start_us, 0, Explain(s)));
+      out.push_back(MakeEpisode(s.open_kind, ops::Episode::Phase::kOpened, s.tracker.run_start_us,
+                                0, Explain(s)));
     }
   } else if (!s.tracker.open) {
     // Not yet confirmed: a single non-fibrillatory window restarts the count.
@@ -325,7 +322,9 @@ void VentricularFibrillationDetector::OnGap(State& s, ops::Events& out) const {
   if (fs > 0) Reset(s, fs);
 }
 
-void VentricularFibrillationDetector::Finish(State& s, ops::Events& out) const { Close(s, out); }
+void VentricularFibrillationDetector::Finish(State& s, ops::Events& out) const {
+  Close(s, out);
+}
 
 void VentricularFibrillationDetector::State::Save(ops::SnapshotWriter& w) const {
   w.Put<double>(sample_rate_hz);
@@ -373,8 +372,9 @@ void VentricularFibrillationDetector::State::Load(ops::SnapshotReader& r) {
   // What FilterInto and Reset can have written: finite filter memories and window samples
   // (OrderStatistic cannot rank a NaN), and a window exactly when the rate is known (the ring
   // index is taken modulo its size).
-  bool finite = std::all_of(std::begin(z), std::end(z), [](double v) { return std::isfinite(v); }) &&
-                std::all_of(window.begin(), window.end(), [](float v) { return std::isfinite(v); });
+  bool finite =
+      std::all_of(std::begin(z), std::end(z), [](double v) { return std::isfinite(v); }) &&
+      std::all_of(window.begin(), window.end(), [](float v) { return std::isfinite(v); });
   if (!finite || (sample_rate_hz > 0) != !window.empty()) {
     throw ops::SnapshotError("vf detector: window inconsistent with its rate or not finite");
   }

@@ -21,8 +21,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
 #include "operators/ecg/episode_tracker.h"
@@ -69,10 +69,10 @@ class VentricularFibrillationDetector {
 
   struct State {
     double sample_rate_hz = 0;
-    double z[4] = {0, 0, 0, 0};       // two biquads' direct-form-II-transposed memories
-    std::vector<float> window;        // ring of the last window_s of filtered samples
-    uint64_t written = 0;             // samples written into the ring since the last reset
-    ops::SampleAnchor anchor;         // ring index <-> device time (follows the chunks)
+    double z[4] = {0, 0, 0, 0};  // two biquads' direct-form-II-transposed memories
+    std::vector<float> window;   // ring of the last window_s of filtered samples
+    uint64_t written = 0;        // samples written into the ring since the last reset
+    ops::SampleAnchor anchor;    // ring index <-> device time (follows the chunks)
     uint64_t since_step = 0;
     ops::TimeUs next_sample_us = 0;
     int consecutive = 0;
@@ -101,8 +101,7 @@ class VentricularFibrillationDetector {
   static VfWindowFeatures Features(const std::vector<float>& x, double sample_rate_hz);
 
  private:
-  explicit VentricularFibrillationDetector(const VentricularFibrillationOptions& o)
-      : options_(o) {}
+  explicit VentricularFibrillationDetector(const VentricularFibrillationOptions& o) : options_(o) {}
   // Band-passes `x` into the window ring (NaN as 0: quality flags such a block as lead off,
   // the filter stays finite) and advances `written` and `since_step`.
   void FilterInto(State& s, std::span<const float> x) const;
@@ -114,8 +113,8 @@ class VentricularFibrillationDetector {
 };
 
 template <typename UsableFn>
-void VentricularFibrillationDetector::Process(State& s, const ops::Chunk& chunk,
-                                              UsableFn&& usable, ops::Events& out,
+void VentricularFibrillationDetector::Process(State& s, const ops::Chunk& chunk, UsableFn&& usable,
+                                              ops::Events& out,
                                               std::vector<VfWindowFeatures>* windows) const {
   if (chunk.values.empty()) return;
   if (s.sample_rate_hz != chunk.sample_rate_hz || s.window.empty()) {

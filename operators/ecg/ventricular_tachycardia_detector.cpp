@@ -17,16 +17,16 @@ namespace vigil::ecg {
 
 namespace {
 constexpr double kLowFrequencyHz = 2.0;
-constexpr double kSettleS = 1.0;      // the high-pass runs this long before the judged stretch
-constexpr double kBeatDelayS = 2.0;   // beats may reach the detector this long after samples
-constexpr double kMaxRateHz = 2000;   // snapshot sanity bound (chunks come at 125-1000 Hz)
+constexpr double kSettleS = 1.0;     // the high-pass runs this long before the judged stretch
+constexpr double kBeatDelayS = 2.0;  // beats may reach the detector this long after samples
+constexpr double kMaxRateHz = 2000;  // snapshot sanity bound (chunks come at 125-1000 Hz)
 }  // namespace
 
 double LowFrequencyFraction(std::span<const float> x, size_t from, double sample_rate_hz) {
   constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
   if (from + 2 > x.size() || sample_rate_hz <= 2 * kLowFrequencyHz) return kNan;
-  filters::BiquadCascade high_pass(filters::ButterworthHighPass(2, kLowFrequencyHz,
-                                                                 sample_rate_hz));
+  filters::BiquadCascade high_pass(
+      filters::ButterworthHighPass(2, kLowFrequencyHz, sample_rate_hz));
   // Filtered from x[0] as the zero level, so that a history shorter than the settling time
   // does not start the filter with a step.
   const double level = x[0];
@@ -78,8 +78,8 @@ ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
   ops::Explanation why;
   why.algorithm = "ecg.vt.run";
   why.version = "1.1.0";
-  const double rate = s.run_beats > 1 && s.run_rr_sum_s > 0
-                          ? 60.0 * (s.run_beats - 1) / s.run_rr_sum_s : 0;
+  const double rate =
+      s.run_beats > 1 && s.run_rr_sum_s > 0 ? 60.0 * (s.run_beats - 1) / s.run_rr_sum_s : 0;
   why.measures = {{"ventricular_beats", static_cast<double>(s.run_v_beats), "beats"},
                   {"rate", rate, "bpm"}};
   if (!std::isnan(s.low_frequency)) {
@@ -90,15 +90,16 @@ ops::Explanation VentricularTachycardiaDetector::Explain(const State& s) const {
                 {"vt_min_rate", options_.min_rate_bpm, "bpm", ">="}};
   // The artefact veto needs both of its conditions: the one the run failed is why it alarms.
   if (!std::isnan(s.low_frequency) && s.low_frequency <= options_.artifact_low_frequency_min) {
-    why.limits.push_back({"vt_artifact_low_frequency_min", options_.artifact_low_frequency_min,
-                          "fraction", "<="});
+    why.limits.push_back(
+        {"vt_artifact_low_frequency_min", options_.artifact_low_frequency_min, "fraction", "<="});
   } else if (!std::isnan(s.rr_change) && s.rr_change <= options_.artifact_rr_change_min) {
     why.limits.push_back(
         {"vt_artifact_rr_change_min", options_.artifact_rr_change_min, "fraction", "<="});
   }
   why.rule = fmt::format(">= {} consecutive ventricular beats at >= {:g} bpm, ", options_.min_beats,
                          options_.min_rate_bpm) +
-             "unless the run's last beats are slow irregular artefact (energy below 2 Hz above vt_artifact_low_frequency_min and "
+             "unless the run's last beats are slow irregular artefact (energy below 2 Hz above "
+             "vt_artifact_low_frequency_min and "
              "median successive RR change above vt_artifact_rr_change_min of the mean RR)";
   return why;
 }
@@ -205,8 +206,8 @@ void VentricularTachycardiaDetector::OnGap(State& s, ops::Events& out) const {
 void VentricularTachycardiaDetector::OnBeat(State& s, const ops::Beat& beat, bool usable,
                                             ops::Events& out) const {
   const bool ventricular = beat.label == ops::BeatClass::kVentricular;
-  if (!usable || (!ventricular && (s.run_beats == 0 ||
-                                   s.interruptions >= options_.max_interruptions))) {
+  if (!usable ||
+      (!ventricular && (s.run_beats == 0 || s.interruptions >= options_.max_interruptions))) {
     Stop(s, out);
     return;
   }
@@ -282,8 +283,8 @@ void VentricularTachycardiaDetector::State::Load(ops::SnapshotReader& r, bool wi
   history = r.GetVector<float>(static_cast<size_t>(30 * kMaxRateHz));
   written = r.Get<uint64_t>();
   anchor.Load(r);
-  if ((history.empty() && written != 0) || written > (uint64_t{1} << 62) ||
-      anchor.sample < 0 || static_cast<uint64_t>(anchor.sample) > written) {
+  if ((history.empty() && written != 0) || written > (uint64_t{1} << 62) || anchor.sample < 0 ||
+      static_cast<uint64_t>(anchor.sample) > written) {
     throw ops::SnapshotError("vt detector: inconsistent history");
   }
 }

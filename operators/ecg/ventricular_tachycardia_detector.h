@@ -39,8 +39,8 @@
 #include <span>
 #include <vector>
 
-#include "operators/core/parameters.h"
 #include "operators/core/event.h"
+#include "operators/core/parameters.h"
 #include "operators/core/signal.h"
 #include "operators/core/snapshot.h"
 

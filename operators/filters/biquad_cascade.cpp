@@ -12,14 +12,15 @@ BiquadCascade::BiquadCascade(Sections sections)
 
 void BiquadCascade::ProcessBlock(std::span<const float> in, std::span<float> out) {
   if (in.size() != out.size()) {
-    throw std::invalid_argument(
-        fmt::format("BiquadCascade::ProcessBlock: in has {} samples, out {}", in.size(),
-                    out.size()));
+    throw std::invalid_argument(fmt::format(
+        "BiquadCascade::ProcessBlock: in has {} samples, out {}", in.size(), out.size()));
   }
   for (size_t n = 0; n < in.size(); ++n) out[n] = static_cast<float>(Step(in[n]));
 }
 
-void BiquadCascade::Reset() { std::fill(state_.begin(), state_.end(), 0.0); }
+void BiquadCascade::Reset() {
+  std::fill(state_.begin(), state_.end(), 0.0);
+}
 
 double BiquadCascade::GroupDelaySamples(double frequency_hz, double sample_rate_hz) const {
   return filters::GroupDelaySamples(sections_, frequency_hz, sample_rate_hz);
@@ -35,8 +36,8 @@ void BiquadCascade::LoadState(std::span<const double> state) {
 
 MovingAverageBaseline::MovingAverageBaseline(int length) : length_(length) {
   if (length < 1) {
-    throw std::invalid_argument(fmt::format("MovingAverageBaseline: length = {}: must be >= 1",
-                                            length));
+    throw std::invalid_argument(
+        fmt::format("MovingAverageBaseline: length = {}: must be >= 1", length));
   }
   Reset();
 }
@@ -71,9 +72,8 @@ double MovingAverageBaseline::Step(double x) {
 
 void MovingAverageBaseline::ProcessBlock(std::span<const float> in, std::span<float> out) {
   if (in.size() != out.size()) {
-    throw std::invalid_argument(
-        fmt::format("MovingAverageBaseline::ProcessBlock: in has {} samples, out {}", in.size(),
-                    out.size()));
+    throw std::invalid_argument(fmt::format(
+        "MovingAverageBaseline::ProcessBlock: in has {} samples, out {}", in.size(), out.size()));
   }
   for (size_t n = 0; n < in.size(); ++n) out[n] = static_cast<float>(Step(in[n]));
 }
@@ -89,9 +89,8 @@ std::vector<double> MovingAverageBaseline::SaveState() const {
 
 void MovingAverageBaseline::LoadState(std::span<const double> state) {
   if (state.size() != x_.size() + m1_.size() + 3) {
-    throw std::invalid_argument(
-        fmt::format("MovingAverageBaseline::LoadState: {} values for length {}", state.size(),
-                    length_));
+    throw std::invalid_argument(fmt::format(
+        "MovingAverageBaseline::LoadState: {} values for length {}", state.size(), length_));
   }
   std::copy_n(state.begin(), x_.size(), x_.begin());
   std::copy_n(state.begin() + static_cast<std::ptrdiff_t>(x_.size()), m1_.size(), m1_.begin());

@@ -27,9 +27,13 @@ void CheckOrder(int order) {
 }
 
 // Pre-warped analog angular frequency whose bilinear image is `f` (Hz).
-double Prewarp(double f, double fs) { return 2 * fs * std::tan(std::numbers::pi * f / fs); }
+double Prewarp(double f, double fs) {
+  return 2 * fs * std::tan(std::numbers::pi * f / fs);
+}
 
-Complex Bilinear(Complex s, double fs) { return (2 * fs + s) / (2 * fs - s); }
+Complex Bilinear(Complex s, double fs) {
+  return (2 * fs + s) / (2 * fs - s);
+}
 
 // Normalised analog Butterworth low-pass poles (left half plane, unit circle).
 std::vector<Complex> ButterworthPrototype(int order) {
@@ -183,8 +187,7 @@ Sections Notch(double notch_hz, double q, double fs) {
   const Complex disc = std::sqrt(Complex((w0 / q) * (w0 / q) - 4 * w0 * w0));
   const std::vector<Complex> poles = {Bilinear((-w0 / q + disc) / 2.0, fs),
                                       Bilinear((-w0 / q - disc) / 2.0, fs)};
-  const std::vector<Complex> zeros = {Bilinear(Complex(0, w0), fs),
-                                      Bilinear(Complex(0, -w0), fs)};
+  const std::vector<Complex> zeros = {Bilinear(Complex(0, w0), fs), Bilinear(Complex(0, -w0), fs)};
   auto sections = ToSections(zeros, poles);
   NormaliseGain(sections, 0);
   return sections;

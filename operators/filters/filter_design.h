@@ -49,7 +49,6 @@ Sections ButterworthBandPass(int order, double low_hz, double high_hz, double sa
 // (infinite depth there), unity gain at DC and Nyquist.
 Sections Notch(double notch_hz, double q, double sample_rate_hz);
 
-
 // Complex frequency response of the cascade at each frequency (Hz).
 Eigen::ArrayXcd FrequencyResponse(std::span<const Biquad> sections,
                                   const Eigen::ArrayXd& frequencies_hz, double sample_rate_hz);

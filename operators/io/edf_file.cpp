@@ -48,8 +48,8 @@ long long ParseInteger(const std::filesystem::path& path, std::string_view field
   return value;
 }
 
-void ParseDateTime(const std::filesystem::path& path, std::string_view date,
-                   std::string_view time, EdfFile& f) {
+void ParseDateTime(const std::filesystem::path& path, std::string_view date, std::string_view time,
+                   EdfFile& f) {
   if (date.size() != 8 || date[2] != '.' || date[5] != '.') Fail(path, "startdate", date);
   if (time.size() != 8 || time[2] != '.' || time[5] != '.') Fail(path, "starttime", time);
   f.day = static_cast<int>(ParseInteger(path, "startdate", date.substr(0, 2)));
@@ -68,9 +68,8 @@ void ParseTals(const std::filesystem::path& path, std::string_view bytes, EdfFil
   size_t pos = 0;
   while (pos < bytes.size()) {
     const size_t end = bytes.find('\0', pos);
-    const std::string_view tal = bytes.substr(pos, end == std::string_view::npos
-                                                       ? std::string_view::npos
-                                                       : end - pos);
+    const std::string_view tal =
+        bytes.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
     pos = end == std::string_view::npos ? bytes.size() : end + 1;
     if (tal.empty()) continue;
     const size_t first = tal.find('\x14');
@@ -84,8 +83,8 @@ void ParseTals(const std::filesystem::path& path, std::string_view bytes, EdfFil
     if (stamp.empty() || (stamp[0] != '+' && stamp[0] != '-')) {
       Fail(path, "EDF Annotations onset", stamp);
     }
-    const double onset = ParseNumber(path, "EDF Annotations onset",
-                                     stamp[0] == '+' ? stamp.substr(1) : stamp);
+    const double onset =
+        ParseNumber(path, "EDF Annotations onset", stamp[0] == '+' ? stamp.substr(1) : stamp);
     std::string_view rest = tal.substr(first + 1);
     while (!rest.empty()) {
       const size_t sep = rest.find('\x14');
@@ -130,8 +129,7 @@ EdfFile ReadWithFallback(const std::filesystem::path& path) {
   };
   std::vector<Spec> specs(static_cast<size_t>(ns));
   const auto field = [&](size_t offset, size_t width, long long i) {
-    return b.substr(256 + offset * static_cast<size_t>(ns) + static_cast<size_t>(i) * width,
-                    width);
+    return b.substr(256 + offset * static_cast<size_t>(ns) + static_cast<size_t>(i) * width, width);
   };
   long long record_samples = 0;
   for (long long i = 0; i < ns; ++i) {
@@ -168,9 +166,8 @@ EdfFile ReadWithFallback(const std::filesystem::path& path) {
     s.unit = specs[i].unit;
     s.physical_min = specs[i].pmin;
     s.physical_max = specs[i].pmax;
-    s.sample_rate_hz = f.record_duration_s > 0
-                           ? static_cast<double>(specs[i].spr) / f.record_duration_s
-                           : 0;
+    s.sample_rate_hz =
+        f.record_duration_s > 0 ? static_cast<double>(specs[i].spr) / f.record_duration_s : 0;
     s.values.reserve(static_cast<size_t>(specs[i].spr * f.records));
     signals.push_back(std::move(s));
   }
@@ -264,8 +261,8 @@ EdfFile ReadEdf(const std::filesystem::path& path) {
     s.sample_rate_hz = f.record_duration_s > 0 ? p.smp_in_datarecord / f.record_duration_s : 0;
     buffer.resize(static_cast<size_t>(p.smp_in_file));
     if (p.smp_in_file > 0) {
-      const int n = edfread_physical_samples(hdr->handle, i, static_cast<int>(p.smp_in_file),
-                                             buffer.data());
+      const int n =
+          edfread_physical_samples(hdr->handle, i, static_cast<int>(p.smp_in_file), buffer.data());
       if (n != p.smp_in_file) {
         Fail(path, s.label, fmt::format("read {} of {} samples", n, p.smp_in_file));
       }
@@ -276,11 +273,10 @@ EdfFile ReadEdf(const std::filesystem::path& path) {
   for (long long i = 0; i < hdr->annotations_in_file; ++i) {
     edf_annotation_struct a{};
     if (edf_get_annotation(hdr->handle, static_cast<int>(i), &a) != 0) break;
-    f.annotations.push_back({static_cast<double>(a.onset) / EDFLIB_TIME_DIMENSION,
-                             a.duration_l > 0 ? static_cast<double>(a.duration_l) /
-                                                    EDFLIB_TIME_DIMENSION
-                                              : 0.0,
-                             a.annotation});
+    f.annotations.push_back(
+        {static_cast<double>(a.onset) / EDFLIB_TIME_DIMENSION,
+         a.duration_l > 0 ? static_cast<double>(a.duration_l) / EDFLIB_TIME_DIMENSION : 0.0,
+         a.annotation});
   }
   return f;
 }

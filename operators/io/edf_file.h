@@ -37,8 +37,8 @@ struct EdfSignal {
 
 // One EDF+ annotation (time-keeping TALs without text are dropped).
 struct EdfAnnotation {
-  double onset_s = 0;         // from the file's start time
-  double duration_s = 0;      // 0 when the file gives none
+  double onset_s = 0;     // from the file's start time
+  double duration_s = 0;  // 0 when the file gives none
   std::string text;
 };
 
@@ -49,10 +49,10 @@ struct EdfFile {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   double record_duration_s = 0;
   long long records = 0;
-  std::string recording_field;  // header "recording identification" (80 chars, trimmed)
-  std::vector<EdfSignal> signals;           // annotation channels excluded
-  std::vector<EdfAnnotation> annotations;   // in file order
-  bool read_by_edflib = false;              // false: the fallback reader (see above)
+  std::string recording_field;             // header "recording identification" (80 chars, trimmed)
+  std::vector<EdfSignal> signals;          // annotation channels excluded
+  std::vector<EdfAnnotation> annotations;  // in file order
+  bool read_by_edflib = false;             // false: the fallback reader (see above)
 
   // nullptr when there is no signal with this (trimmed) label.
   const EdfSignal* Find(std::string_view label) const;

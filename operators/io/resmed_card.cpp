@@ -58,7 +58,9 @@ std::map<std::string, std::string> ReadIdentification(const fs::path& path) {
   return out;
 }
 
-std::string FormatDate(date::sys_days d) { return date::format("%F", d); }
+std::string FormatDate(date::sys_days d) {
+  return date::format("%F", d);
+}
 
 void ReadStr(const fs::path& path, const ResmedCardOptions& o, ResmedCard& card) {
   const EdfFile f = ReadEdf(path);
@@ -111,10 +113,9 @@ void ReadStr(const fs::path& path, const ResmedCardOptions& o, ResmedCard& card)
     d.mode = std::isnan(mode) ? -1 : static_cast<int>(mode);
     // The first setting present in this order describes the mode in use (CPAP, AutoSet,
     // bilevel S/ST, VAuto); the card holds only the ones its model supports.
-    for (const auto& [lo, hi] : {std::pair{"S.C.Press", "S.C.Press"},
-                                 std::pair{"S.AS.MinPress", "S.AS.MaxPress"},
-                                 std::pair{"S.BL.EPAP", "S.BL.IPAP"},
-                                 std::pair{"S.VA.MinEPAP", "S.VA.MaxIPAP"}}) {
+    for (const auto& [lo, hi] :
+         {std::pair{"S.C.Press", "S.C.Press"}, std::pair{"S.AS.MinPress", "S.AS.MaxPress"},
+          std::pair{"S.BL.EPAP", "S.BL.IPAP"}, std::pair{"S.VA.MinEPAP", "S.VA.MaxIPAP"}}) {
       const double a = per_day(lo, r, 1), b = per_day(hi, r, 1);
       if (std::isnan(a) || std::isnan(b)) continue;
       if ((d.mode == 1 && std::string_view(lo) != "S.AS.MinPress") ||
@@ -209,7 +210,8 @@ ResmedCard ReadResmedCard(const fs::path& root, const ResmedCardOptions& o) {
       for (const auto& a : f.annotations) {
         if (a.text == "Recording starts" || a.text == "Recording ends") continue;
         // ResMed stamps an event when it has scored it, i.e. at its end (an apnea of 13 s at
-        // "+21177" ends there; the flow shows it in the 13 s before): the start is onset - duration.
+        // "+21177" ends there; the flow shows it in the 13 s before): the start is onset -
+        // duration.
         card.scored_events.push_back(
             {t0 + ops::FromSeconds(a.onset_s - a.duration_s), a.duration_s, a.text});
       }
@@ -230,11 +232,10 @@ ResmedCard ReadResmedCard(const fs::path& root, const ResmedCardOptions& o) {
       card.device_events.push_back(s);
       // The settings in force for this session (from the STR record of its therapy day).
       for (const auto& day : card.days) {
-        const bool in_day = std::any_of(day.sessions_utc.begin(), day.sessions_utc.end(),
-                                        [&](const auto& on_off) {
-                                          return start >= on_off.first - 120 * ops::kMicrosPerSecond &&
-                                                 start <= on_off.second;
-                                        });
+        const bool in_day =
+            std::any_of(day.sessions_utc.begin(), day.sessions_utc.end(), [&](const auto& on_off) {
+              return start >= on_off.first - 120 * ops::kMicrosPerSecond && start <= on_off.second;
+            });
         if (!in_day || std::isnan(day.epap_cm_h2o)) continue;
         ops::DeviceEventView settings;
         settings.type = ops::DeviceEventView::Type::kSettings;
@@ -277,7 +278,8 @@ ResmedCard ReadResmedCard(const fs::path& root, const ResmedCardOptions& o) {
 std::vector<TelemetryItem> CardTelemetry(const ResmedCard& card, double chunk_s) {
   std::vector<TelemetryItem> items;
   for (const auto& s : card.series) {
-    const size_t step = std::max<size_t>(1, static_cast<size_t>(std::lround(chunk_s * s.sample_rate_hz)));
+    const size_t step =
+        std::max<size_t>(1, static_cast<size_t>(std::lround(chunk_s * s.sample_rate_hz)));
     for (size_t b = 0; b < s.values.size(); b += step) {
       TelemetryItem it;
       it.series = &s;

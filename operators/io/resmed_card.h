@@ -40,7 +40,7 @@ class CardError : public std::runtime_error {
 struct ResmedCardOptions {
   std::string time_zone = "Europe/Copenhagen";
   double clock_offset_s = 0;
-  bool read_signals = true;   // false: summaries, events and sessions only (fast)
+  bool read_signals = true;  // false: summaries, events and sessions only (fast)
 };
 
 // One recorded signal segment (one file's channel), physical units of ops::Signal.
@@ -57,7 +57,7 @@ struct CardSeries {
 
 // An event the device scored itself (EVE file), e.g. "Obstructive Apnea", "Hypopnea".
 struct CardScoredEvent {
-  ops::TimeUs start_us = 0;       // the file's onset minus the duration (ResMed stamps the end)
+  ops::TimeUs start_us = 0;  // the file's onset minus the duration (ResMed stamps the end)
   double duration_s = 0;
   std::string label;
 };
@@ -70,10 +70,10 @@ struct StrDay {
   int sessions = 0;                // mask_events / 2
   double ahi = 0, hi = 0, ai = 0;  // events per hour
   double leak_p50_lpm = 0, leak_p95_lpm = 0;
-  double rr_median = 0;            // breaths/min
+  double rr_median = 0;  // breaths/min
   double vt_median_ml = 0;
   double mv_median_lpm = 0;
-  int mode = -1;                   // STR "Mode" (0 CPAP, 1 AutoSet, 3 S, 6 VAuto, ...)
+  int mode = -1;  // STR "Mode" (0 CPAP, 1 AutoSet, 3 S, 6 VAuto, ...)
   // Pressure settings of the day (cmH2O, NaN when not applicable): for CPAP both are the set
   // pressure; auto modes give the lower (epap) and upper (ipap) limits; bilevel EPAP and IPAP.
   double epap_cm_h2o = std::nan(""), ipap_cm_h2o = std::nan("");
@@ -110,7 +110,7 @@ struct TelemetryItem {
 std::vector<TelemetryItem> CardTelemetry(const ResmedCard& card, double chunk_s = 60);
 
 // Local wall-clock time in `zone` -> UTC microseconds (rules in the header comment).
-ops::TimeUs LocalToUtc(const std::string& zone, int year, int month, int day, int hour,
-                       int minute, double second);
+ops::TimeUs LocalToUtc(const std::string& zone, int year, int month, int day, int hour, int minute,
+                       double second);
 
 }  // namespace vigil::io

@@ -17,10 +17,9 @@ constexpr int kRhythm = 28;
 
 // WFDB's annotation code table (ecgcodes.h), index = code.
 constexpr std::array<const char*, 50> kMnemonics = {
-    " ", "N", "L", "R", "a", "V", "F", "J", "A", "S", "E", "j", "/", "Q", "~", " ",
-    "|", " ", "s", "T", "*", "D", "\"", "=", "p", "B", "^", "t", "+", "u", "?", "!",
-    "[", "]", "e", "n", "@", "x", "f", "(", ")", "r", " ", " ", " ", " ", " ", " ",
-    " ", " "};
+    " ", "N", "L", "R", "a", "V",  "F", "J", "A", "S", "E", "j", "/", "Q", "~", " ", "|",
+    " ", "s", "T", "*", "D", "\"", "=", "p", "B", "^", "t", "+", "u", "?", "!", "[", "]",
+    "e", "n", "@", "x", "f", "(",  ")", "r", " ", " ", " ", " ", " ", " ", " ", " "};
 
 }  // namespace
 
@@ -30,8 +29,23 @@ const char* WfdbAnnotation::Mnemonic() const {
 
 bool WfdbAnnotation::IsBeat() const {
   switch (code) {
-    case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8: case 9: case 10:
-    case 11: case 12: case 13: case 34: case 35: case 38: case 41:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 6:
+    case 7:
+    case 8:
+    case 9:
+    case 10:
+    case 11:
+    case 12:
+    case 13:
+    case 34:
+    case 35:
+    case 38:
+    case 41:
       return true;
     default:
       return false;
@@ -40,12 +54,30 @@ bool WfdbAnnotation::IsBeat() const {
 
 char WfdbAnnotation::AamiClass() const {
   switch (code) {
-    case 1: case 2: case 3: case 11: case 34: return 'N';   // N L R j e
-    case 4: case 7: case 8: case 9: return 'S';             // a J A S
-    case 5: case 10: case 41: return 'V';                    // V E r
-    case 6: return 'F';                                      // F
-    case 12: case 13: case 35: case 38: return 'Q';          // / Q n f
-    default: return '\0';
+    case 1:
+    case 2:
+    case 3:
+    case 11:
+    case 34:
+      return 'N';  // N L R j e
+    case 4:
+    case 7:
+    case 8:
+    case 9:
+      return 'S';  // a J A S
+    case 5:
+    case 10:
+    case 41:
+      return 'V';  // V E r
+    case 6:
+      return 'F';  // F
+    case 12:
+    case 13:
+    case 35:
+    case 38:
+      return 'Q';  // / Q n f
+    default:
+      return '\0';
   }
 }
 
@@ -70,7 +102,8 @@ std::vector<WfdbAnnotation> ReadWfdbAnnotations(const std::filesystem::path& rec
     pos += 2;
     if (a == 0 && i == 0) break;  // end of file marker
     if (a == kSkip) {
-      if (pos + 4 > b.size()) throw WfdbError(fmt::format("{}@{}: truncated SKIP", file.string(), at));
+      if (pos + 4 > b.size())
+        throw WfdbError(fmt::format("{}@{}: truncated SKIP", file.string(), at));
       // PDP-11 order: high 16 bits first, each 16-bit half little-endian.
       const int32_t skip = static_cast<int32_t>((static_cast<uint32_t>(word(pos)) << 16) |
                                                 static_cast<uint32_t>(word(pos + 2)));
@@ -92,8 +125,8 @@ std::vector<WfdbAnnotation> ReadWfdbAnnotations(const std::filesystem::path& rec
         if (!out.empty()) out.back().channel = i;
       } else {  // AUX: i bytes of text, padded to an even length
         if (pos + static_cast<size_t>(i) > b.size()) {
-          throw WfdbError(fmt::format("{}@{}: AUX of {} bytes runs past the end", file.string(),
-                                      at, i));
+          throw WfdbError(
+              fmt::format("{}@{}: AUX of {} bytes runs past the end", file.string(), at, i));
         }
         std::string aux(reinterpret_cast<const char*>(&b[pos]), static_cast<size_t>(i));
         while (!aux.empty() && aux.back() == '\0') aux.pop_back();

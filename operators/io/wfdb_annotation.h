@@ -13,12 +13,12 @@
 namespace vigil::io {
 
 struct WfdbAnnotation {
-  int64_t sample = 0;     // sample index in the record
-  int code = 0;           // WFDB annotation code (1 = NORMAL, 5 = PVC, 28 = RHYTHM, ...)
+  int64_t sample = 0;  // sample index in the record
+  int code = 0;        // WFDB annotation code (1 = NORMAL, 5 = PVC, 28 = RHYTHM, ...)
   int subtype = 0;
   int channel = 0;
   int num = 0;
-  std::string aux;        // e.g. "(AFIB" for rhythm changes
+  std::string aux;  // e.g. "(AFIB" for rhythm changes
   // WFDB mnemonic of `code`: "N", "V", "+", "~", "[", ...
   const char* Mnemonic() const;
   // True for codes that mark a QRS complex (WFDB isqrs).
@@ -33,9 +33,9 @@ std::vector<WfdbAnnotation> ReadWfdbAnnotations(const std::filesystem::path& rec
 
 // A rhythm interval from the "+" annotations' aux text, e.g. {"AFIB", 1000, 52000}.
 struct RhythmInterval {
-  std::string rhythm;   // aux text without "(", e.g. "N", "AFIB", "VT", "VFL", "NOISE"
-  int64_t start = 0;    // first sample
-  int64_t end = 0;      // one past the last sample
+  std::string rhythm;  // aux text without "(", e.g. "N", "AFIB", "VT", "VFL", "NOISE"
+  int64_t start = 0;   // first sample
+  int64_t end = 0;     // one past the last sample
 };
 
 // Rhythm intervals covering the record from the first rhythm annotation to `num_samples`.

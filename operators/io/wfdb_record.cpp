@@ -89,8 +89,8 @@ WfdbHeader ReadWfdbHeader(const std::filesystem::path& record) {
       header.record_name = words[0];
       const int nsig = Number<int>(words[1], file, line_no, "signal count");
       if (nsig < 0 || nsig > 64) {
-        throw WfdbError(fmt::format("{}:{}: signal count {} out of range", file.string(), line_no,
-                                    nsig));
+        throw WfdbError(
+            fmt::format("{}:{}: signal count {} out of range", file.string(), line_no, nsig));
       }
       expected_signals = static_cast<size_t>(nsig);
       if (words.size() > 2) {
@@ -108,8 +108,8 @@ WfdbHeader ReadWfdbHeader(const std::filesystem::path& record) {
       continue;
     }
     if (words.size() < 2) {
-      throw WfdbError(fmt::format("{}:{}: signal line needs a file and a format", file.string(),
-                                  line_no));
+      throw WfdbError(
+          fmt::format("{}:{}: signal line needs a file and a format", file.string(), line_no));
     }
     WfdbSignalSpec spec;
     spec.file_name = words[0];
@@ -131,7 +131,8 @@ WfdbHeader ReadWfdbHeader(const std::filesystem::path& record) {
     if (words.size() > 2) ParseGain(words[2], spec, baseline_given, file, line_no);
     if (words.size() > 3) spec.adc_resolution = Number<int>(words[3], file, line_no, "resolution");
     if (words.size() > 4) spec.adc_zero = Number<int>(words[4], file, line_no, "ADC zero");
-    if (words.size() > 5) spec.initial_value = Number<int>(words[5], file, line_no, "initial value");
+    if (words.size() > 5)
+      spec.initial_value = Number<int>(words[5], file, line_no, "initial value");
     if (!baseline_given) spec.baseline = spec.adc_zero;
     for (size_t i = 8; i < words.size(); ++i) {
       spec.description += (spec.description.empty() ? "" : " ") + words[i];
@@ -174,8 +175,8 @@ WfdbRecord ReadWfdbRecord(const std::filesystem::path& record) {
     std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
                                      std::istreambuf_iterator<char>());
     if (static_cast<int64_t>(bytes.size()) < first.byte_offset) {
-      throw WfdbError(fmt::format("{}: shorter than its byte offset {}", path.string(),
-                                  first.byte_offset));
+      throw WfdbError(
+          fmt::format("{}: shorter than its byte offset {}", path.string(), first.byte_offset));
     }
     const unsigned char* p = bytes.data() + first.byte_offset;
     const size_t n_bytes = bytes.size() - static_cast<size_t>(first.byte_offset);

@@ -20,16 +20,16 @@ class WfdbError : public std::runtime_error {
 };
 
 struct WfdbSignalSpec {
-  std::string file_name;     // signal file, relative to the header's folder
-  int format = 0;            // 212 or 16
-  int64_t byte_offset = 0;   // bytes to skip at the start of the file ("16+24" -> 24)
-  double gain = 200;         // ADC units per physical unit (WFDB default 200)
-  int baseline = 0;          // ADC value of physical zero (defaults to adc_zero)
+  std::string file_name;    // signal file, relative to the header's folder
+  int format = 0;           // 212 or 16
+  int64_t byte_offset = 0;  // bytes to skip at the start of the file ("16+24" -> 24)
+  double gain = 200;        // ADC units per physical unit (WFDB default 200)
+  int baseline = 0;         // ADC value of physical zero (defaults to adc_zero)
   std::string units = "mV";
   int adc_resolution = 12;
   int adc_zero = 0;
   int initial_value = 0;
-  std::string description;   // e.g. "MLII", "V1", "ECG"
+  std::string description;  // e.g. "MLII", "V1", "ECG"
 };
 
 struct WfdbHeader {

@@ -77,7 +77,9 @@ struct BreathState final : OperatorState {
   }
 };
 
-BreathState& Cast(OperatorState& state) { return StateCast<BreathState>(state, BreathSegmentation::kName); }
+BreathState& Cast(OperatorState& state) {
+  return StateCast<BreathState>(state, BreathSegmentation::kName);
+}
 
 }  // namespace
 
@@ -134,8 +136,7 @@ std::unique_ptr<OperatorState> BreathSegmentation::MakeState() const {
   return std::make_unique<BreathState>();
 }
 
-void BreathSegmentation::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs,
-                               Events&) const {
+void BreathSegmentation::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs, Events&) const {
   if (signal == Signal::kFlow) Cast(state).Reset();
 }
 
@@ -167,8 +168,8 @@ void BreathSegmentation::Process(OperatorState& state, Signal signal, const Chun
     s.baseline_ready = false;
   }
   s.next_expected_us = chunk.end_us();
-  const bool therapy_off = s.pressure_low_to_us > chunk.first_sample_us &&
-                           s.pressure_low_from_us < chunk.end_us();
+  const bool therapy_off =
+      s.pressure_low_to_us > chunk.first_sample_us && s.pressure_low_from_us < chunk.end_us();
   if (therapy_off) {
     s.Reset();
     return;

@@ -52,8 +52,7 @@ class BreathSegmentation final : public SpecifiedOperator<BreathSegmentation> {
   static const OperatorSpec& Spec();
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void OnGap(OperatorState& state, Signal signal, TimeUs from_us, TimeUs to_us,
              Events& out) const override;
   const BreathSegmentationOptions& options() const { return options_; }

@@ -15,8 +15,8 @@ constexpr uint32_t kSnapshotVersion = 1;
 // A condition that must hold for `min_us` to open and fail for `min_us` to close.
 struct Debounced {
   bool open = false;
-  TimeUs since = 0;     // first time of the current run of the opposite condition; 0 = none
-  TimeUs start = 0;     // episode start
+  TimeUs since = 0;  // first time of the current run of the opposite condition; 0 = none
+  TimeUs start = 0;  // episode start
   TimeUs last_true = 0;
   double worst = 0;
 
@@ -79,7 +79,9 @@ struct LeakState final : OperatorState {
   }
 };
 
-LeakState& Cast(OperatorState& state) { return StateCast<LeakState>(state, LeakMonitor::kName); }
+LeakState& Cast(OperatorState& state) {
+  return StateCast<LeakState>(state, LeakMonitor::kName);
+}
 
 Episode Make(EpisodeKind kind, Episode::Phase phase, const Debounced& d, TimeUs end,
              const std::string& rule, double limit, const char* limit_name) {
@@ -186,10 +188,10 @@ const OperatorSpec& LeakMonitor::Spec() {
 LeakMonitor::LeakMonitor(const LeakOptions& o)
     : options_(o),
       large_rule_(fmt::format("leak > {} L/min for >= {} s", o.large_leak_lpm, o.large_leak_min_s)),
-      disconnect_rule_(fmt::format(
-          "leak >= {} L/min, or pressure < {} cmH2O with flow > {} L/min, for >= {} s",
-          o.disconnect_leak_lpm, o.disconnect_pressure_cm_h2o, o.disconnect_flow_lpm,
-          o.disconnect_min_s)) {}
+      disconnect_rule_(
+          fmt::format("leak >= {} L/min, or pressure < {} cmH2O with flow > {} L/min, for >= {} s",
+                      o.disconnect_leak_lpm, o.disconnect_pressure_cm_h2o, o.disconnect_flow_lpm,
+                      o.disconnect_min_s)) {}
 
 std::unique_ptr<const LeakMonitor> LeakMonitor::Make(const LeakOptions& o) {
   LeakParameters().Check(kName, o);
@@ -202,8 +204,7 @@ std::unique_ptr<OperatorState> LeakMonitor::MakeState() const {
   return std::make_unique<LeakState>();
 }
 
-void LeakMonitor::OnDeviceEvent(OperatorState& state, const DeviceEventView& event,
-                                Events&) const {
+void LeakMonitor::OnDeviceEvent(OperatorState& state, const DeviceEventView& event, Events&) const {
   auto& s = Cast(state);
   if (event.type == DeviceEventView::Type::kSettings && !std::isnan(event.intended_leak_lpm)) {
     s.intended_leak_setting = event.intended_leak_lpm;
@@ -287,8 +288,8 @@ void LeakMonitor::Process(OperatorState& state, Signal signal, const Chunk& chun
     } else if (options_.vent_k_lpm > 0 && s.pressure > 0) {
       intended = options_.vent_k_lpm * std::sqrt(s.pressure);
     }
-    const bool open_circuit = s.pressure < options_.disconnect_pressure_cm_h2o &&
-                              offset > options_.disconnect_flow_lpm;
+    const bool open_circuit =
+        s.pressure < options_.disconnect_pressure_cm_h2o && offset > options_.disconnect_flow_lpm;
     observe(std::max(0.0, offset - intended), s.window_start, open_circuit);
     s.sum = 0;
     s.count = 0;

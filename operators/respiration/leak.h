@@ -17,8 +17,8 @@
 
 #include <array>
 #include <memory>
-#include <string>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "operators/core/operator_spec.h"
@@ -33,7 +33,7 @@ struct LeakOptions {
   double disconnect_pressure_cm_h2o = 1.0;
   double disconnect_flow_lpm = 60;
   double disconnect_min_s = 5;
-  double offset_window_s = 60;  // many breaths: whole-breath flow integrates to ~0
+  double offset_window_s = 60;    // many breaths: whole-breath flow integrates to ~0
   double vent_k_lpm = 0;          // intended leak = k * sqrt(P cmH2O); e.g. ~10 for a nasal mask
   double intended_leak_lpm = -1;  // fixed intended leak; -1 = from settings / vent curve
 
@@ -51,8 +51,7 @@ class LeakMonitor final : public SpecifiedOperator<LeakMonitor> {
   static const OperatorSpec& Spec();
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void OnDeviceEvent(OperatorState& state, const DeviceEventView& event,
                      Events& out) const override;
   void OnGap(OperatorState& state, Signal signal, TimeUs from_us, TimeUs to_us,

@@ -45,7 +45,7 @@ struct EventState final : OperatorState {
   std::array<double, kMaxWindowBlocks> ring_max{};
   std::array<double, kMaxWindowBlocks> ring_sum{};
   std::array<TimeUs, kMaxWindowBlocks> ring_time{};
-  int64_t blocks = 0;  // since the last discontinuity
+  int64_t blocks = 0;                  // since the last discontinuity
   double vent_sum = 0, apnea_sum = 0;  // running sums of ring_sum over the two windows
   double amplitude_baseline = 0;
   double ventilation_baseline = 0;
@@ -246,7 +246,8 @@ struct EventState final : OperatorState {
     if (!count_ok(s.apneas) || !count_ok(s.hypopneas) || !count_ok(s.not_scored_leak) ||
         !count_ok(s.blocks) || !count_ok(s.amplitude_pushes) || !count_ok(s.ventilation_pushes) ||
         s.block_fill < 0 || s.blocks_since_push < 0 || !std::isfinite(flow_seconds) ||
-        flow_seconds < 0 || flow_seconds > 1e12 || std::abs(s.next_expected_us) > kMaxPlausibleTimeUs ||
+        flow_seconds < 0 || flow_seconds > 1e12 ||
+        std::abs(s.next_expected_us) > kMaxPlausibleTimeUs ||
         std::abs(s.block_start_us) > kMaxPlausibleTimeUs) {
       throw SnapshotError("respiration.events: counters or times out of range");
     }
@@ -255,7 +256,9 @@ struct EventState final : OperatorState {
   }
 };
 
-EventState& Cast(OperatorState& state) { return StateCast<EventState>(state, RespiratoryEvents::kName); }
+EventState& Cast(OperatorState& state) {
+  return StateCast<EventState>(state, RespiratoryEvents::kName);
+}
 
 int Blocks(double seconds) {
   return std::clamp(static_cast<int>(std::lround(seconds / kBlockS)), 1, kMaxWindowBlocks - 1);
@@ -329,8 +332,7 @@ const OperatorSpec& RespiratoryEvents::Spec() {
   return spec;
 }
 
-std::unique_ptr<const RespiratoryEvents> RespiratoryEvents::Make(
-    const RespiratoryEventOptions& o) {
+std::unique_ptr<const RespiratoryEvents> RespiratoryEvents::Make(const RespiratoryEventOptions& o) {
   EventParameters().Check(kName, o);
   RequireParameter(o.hypopnea_drop <= o.apnea_drop, kName, "hypopnea_drop", o.hypopnea_drop,
                    "must be at most apnea_drop");
@@ -348,8 +350,8 @@ std::unique_ptr<OperatorState> RespiratoryEvents::MakeState() const {
 
 namespace {
 
-Episode MakeEpisode(EpisodeKind kind, TimeUs start, TimeUs end, std::string rule,
-                    std::string note, std::vector<Measure> measures, std::vector<Limit> limits) {
+Episode MakeEpisode(EpisodeKind kind, TimeUs start, TimeUs end, std::string rule, std::string note,
+                    std::vector<Measure> measures, std::vector<Limit> limits) {
   Episode e;
   e.kind = kind;
   e.phase = Episode::Phase::kClosed;
@@ -412,7 +414,8 @@ void TrackLeak(const RespiratoryEventOptions& o, EventState& s, const Chunk& chu
   for (size_t i = 0; i < chunk.values.size(); ++i) {
     const float v = chunk.values[i];
     if (std::isnan(v) || v <= o.large_leak_lpm) continue;
-    const TimeUs t = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    const TimeUs t =
+        SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
     if (!s.large_leak.empty() && s.large_leak.back().second >= t - period) {
       s.large_leak.back().second = std::max(s.large_leak.back().second, t + period);
     } else {
@@ -436,14 +439,14 @@ void Decide(const RespiratoryEventOptions& o, EventState& s, const HeldEvent& h,
   if (h.apnea) {
     ++s.apneas;
     if (h.aasm) {
-      out.emplace_back(MakeEpisode(
-          EpisodeKind::kApnea, h.start_us, h.end_us,
-          fmt::format(">= {:.0f} % amplitude drop for >= {:.0f} s", o.apnea_drop * 100,
-                      o.min_event_s),
-          "AASM apnea rule (flow amplitude vs pre-event baseline)",
-          {{"amplitude_drop", h.drop * 100, "%"}, {"duration", duration_s, "s"}},
-          {{"apnea_drop", o.apnea_drop * 100, "%", ">="},
-           {"min_duration", o.min_event_s, "s", ">="}}));
+      out.emplace_back(
+          MakeEpisode(EpisodeKind::kApnea, h.start_us, h.end_us,
+                      fmt::format(">= {:.0f} % amplitude drop for >= {:.0f} s", o.apnea_drop * 100,
+                                  o.min_event_s),
+                      "AASM apnea rule (flow amplitude vs pre-event baseline)",
+                      {{"amplitude_drop", h.drop * 100, "%"}, {"duration", duration_s, "s"}},
+                      {{"apnea_drop", o.apnea_drop * 100, "%", ">="},
+                       {"min_duration", o.min_event_s, "s", ">="}}));
     } else {
       out.emplace_back(MakeEpisode(
           EpisodeKind::kApnea, h.start_us, h.end_us,
@@ -490,8 +493,7 @@ void ReleaseHeld(const RespiratoryEventOptions& o, EventState& s, TimeUs flow_no
 
 }  // namespace
 
-void RespiratoryEvents::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs,
-                              Events&) const {
+void RespiratoryEvents::OnGap(OperatorState& state, Signal signal, TimeUs, TimeUs, Events&) const {
   if (signal == Signal::kFlow) Cast(state).ResetFlow();
 }
 
@@ -579,8 +581,8 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     fb += flow_alpha * (raw - fb);
     const double a = std::fabs(raw - fb);
     if (s.block_fill == 0) {
-      s.block_start_us = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz,
-                                    static_cast<int64_t>(i));
+      s.block_start_us =
+          SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
       s.block_max = a;
       s.block_sum = a;
     } else {
@@ -636,7 +638,8 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
           scratch.assign(s.history.begin() + static_cast<std::ptrdiff_t>(offset),
                          s.history.begin() + static_cast<std::ptrdiff_t>(offset + n_hist));
           std::nth_element(scratch.begin(),
-                           scratch.begin() + static_cast<std::ptrdiff_t>(n_hist / 2), scratch.end());
+                           scratch.begin() + static_cast<std::ptrdiff_t>(n_hist / 2),
+                           scratch.end());
           return static_cast<double>(scratch[n_hist / 2]);
         };
         s.amplitude_baseline = median(0, s.amplitude_pushes);
@@ -652,8 +655,9 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     if (!s.in_candidate) {
       if (now < s.refractory_until_us) continue;
       const bool spo2_valid = !s.spo2.empty() && s.spo2_latest_us >= now - spo2_recent_us;
-      const bool open = spo2_valid ? ratio <= 1 - options_.hypopnea_drop
-                                   : vent_ratio <= device_level || apnea_ratio <= device_apnea_level;
+      const bool open = spo2_valid
+                            ? ratio <= 1 - options_.hypopnea_drop
+                            : vent_ratio <= device_level || apnea_ratio <= device_apnea_level;
       if (!open) continue;
       s.in_candidate = true;
       s.candidate_aasm = spo2_valid;
@@ -664,7 +668,8 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
     }
     // Inside a candidate (baselines held).
     s.candidate_min_ratio = std::min(s.candidate_min_ratio, s.candidate_aasm ? ratio : vent_ratio);
-    const bool apnea_low = s.candidate_aasm ? ratio <= apnea_level : apnea_ratio <= device_apnea_level;
+    const bool apnea_low =
+        s.candidate_aasm ? ratio <= apnea_level : apnea_ratio <= device_apnea_level;
     const TimeUs apnea_t = s.candidate_aasm ? now : vent_now;
     if (apnea_low) {
       if (!s.in_apnea_run) {
@@ -678,9 +683,8 @@ void RespiratoryEvents::Process(OperatorState& state, Signal signal, const Chunk
         s.best_apnea_end_us = apnea_t;
       }
     }
-    const bool still_low = s.candidate_aasm
-                               ? ratio <= 1 - options_.hypopnea_drop
-                               : vent_ratio <= device_level || s.in_apnea_run;
+    const bool still_low = s.candidate_aasm ? ratio <= 1 - options_.hypopnea_drop
+                                            : vent_ratio <= device_level || s.in_apnea_run;
     const TimeUs end_us = s.candidate_aasm ? now : vent_now;
     const double elapsed = static_cast<double>(end_us - s.candidate_start_us);
     if (still_low && elapsed <= max_event_us) continue;

@@ -58,10 +58,10 @@
 namespace vigil::ops {
 
 struct RespiratoryEventOptions {
-  double apnea_drop = 0.9;                 // AASM, with SpO2
-  double hypopnea_drop = 0.3;              // AASM, with desaturation
-  double device_apnea_drop = 0.75;         // ResMed convention, flow only
-  double device_hypopnea_fraction = 0.5;   // ResMed convention, flow only
+  double apnea_drop = 0.9;                // AASM, with SpO2
+  double hypopnea_drop = 0.3;             // AASM, with desaturation
+  double device_apnea_drop = 0.75;        // ResMed convention, flow only
+  double device_hypopnea_fraction = 0.5;  // ResMed convention, flow only
   double desaturation_pct = 3;
   double desaturation_lookahead_s = 30;
   double min_event_s = 10;
@@ -89,8 +89,7 @@ class RespiratoryEvents final : public SpecifiedOperator<RespiratoryEvents> {
   static const OperatorSpec& Spec();
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void OnGap(OperatorState& state, Signal signal, TimeUs from_us, TimeUs to_us,
              Events& out) const override;
   void Finish(OperatorState& state, Events& out) const override;

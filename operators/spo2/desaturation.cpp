@@ -107,8 +107,7 @@ DesaturationState& Cast(OperatorState& state) {
 const ParameterTable<DesaturationOptions>& DesaturationParameters() {
   using O = DesaturationOptions;
   static const ParameterTable<O> table = {
-      {"min_event_s", &O::min_event_s, 1, 120, "s",
-       "shortest desaturation counted (AASM: 10 s)"},
+      {"min_event_s", &O::min_event_s, 1, 120, "s", "shortest desaturation counted (AASM: 10 s)"},
       {"baseline_s", &O::baseline_s, 10, 600, "s",
        "the baseline is the median SpO2 of this long before"},
       {"valid_min_pct", &O::valid_min_pct, 0, 90, "%",
@@ -187,8 +186,10 @@ void CloseNight(DesaturationState& s, Events& out) {
     const TimeUs t = n.window.end_us;
     out.emplace_back(Measurement{"spo2_mean_pct", n.sum_s / n.valid_s, t});
     out.emplace_back(Measurement{"spo2_min_pct", n.min, t});
-    out.emplace_back(Measurement{"spo2_odi3_per_h", static_cast<double>(s.dips[0].events) / hours, t});
-    out.emplace_back(Measurement{"spo2_odi4_per_h", static_cast<double>(s.dips[1].events) / hours, t});
+    out.emplace_back(
+        Measurement{"spo2_odi3_per_h", static_cast<double>(s.dips[0].events) / hours, t});
+    out.emplace_back(
+        Measurement{"spo2_odi4_per_h", static_cast<double>(s.dips[1].events) / hours, t});
     out.emplace_back(Measurement{"spo2_t90_min", n.t90_s / 60, t});
     out.emplace_back(Measurement{"spo2_t90_pct", 100 * n.t90_s / n.valid_s, t});
     out.emplace_back(Measurement{"spo2_hours", hours, t});
@@ -208,7 +209,8 @@ void Desaturation::Process(OperatorState& state, Signal signal, const Chunk& chu
   for (size_t i = 0; i < chunk.values.size(); ++i) {
     const double v = chunk.values[i];
     if (!(v >= options_.valid_min_pct && v <= 100)) continue;  // also NaN
-    const TimeUs t = SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
+    const TimeUs t =
+        SampleTime(chunk.first_sample_us, chunk.sample_rate_hz, static_cast<int64_t>(i));
     if (t < s.closed_until || (s.last_t != 0 && t <= s.last_t)) continue;  // late or repeated
     if (s.night.open && t >= s.night.window.end_us) CloseNight(s, out);
     if (!s.night.open) {

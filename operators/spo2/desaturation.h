@@ -63,8 +63,7 @@ class Desaturation final : public SpecifiedOperator<Desaturation> {
   static std::unique_ptr<const Desaturation> Make(const DesaturationOptions& options);
 
   std::unique_ptr<OperatorState> MakeState() const override;
-  void Process(OperatorState& state, Signal signal, const Chunk& chunk,
-               Events& out) const override;
+  void Process(OperatorState& state, Signal signal, const Chunk& chunk, Events& out) const override;
   void AdvanceTo(OperatorState& state, TimeUs now_us, Events& out) const override;
   void Finish(OperatorState& state, Events& out) const override;
 

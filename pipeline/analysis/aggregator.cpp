@@ -135,12 +135,15 @@ const std::string& Aggregator::DateOf(ops::TimeUs t) {
   return day_cache_date_;
 }
 
-Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) { return days_[DateOf(t)]; }
+Aggregator::Day& Aggregator::DayFor(ops::TimeUs t) {
+  return days_[DateOf(t)];
+}
 
 void Aggregator::OnEcgCoverage(ops::TimeUs from_us, ops::TimeUs to_us) {
   if (!minute_windows_) return;
   for (ops::TimeUs s = FloorMinute(from_us); s < to_us; s += kMinuteUs) {
-    if (auto* m = MinuteFor(s)) m->ecg_us += static_cast<double>(Overlap(s, s + kMinuteUs, from_us, to_us));
+    if (auto* m = MinuteFor(s))
+      m->ecg_us += static_cast<double>(Overlap(s, s + kMinuteUs, from_us, to_us));
   }
 }
 
@@ -162,8 +165,8 @@ void Aggregator::OnEvent(const ops::Event& event) {
           // Nightly breath medians are over time (weight = breath duration in 0.1 s), as a
           // device samples rate and volume every 2 s: counted per breath, fast breathing would
           // count more and pull the median rate up (+1.3/min against ResMed's STR.edf).
-          const auto w = static_cast<uint32_t>(
-              std::clamp<int64_t>((e.end_us - e.start_us) / 100'000, 1, 600));
+          const auto w =
+              static_cast<uint32_t>(std::clamp<int64_t>((e.end_us - e.start_us) / 100'000, 1, 600));
           d.rr.Add(e.respiratory_rate_bpm, w);
           d.vt.Add(e.tidal_volume_ml, w);
           d.mv.Add(e.minute_ventilation_lpm, w);
@@ -210,7 +213,8 @@ void Aggregator::OnEvent(const ops::Event& event) {
               // Credit the closed episode to the minutes still open; drop its open marker.
               std::erase_if(af_open_, [&](const auto& p) { return p.first == e.start_us; });
               for (auto& [start, m] : minutes_) {
-                m.af_us += static_cast<double>(Overlap(start, start + kMinuteUs, e.start_us, e.end_us));
+                m.af_us +=
+                    static_cast<double>(Overlap(start, start + kMinuteUs, e.start_us, e.end_us));
               }
             }
           }
@@ -357,7 +361,8 @@ void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>&
   while (!minutes_.empty() && minutes_.begin()->first + kMinuteUs <= close_before) {
     auto& m = minutes_.begin()->second;
     for (const auto& [start, unused] : af_open_) {
-      m.af_us += static_cast<double>(Overlap(m.start_us, m.start_us + kMinuteUs, start, watermark_us));
+      m.af_us +=
+          static_cast<double>(Overlap(m.start_us, m.start_us + kMinuteUs, start, watermark_us));
     }
     if (m.any || m.ecg_us > 0) EmitMinute(m, out);
     minutes_.erase(minutes_.begin());
@@ -392,7 +397,8 @@ std::string Aggregator::Snapshot() const {
   w.Put<uint64_t>(days_.size());
   for (const auto& [date, d] : days_) {
     w.PutString(date);
-    for (const auto* q : {&d.leak, &d.rr, &d.vt, &d.mv, &d.pressure}) w.PutSpan<uint32_t>(q->bins());
+    for (const auto* q : {&d.leak, &d.rr, &d.vt, &d.mv, &d.pressure})
+      w.PutSpan<uint32_t>(q->bins());
     for (uint32_t c : {d.apneas, d.hypopneas, d.breaths}) w.Put<uint32_t>(c);
   }
   w.Put<uint64_t>(usage_history_.size());

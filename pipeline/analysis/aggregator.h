@@ -3,8 +3,8 @@
 // a therapy day, the therapy-day and rolling 30-day windows. The therapy-day window also carries,
 // by name, every nightly measurement an operator's spec declares (Aggregate.measures) that
 // reached the aggregator before the window went out (at the next AdvanceTo after the day closed;
-// operators close nights on the same watermark); later ones are dropped. Bounded state: minute windows keep
-// at most a minute of values; day statistics use fixed-bin histograms.
+// operators close nights on the same watermark); later ones are dropped. Bounded state: minute
+// windows keep at most a minute of values; day statistics use fixed-bin histograms.
 //
 // Not thread-safe: one instance per patient.
 #pragma once
@@ -93,16 +93,16 @@ class Aggregator {
   std::string patient_id_;
   std::string time_zone_;
   bool minute_windows_;
-  std::map<ops::TimeUs, Minute> minutes_;   // open minutes by start
+  std::map<ops::TimeUs, Minute> minutes_;  // open minutes by start
   // Minutes that start before this are closed: events for them arrive too late and are only
   // counted (operators emit with a delay; kAllowedLatenessUs covers their normal delay).
   ops::TimeUs closed_until_us_ = std::numeric_limits<ops::TimeUs>::min();
   uint64_t late_events_ = 0;
-  std::map<std::string, Day> days_;         // by therapy date
+  std::map<std::string, Day> days_;  // by therapy date
   ops::TimeUs day_cache_start_ = 0, day_cache_end_ = 0;
   std::string day_cache_date_;
   std::deque<std::pair<std::string, double>> usage_history_;  // last 30 days' usage (min)
-  std::vector<v1::Aggregate> pending_;      // day aggregates waiting for AdvanceTo
+  std::vector<v1::Aggregate> pending_;  // day aggregates waiting for AdvanceTo
   // Nightly measurements (OperatorSpec: nightly) by therapy date and name, until that date's
   // therapy-day aggregate goes out.
   std::map<std::string, std::map<std::string, double>> night_measures_;

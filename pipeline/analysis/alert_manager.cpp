@@ -52,12 +52,12 @@ const std::map<EpisodeKind, ConditionRule>& Rules() {
       const ConditionRule rule = Resolve(r);
       const auto [it, fresh] = found.try_emplace(r.kind, rule, r);
       const auto& a = it->second.second;
-      if (!fresh && (a.condition != r.condition || a.priority != r.priority ||
-                     a.latching != r.latching || a.technical != r.technical ||
-                     a.min_duration_s != r.min_duration_s || a.family != r.family ||
-                     a.alarm != r.alarm)) {
-        throw std::logic_error(fmt::format("two different alert rules for {}",
-                                           ops::EpisodeName(r.kind)));
+      if (!fresh &&
+          (a.condition != r.condition || a.priority != r.priority || a.latching != r.latching ||
+           a.technical != r.technical || a.min_duration_s != r.min_duration_s ||
+           a.family != r.family || a.alarm != r.alarm)) {
+        throw std::logic_error(
+            fmt::format("two different alert rules for {}", ops::EpisodeName(r.kind)));
       }
     };
     for (const auto& spec : Operators()) {
@@ -71,8 +71,8 @@ const std::map<EpisodeKind, ConditionRule>& Rules() {
   return rules;
 }
 
-const ConditionRule kNoAlert{v1::CONDITION_UNSPECIFIED, v1::PRIORITY_LOW, false, false, 0,
-                             Family::kAny, false};
+const ConditionRule kNoAlert{
+    v1::CONDITION_UNSPECIFIED, v1::PRIORITY_LOW, false, false, 0, Family::kAny, false};
 
 std::string Duration(ops::TimeUs us) {
   const int64_t s = us / ops::kMicrosPerSecond;
@@ -84,7 +84,8 @@ std::string Duration(ops::TimeUs us) {
 // "Atrial fibrillation for 2 min 10 s: heart_rate 118 bpm, rr_irregularity 0.21".
 std::string Summary(const v1::Alert& a, ops::TimeUs now_us) {
   const ops::TimeUs end = a.end_time_us() ? a.end_time_us() : now_us;
-  std::string s = fmt::format("{} for {}", ConditionTitle(a.condition()), Duration(end - a.onset_time_us()));
+  std::string s =
+      fmt::format("{} for {}", ConditionTitle(a.condition()), Duration(end - a.onset_time_us()));
   int shown = 0;
   for (const auto& m : a.evidence().measurements()) {
     if (shown++ == 3) break;
@@ -108,10 +109,10 @@ const ConditionRule& RuleFor(ops::EpisodeKind kind) {
   return it == rules.end() ? kNoAlert : it->second;
 }
 
-std::string AlertId(const std::string& patient_id, v1::Condition condition,
-                    ops::TimeUs onset_us) {
+std::string AlertId(const std::string& patient_id, v1::Condition condition, ops::TimeUs onset_us) {
   // FNV-1a 64 over a canonical text: stable across platforms, builds and restarts.
-  const std::string key = fmt::format("{}|{}|{}", patient_id, static_cast<int>(condition), onset_us);
+  const std::string key =
+      fmt::format("{}|{}|{}", patient_id, static_cast<int>(condition), onset_us);
   uint64_t h = 0xcbf29ce484222325ULL;
   for (unsigned char c : key) {
     h ^= c;
@@ -206,8 +207,8 @@ void AlertManager::OnEpisode(const ops::Episode& episode, const std::string& dev
     if (it == active_.end() || it->second.ended) {
       // Closed without a prior Opened: operators that know episodes only afterwards. Treat as
       // an episode of known duration: raise (if long enough) and end it.
-      if (it == active_.end() && episode.end_us - episode.start_us >=
-                                     ops::FromSeconds(rule.min_duration_s)) {
+      if (it == active_.end() &&
+          episode.end_us - episode.start_us >= ops::FromSeconds(rule.min_duration_s)) {
         ops::Episode opened = episode;
         opened.phase = ops::Episode::Phase::kOpened;
         OnEpisode(opened, device_id, out);
@@ -291,8 +292,9 @@ void AlertManager::AdvanceTo(ops::TimeUs now_us, std::vector<v1::Alert>& out) {
       continue;
     }
     if (a.ended) {
-      const double hold = a.alert.latching() ? std::max(policy_.latch_hold_s, policy_.reopen_within_s)
-                                             : policy_.reopen_within_s;
+      const double hold = a.alert.latching()
+                              ? std::max(policy_.latch_hold_s, policy_.reopen_within_s)
+                              : policy_.reopen_within_s;
       if (now_us - a.end_us >= ops::FromSeconds(hold)) {
         Emit(a, v1::ALERT_STATE_CLEARED, now_us, out);
         it = active_.erase(it);

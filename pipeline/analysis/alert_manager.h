@@ -74,9 +74,9 @@ class AlertManager {
  private:
   struct Active {
     ops::EpisodeKind kind{};
-    v1::Alert alert;                  // the last record emitted (or prepared, when pending)
-    bool raised = false;              // false while waiting for the minimum duration
-    bool ended = false;               // the condition is over; clear after hysteresis/latch
+    v1::Alert alert;      // the last record emitted (or prepared, when pending)
+    bool raised = false;  // false while waiting for the minimum duration
+    bool ended = false;   // the condition is over; clear after hysteresis/latch
     ops::TimeUs end_us = 0;
   };
 
@@ -89,7 +89,7 @@ class AlertManager {
   std::string patient_id_;
   AlertPolicy policy_;
   std::map<v1::Condition, Active> active_;
-  std::vector<ops::TimeUs> raised_times_;   // for the rate limit (last hour)
+  std::vector<ops::TimeUs> raised_times_;        // for the rate limit (last hour)
   std::map<v1::Condition, uint32_t> held_back_;  // rate-limited since the last record
   uint64_t suppressed_by_technical_ = 0;
   uint64_t suppressed_by_rate_limit_ = 0;

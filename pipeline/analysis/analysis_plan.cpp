@@ -37,8 +37,8 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
     const auto& oc = config.operators[i];
     const ops::OperatorSpec* entry = FindOperator(oc.name);
     if (entry == nullptr) {
-      throw std::invalid_argument(fmt::format("operators[{}].name = {}: unknown operator (known: {})",
-                                              i, oc.name, KnownOperators()));
+      throw std::invalid_argument(fmt::format(
+          "operators[{}].name = {}: unknown operator (known: {})", i, oc.name, KnownOperators()));
     }
     for (size_t j = 0; j < i; ++j) {
       if (config.operators[j].name == oc.name) {
@@ -100,11 +100,12 @@ std::shared_ptr<const AnalysisPlan> AnalysisPlan::WithOverrides(
     } else {
       const ops::OperatorSpec* entry = FindOperator(config.operators[i].name);
       if (entry == nullptr) {
-        throw std::invalid_argument(fmt::format(
-            "operator {} is not in the registry: its parameters cannot be overridden",
-            config.operators[i].name));
+        throw std::invalid_argument(
+            fmt::format("operator {} is not in the registry: its parameters cannot be overridden",
+                        config.operators[i].name));
       }
-      plan->operators_.push_back(entry->make(config.operators[i].parameters, {config.default_time_zone}));
+      plan->operators_.push_back(
+          entry->make(config.operators[i].parameters, {config.default_time_zone}));
     }
   }
   plan->config_ = std::move(config);

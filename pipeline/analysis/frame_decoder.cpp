@@ -25,8 +25,10 @@ double UnitFactor(ops::Signal signal, v1::Unit unit) {
   constexpr double kMmHgPerKpa = 7.50062;
   if (unit == v1::UNIT_UNSPECIFIED) return 1;
   switch (signal) {
-    case ops::Signal::kEcg: return unit == v1::UNIT_MILLIVOLT ? 1 : 0;
-    case ops::Signal::kAirwayPressure: return unit == v1::UNIT_CM_H2O ? 1 : 0;
+    case ops::Signal::kEcg:
+      return unit == v1::UNIT_MILLIVOLT ? 1 : 0;
+    case ops::Signal::kAirwayPressure:
+      return unit == v1::UNIT_CM_H2O ? 1 : 0;
     case ops::Signal::kFlow:
     case ops::Signal::kLeak:
     case ops::Signal::kMinuteVentilation:
@@ -35,13 +37,17 @@ double UnitFactor(ops::Signal signal, v1::Unit unit) {
     case ops::Signal::kTranscutaneousCo2:
     case ops::Signal::kArterialPressure:
       return unit == v1::UNIT_MM_HG ? 1 : unit == v1::UNIT_KILOPASCAL ? kMmHgPerKpa : 0;
-    case ops::Signal::kSpo2: return unit == v1::UNIT_PERCENT ? 1 : 0;
+    case ops::Signal::kSpo2:
+      return unit == v1::UNIT_PERCENT ? 1 : 0;
     case ops::Signal::kPulseRate:
     case ops::Signal::kRespiratoryRate:
       return unit == v1::UNIT_PER_MINUTE ? 1 : 0;
-    case ops::Signal::kTidalVolume: return unit == v1::UNIT_MILLILITRE ? 1 : 0;
-    case ops::Signal::kPlethysmogram: return 1;  // only its shape is used
-    case ops::Signal::kUnknown: break;
+    case ops::Signal::kTidalVolume:
+      return unit == v1::UNIT_MILLILITRE ? 1 : 0;
+    case ops::Signal::kPlethysmogram:
+      return 1;  // only its shape is used
+    case ops::Signal::kUnknown:
+      break;
   }
   return 0;
 }
@@ -59,7 +65,8 @@ std::optional<Rejection> DecodeFrame(const v1::SignalFrame& frame, int index,
   }
   const double rate = frame.sample_rate_hz();
   if (!std::isfinite(rate)) {
-    return reject(v1::DEAD_LETTER_REASON_NON_FINITE_VALUE, fmt::format("sample_rate_hz = {}", rate));
+    return reject(v1::DEAD_LETTER_REASON_NON_FINITE_VALUE,
+                  fmt::format("sample_rate_hz = {}", rate));
   }
   if (rate < limits.min_sample_rate_hz || rate > limits.max_sample_rate_hz) {
     return reject(v1::DEAD_LETTER_REASON_INVALID_FRAME,
@@ -67,9 +74,9 @@ std::optional<Rejection> DecodeFrame(const v1::SignalFrame& frame, int index,
                               limits.min_sample_rate_hz, limits.max_sample_rate_hz));
   }
   if (!std::isfinite(frame.gain()) || !std::isfinite(frame.offset())) {
-    return reject(v1::DEAD_LETTER_REASON_NON_FINITE_VALUE,
-                  fmt::format("gain = {}, offset = {}: must be finite", frame.gain(),
-                              frame.offset()));
+    return reject(
+        v1::DEAD_LETTER_REASON_NON_FINITE_VALUE,
+        fmt::format("gain = {}, offset = {}: must be finite", frame.gain(), frame.offset()));
   }
   if (frame.gain() == 0) {
     return reject(v1::DEAD_LETTER_REASON_INVALID_FRAME, "gain = 0: must be non-zero");

@@ -10,7 +10,9 @@
 namespace vigil::analysis {
 namespace {
 
-std::string Number(double v) { return fmt::format("{}", v); }
+std::string Number(double v) {
+  return fmt::format("{}", v);
+}
 
 std::string Inputs(const ops::OperatorSpec& spec) {
   std::string out;
@@ -24,13 +26,12 @@ std::string Alerts(const ops::OperatorSpec& spec) {
   static constexpr const char* kPriority[] = {"low", "medium", "high"};
   std::string out;
   for (const auto& rule : spec.alerts) {
-    std::string what = rule.condition.empty() || !rule.alarm
-                           ? fmt::format("{} (scored, not alarmed)", ops::EpisodeName(rule.kind))
-                           : fmt::format("{} -> {} ({}{}{})", ops::EpisodeName(rule.kind),
-                                         rule.condition,
-                                         kPriority[static_cast<int>(rule.priority)],
-                                         rule.latching ? ", latching" : "",
-                                         rule.technical ? ", technical" : "");
+    std::string what =
+        rule.condition.empty() || !rule.alarm
+            ? fmt::format("{} (scored, not alarmed)", ops::EpisodeName(rule.kind))
+            : fmt::format("{} -> {} ({}{}{})", ops::EpisodeName(rule.kind), rule.condition,
+                          kPriority[static_cast<int>(rule.priority)],
+                          rule.latching ? ", latching" : "", rule.technical ? ", technical" : "");
     out += (out.empty() ? "" : "; ") + what;
   }
   return out.empty() ? "none" : out;
@@ -41,8 +42,8 @@ std::string Alerts(const ops::OperatorSpec& spec) {
 std::string ParameterTableMarkdown(const ops::OperatorSpec& spec) {
   std::string out = "| key | default | valid | unit | what it does |\n|---|---|---|---|---|\n";
   for (const auto& p : spec.parameters) {
-    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", p.key, Number(p.default_value),
-                       p.Range(), p.unit, p.doc);
+    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", p.key, Number(p.default_value), p.Range(),
+                       p.unit, p.doc);
   }
   return out;
 }
@@ -51,8 +52,8 @@ std::string OperatorListing(bool markdown) {
   std::string out;
   for (const auto& spec : Operators()) {
     if (markdown) {
-      out += fmt::format("### `{}` {}\n{}\n\nInputs: {}. Alerts: {}.\n\n", spec.name,
-                         spec.version, spec.summary, Inputs(spec), Alerts(spec));
+      out += fmt::format("### `{}` {}\n{}\n\nInputs: {}. Alerts: {}.\n\n", spec.name, spec.version,
+                         spec.summary, Inputs(spec), Alerts(spec));
       out += ParameterTableMarkdown(spec) + "\n";
       continue;
     }

@@ -16,12 +16,8 @@ namespace vigil::analysis {
 std::span<const ops::OperatorSpec> Operators() {
   // THE list: one line per operator, sorted by name.
   static const std::vector<ops::OperatorSpec> specs = {
-      ops::TherapyUsage::Spec(),
-      ops::Hypoventilation::Spec(),
-      ecg::EcgMonitor::Spec(),
-      ops::BreathSegmentation::Spec(),
-      ops::RespiratoryEvents::Spec(),
-      ops::LeakMonitor::Spec(),
+      ops::TherapyUsage::Spec(),       ops::Hypoventilation::Spec(),   ecg::EcgMonitor::Spec(),
+      ops::BreathSegmentation::Spec(), ops::RespiratoryEvents::Spec(), ops::LeakMonitor::Spec(),
       ops::Desaturation::Spec(),
   };
   return specs;

@@ -43,10 +43,10 @@ struct Stream {
   int lead = 0;
   bool started = false;
   uint64_t last_sequence = 0;
-  ops::TimeUs next_us = 0;                       // expected start of the next frame
-  std::map<uint64_t, PendingFrame> pending;      // out-of-order frames waiting for a gap to fill
-  size_t pending_samples = 0;                    // sum of their sizes
-  std::deque<uint64_t> skipped;                  // sequences declared lost
+  ops::TimeUs next_us = 0;                   // expected start of the next frame
+  std::map<uint64_t, PendingFrame> pending;  // out-of-order frames waiting for a gap to fill
+  size_t pending_samples = 0;                // sum of their sizes
+  std::deque<uint64_t> skipped;              // sequences declared lost
 
   // End of the newest data received: processed, or waiting with the highest sequence number
   // (the newest in time as far as sequence numbers can tell without a scan).
@@ -90,7 +90,7 @@ struct PatientAnalysis::Impl {
   ops::TimeUs watermark_us = 0;
   Counters counters;
   ops::Events scratch;
-  std::string rejection;  // why the last kRejected
+  std::string rejection;                       // why the last kRejected
   std::vector<std::string> restore_fallbacks;  // parts of the last Restore that started fresh
 
   Impl(std::string patient, std::shared_ptr<const AnalysisPlan> p)
@@ -324,9 +324,15 @@ PatientAnalysis::~PatientAnalysis() = default;
 PatientAnalysis::PatientAnalysis(PatientAnalysis&&) noexcept = default;
 PatientAnalysis& PatientAnalysis::operator=(PatientAnalysis&&) noexcept = default;
 
-const std::string& PatientAnalysis::patient_id() const { return impl_->patient_id; }
-const std::string& PatientAnalysis::last_rejection() const { return impl_->rejection; }
-ops::TimeUs PatientAnalysis::watermark_us() const { return impl_->watermark_us; }
+const std::string& PatientAnalysis::patient_id() const {
+  return impl_->patient_id;
+}
+const std::string& PatientAnalysis::last_rejection() const {
+  return impl_->rejection;
+}
+ops::TimeUs PatientAnalysis::watermark_us() const {
+  return impl_->watermark_us;
+}
 
 PatientAnalysis::Counters PatientAnalysis::counters() const {
   Counters c = impl_->counters;
@@ -369,7 +375,8 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
 
   if (frame.sequence == 0) {
     // Unsequenced source: arrival order, and anything older than what was processed is late.
-    if (s.started && frame.first_sample_us < s.next_us - ops::FromSeconds(im.plan->config().gap_tolerance_s)) {
+    if (s.started &&
+        frame.first_sample_us < s.next_us - ops::FromSeconds(im.plan->config().gap_tolerance_s)) {
       return FrameOutcome::kTooLate;
     }
     im.Process(s, frame.first_sample_us, frame.sample_rate_hz, frame.values, out);
@@ -382,7 +389,8 @@ FrameOutcome PatientAnalysis::OnFrame(const FrameView& frame, Outputs& out) {
   }
   if (Impl::IsRestart(s, frame)) im.Resynchronise(s, frame, out);
   if (frame.sequence <= s.last_sequence) {
-    const bool lost = std::find(s.skipped.begin(), s.skipped.end(), frame.sequence) != s.skipped.end();
+    const bool lost =
+        std::find(s.skipped.begin(), s.skipped.end(), frame.sequence) != s.skipped.end();
     return lost ? FrameOutcome::kTooLate : FrameOutcome::kDuplicate;
   }
   if (frame.sequence == s.last_sequence + 1) {
@@ -590,8 +598,8 @@ void PatientAnalysis::Restore(const v1::PatientStateSnapshot& snap) {
       } else {
         fresh.states.erase({os.operator_name(), os.stream()});
       }
-      fresh.restore_fallbacks.push_back(
-          fmt::format("{}{}{}: {}", os.operator_name(), os.stream().empty() ? "" : "/", os.stream(), e.what()));
+      fresh.restore_fallbacks.push_back(fmt::format(
+          "{}{}{}: {}", os.operator_name(), os.stream().empty() ? "" : "/", os.stream(), e.what()));
     }
   }
   fresh.aggregates.SetTimeZone(fresh.time_zone);
@@ -642,9 +650,9 @@ void PatientAnalysis::RestorePart(Impl& fresh, const v1::OperatorState& os) {
               !PlausibleTime(f.first_sample_us) ||
               !PlausibleTime(ops::SampleTime(f.first_sample_us, f.sample_rate_hz,
                                              static_cast<int64_t>(f.values.size())))) {
-            throw ops::SnapshotError(fmt::format(
-                "patient snapshot: pending frame {}: rate {} Hz, first sample at {} us",
-                f.sequence, f.sample_rate_hz, f.first_sample_us));
+            throw ops::SnapshotError(
+                fmt::format("patient snapshot: pending frame {}: rate {} Hz, first sample at {} us",
+                            f.sequence, f.sample_rate_hz, f.first_sample_us));
           }
           s.pending_samples += f.values.size();
           s.pending.emplace(f.sequence, std::move(f));

@@ -100,7 +100,7 @@ class AnalysisPlan {
 struct FrameView {
   std::string_view device_id;
   ops::Signal signal = ops::Signal::kUnknown;
-  int lead = 0;                 // vigil.v1.EcgLead number; 0 for non-ECG
+  int lead = 0;  // vigil.v1.EcgLead number; 0 for non-ECG
   uint64_t sequence = 0;
   ops::TimeUs first_sample_us = 0;
   double sample_rate_hz = 0;
@@ -111,11 +111,11 @@ struct FrameView {
 };
 
 enum class FrameOutcome {
-  kProcessed,   // analysed (possibly after reordering)
-  kDuplicate,   // sequence already seen: ignored
-  kTooLate,     // older than the reordering tolerance: counted and dropped
-  kRejected,    // its time cannot be placed on the patient's clock, or it would start a stream
-                // or device beyond the patient's bounds (64 / 16): last_rejection() says why
+  kProcessed,  // analysed (possibly after reordering)
+  kDuplicate,  // sequence already seen: ignored
+  kTooLate,    // older than the reordering tolerance: counted and dropped
+  kRejected,   // its time cannot be placed on the patient's clock, or it would start a stream
+               // or device beyond the patient's bounds (64 / 16): last_rejection() says why
 };
 
 // What processing produced; the caller publishes it (Kafka) or writes it (JSON Lines).

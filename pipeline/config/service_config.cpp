@@ -41,7 +41,6 @@ std::string EnvName(std::string_view path) {
   return std::string(kEnvPrefix) + Upper(Replace(std::string(path), ".", "_"));
 }
 
-
 int ParseInt(const std::string& key, const std::string& value, long lo, long hi) {
   long v = 0;
   const auto* end = value.data() + value.size();
@@ -76,19 +75,17 @@ struct Field {
 };
 
 template <typename Member>
-Field StringField(std::string path, Member member,
-                  std::vector<std::string> allowed = {}) {
-  return Field{path,
-               [path, member, allowed](ServiceConfig& c, const std::string& v) {
-                 if (v.empty()) throw ConfigError(path, v, "must not be empty");
-                 if (!allowed.empty() &&
-                     std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
-                   throw ConfigError(path, v, fmt::format("must be one of {}",
-                                                          fmt::join(allowed, ", ")));
-                 }
-                 member(c) = v;
-               },
-               [member](const ServiceConfig& c) { return member(const_cast<ServiceConfig&>(c)); }};
+Field StringField(std::string path, Member member, std::vector<std::string> allowed = {}) {
+  return Field{
+      path,
+      [path, member, allowed](ServiceConfig& c, const std::string& v) {
+        if (v.empty()) throw ConfigError(path, v, "must not be empty");
+        if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+          throw ConfigError(path, v, fmt::format("must be one of {}", fmt::join(allowed, ", ")));
+        }
+        member(c) = v;
+      },
+      [member](const ServiceConfig& c) { return member(const_cast<ServiceConfig&>(c)); }};
 }
 template <typename Member>
 Field IntField(std::string path, Member member, long lo, long hi) {
@@ -112,17 +109,18 @@ Field DoubleField(std::string path, Member member, double lo, double hi) {
 }
 template <typename Member>
 Field BoolField(std::string path, Member member) {
-  return Field{path,
-               [path, member](ServiceConfig& c, const std::string& v) {
-                 member(c) = ParseBool(path, v);
-               },
-               [member](const ServiceConfig& c) {
-                 return member(const_cast<ServiceConfig&>(c)) ? std::string("true")
-                                                              : std::string("false");
-               }};
+  return Field{
+      path,
+      [path, member](ServiceConfig& c, const std::string& v) { member(c) = ParseBool(path, v); },
+      [member](const ServiceConfig& c) {
+        return member(const_cast<ServiceConfig&>(c)) ? std::string("true") : std::string("false");
+      }};
 }
 
-#define VIGIL_MEMBER(expr) [](ServiceConfig & c) -> auto& { return c.expr; }
+#define VIGIL_MEMBER(expr)         \
+  [](ServiceConfig & c) -> auto& { \
+    return c.expr;                 \
+  }
 
 const std::vector<Field>& Fields() {
   static const std::vector<Field> fields = {
@@ -221,38 +219,111 @@ constexpr std::array<std::string_view, 3> kReservedProperties = {
 // show in clear. Every other property is redacted: an allow-list fails closed for the secrets
 // a deny-list misses (ssl.key.pem, sasl.oauthbearer.config, a misspelt property) and for the
 // properties librdkafka adds later.
-constexpr std::string_view kPlainProperties[] = {
-    "acks", "allow.auto.create.topics", "api.version.fallback.ms", "api.version.request",
-    "api.version.request.timeout.ms", "auto.commit.interval.ms", "auto.offset.reset",
-    "batch.num.messages", "batch.size", "bootstrap.servers", "broker.address.family",
-    "broker.address.ttl", "broker.version.fallback", "check.crcs", "client.dns.lookup", "client.id",
-    "client.rack", "compression.codec", "compression.level", "compression.type",
-    "connections.max.idle.ms", "debug", "delivery.timeout.ms", "enable.auto.commit",
-    "enable.gapless.guarantee", "enable.idempotence", "enable.partition.eof",
-    "enable.ssl.certificate.verification", "fetch.error.backoff.ms", "fetch.max.bytes",
-    "fetch.message.max.bytes", "fetch.min.bytes", "fetch.wait.max.ms", "group.id",
-    "group.instance.id", "group.protocol", "group.remote.assignor", "heartbeat.interval.ms",
-    "isolation.level", "linger.ms", "log.connection.close", "log.queue", "log.thread.name",
-    "log_level", "max.in.flight", "max.in.flight.requests.per.connection",
-    "max.partition.fetch.bytes", "max.poll.interval.ms", "message.copy.max.bytes",
-    "message.max.bytes", "message.send.max.retries", "message.timeout.ms", "metadata.broker.list",
-    "metadata.max.age.ms", "partition.assignment.strategy", "partitioner",
-    "queue.buffering.max.kbytes", "queue.buffering.max.messages", "queue.buffering.max.ms",
-    "queued.max.messages.kbytes", "queued.min.messages", "receive.message.max.bytes",
-    "reconnect.backoff.max.ms", "reconnect.backoff.ms", "request.required.acks",
-    "request.timeout.ms", "retries", "retry.backoff.max.ms", "retry.backoff.ms",
-    "sasl.kerberos.keytab", "sasl.kerberos.min.time.before.relogin", "sasl.kerberos.principal",
-    "sasl.kerberos.service.name", "sasl.mechanism", "sasl.mechanisms", "sasl.oauthbearer.client.id",
-    "sasl.oauthbearer.method", "sasl.oauthbearer.scope", "sasl.oauthbearer.token.endpoint.url",
-    "sasl.username", "security.protocol", "session.timeout.ms",
-    "socket.connection.setup.timeout.ms", "socket.keepalive.enable", "socket.max.fails",
-    "socket.nagle.disable", "socket.receive.buffer.bytes", "socket.send.buffer.bytes",
-    "socket.timeout.ms", "ssl.ca.certificate.stores", "ssl.ca.location", "ssl.certificate.location",
-    "ssl.cipher.suites", "ssl.crl.location", "ssl.curves.list",
-    "ssl.endpoint.identification.algorithm", "ssl.key.location", "ssl.keystore.location",
-    "ssl.sigalgs.list", "statistics.interval.ms", "sticky.partitioning.linger.ms",
-    "topic.metadata.refresh.interval.ms", "topic.metadata.refresh.sparse", "transaction.timeout.ms",
-    "transactional.id"};
+constexpr std::string_view kPlainProperties[] = {"acks",
+                                                 "allow.auto.create.topics",
+                                                 "api.version.fallback.ms",
+                                                 "api.version.request",
+                                                 "api.version.request.timeout.ms",
+                                                 "auto.commit.interval.ms",
+                                                 "auto.offset.reset",
+                                                 "batch.num.messages",
+                                                 "batch.size",
+                                                 "bootstrap.servers",
+                                                 "broker.address.family",
+                                                 "broker.address.ttl",
+                                                 "broker.version.fallback",
+                                                 "check.crcs",
+                                                 "client.dns.lookup",
+                                                 "client.id",
+                                                 "client.rack",
+                                                 "compression.codec",
+                                                 "compression.level",
+                                                 "compression.type",
+                                                 "connections.max.idle.ms",
+                                                 "debug",
+                                                 "delivery.timeout.ms",
+                                                 "enable.auto.commit",
+                                                 "enable.gapless.guarantee",
+                                                 "enable.idempotence",
+                                                 "enable.partition.eof",
+                                                 "enable.ssl.certificate.verification",
+                                                 "fetch.error.backoff.ms",
+                                                 "fetch.max.bytes",
+                                                 "fetch.message.max.bytes",
+                                                 "fetch.min.bytes",
+                                                 "fetch.wait.max.ms",
+                                                 "group.id",
+                                                 "group.instance.id",
+                                                 "group.protocol",
+                                                 "group.remote.assignor",
+                                                 "heartbeat.interval.ms",
+                                                 "isolation.level",
+                                                 "linger.ms",
+                                                 "log.connection.close",
+                                                 "log.queue",
+                                                 "log.thread.name",
+                                                 "log_level",
+                                                 "max.in.flight",
+                                                 "max.in.flight.requests.per.connection",
+                                                 "max.partition.fetch.bytes",
+                                                 "max.poll.interval.ms",
+                                                 "message.copy.max.bytes",
+                                                 "message.max.bytes",
+                                                 "message.send.max.retries",
+                                                 "message.timeout.ms",
+                                                 "metadata.broker.list",
+                                                 "metadata.max.age.ms",
+                                                 "partition.assignment.strategy",
+                                                 "partitioner",
+                                                 "queue.buffering.max.kbytes",
+                                                 "queue.buffering.max.messages",
+                                                 "queue.buffering.max.ms",
+                                                 "queued.max.messages.kbytes",
+                                                 "queued.min.messages",
+                                                 "receive.message.max.bytes",
+                                                 "reconnect.backoff.max.ms",
+                                                 "reconnect.backoff.ms",
+                                                 "request.required.acks",
+                                                 "request.timeout.ms",
+                                                 "retries",
+                                                 "retry.backoff.max.ms",
+                                                 "retry.backoff.ms",
+                                                 "sasl.kerberos.keytab",
+                                                 "sasl.kerberos.min.time.before.relogin",
+                                                 "sasl.kerberos.principal",
+                                                 "sasl.kerberos.service.name",
+                                                 "sasl.mechanism",
+                                                 "sasl.mechanisms",
+                                                 "sasl.oauthbearer.client.id",
+                                                 "sasl.oauthbearer.method",
+                                                 "sasl.oauthbearer.scope",
+                                                 "sasl.oauthbearer.token.endpoint.url",
+                                                 "sasl.username",
+                                                 "security.protocol",
+                                                 "session.timeout.ms",
+                                                 "socket.connection.setup.timeout.ms",
+                                                 "socket.keepalive.enable",
+                                                 "socket.max.fails",
+                                                 "socket.nagle.disable",
+                                                 "socket.receive.buffer.bytes",
+                                                 "socket.send.buffer.bytes",
+                                                 "socket.timeout.ms",
+                                                 "ssl.ca.certificate.stores",
+                                                 "ssl.ca.location",
+                                                 "ssl.certificate.location",
+                                                 "ssl.cipher.suites",
+                                                 "ssl.crl.location",
+                                                 "ssl.curves.list",
+                                                 "ssl.endpoint.identification.algorithm",
+                                                 "ssl.key.location",
+                                                 "ssl.keystore.location",
+                                                 "ssl.sigalgs.list",
+                                                 "statistics.interval.ms",
+                                                 "sticky.partitioning.linger.ms",
+                                                 "topic.metadata.refresh.interval.ms",
+                                                 "topic.metadata.refresh.sparse",
+                                                 "transaction.timeout.ms",
+                                                 "transactional.id"};
 
 // A property key ending in this names a file holding the value (ResolveSecretFiles).
 constexpr std::string_view kFileSuffix = "_file";
@@ -286,11 +357,19 @@ bool ShownInClear(std::string_view key) {
 // Variables of the scripts and tests in this repository (deploy/local/*.sh, tests/), which share
 // the prefix but configure no key; every other VIGIL_* variable must name a key.
 bool IsToolingVariable(std::string_view name) {
-  static constexpr std::string_view kTooling[] = {
-      "VIGIL_BENCH_KAFKA_PORT", "VIGIL_BINARY",     "VIGIL_BUILD_DIR",  "VIGIL_CACHE",
-      "VIGIL_KAFKA_DATA",       "VIGIL_KAFKA_HEAP", "VIGIL_KAFKA_PORT", "VIGIL_PROBE",
-      "VIGIL_PYTHON3",          "VIGIL_RHYTHM_PARAMETERS", "VIGIL_ROOT", "VIGIL_SHARED_DATA",
-      "VIGIL_SOURCE_DIR"};
+  static constexpr std::string_view kTooling[] = {"VIGIL_BENCH_KAFKA_PORT",
+                                                  "VIGIL_BINARY",
+                                                  "VIGIL_BUILD_DIR",
+                                                  "VIGIL_CACHE",
+                                                  "VIGIL_KAFKA_DATA",
+                                                  "VIGIL_KAFKA_HEAP",
+                                                  "VIGIL_KAFKA_PORT",
+                                                  "VIGIL_PROBE",
+                                                  "VIGIL_PYTHON3",
+                                                  "VIGIL_RHYTHM_PARAMETERS",
+                                                  "VIGIL_ROOT",
+                                                  "VIGIL_SHARED_DATA",
+                                                  "VIGIL_SOURCE_DIR"};
   return name.rfind("VIGIL_TEST_", 0) == 0 ||
          std::find(std::begin(kTooling), std::end(kTooling), name) != std::end(kTooling);
 }
@@ -311,9 +390,10 @@ void SetOperators(ServiceConfig& c, const YAML::Node& node) {
     if (!analysis::FindOperator(name)) {
       std::vector<std::string> known;
       for (const auto& e : analysis::Operators()) known.emplace_back(e.name);
-      throw ConfigError(path + "." + name, name,
-                        fmt::format("unknown operator (known: {})",
-                                    known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
+      throw ConfigError(
+          path + "." + name, name,
+          fmt::format("unknown operator (known: {})",
+                      known.empty() ? "none" : fmt::format("{}", fmt::join(known, ", "))));
     }
     for (auto& op : c.analysis.operators) {
       if (op.name == name) return op;
@@ -364,17 +444,18 @@ void ApplyYaml(ServiceConfig& c, const YAML::Node& root) {
   const auto& fields = Fields();
   // Walks the tree; every leaf must be a known key.
   std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& node,
-                                                                         const std::string& prefix) {
+                                                                        const std::string& prefix) {
     for (const auto& entry : node) {
-      const std::string path = prefix.empty() ? entry.first.Scalar()
-                                              : prefix + "." + entry.first.Scalar();
+      const std::string path =
+          prefix.empty() ? entry.first.Scalar() : prefix + "." + entry.first.Scalar();
       if (path == kOperatorsPath) {
         SetOperators(c, entry.second);
         continue;
       }
       if (auto* props = PropertyMap(c, path)) {
         if (entry.second.IsNull()) continue;
-        if (!entry.second.IsMap()) throw ConfigError(path, YAML::Dump(entry.second), "expected a map");
+        if (!entry.second.IsMap())
+          throw ConfigError(path, YAML::Dump(entry.second), "expected a map");
         for (const auto& p : entry.second) {
           (*props)[p.first.Scalar()] = ScalarText(p.second, path + "." + p.first.Scalar());
         }
@@ -386,14 +467,16 @@ void ApplyYaml(ServiceConfig& c, const YAML::Node& root) {
         field->set(c, ScalarText(entry.second, path));
         continue;
       }
-      const bool is_section = std::any_of(fields.begin(), fields.end(), [&](const Field& f) {
-        return f.path.rfind(path + ".", 0) == 0;
-      }) || path == "kafka" || path == "analysis";
+      const bool is_section =
+          std::any_of(fields.begin(), fields.end(),
+                      [&](const Field& f) { return f.path.rfind(path + ".", 0) == 0; }) ||
+          path == "kafka" || path == "analysis";
       if (is_section && entry.second.IsMap()) {
         walk(entry.second, path);
         continue;
       }
-      throw ConfigError(path, entry.second.IsScalar() ? entry.second.Scalar() : YAML::Dump(entry.second),
+      throw ConfigError(path,
+                        entry.second.IsScalar() ? entry.second.Scalar() : YAML::Dump(entry.second),
                         is_section ? "expected a map" : "unknown key");
     }
   };
@@ -438,7 +521,8 @@ void ApplyEnvironment(ServiceConfig& c, const std::map<std::string, std::string>
         }
       }
       const std::string key = std::string(kOperatorsPath) + "." + dotted;
-      if (!match) throw ConfigError(fmt::format("{} (from {})", key, name), value, "unknown operator");
+      if (!match)
+        throw ConfigError(fmt::format("{} (from {})", key, name), value, "unknown operator");
       const std::string op_name(match->name);
       auto it = std::find_if(c.analysis.operators.begin(), c.analysis.operators.end(),
                              [&](const auto& op) { return op.name == op_name; });
@@ -475,9 +559,9 @@ void ResolveSecretFiles(kafka::Properties& props, std::string_view map_path) {
     const std::string target = key.substr(0, key.size() - kFileSuffix.size());
     const std::string path = std::string(map_path) + "." + key;
     if (props.count(target)) {
-      throw ConfigError(path, it->second,
-                        fmt::format("{}.{} is set too: set the value or the file, not both",
-                                    map_path, target));
+      throw ConfigError(
+          path, it->second,
+          fmt::format("{}.{} is set too: set the value or the file, not both", map_path, target));
     }
     std::ifstream in(it->second, std::ios::binary);
     if (!in) throw ConfigError(path, it->second, "cannot read the file");
@@ -509,7 +593,8 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
                                 const std::map<std::string, std::string>& env) {
   ServiceConfig c;
   // Default operator set: everything registered, with default parameters.
-  for (const auto& e : analysis::Operators()) c.analysis.operators.push_back({std::string(e.name), {}});
+  for (const auto& e : analysis::Operators())
+    c.analysis.operators.push_back({std::string(e.name), {}});
   if (!file.empty()) {
     YAML::Node root;
     try {
@@ -535,12 +620,14 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
   }
   if (c.kafka.instance_id.empty()) c.kafka.instance_id = c.kafka.group_id + "-" + Hostname();
   if (c.limits.evict_idle_after_s > 0 &&
-      c.limits.evict_idle_after_s <= c.limits.device_offline_after_s + c.limits.device_check_interval_s) {
-    throw ConfigError("limits.evict_idle_after_s", fmt::format("{}", c.limits.evict_idle_after_s),
-                      fmt::format("must be 0 or above limits.device_offline_after_s + "
-                                  "limits.device_check_interval_s ({} s): an idle patient's device-"
-                                  "offline alert comes first",
-                                  c.limits.device_offline_after_s + c.limits.device_check_interval_s));
+      c.limits.evict_idle_after_s <=
+          c.limits.device_offline_after_s + c.limits.device_check_interval_s) {
+    throw ConfigError(
+        "limits.evict_idle_after_s", fmt::format("{}", c.limits.evict_idle_after_s),
+        fmt::format("must be 0 or above limits.device_offline_after_s + "
+                    "limits.device_check_interval_s ({} s): an idle patient's device-"
+                    "offline alert comes first",
+                    c.limits.device_offline_after_s + c.limits.device_check_interval_s));
   }
   if (c.limits.snapshot_interval_ms < c.limits.transaction_interval_ms) {
     throw ConfigError("limits.snapshot_interval_ms", std::to_string(c.limits.snapshot_interval_ms),
@@ -556,7 +643,8 @@ ServiceConfig LoadServiceConfig(const std::filesystem::path& file,
     if (end != it->second.c_str() && *end == '\0' && max < c.limits.max_output_bytes + 4096LL) {
       throw ConfigError(std::string(map_path) + ".message.max.bytes", it->second,
                         fmt::format("must exceed limits.max_output_bytes ({}) by 4096 (headers and "
-                                    "framing)", c.limits.max_output_bytes));
+                                    "framing)",
+                                    c.limits.max_output_bytes));
     }
   }
   // librdkafka validates the pass-through properties itself; do it now, not at first use.
@@ -591,8 +679,7 @@ std::string DescribeConfig(const ServiceConfig& config) {
                        ShownInClear(field.path) ? field.get(config) : "<redacted>");
   }
   for (const auto map_path : kPropertyMaps) {
-    for (const auto& [key, value] :
-         *PropertyMap(const_cast<ServiceConfig&>(config), map_path)) {
+    for (const auto& [key, value] : *PropertyMap(const_cast<ServiceConfig&>(config), map_path)) {
       out += fmt::format("{:48} {:52} {}\n", std::string(map_path) + "." + key,
                          EnvName(map_path) + "__" + Upper(Replace(key, ".", "__")),
                          ShownInClear(std::string(map_path) + "." + key) ? value : "<redacted>");
@@ -607,12 +694,11 @@ std::string DescribeConfig(const ServiceConfig& config) {
     for (const auto& parameter : spec->parameters) {
       const std::string path = std::string(kOperatorsPath) + "." + op.name + "." + parameter.key;
       const auto set = op.parameters.find(parameter.key);
-      out += fmt::format("{:48} {:52} {}\n", path,
-                         EnvName(kOperatorsPath) + "__" +
-                             Upper(Replace(op.name + "." + parameter.key, ".", "__")),
-                         set != op.parameters.end()
-                             ? fmt::format("{}", set->second)
-                             : fmt::format("{} (default)", parameter.default_value));
+      out += fmt::format(
+          "{:48} {:52} {}\n", path,
+          EnvName(kOperatorsPath) + "__" + Upper(Replace(op.name + "." + parameter.key, ".", "__")),
+          set != op.parameters.end() ? fmt::format("{}", set->second)
+                                     : fmt::format("{} (default)", parameter.default_value));
     }
   }
   return out;

@@ -119,8 +119,8 @@ struct LimitSettings {
 
 struct MetricsSettings {
   std::string bind_address = "0.0.0.0";
-  int port = 9464;          // /metrics (Prometheus)
-  int health_port = 9465;   // /healthz, /readyz
+  int port = 9464;         // /metrics (Prometheus)
+  int health_port = 9465;  // /healthz, /readyz
 };
 
 struct LoggingSettings {

@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <chrono>
 #include <csignal>
 #include <fstream>
-#include <map>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "pipeline/analysis/alert_manager.h"
@@ -26,9 +26,12 @@ constexpr const char* kReset = "\033[0m";
 
 const char* Colour(v1::Priority p) {
   switch (p) {
-    case v1::PRIORITY_HIGH: return "\033[1;37;41m";    // white on red
-    case v1::PRIORITY_MEDIUM: return "\033[1;30;43m";  // black on yellow
-    default: return "\033[36m";                          // cyan
+    case v1::PRIORITY_HIGH:
+      return "\033[1;37;41m";  // white on red
+    case v1::PRIORITY_MEDIUM:
+      return "\033[1;30;43m";  // black on yellow
+    default:
+      return "\033[36m";  // cyan
   }
 }
 
@@ -61,17 +64,25 @@ std::optional<ops::EpisodeKind> MinimumOf(const std::string& kind) {
 const std::map<std::string, MatchRule>& Rules() {
   static const std::map<std::string, MatchRule> rules = {
       {"AFIB", {{v1::CONDITION_ATRIAL_FIBRILLATION}, 15, 60}},
-      {"VT", {{v1::CONDITION_VENTRICULAR_TACHYCARDIA, v1::CONDITION_VENTRICULAR_FIBRILLATION,
-               v1::CONDITION_EXTREME_TACHYCARDIA}, 10, 30}},
-      {"VF", {{v1::CONDITION_VENTRICULAR_FIBRILLATION, v1::CONDITION_VENTRICULAR_TACHYCARDIA,
-               v1::CONDITION_ASYSTOLE}, 10, 30}},
+      {"VT",
+       {{v1::CONDITION_VENTRICULAR_TACHYCARDIA, v1::CONDITION_VENTRICULAR_FIBRILLATION,
+         v1::CONDITION_EXTREME_TACHYCARDIA},
+        10,
+        30}},
+      {"VF",
+       {{v1::CONDITION_VENTRICULAR_FIBRILLATION, v1::CONDITION_VENTRICULAR_TACHYCARDIA,
+         v1::CONDITION_ASYSTOLE},
+        10,
+        30}},
       {"PAUSE", {{v1::CONDITION_PAUSE, v1::CONDITION_ASYSTOLE}, 10, 30}},
       {"ASYS", {{v1::CONDITION_ASYSTOLE}, 10, 30}},
       {"BRADY", {{v1::CONDITION_BRADYCARDIA, v1::CONDITION_EXTREME_BRADYCARDIA}, 15, 60}},
       {"TACHY", {{v1::CONDITION_TACHYCARDIA, v1::CONDITION_EXTREME_TACHYCARDIA}, 15, 60}},
       {"NOISE", {{v1::CONDITION_ECG_NOISE, v1::CONDITION_ECG_SATURATION}, 15, 60}},
-      {"LEADOFF", {{v1::CONDITION_ECG_LEAD_OFF, v1::CONDITION_ECG_FLAT_LINE,
-                    v1::CONDITION_ECG_NOISE}, 15, 60}},
+      {"LEADOFF",
+       {{v1::CONDITION_ECG_LEAD_OFF, v1::CONDITION_ECG_FLAT_LINE, v1::CONDITION_ECG_NOISE},
+        15,
+        60}},
       {"LARGE_LEAK", {{v1::CONDITION_LARGE_LEAK, v1::CONDITION_DISCONNECTION}, 30, 300}},
       {"DISCONNECTION", {{v1::CONDITION_DISCONNECTION, v1::CONDITION_LARGE_LEAK}, 15, 120}},
       {"HYPOVENTILATION", {{v1::CONDITION_SLEEP_HYPOVENTILATION}, 60, 900}},
@@ -81,7 +92,9 @@ const std::map<std::string, MatchRule>& Rules() {
   return rules;
 }
 
-bool Overlaps(int64_t a0, int64_t a1, int64_t b0, int64_t b1) { return a0 < b1 && b0 < a1; }
+bool Overlaps(int64_t a0, int64_t a1, int64_t b0, int64_t b1) {
+  return a0 < b1 && b0 < a1;
+}
 
 }  // namespace
 
@@ -92,8 +105,8 @@ std::string FormatAlert(const v1::Alert& a, bool colour, const std::string& time
   state.erase(0, std::string("ALERT_STATE_").size());
   const std::string tag = fmt::format(" {:<6} ", priority);
   return fmt::format("{}  {}{}{}  {:<10} {:<26} {:<8} {}", Clock(a.event_time_us(), time_zone),
-                     colour ? Colour(a.priority()) : "", tag, colour ? kReset : "",
-                     a.patient_id(), analysis::ConditionTitle(a.condition()), state, a.summary());
+                     colour ? Colour(a.priority()) : "", tag, colour ? kReset : "", a.patient_id(),
+                     analysis::ConditionTitle(a.condition()), state, a.summary());
 }
 
 std::vector<TruthRecord> ReadTruth(const std::string& path) {
@@ -143,7 +156,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
       // Respiratory events feed the AHI: find a minute aggregate that counted one.
       for (const auto& g : aggregates) {
         if (g.patient_id() != t.patient || g.window() != v1::WINDOW_KIND_MINUTE) continue;
-        const uint32_t n = t.kind == "APNEA" ? g.respiratory().apneas() : g.respiratory().hypopneas();
+        const uint32_t n =
+            t.kind == "APNEA" ? g.respiratory().apneas() : g.respiratory().hypopneas();
         const uint32_t any = g.respiratory().apneas() + g.respiratory().hypopneas();
         if (any > 0 && Overlaps(g.window_start_us() - 30'000'000, g.window_end_us() + 30'000'000,
                                 t.start_us, t.end_us)) {
@@ -162,7 +176,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
       for (const auto& a : alerts) {
         if (a.patient_id() == t.patient && a.condition() == v1::CONDITION_SLEEP_HYPOVENTILATION &&
             a.state() == v1::ALERT_STATE_RAISED &&
-            Overlaps(a.onset_time_us(), a.onset_time_us() + 1, t.start_us, t.end_us + 600'000'000)) {
+            Overlaps(a.onset_time_us(), a.onset_time_us() + 1, t.start_us,
+                     t.end_us + 600'000'000)) {
           d.outcome = Detection::Outcome::kMissed;
           d.how = "false alert " + a.alert_id() + " on a night below the rule";
         }
@@ -181,7 +196,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
     const int64_t hi = t.end_us + static_cast<int64_t>(r.after_s * 1e6);
     for (const auto& a : alerts) {
       if (a.patient_id() != t.patient) continue;
-      if (std::find(r.conditions.begin(), r.conditions.end(), a.condition()) == r.conditions.end()) {
+      if (std::find(r.conditions.begin(), r.conditions.end(), a.condition()) ==
+          r.conditions.end()) {
         continue;
       }
       // An alert already active when the event began also covers it.
@@ -190,12 +206,14 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
       if ((a.onset_time_us() >= lo && a.onset_time_us() <= hi) ||
           Overlaps(a.onset_time_us(), a_end, t.start_us, t.end_us)) {
         d.outcome = Detection::Outcome::kDetected;
-        d.how = fmt::format("{} alert {} ({:+.0f} s from onset)", analysis::ConditionTitle(a.condition()),
-                            a.alert_id().substr(0, 8), (a.onset_time_us() - t.start_us) / 1e6);
+        d.how = fmt::format("{} alert {} ({:+.0f} s from onset)",
+                            analysis::ConditionTitle(a.condition()), a.alert_id().substr(0, 8),
+                            (a.onset_time_us() - t.start_us) / 1e6);
         break;
       }
     }
-    if (const auto minimum_of = MinimumOf(t.kind); d.outcome == Detection::Outcome::kMissed && minimum_of) {
+    if (const auto minimum_of = MinimumOf(t.kind);
+        d.outcome == Detection::Outcome::kMissed && minimum_of) {
       const double minimum_s = analysis::RuleFor(*minimum_of).min_duration_s;
       if (static_cast<double>(t.end_us - t.start_us) < minimum_s * 1e6) {
         d.outcome = Detection::Outcome::kNotAlarmed;
@@ -221,7 +239,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
   return out;
 }
 
-void PrintSummary(const std::vector<v1::Alert>& alerts, const std::vector<v1::Aggregate>& aggregates,
+void PrintSummary(const std::vector<v1::Alert>& alerts,
+                  const std::vector<v1::Aggregate>& aggregates,
                   const std::vector<Detection>& detections, bool colour, std::ostream& out) {
   struct PerPatient {
     int high = 0, medium = 0, low = 0;
@@ -234,7 +253,9 @@ void PrintSummary(const std::vector<v1::Alert>& alerts, const std::vector<v1::Ag
   for (const auto& a : alerts) {
     if (a.state() != v1::ALERT_STATE_RAISED) continue;
     auto& p = patients[a.patient_id()];
-    (a.priority() == v1::PRIORITY_HIGH ? p.high : a.priority() == v1::PRIORITY_MEDIUM ? p.medium : p.low)++;
+    (a.priority() == v1::PRIORITY_HIGH     ? p.high
+     : a.priority() == v1::PRIORITY_MEDIUM ? p.medium
+                                           : p.low)++;
   }
   for (const auto& g : aggregates) {
     auto& p = patients[g.patient_id()];
@@ -255,7 +276,7 @@ void PrintSummary(const std::vector<v1::Alert>& alerts, const std::vector<v1::Ag
   out << fmt::format("\n{:<12} {:>5} {:>6} {:>4}  {:>9}  {:>10}  {:>9}  {:>8}\n", "patient", "high",
                      "medium", "low", "AF burden", "usage (h)", "AHI", "CO2 max");
   for (const auto& [id, p] : patients) {
-    const double ahi = p.ahi >= 0 ? p.ahi
+    const double ahi = p.ahi >= 0         ? p.ahi
                        : p.breath_min > 0 ? (p.apneas + p.hypopneas) / (p.breath_min / 60.0)
                                           : -1;
     out << fmt::format("{:<12} {:>5} {:>6} {:>4}  {:>9}  {:>10}  {:>9}  {:>8}\n", id, p.high,
@@ -273,7 +294,7 @@ void PrintSummary(const std::vector<v1::Alert>& alerts, const std::vector<v1::Ag
     const char* word = d.outcome == Detection::Outcome::kDetected          ? "detected"
                        : d.outcome == Detection::Outcome::kCorrectlySilent ? "silent (ok)"
                        : d.outcome == Detection::Outcome::kNotAlarmed      ? "not alarmed"
-                                                                            : "MISSED";
+                                                                           : "MISSED";
     const bool bad = d.outcome == Detection::Outcome::kMissed;
     out << fmt::format("  {:<11} {:<26} {:>9.0f} s  {}{:<11}{}  {}\n", d.truth.patient,
                        d.truth.kind, (d.truth.end_us - d.truth.start_us) / 1e6,
@@ -294,7 +315,8 @@ std::vector<kafka::Record> ReadAll(const std::string& bootstrap, const std::stri
                             {"isolation.level", "read_committed"},
                             {"enable.auto.commit", "false"}});
   consumer.AssignAllFromBeginning(topic, std::chrono::seconds(10));
-  auto records = consumer.ReadUntilIdle(std::chrono::milliseconds(static_cast<int64_t>(idle_s * 1000)));
+  auto records =
+      consumer.ReadUntilIdle(std::chrono::milliseconds(static_cast<int64_t>(idle_s * 1000)));
   consumer.Close();
   return records;
 }
@@ -341,8 +363,9 @@ void AddConsoleCommands(CLI::App& app) {
   });
 
   auto* summary = app.add_subcommand(
-      "summary", "Per-patient summary of the committed alerts and aggregates, and detection "
-                 "against a simulator truth file");
+      "summary",
+      "Per-patient summary of the committed alerts and aggregates, and detection "
+      "against a simulator truth file");
   summary->add_option("--kafka", args->bootstrap, "Kafka bootstrap servers")->capture_default_str();
   summary->add_option("--truth", args->truth, "Ground truth from `vigil simulate --truth`");
   summary->add_option("--until-idle", args->idle_s, "Stop reading a topic after this many idle s")
@@ -356,12 +379,14 @@ void AddConsoleCommands(CLI::App& app) {
         if (r.value && a.ParseFromString(*r.value)) alerts.push_back(std::move(a));
       }
       std::vector<v1::Aggregate> aggregates;
-      for (const auto& r : ReadAll(args->bootstrap, std::string(topics::kAggregates), args->idle_s)) {
+      for (const auto& r :
+           ReadAll(args->bootstrap, std::string(topics::kAggregates), args->idle_s)) {
         v1::Aggregate g;
         if (r.value && g.ParseFromString(*r.value)) aggregates.push_back(std::move(g));
       }
       std::vector<Detection> detections;
-      if (!args->truth.empty()) detections = ScoreAgainstTruth(ReadTruth(args->truth), alerts, aggregates);
+      if (!args->truth.empty())
+        detections = ScoreAgainstTruth(ReadTruth(args->truth), alerts, aggregates);
       PrintSummary(alerts, aggregates, detections, !args->no_colour && isatty(STDOUT_FILENO),
                    std::cout);
     } catch (const std::exception& e) {

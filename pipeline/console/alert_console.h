@@ -5,7 +5,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <map>
 #include <ostream>
 #include <string>
@@ -23,7 +22,7 @@ std::string FormatAlert(const v1::Alert& alert, bool colour, const std::string& 
 // One injected event from `vigil simulate --truth` (JSON Lines).
 struct TruthRecord {
   std::string patient;
-  std::string kind;     // AFIB, VT, VF, PAUSE, ASYS, BRADY, TACHY, PVC, NOISE, LEADOFF, APNEA, ...
+  std::string kind;  // AFIB, VT, VF, PAUSE, ASYS, BRADY, TACHY, PVC, NOISE, LEADOFF, APNEA, ...
   int64_t start_us = 0;
   int64_t end_us = 0;
 };
@@ -45,7 +44,8 @@ std::vector<Detection> ScoreAgainstTruth(const std::vector<TruthRecord>& truth,
                                          const std::vector<v1::Aggregate>& aggregates);
 
 // The per-patient table and the detection list.
-void PrintSummary(const std::vector<v1::Alert>& alerts, const std::vector<v1::Aggregate>& aggregates,
+void PrintSummary(const std::vector<v1::Alert>& alerts,
+                  const std::vector<v1::Aggregate>& aggregates,
                   const std::vector<Detection>& detections, bool colour, std::ostream& out);
 
 // `vigil watch` and `vigil summary`.

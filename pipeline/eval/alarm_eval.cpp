@@ -27,10 +27,10 @@ const std::vector<std::string>& ConditionsOf(const std::string& alarm) {
       {"Ventricular_Flutter_Fib", {"CONDITION_VENTRICULAR_FIBRILLATION"}}};
   const auto it = kConditions.find(alarm);
   if (it == kConditions.end()) {
-    throw std::invalid_argument(fmt::format(
-        "alarm type '{}': not one of Asystole, Bradycardia, Tachycardia, "
-        "Ventricular_Tachycardia, Ventricular_Flutter_Fib",
-        alarm));
+    throw std::invalid_argument(
+        fmt::format("alarm type '{}': not one of Asystole, Bradycardia, Tachycardia, "
+                    "Ventricular_Tachycardia, Ventricular_Flutter_Fib",
+                    alarm));
   }
   return it->second;
 }
@@ -39,13 +39,21 @@ double Percent(int num, int den) {
   return den > 0 ? 100.0 * num / den : std::numeric_limits<double>::quiet_NaN();
 }
 
-std::string Cell(double v) { return std::isnan(v) ? "-" : fmt::format("{:.1f}", v); }
+std::string Cell(double v) {
+  return std::isnan(v) ? "-" : fmt::format("{:.1f}", v);
+}
 
 }  // namespace
 
-double AlarmCounts::tpr() const { return Percent(tp, tp + fn); }
-double AlarmCounts::tnr() const { return Percent(tn, tn + fp); }
-double AlarmCounts::score() const { return Percent(tp + tn, tp + tn + fp + 5 * fn); }
+double AlarmCounts::tpr() const {
+  return Percent(tp, tp + fn);
+}
+double AlarmCounts::tnr() const {
+  return Percent(tn, tn + fp);
+}
+double AlarmCounts::score() const {
+  return Percent(tp + tn, tp + tn + fp + 5 * fn);
+}
 
 std::vector<std::pair<std::string, AlarmCounts>> AlarmEvaluation::ByType() const {
   std::map<std::string, AlarmCounts> by_type;

@@ -15,8 +15,8 @@
 //
 // Input: <replays>/<record>.jsonl, the output of `vigil replay <record>` (its first line gives
 // the time origin its alerts' device times are placed in), and the records' folder
-// (REFERENCE.csv and the headers, for each record's length). Throws std::runtime_error naming the file that is
-// missing or malformed.
+// (REFERENCE.csv and the headers, for each record's length). Throws std::runtime_error naming the
+// file that is missing or malformed.
 #pragma once
 
 #include <filesystem>

@@ -38,10 +38,18 @@ BeatCounts& BeatCounts::operator+=(const BeatCounts& o) {
   ref_beats += o.ref_beats;
   return *this;
 }
-double BeatCounts::Se() const { return Ratio(tp, tp + fn); }
-double BeatCounts::PPlus() const { return Ratio(tp, tp + fp); }
-double BeatCounts::VSe() const { return Ratio(v_tp, v_tp + v_fn); }
-double BeatCounts::VPPlus() const { return Ratio(v_tp, v_tp + v_fp); }
+double BeatCounts::Se() const {
+  return Ratio(tp, tp + fn);
+}
+double BeatCounts::PPlus() const {
+  return Ratio(tp, tp + fp);
+}
+double BeatCounts::VSe() const {
+  return Ratio(v_tp, v_tp + v_fn);
+}
+double BeatCounts::VPPlus() const {
+  return Ratio(v_tp, v_tp + v_fp);
+}
 
 BeatCounts ScoreBeats(const std::vector<io::WfdbAnnotation>& reference, std::vector<TestBeat> test,
                       double fs, const BeatScoringOptions& options) {
@@ -71,9 +79,8 @@ BeatCounts ScoreBeats(const std::vector<io::WfdbAnnotation>& reference, std::vec
             [](const Ref& a, const Ref& b) { return a.sample < b.sample; });
   // A test beat just before `start` may match a reference beat just after it: keep test beats
   // from start - window and drop the unmatched ones before `start` afterwards.
-  std::erase_if(test, [&](const TestBeat& t) {
-    return t.sample < start - window || vf.Contains(t.sample);
-  });
+  std::erase_if(
+      test, [&](const TestBeat& t) { return t.sample < start - window || vf.Contains(t.sample); });
   std::sort(test.begin(), test.end(),
             [](const TestBeat& a, const TestBeat& b) { return a.sample < b.sample; });
 

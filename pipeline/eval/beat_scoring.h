@@ -26,8 +26,8 @@ struct TestBeat {
 };
 
 struct BeatCounts {
-  int64_t tp = 0, fn = 0, fp = 0;      // QRS detection
-  int64_t v_tp = 0, v_fn = 0, v_fp = 0; // ventricular beats (V vs non-V)
+  int64_t tp = 0, fn = 0, fp = 0;        // QRS detection
+  int64_t v_tp = 0, v_fn = 0, v_fp = 0;  // ventricular beats (V vs non-V)
   int64_t ref_beats = 0;
 
   BeatCounts& operator+=(const BeatCounts& o);
@@ -40,13 +40,12 @@ struct BeatCounts {
 
 struct BeatScoringOptions {
   double match_window_s = 0.15;
-  double start_s = 0;   // 300 for the EC57 "without the first 5 minutes" figures
+  double start_s = 0;  // 300 for the EC57 "without the first 5 minutes" figures
 };
 
 // `reference` as read by io::ReadWfdbAnnotations; `test` in any order.
-BeatCounts ScoreBeats(const std::vector<io::WfdbAnnotation>& reference,
-                      std::vector<TestBeat> test, double sample_rate_hz,
-                      const BeatScoringOptions& options = {});
+BeatCounts ScoreBeats(const std::vector<io::WfdbAnnotation>& reference, std::vector<TestBeat> test,
+                      double sample_rate_hz, const BeatScoringOptions& options = {});
 
 // MIT-BIH records with paced beats, left out of gross totals (EC57 / AAMI practice).
 bool IsPacedRecord(const std::string& record_name);

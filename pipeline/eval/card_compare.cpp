@@ -6,8 +6,8 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
-#include <memory>
 #include <map>
+#include <memory>
 
 namespace vigil::eval {
 namespace {
@@ -130,8 +130,8 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
     row.device = &d;
     std::string folder = d.date;
     std::erase(folder, '-');
-    row.with_data = d.has_data() && std::binary_search(card.datalog_days.begin(),
-                                                       card.datalog_days.end(), folder);
+    row.with_data = d.has_data() &&
+                    std::binary_search(card.datalog_days.begin(), card.datalog_days.end(), folder);
   }
   for (const auto& d : lines.days) {
     auto& row = by_date[d.date];
@@ -202,8 +202,8 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
         c.usage_within_5min += std::fabs(v->usage_min - d->usage_min) <= 5;
         c.ahi_within_1 += v->ahi && std::fabs(*v->ahi - d->ahi) <= 1;
         c.rr_within_1 += v->rr_median && std::fabs(*v->rr_median - d->rr_median) <= 1;
-        c.vt_within_10pct +=
-            v->vt_median_ml && std::fabs(*v->vt_median_ml - d->vt_median_ml) <= 0.1 * d->vt_median_ml;
+        c.vt_within_10pct += v->vt_median_ml &&
+                             std::fabs(*v->vt_median_ml - d->vt_median_ml) <= 0.1 * d->vt_median_ml;
       }
     }
     c.days.push_back(row);
@@ -212,11 +212,11 @@ CardComparison CompareCard(const ReplayLines& lines, const io::ResmedCard& card,
 }
 
 void PrintComparison(const CardComparison& c, std::ostream& out) {
-  out << fmt::format("{:<10} {:>4} | {:>6} {:>6} | {:>4} {:>4} | {:>5} {:>5} | {:>5} {:>5} | "
-                     "{:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | {:>9}\n",
-                     "date", "data", "use_V", "use_D", "ss_V", "ss_D", "ahi_V", "ahi_D", "l50_V",
-                     "l50_D", "l95_V", "l95_D", "rr_V", "rr_D", "vt_V", "vt_D", "mv_V", "mv_D",
-                     "EVE m/D/V");
+  out << fmt::format(
+      "{:<10} {:>4} | {:>6} {:>6} | {:>4} {:>4} | {:>5} {:>5} | {:>5} {:>5} | "
+      "{:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | {:>9}\n",
+      "date", "data", "use_V", "use_D", "ss_V", "ss_D", "ahi_V", "ahi_D", "l50_V", "l50_D", "l95_V",
+      "l95_D", "rr_V", "rr_D", "vt_V", "vt_D", "mv_V", "mv_D", "EVE m/D/V");
   for (const auto& r : c.days) {
     if (!r.with_data && !r.vigil) continue;
     const auto* d = r.device;
@@ -226,19 +226,19 @@ void PrintComparison(const CardComparison& c, std::ostream& out) {
         "{:<10} {:>4} | {:>6} {:>6} | {:>4} {:>4} | {:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | "
         "{:>5} {:>5} | {:>5} {:>5} | {:>5} {:>5} | {:>9}\n",
         r.date, r.with_data ? "yes" : "no", Cell(v ? Opt(v->usage_min) : std::nullopt, 1),
-        Cell(d ? dv(d->usage_min) : std::nullopt, 0),
-        v ? std::to_string(v->sessions) : "-", d ? std::to_string(d->sessions) : "-",
-        Cell(v ? v->ahi : std::nullopt, 1), Cell(d ? dv(d->ahi) : std::nullopt, 1),
-        Cell(v ? v->leak_p50_lpm : std::nullopt, 1), Cell(d ? dv(d->leak_p50_lpm) : std::nullopt, 1),
-        Cell(v ? v->leak_p95_lpm : std::nullopt, 1), Cell(d ? dv(d->leak_p95_lpm) : std::nullopt, 1),
-        Cell(v ? v->rr_median : std::nullopt, 1), Cell(d ? dv(d->rr_median) : std::nullopt, 1),
-        Cell(v ? v->vt_median_ml : std::nullopt, 0), Cell(d ? dv(d->vt_median_ml) : std::nullopt, 0),
-        Cell(v ? v->mv_median_lpm : std::nullopt, 2), Cell(d ? dv(d->mv_median_lpm) : std::nullopt, 2),
+        Cell(d ? dv(d->usage_min) : std::nullopt, 0), v ? std::to_string(v->sessions) : "-",
+        d ? std::to_string(d->sessions) : "-", Cell(v ? v->ahi : std::nullopt, 1),
+        Cell(d ? dv(d->ahi) : std::nullopt, 1), Cell(v ? v->leak_p50_lpm : std::nullopt, 1),
+        Cell(d ? dv(d->leak_p50_lpm) : std::nullopt, 1),
+        Cell(v ? v->leak_p95_lpm : std::nullopt, 1),
+        Cell(d ? dv(d->leak_p95_lpm) : std::nullopt, 1), Cell(v ? v->rr_median : std::nullopt, 1),
+        Cell(d ? dv(d->rr_median) : std::nullopt, 1), Cell(v ? v->vt_median_ml : std::nullopt, 0),
+        Cell(d ? dv(d->vt_median_ml) : std::nullopt, 0),
+        Cell(v ? v->mv_median_lpm : std::nullopt, 2),
+        Cell(d ? dv(d->mv_median_lpm) : std::nullopt, 2),
         fmt::format("{}/{}/{}", r.matched, r.eve_events, r.vigil_events));
   }
-  const auto pct = [&](int n) {
-    return c.days_with_data ? 100.0 * n / c.days_with_data : 0.0;
-  };
+  const auto pct = [&](int n) { return c.days_with_data ? 100.0 * n / c.days_with_data : 0.0; };
   out << fmt::format(
       "days with data: {}; usage within 5 min: {} ({:.0f} %); AHI within 1/h: {} ({:.0f} %); "
       "RR median within 1/min: {} ({:.0f} %); Vt median within 10 %: {} ({:.0f} %)\n",

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <istream>
 #include <optional>
@@ -48,7 +47,7 @@ ReplayLines ParseReplayLines(std::istream& in);
 
 struct DayComparison {
   std::string date;
-  bool with_data = false;   // STR usage and DATALOG folder
+  bool with_data = false;  // STR usage and DATALOG folder
   const io::StrDay* device = nullptr;
   const ReplayDay* vigil = nullptr;
   int eve_events = 0, vigil_events = 0, matched = 0;

@@ -71,7 +71,8 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
     if (entry.path().extension() == ".jsonl") files.push_back(entry.path());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) throw std::runtime_error(fmt::format("no .jsonl files in {}", replays.string()));
+  if (files.empty())
+    throw std::runtime_error(fmt::format("no .jsonl files in {}", replays.string()));
   std::map<std::string, char> labels;
   if (!cinc_reference.empty()) labels = ReadCincReference(cinc_reference);
 
@@ -95,8 +96,8 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
       r.record = name;
       r.reference = it->second;
       r.duration_s = static_cast<double>(header.num_samples) / fs;
-      r.af_fraction = r.duration_s > 0 ? CoveredSeconds(detected, "AFIB", r.duration_s) /
-                                             r.duration_s : 0;
+      r.af_fraction =
+          r.duration_s > 0 ? CoveredSeconds(detected, "AFIB", r.duration_s) / r.duration_s : 0;
       r.called_af = r.af_fraction >= 0.5;
       for (const auto& e : detected) {
         r.ventricular_episodes += e.rhythm == "VT" || e.rhythm == "VF" || e.rhythm == "VFL";
@@ -107,9 +108,8 @@ EpisodeEvaluation EvaluateEpisodes(const std::filesystem::path& replays,
     const auto annotations = io::ReadWfdbAnnotations(record);
     const auto reference =
         ReferenceEpisodes(io::RhythmIntervals(annotations, header.num_samples), fs);
-    ev.false_ventricular.push_back(
-        CountFalseVentricular(name, detected, reference, annotations, fs,
-                              static_cast<double>(header.num_samples) / fs));
+    ev.false_ventricular.push_back(CountFalseVentricular(
+        name, detected, reference, annotations, fs, static_cast<double>(header.num_samples) / fs));
     ev.af.push_back({name, ScoreAfEpisodes(reference, detected)});
     ev.vf.push_back({name, ScoreEpisodes(reference, detected, {"VF", "VFL"})});
     ev.vt.push_back({name, ScoreEpisodes(reference, detected, {"VT"})});
@@ -174,13 +174,12 @@ std::string EpisodeEvaluationJson(const EpisodeEvaluation& ev) {
           ? "null"
           : fmt::format("{{\"false\":{},\"hours\":{},\"per_hour\":{}}}", false_alarms,
                         JsonNumber(hours), JsonNumber(false_alarms / hours));
-  return fmt::format("{{\"false_ventricular\":{},\"af\":{},\"vf\":{},\"vt\":{},\"cinc\":{},"
-                     "\"episodes\":{}}}",
-                     false_ventricular,
-                     ev.af.empty() ? "null" : EpisodeJson(ev.af),
-                     ev.vf.empty() ? "null" : EpisodeJson(ev.vf),
-                     ev.vt.empty() ? "null" : EpisodeJson(ev.vt),
-                     ev.cinc.empty() ? "null" : CincJson(ev.cinc), counts);
+  return fmt::format(
+      "{{\"false_ventricular\":{},\"af\":{},\"vf\":{},\"vt\":{},\"cinc\":{},"
+      "\"episodes\":{}}}",
+      false_ventricular, ev.af.empty() ? "null" : EpisodeJson(ev.af),
+      ev.vf.empty() ? "null" : EpisodeJson(ev.vf), ev.vt.empty() ? "null" : EpisodeJson(ev.vt),
+      ev.cinc.empty() ? "null" : CincJson(ev.cinc), counts);
 }
 
 }  // namespace vigil::eval

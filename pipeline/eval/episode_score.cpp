@@ -15,7 +15,9 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double Ratio(double num, double den) { return den > 0 ? num / den : kNaN; }
+double Ratio(double num, double den) {
+  return den > 0 ? num / den : kNaN;
+}
 
 // The raw text of `"key": <value>` in a flat JSON object, or npos-empty when absent.
 bool FindField(const std::string& line, const std::string& key, std::string& value) {
@@ -48,8 +50,10 @@ std::vector<std::pair<double, double>> Merged(const std::vector<EpisodeSpan>& sp
   std::sort(v.begin(), v.end());
   std::vector<std::pair<double, double>> out;
   for (const auto& [a, b] : v) {
-    if (!out.empty() && a <= out.back().second) out.back().second = std::max(out.back().second, b);
-    else out.emplace_back(a, b);
+    if (!out.empty() && a <= out.back().second)
+      out.back().second = std::max(out.back().second, b);
+    else
+      out.emplace_back(a, b);
   }
   return out;
 }
@@ -58,8 +62,12 @@ double Overlap(double a0, double a1, double b0, double b1) {
   return std::max(0.0, std::min(a1, b1) - std::max(a0, b0));
 }
 
-std::string Pct(double v) { return std::isnan(v) ? "   -  " : fmt::format("{:6.1f}", 100 * v); }
-std::string Num(double v) { return std::isnan(v) ? "null" : fmt::format("{:.4f}", v); }
+std::string Pct(double v) {
+  return std::isnan(v) ? "   -  " : fmt::format("{:6.1f}", 100 * v);
+}
+std::string Num(double v) {
+  return std::isnan(v) ? "null" : fmt::format("{:.4f}", v);
+}
 
 }  // namespace
 
@@ -121,8 +129,12 @@ double EpisodeScore::EpisodeSensitivity() const {
 double EpisodeScore::EpisodePositivePredictivity() const {
   return Ratio(detected_true, detected_episodes);
 }
-double EpisodeScore::DurationSensitivity() const { return Ratio(overlap_s, reference_s); }
-double EpisodeScore::DurationPositivePredictivity() const { return Ratio(overlap_s, detected_s); }
+double EpisodeScore::DurationSensitivity() const {
+  return Ratio(overlap_s, reference_s);
+}
+double EpisodeScore::DurationPositivePredictivity() const {
+  return Ratio(overlap_s, detected_s);
+}
 double EpisodeScore::MedianOnsetDelay() const {
   if (onset_delays_s.empty()) return kNaN;
   auto v = onset_delays_s;
@@ -191,19 +203,31 @@ double CoveredSeconds(const std::vector<EpisodeSpan>& episodes, const std::strin
   return total;
 }
 
-double BinaryScore::Sensitivity() const { return Ratio(tp, tp + fn); }
-double BinaryScore::Specificity() const { return Ratio(tn, tn + fp); }
-double BinaryScore::PositivePredictivity() const { return Ratio(tp, tp + fp); }
-double BinaryScore::F1() const { return Ratio(2.0 * tp, 2.0 * tp + fp + fn); }
+double BinaryScore::Sensitivity() const {
+  return Ratio(tp, tp + fn);
+}
+double BinaryScore::Specificity() const {
+  return Ratio(tn, tn + fp);
+}
+double BinaryScore::PositivePredictivity() const {
+  return Ratio(tp, tp + fp);
+}
+double BinaryScore::F1() const {
+  return Ratio(2.0 * tp, 2.0 * tp + fp + fn);
+}
 
 BinaryScore ScoreCinc(const std::vector<CincRecordResult>& records) {
   BinaryScore s;
   for (const auto& r : records) {
     const bool af = r.reference == 'A';
-    if (af && r.called_af) ++s.tp;
-    else if (af) ++s.fn;
-    else if (r.called_af) ++s.fp;
-    else ++s.tn;
+    if (af && r.called_af)
+      ++s.tp;
+    else if (af)
+      ++s.fn;
+    else if (r.called_af)
+      ++s.fp;
+    else
+      ++s.tn;
   }
   return s;
 }
@@ -221,8 +245,8 @@ std::map<std::string, char> ReadCincReference(const std::filesystem::path& csv) 
     const auto comma = line.find(',');
     if (comma == std::string::npos || comma + 2 != line.size() ||
         std::string("NAO~").find(line[comma + 1]) == std::string::npos) {
-      throw std::runtime_error(fmt::format("{}:{}: expected record,label: {}", csv.string(),
-                                           number, line));
+      throw std::runtime_error(
+          fmt::format("{}:{}: expected record,label: {}", csv.string(), number, line));
     }
     out[line.substr(0, comma)] = line[comma + 1];
   }
@@ -232,8 +256,8 @@ std::map<std::string, char> ReadCincReference(const std::filesystem::path& csv) 
 std::string EpisodeTable(const std::string& title, const std::vector<RecordEpisodeScore>& rows) {
   std::ostringstream o;
   o << title << "\n";
-  o << fmt::format("{:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8}\n", "record",
-                   "ref", "det", "Se%", "+P%", "durSe%", "dur+P%", "ref_s", "det_s", "onset_s");
+  o << fmt::format("{:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>8}\n", "record", "ref",
+                   "det", "Se%", "+P%", "durSe%", "dur+P%", "ref_s", "det_s", "onset_s");
   EpisodeScore total;
   auto row = [&o](const std::string& name, const EpisodeScore& s) {
     o << fmt::format("{:<8} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>7.0f} {:>7.0f} {:>8}\n", name,
@@ -241,7 +265,8 @@ std::string EpisodeTable(const std::string& title, const std::vector<RecordEpiso
                      Pct(s.EpisodePositivePredictivity()), Pct(s.DurationSensitivity()),
                      Pct(s.DurationPositivePredictivity()), s.reference_s, s.detected_s,
                      std::isnan(s.MedianOnsetDelay())
-                         ? std::string("-") : fmt::format("{:.1f}", s.MedianOnsetDelay()));
+                         ? std::string("-")
+                         : fmt::format("{:.1f}", s.MedianOnsetDelay()));
   };
   for (const auto& r : rows) {
     row(r.record, r.score);
@@ -291,10 +316,10 @@ std::string CincTable(const std::vector<CincRecordResult>& records) {
   for (const auto& [label, c] : by_label) {
     // No CinC record is labelled VT or VF: every VT/VF episode on them is a false alarm
     // (the "other rhythm" class may hide a rare true one).
-    o << fmt::format("  reference {}: {:4} records, {:4} called AF, {:3} VT/VF episodes ({:.1f} "
-                     "per hour)\n",
-                     label, c.records, c.called_af, c.ventricular,
-                     c.hours > 0 ? c.ventricular / c.hours : 0.0);
+    o << fmt::format(
+        "  reference {}: {:4} records, {:4} called AF, {:3} VT/VF episodes ({:.1f} "
+        "per hour)\n",
+        label, c.records, c.called_af, c.ventricular, c.hours > 0 ? c.ventricular / c.hours : 0.0);
   }
   o << fmt::format("  TP {} FP {} FN {} TN {}  Se {} %  Sp {} %  +P {} %  F1 {:.3f}\n", s.tp, s.fp,
                    s.fn, s.tn, Pct(s.Sensitivity()), Pct(s.Specificity()),
@@ -311,12 +336,11 @@ std::string CincJson(const std::vector<CincRecordResult>& records) {
       Num(s.PositivePredictivity()), Num(s.F1()));
   for (size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
-    out += fmt::format("{}{{\"record\":\"{}\",\"reference\":\"{}\",\"duration_s\":{:.2f},"
-                       "\"af_fraction\":{:.3f},\"called_af\":{},\"ventricular_episodes\":{}}}",
-                       i ? "," : "", r.record, r.reference == '~' ? std::string("~")
-                                                                  : std::string(1, r.reference),
-                       r.duration_s, r.af_fraction, r.called_af ? "true" : "false",
-                       r.ventricular_episodes);
+    out += fmt::format(
+        "{}{{\"record\":\"{}\",\"reference\":\"{}\",\"duration_s\":{:.2f},"
+        "\"af_fraction\":{:.3f},\"called_af\":{},\"ventricular_episodes\":{}}}",
+        i ? "," : "", r.record, r.reference == '~' ? std::string("~") : std::string(1, r.reference),
+        r.duration_s, r.af_fraction, r.called_af ? "true" : "false", r.ventricular_episodes);
   }
   return out + "]}";
 }

@@ -92,9 +92,9 @@ struct BinaryScore {
 
 struct CincRecordResult {
   std::string record;
-  char reference = '?';     // N, A, O, ~
+  char reference = '?';  // N, A, O, ~
   double duration_s = 0;
-  double af_fraction = 0;   // detected AF coverage
+  double af_fraction = 0;  // detected AF coverage
   bool called_af = false;
   int ventricular_episodes = 0;  // detected VT, VF and VFL episodes (CinC has no such label)
 };

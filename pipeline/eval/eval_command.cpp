@@ -1,8 +1,8 @@
 #include "pipeline/eval/eval_command.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -22,9 +22,9 @@ struct EvalArgs {
   std::string records_dir;
   std::string json_out;
   double window_s = 0.15;
-  bool episodes = false;     // score episode lines (rhythms) instead of beats
-  std::string cinc;          // CinC 2017 REFERENCE.csv (with --episodes)
-  std::string alarms_dir;    // replays of CinC 2015 records (--alarms)
+  bool episodes = false;   // score episode lines (rhythms) instead of beats
+  std::string cinc;        // CinC 2017 REFERENCE.csv (with --episodes)
+  std::string alarms_dir;  // replays of CinC 2015 records (--alarms)
 };
 
 int RunAlarms(const EvalArgs& a) {
@@ -86,8 +86,8 @@ void AddEvalCommand(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "eval", "Score a replay's beats against reference annotations (ANSI/AAMI EC57, bxb)");
   auto* replay = cmd->add_option("replay", args->replay, "Replay output (JSON Lines)");
-  auto* record = cmd->add_option("--record", args->record,
-                                 "Reference WFDB record, path without extension");
+  auto* record =
+      cmd->add_option("--record", args->record, "Reference WFDB record, path without extension");
   auto* replays = cmd->add_option("--replays", args->replays_dir,
                                   "Folder of <record>.jsonl replay outputs (batch form)");
   auto* records = cmd->add_option("--records", args->records_dir,

@@ -3,7 +3,8 @@
 //   vigil eval --replays <dir> --records <dir> [--json out.json]   (every <dir>/<name>.jsonl
 //                                                                   against <records>/<name>)
 //   vigil eval --episodes --replays <dir> --records <dir> [--cinc REFERENCE.csv] [--json out]
-//                                                                  (rhythm episodes, episode_eval.h)
+//                                                                  (rhythm episodes,
+//                                                                  episode_eval.h)
 // Exit code: 0 on success, 2 on unreadable input (message on stderr).
 #pragma once
 

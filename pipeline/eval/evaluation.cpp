@@ -30,9 +30,10 @@ std::vector<TestBeat> ReadReplayBeats(const std::filesystem::path& path, double 
     const auto t = NumberField(fields, "t");
     const auto label = StringField(fields, "label");
     if (!t || !label || label->size() != 1) {
-      throw JsonError(fmt::format("{}:{}: beat line without numeric \"t\" and one-letter "
-                                  "\"label\"",
-                                  path.string(), line_no));
+      throw JsonError(
+          fmt::format("{}:{}: beat line without numeric \"t\" and one-letter "
+                      "\"label\"",
+                      path.string(), line_no));
     }
     beats.push_back(TestBeat{static_cast<int64_t>(std::llround(*t * fs)), (*label)[0]});
   }
@@ -75,16 +76,17 @@ void AddRecord(EvaluationReport& report, RecordEvaluation record) {
 
 namespace {
 
-std::string Pct(double v) { return std::isnan(v) ? "    -  " : fmt::format("{:7.2f}", v); }
+std::string Pct(double v) {
+  return std::isnan(v) ? "    -  " : fmt::format("{:7.2f}", v);
+}
 
 std::string BeatRow(const std::string& name, const BeatEvaluation& b) {
   const auto& a = b.all;
   const auto& l = b.after_5_min;
   return fmt::format(
-      "{:<8} {:>6} {:>5} {:>5} {} {} | {:>5} {:>5} {} {} | {:>5} {:>5} {:>5} {} {}\n",
-                     name, a.ref_beats, a.fn, a.fp, Pct(a.Se()), Pct(a.PPlus()), l.fn, l.fp,
-                     Pct(l.Se()), Pct(l.PPlus()), a.v_tp, a.v_fn, a.v_fp, Pct(a.VSe()),
-                     Pct(a.VPPlus()));
+      "{:<8} {:>6} {:>5} {:>5} {} {} | {:>5} {:>5} {} {} | {:>5} {:>5} {:>5} {} {}\n", name,
+      a.ref_beats, a.fn, a.fp, Pct(a.Se()), Pct(a.PPlus()), l.fn, l.fp, Pct(l.Se()), Pct(l.PPlus()),
+      a.v_tp, a.v_fn, a.v_fp, Pct(a.VSe()), Pct(a.VPPlus()));
 }
 
 std::string CountsJson(const BeatCounts& c) {
@@ -119,8 +121,9 @@ void PrintReport(const EvaluationReport& report, std::ostream& out) {
 }
 
 std::string ReportJson(const EvaluationReport& report) {
-  std::string s = "{\"method\":\"ANSI/AAMI EC57 beat-by-beat, 150 ms match window, paced records "
-                  "excluded from gross\",\"records\":[";
+  std::string s =
+      "{\"method\":\"ANSI/AAMI EC57 beat-by-beat, 150 ms match window, paced records "
+      "excluded from gross\",\"records\":[";
   for (size_t i = 0; i < report.records.size(); ++i) {
     const auto& r = report.records[i];
     if (i) s += ",";

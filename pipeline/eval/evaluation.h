@@ -25,13 +25,13 @@ std::vector<TestBeat> ReadReplayBeats(const std::filesystem::path& replay_jsonl,
                                       double sample_rate_hz);
 
 struct BeatEvaluation {
-  BeatCounts all;           // whole record
-  BeatCounts after_5_min;   // EC57: without the first 5 minutes (learning period)
+  BeatCounts all;          // whole record
+  BeatCounts after_5_min;  // EC57: without the first 5 minutes (learning period)
 };
 
 struct RecordEvaluation {
-  std::string record;       // e.g. "100"
-  bool paced = false;       // left out of gross totals
+  std::string record;  // e.g. "100"
+  bool paced = false;  // left out of gross totals
   BeatEvaluation beats;
 };
 

@@ -67,18 +67,29 @@ class Parser {
         if (pos_ >= s_.size()) Fail("unterminated escape");
         const char e = s_[pos_++];
         switch (e) {
-          case 'n': c = '\n'; break;
-          case 't': c = '\t'; break;
-          case 'r': c = '\r'; break;
-          case 'b': c = '\b'; break;
-          case 'f': c = '\f'; break;
+          case 'n':
+            c = '\n';
+            break;
+          case 't':
+            c = '\t';
+            break;
+          case 'r':
+            c = '\r';
+            break;
+          case 'b':
+            c = '\b';
+            break;
+          case 'f':
+            c = '\f';
+            break;
           case 'u':  // kept as text: eval never needs non-ASCII keys or labels
             if (pos_ + 4 > s_.size()) Fail("short \\u escape");
             out += "\\u";
             out.append(s_.substr(pos_, 4));
             pos_ += 4;
             continue;
-          default: c = e;
+          default:
+            c = e;
         }
       }
       out += c;
@@ -128,7 +139,9 @@ class Parser {
 
 }  // namespace
 
-JsonFields ParseJsonObjectLine(std::string_view line) { return Parser(line).Object(); }
+JsonFields ParseJsonObjectLine(std::string_view line) {
+  return Parser(line).Object();
+}
 
 std::optional<double> NumberField(const JsonFields& fields, std::string_view key) {
   const auto it = fields.find(key);
@@ -146,11 +159,21 @@ std::string JsonQuote(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<int>(c));

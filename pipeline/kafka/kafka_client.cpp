@@ -21,14 +21,14 @@ bool IsSecretKey(std::string_view key) {
 void ThrowIfError(RdKafka::Error* raw, std::string_view what) {
   std::unique_ptr<RdKafka::Error> error(raw);
   if (!error) return;
-  throw KafkaError(fmt::format("{}: {}", what, error->str()), error->code(),
-                   error->is_retriable(), error->txn_requires_abort(), error->is_fatal());
+  throw KafkaError(fmt::format("{}: {}", what, error->str()), error->code(), error->is_retriable(),
+                   error->txn_requires_abort(), error->is_fatal());
 }
 
 }  // namespace
 
-KafkaError::KafkaError(std::string what, RdKafka::ErrorCode code, bool retriable,
-                       bool abortable, bool fatal)
+KafkaError::KafkaError(std::string what, RdKafka::ErrorCode code, bool retriable, bool abortable,
+                       bool fatal)
     : std::runtime_error(std::move(what)),
       code_(code),
       retriable_(retriable),
@@ -54,9 +54,9 @@ class Producer::DeliveryReports : public RdKafka::DeliveryReportCb {
     if (message.err() == RdKafka::ERR_NO_ERROR) return;
     std::lock_guard lock(mutex_);
     if (!failure_) {
-      failure_ = KafkaError(fmt::format("delivery to {} failed: {}", message.topic_name(),
-                                        message.errstr()),
-                            message.err());
+      failure_ = KafkaError(
+          fmt::format("delivery to {} failed: {}", message.topic_name(), message.errstr()),
+          message.err());
     }
   }
   std::optional<KafkaError> Take() {
@@ -95,9 +95,9 @@ Producer::~Producer() {
 void Producer::Produce(const std::string& topic, std::string_view key, std::string_view value,
                        int32_t partition, int64_t timestamp_ms) {
   for (;;) {
-    const auto err = producer_->produce(
-        topic, partition, RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
-        value.size(), key.data(), key.size(), timestamp_ms, nullptr, nullptr);
+    const auto err = producer_->produce(topic, partition, RdKafka::Producer::RK_MSG_COPY,
+                                        const_cast<char*>(value.data()), value.size(), key.data(),
+                                        key.size(), timestamp_ms, nullptr, nullptr);
     if (err == RdKafka::ERR_NO_ERROR) return;
     if (err != RdKafka::ERR__QUEUE_FULL) {
       throw KafkaError(fmt::format("producing to {}: {}", topic, RdKafka::err2str(err)), err);
@@ -221,13 +221,11 @@ int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
                            (topic_err == RdKafka::ERR_NO_ERROR && partitions == 0);
     if (!transient || std::chrono::steady_clock::now() >= deadline) {
       const auto code = err != RdKafka::ERR_NO_ERROR ? err : topic_err;
-      throw KafkaError(fmt::format("topic {}: {}", topic, RdKafka::err2str(code)), code,
-                       transient);
+      throw KafkaError(fmt::format("topic {}: {}", topic, RdKafka::err2str(code)), code, transient);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
-
 
 void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& topics,
                   std::chrono::milliseconds timeout) {
@@ -240,8 +238,8 @@ void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& to
     for (auto* r : requests) rd_kafka_NewTopic_destroy(r);
   };
   for (const auto& spec : topics) {
-    auto* request = rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions, spec.replication_factor,
-                                          error, sizeof(error));
+    auto* request = rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions,
+                                          spec.replication_factor, error, sizeof(error));
     if (!request) {
       cleanup();
       throw KafkaError(fmt::format("topic {}: {}", spec.name, error), RdKafka::ERR__INVALID_ARG);
@@ -251,8 +249,8 @@ void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& to
       rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
     }
   }
-  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(rd_kafka_queue_new(rk),
-                                                                             &rd_kafka_queue_destroy);
+  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> queue(
+      rd_kafka_queue_new(rk), &rd_kafka_queue_destroy);
   rd_kafka_CreateTopics(rk, requests.data(), requests.size(), nullptr, queue.get());
   cleanup();
   std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> event(
@@ -275,8 +273,7 @@ void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& to
   }
 }
 
-void Consumer::AssignAllFromBeginning(const std::string& topic,
-                                      std::chrono::milliseconds timeout) {
+void Consumer::AssignAllFromBeginning(const std::string& topic, std::chrono::milliseconds timeout) {
   const int partitions = PartitionCount(*consumer_, topic, timeout);
   std::vector<RdKafka::TopicPartition*> assignment;
   for (int p = 0; p < partitions; ++p) {
@@ -353,8 +350,8 @@ void Consumer::ReadToEnd(int partitions, std::chrono::milliseconds idle,
           throw KafkaError(
               fmt::format("{}: {} of {} partitions did not reach their end within {} ms (an open "
                           "transaction or an unreachable broker)",
-                          m->topic_name(), partitions - static_cast<int>(at_end.size()),
-                          partitions, idle.count()),
+                          m->topic_name(), partitions - static_cast<int>(at_end.size()), partitions,
+                          idle.count()),
               RdKafka::ERR__TIMED_OUT);
         }
         break;

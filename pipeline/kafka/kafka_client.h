@@ -154,7 +154,8 @@ void CreateTopics(const Properties& properties, const std::vector<TopicSpec>& to
                   std::chrono::milliseconds timeout);
 
 // Number of partitions of `topic`, read from the cluster's metadata. A topic that is unknown or
-// leaderless (just created) is retried until `timeout`; then, or on other errors, throws KafkaError.
+// leaderless (just created) is retried until `timeout`; then, or on other errors, throws
+// KafkaError.
 int PartitionCount(RdKafka::Handle& handle, const std::string& topic,
                    std::chrono::milliseconds timeout);
 

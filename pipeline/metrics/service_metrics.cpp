@@ -69,15 +69,19 @@ ServiceMetrics::ServiceMetrics()
                             .Name("vigil_operator_seconds")
                             .Help("Processing time per record and operator")
                             .Register(*registry_)),
-      gauges_(BuildGauge().Name("vigil_state").Help("Current service state by kind").Register(*registry_)),
+      gauges_(BuildGauge()
+                  .Name("vigil_state")
+                  .Help("Current service state by kind")
+                  .Register(*registry_)),
       kafka_stats_(BuildGauge()
                        .Name("vigil_kafka_statistic")
                        .Help("Selected librdkafka statistics (statistics.interval.ms)")
                        .Register(*registry_)),
-      partition_lag_(BuildGauge()
-                         .Name("vigil_consumer_lag_records")
-                         .Help("Consumer lag per assigned telemetry partition (librdkafka statistics)")
-                         .Register(*registry_)),
+      partition_lag_(
+          BuildGauge()
+              .Name("vigil_consumer_lag_records")
+              .Help("Consumer lag per assigned telemetry partition (librdkafka statistics)")
+              .Register(*registry_)),
       latency_(BuildHistogram()
                    .Name("vigil_latency_seconds")
                    .Help("end_to_end: input record's Kafka timestamp to its outputs committed; "
@@ -110,7 +114,8 @@ ServiceMetrics::ServiceMetrics()
       consumer_lag(gauges_.Add({{"kind", "consumer_lag_records"}})),
       end_to_end_latency(latency_.Add({{"kind", "end_to_end"}}, LatencyBuckets())),
       state_restore_seconds(latency_.Add({{"kind", "state_restore"}}, LatencyBuckets())),
-      transaction_commit_seconds(latency_.Add({{"kind", "transaction_commit"}}, LatencyBuckets())) {}
+      transaction_commit_seconds(latency_.Add({{"kind", "transaction_commit"}}, LatencyBuckets())) {
+}
 
 ServiceMetrics::~ServiceMetrics() {
   if (health_) mg_stop(health_);
@@ -122,8 +127,8 @@ void ServiceMetrics::Serve(const std::string& bind_address, int metrics_port, in
     try {
       exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
     } catch (const std::exception& e) {
-      throw std::runtime_error(fmt::format("metrics.port: cannot serve /metrics on {}: {}", address,
-                                           e.what()));
+      throw std::runtime_error(
+          fmt::format("metrics.port: cannot serve /metrics on {}: {}", address, e.what()));
     }
     exposer_->RegisterCollectable(registry_);
   }

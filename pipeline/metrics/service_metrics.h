@@ -76,15 +76,15 @@ class ServiceMetrics {
   prometheus::Counter& patient_config_rejected;
   prometheus::Counter& partitions_paused;
   prometheus::Counter& backpressure_waits;  // in flight reached the limit; the loop waited
-  prometheus::Counter& snapshots_reduced;   // over limits.max_output_bytes: operator states left out
-  prometheus::Counter& snapshots_skipped;   // even without them too large: not written
-  prometheus::Counter& hibernations;        // idle patients put to their compressed snapshot
+  prometheus::Counter& snapshots_reduced;  // over limits.max_output_bytes: operator states left out
+  prometheus::Counter& snapshots_skipped;  // even without them too large: not written
+  prometheus::Counter& hibernations;       // idle patients put to their compressed snapshot
   prometheus::Gauge& in_flight_records;
   prometheus::Gauge& in_flight_bytes;
   prometheus::Gauge& assigned_partitions;
   prometheus::Gauge& patients;
   prometheus::Gauge& patients_hibernated;  // of `patients`, idle ones kept as a compressed snapshot
-  prometheus::Gauge& consumer_lag;  // sum over assigned partitions (librdkafka statistics)
+  prometheus::Gauge& consumer_lag;         // sum over assigned partitions (librdkafka statistics)
   prometheus::Histogram& end_to_end_latency;  // Kafka timestamp of the input -> output committed
   prometheus::Histogram& state_restore_seconds;
   prometheus::Histogram& transaction_commit_seconds;

@@ -8,7 +8,9 @@
 namespace vigil::output {
 namespace {
 
-double Seconds(ops::TimeUs t, ops::TimeUs origin) { return ops::ToSeconds(t - origin); }
+double Seconds(ops::TimeUs t, ops::TimeUs origin) {
+  return ops::ToSeconds(t - origin);
+}
 
 // `text` as a JSON string literal (quotes, backslashes and control characters escaped).
 std::string Quoted(std::string_view text) {
@@ -72,7 +74,8 @@ std::string TherapyDayLine(const v1::Aggregate& day) {
       R"({{"type":"therapy_day","date":"{}","usage_min":{:.1f},"sessions":{},"ahi":{},)"
       R"("leak_p50_lpm":{},"leak_p95_lpm":{},"rr_median":{},"vt_median_ml":{},"mv_median_lpm":{}}})",
       day.therapy_date(), a.usage_minutes(), a.sessions(), OrNull(r.has_ahi(), r.ahi()),
-      OrNull(r.has_leak_p50_lpm(), r.leak_p50_lpm()), OrNull(r.has_leak_p95_lpm(), r.leak_p95_lpm()),
+      OrNull(r.has_leak_p50_lpm(), r.leak_p50_lpm()),
+      OrNull(r.has_leak_p95_lpm(), r.leak_p95_lpm()),
       OrNull(r.has_respiratory_rate_median_bpm(), r.respiratory_rate_median_bpm()),
       OrNull(r.has_tidal_volume_median_ml(), r.tidal_volume_median_ml()),
       OrNull(r.has_minute_ventilation_median_lpm(), r.minute_ventilation_median_lpm()));

@@ -18,17 +18,24 @@ struct Encoding {
 
 Encoding EncodingOf(ops::Signal s) {
   switch (s) {
-    case ops::Signal::kFlow: return {v1::SIGNAL_KIND_FLOW, v1::UNIT_LITRE_PER_MINUTE, 0.01};
-    case ops::Signal::kAirwayPressure: return {v1::SIGNAL_KIND_AIRWAY_PRESSURE, v1::UNIT_CM_H2O, 0.01};
-    case ops::Signal::kLeak: return {v1::SIGNAL_KIND_LEAK, v1::UNIT_LITRE_PER_MINUTE, 0.01};
-    case ops::Signal::kSpo2: return {v1::SIGNAL_KIND_SPO2, v1::UNIT_PERCENT, 0.1};
-    case ops::Signal::kPulseRate: return {v1::SIGNAL_KIND_PULSE_RATE, v1::UNIT_PER_MINUTE, 0.1};
-    case ops::Signal::kTidalVolume: return {v1::SIGNAL_KIND_TIDAL_VOLUME, v1::UNIT_MILLILITRE, 0.1};
+    case ops::Signal::kFlow:
+      return {v1::SIGNAL_KIND_FLOW, v1::UNIT_LITRE_PER_MINUTE, 0.01};
+    case ops::Signal::kAirwayPressure:
+      return {v1::SIGNAL_KIND_AIRWAY_PRESSURE, v1::UNIT_CM_H2O, 0.01};
+    case ops::Signal::kLeak:
+      return {v1::SIGNAL_KIND_LEAK, v1::UNIT_LITRE_PER_MINUTE, 0.01};
+    case ops::Signal::kSpo2:
+      return {v1::SIGNAL_KIND_SPO2, v1::UNIT_PERCENT, 0.1};
+    case ops::Signal::kPulseRate:
+      return {v1::SIGNAL_KIND_PULSE_RATE, v1::UNIT_PER_MINUTE, 0.1};
+    case ops::Signal::kTidalVolume:
+      return {v1::SIGNAL_KIND_TIDAL_VOLUME, v1::UNIT_MILLILITRE, 0.1};
     case ops::Signal::kRespiratoryRate:
       return {v1::SIGNAL_KIND_RESPIRATORY_RATE, v1::UNIT_PER_MINUTE, 0.01};
     case ops::Signal::kMinuteVentilation:
       return {v1::SIGNAL_KIND_MINUTE_VENTILATION, v1::UNIT_LITRE_PER_MINUTE, 0.01};
-    default: return {v1::SIGNAL_KIND_UNSPECIFIED, v1::UNIT_UNSPECIFIED, 1};
+    default:
+      return {v1::SIGNAL_KIND_UNSPECIFIED, v1::UNIT_UNSPECIFIED, 1};
   }
 }
 
@@ -81,9 +88,8 @@ class CardSource : public TelemetrySource {
       f->set_kind(enc.kind);
       f->set_unit(enc.unit);
       f->set_sample_rate_hz(item.series->sample_rate_hz);
-      f->set_first_sample_time_us(ops::SampleTime(item.series->first_sample_us,
-                                                  item.series->sample_rate_hz,
-                                                  static_cast<int64_t>(b)));
+      f->set_first_sample_time_us(ops::SampleTime(
+          item.series->first_sample_us, item.series->sample_rate_hz, static_cast<int64_t>(b)));
       f->set_sequence(++frame_sequence_[enc.kind]);
       f->set_gain(enc.gain);
       f->set_offset(0);

@@ -26,8 +26,8 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
   for (int i = 0; i < envelope.events_size(); ++i) {
     const auto& e = envelope.events(i);
     auto view = analysis::DecodeDeviceEvent(e);
-    if (view && patient.OnDeviceEvent(e.device_id(), *view, outputs) ==
-                    analysis::FrameOutcome::kRejected) {
+    if (view &&
+        patient.OnDeviceEvent(e.device_id(), *view, outputs) == analysis::FrameOutcome::kRejected) {
       rejected.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
                           fmt::format("events[{}].{}", i, patient.last_rejection()),
                           envelope.frames_size() + i});
@@ -50,9 +50,9 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
     view.values = values;
     const auto outcome = patient.OnFrame(view, outputs);
     if (outcome == analysis::FrameOutcome::kDuplicate) {
-      rejected.push_back({v1::DEAD_LETTER_REASON_DUPLICATE,
-                          fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence()),
-                          i});
+      rejected.push_back(
+          {v1::DEAD_LETTER_REASON_DUPLICATE,
+           fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence()), i});
     } else if (outcome == analysis::FrameOutcome::kTooLate) {
       rejected.push_back({v1::DEAD_LETTER_REASON_TOO_LATE,
                           fmt::format("frames[{}].sequence = {}: older than the reorder tolerance",
@@ -104,11 +104,11 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
   v1::TelemetryEnvelope envelope;
   while (source.Next(envelope)) {
     ++stats.envelopes;
-    for (const auto& rejection : FeedEnvelope(envelope, patient, outputs,
-                                              [&](const v1::SignalFrame&, std::span<const float> v) {
-                                                ++stats.frames;
-                                                stats.samples += v.size();
-                                              })) {
+    for (const auto& rejection : FeedEnvelope(
+             envelope, patient, outputs, [&](const v1::SignalFrame&, std::span<const float> v) {
+               ++stats.frames;
+               stats.samples += v.size();
+             })) {
       ++stats.rejected_frames;
       diagnostics << fmt::format("rejected envelope {} {}: {}\n", stats.envelopes - 1,
                                  v1::DeadLetterReason_Name(rejection.reason), rejection.detail);

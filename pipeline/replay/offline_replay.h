@@ -18,7 +18,7 @@ struct ReplayStats {
   uint64_t envelopes = 0;
   uint64_t frames = 0;
   uint64_t samples = 0;
-  uint64_t rejected_frames = 0;   // would have been dead-lettered by the service
+  uint64_t rejected_frames = 0;  // would have been dead-lettered by the service
   uint64_t beats = 0;
   uint64_t episodes = 0;
   uint64_t alerts = 0;

@@ -93,7 +93,8 @@ int RunToKafka(const ReplayArgs& args) {
     } catch (const std::exception&) {
       kafka.speed = -1;
     }
-    if (!(kafka.speed > 0)) throw CLI::ValidationError("--speed", args.speed + ": a number > 0 or max");
+    if (!(kafka.speed > 0))
+      throw CLI::ValidationError("--speed", args.speed + ": a number > 0 or max");
   }
   const auto stats = service::ReplayToKafka(*source, kafka, service::InstallStopSignals());
   std::cerr << fmt::format("{}: {} envelopes ({} bytes) to {} in {:.1f} s\n", source->description(),
@@ -109,9 +110,11 @@ void AddReplayCommand(CLI::App& app) {
       "replay",
       "Run a recording (WFDB record path without extension, or a ResMed SD card folder) through "
       "the analysis, offline to JSON Lines");
-  cmd->add_option("recording", args->recording, "Recording: WFDB record path without extension, or ResMed card folder")
+  cmd->add_option("recording", args->recording,
+                  "Recording: WFDB record path without extension, or ResMed card folder")
       ->required();
-  cmd->add_option("--out", args->out, "Output JSON Lines file ('-' = stdout)")->capture_default_str();
+  cmd->add_option("--out", args->out, "Output JSON Lines file ('-' = stdout)")
+      ->capture_default_str();
   cmd->add_option("--patient", args->patient, "Pseudonymous patient id for the output")
       ->capture_default_str();
   cmd->add_option("--set", args->overrides,
@@ -122,11 +125,13 @@ void AddReplayCommand(CLI::App& app) {
   cmd->add_option("--tz", args->time_zone,
                   "IANA zone of a ResMed card's device clock and of the therapy days")
       ->capture_default_str();
-  cmd->add_option("--kafka", args->kafka,
-                  "Produce the recording as telemetry to this Kafka cluster instead of analysing it");
-  cmd->add_option("--topic", args->topic, "With --kafka: the telemetry topic")->capture_default_str();
-  cmd->add_option("--speed", args->speed,
-                  "With --kafka: device seconds per wall second, or max")->capture_default_str();
+  cmd->add_option(
+      "--kafka", args->kafka,
+      "Produce the recording as telemetry to this Kafka cluster instead of analysing it");
+  cmd->add_option("--topic", args->topic, "With --kafka: the telemetry topic")
+      ->capture_default_str();
+  cmd->add_option("--speed", args->speed, "With --kafka: device seconds per wall second, or max")
+      ->capture_default_str();
   cmd->add_flag("--no-beats", args->no_beats, "Do not write beat lines");
   cmd->add_flag("--no-aggregates", args->no_aggregates, "Do not write aggregate lines");
   cmd->callback([args] {

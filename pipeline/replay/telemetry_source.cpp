@@ -21,12 +21,12 @@ struct Channel {
 
 Channel ChannelOf(const std::string& description) {
   static const std::pair<const char*, v1::EcgLead> kLeads[] = {
-      {"MLII", v1::ECG_LEAD_MLII}, {"MLI", v1::ECG_LEAD_I},     {"MLIII", v1::ECG_LEAD_III},
-      {"I", v1::ECG_LEAD_I},       {"II", v1::ECG_LEAD_II},     {"III", v1::ECG_LEAD_III},
-      {"aVR", v1::ECG_LEAD_AVR},   {"aVL", v1::ECG_LEAD_AVL},   {"aVF", v1::ECG_LEAD_AVF},
-      {"V1", v1::ECG_LEAD_V1},     {"V2", v1::ECG_LEAD_V2},     {"V3", v1::ECG_LEAD_V3},
-      {"V4", v1::ECG_LEAD_V4},     {"V5", v1::ECG_LEAD_V5},     {"V6", v1::ECG_LEAD_V6},
-      {"V", v1::ECG_LEAD_V},       {"MCL", v1::ECG_LEAD_MCL},   {"MCL1", v1::ECG_LEAD_MCL},
+      {"MLII", v1::ECG_LEAD_MLII},  {"MLI", v1::ECG_LEAD_I},   {"MLIII", v1::ECG_LEAD_III},
+      {"I", v1::ECG_LEAD_I},        {"II", v1::ECG_LEAD_II},   {"III", v1::ECG_LEAD_III},
+      {"aVR", v1::ECG_LEAD_AVR},    {"aVL", v1::ECG_LEAD_AVL}, {"aVF", v1::ECG_LEAD_AVF},
+      {"V1", v1::ECG_LEAD_V1},      {"V2", v1::ECG_LEAD_V2},   {"V3", v1::ECG_LEAD_V3},
+      {"V4", v1::ECG_LEAD_V4},      {"V5", v1::ECG_LEAD_V5},   {"V6", v1::ECG_LEAD_V6},
+      {"V", v1::ECG_LEAD_V},        {"MCL", v1::ECG_LEAD_MCL}, {"MCL1", v1::ECG_LEAD_MCL},
       {"ECG", v1::ECG_LEAD_SINGLE}, {"", v1::ECG_LEAD_SINGLE}};
   for (const auto& [name, lead] : kLeads) {
     if (description == name) return {v1::SIGNAL_KIND_ECG, v1::UNIT_MILLIVOLT, lead};
@@ -45,8 +45,8 @@ class WfdbSource : public TelemetrySource {
     if (!(options.frame_s > 0)) {
       throw std::invalid_argument(fmt::format("frame_s = {}: must be > 0", options.frame_s));
     }
-    per_frame_ = std::max<int64_t>(
-        1, std::llround(options.frame_s * record_.header.sampling_frequency));
+    per_frame_ =
+        std::max<int64_t>(1, std::llround(options.frame_s * record_.header.sampling_frequency));
     sequences_.assign(record_.header.signals.size(), 0);
     // Telemetry identifies a stream by device, kind and lead: a channel whose kind and lead
     // repeat an earlier one (vfdb labels both channels "ECG") would collide with it, and a
@@ -59,8 +59,8 @@ class WfdbSource : public TelemetrySource {
         skipped_.push_back(fmt::format("'{}' (unknown channel)", spec.description));
       } else if (std::find(seen.begin(), seen.end(), std::pair{c.kind, c.lead}) != seen.end()) {
         if (c.lead == v1::ECG_LEAD_SINGLE &&
-            std::find(seen.begin(), seen.end(),
-                      std::pair{c.kind, v1::ECG_LEAD_UNSPECIFIED}) == seen.end()) {
+            std::find(seen.begin(), seen.end(), std::pair{c.kind, v1::ECG_LEAD_UNSPECIFIED}) ==
+                seen.end()) {
           // A second unnamed ECG channel (vfdb names both "ECG"): another lead, which one
           // unknown.
           c.lead = v1::ECG_LEAD_UNSPECIFIED;

@@ -5,10 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <limits>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -22,11 +22,20 @@ std::string Escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -45,9 +54,12 @@ std::string LocalTime(ops::TimeUs t, const std::string& zone, const char* format
 
 const char* PriorityClass(v1::Priority p) {
   switch (p) {
-    case v1::PRIORITY_HIGH: return "high";
-    case v1::PRIORITY_MEDIUM: return "medium";
-    default: return "low";
+    case v1::PRIORITY_HIGH:
+      return "high";
+    case v1::PRIORITY_MEDIUM:
+      return "medium";
+    default:
+      return "low";
   }
 }
 
@@ -149,10 +161,12 @@ std::string Strip(const EcgStrip& strip, const std::string& zone) {
       W, H, W, H);
   // ECG paper: 0.2 s and 0.5 mV major lines at 25 mm/s equivalent scale.
   for (double gx = 0; gx <= W; gx += 0.2 * kPxPerS) {
-    svg += fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{}" y2="{}" class="paper"/>)", gx, gx, T, H);
+    svg += fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{}" y2="{}" class="paper"/>)", gx, gx,
+                       T, H);
   }
   for (double gy = T; gy <= H; gy += 0.5 * kPxPerMv) {
-    svg += fmt::format(R"(<line x1="0" x2="{:.0f}" y1="{:.1f}" y2="{:.1f}" class="paper"/>)", W, gy, gy);
+    svg += fmt::format(R"(<line x1="0" x2="{:.0f}" y1="{:.1f}" y2="{:.1f}" class="paper"/>)", W, gy,
+                       gy);
   }
   std::string pts;
   const size_t step = std::max<size_t>(1, n / 4000);
@@ -178,7 +192,8 @@ std::string Strip(const EcgStrip& strip, const std::string& zone) {
   svg += "</svg>";
   return fmt::format(
       R"(<figure class="strip"><figcaption><span class="pill {}">{}</span> {} &mdash; {} (strip from {}, {:.0f} s, 1 s = 100 px, 1 mV = 60 px)</figcaption><div class="scroll">{}</div></figure>)",
-      PriorityClass(strip.alert.priority()), Escape(analysis::ConditionTitle(strip.alert.condition())),
+      PriorityClass(strip.alert.priority()),
+      Escape(analysis::ConditionTitle(strip.alert.condition())),
       Escape(LocalTime(strip.alert.onset_time_us(), zone)), Escape(strip.alert.summary()),
       Escape(LocalTime(strip.start_us, zone, "%T")), seconds, svg);
 }
@@ -199,8 +214,9 @@ std::string AlertTable(const ReportData& d) {
         "<tr><td>{}</td><td><span class=\"pill {}\">{}</span></td><td>{}</td><td>{}</td>"
         "<td class=\"small\">{}<br>{} {}</td><td class=\"small\">{}</td></tr>",
         Escape(LocalTime(a.onset_time_us(), d.time_zone)), PriorityClass(a.priority()),
-        Escape(v1::Priority_Name(a.priority()).substr(9)), Escape(analysis::ConditionTitle(a.condition())),
-        Escape(a.summary()), Escape(a.evidence().rule()), Escape(a.evidence().algorithm()),
+        Escape(v1::Priority_Name(a.priority()).substr(9)),
+        Escape(analysis::ConditionTitle(a.condition())), Escape(a.summary()),
+        Escape(a.evidence().rule()), Escape(a.evidence().algorithm()),
         Escape(a.evidence().algorithm_version()), Escape(ended));
   }
   return "<table class=\"alerts\"><tr><th>Onset (local)</th><th>Priority</th><th>Condition</th>"
@@ -256,22 +272,27 @@ std::string Trends(const ReportData& d) {
       if (m.cardiac().has_heart_rate_mean_bpm()) return m.cardiac().heart_rate_mean_bpm();
       return std::nullopt;
     });
-    auto pressure = series("pressure", "#1a5fb4", [](const v1::Aggregate& m) -> std::optional<double> {
-      if (m.respiratory().has_pressure_median_cm_h2o()) return m.respiratory().pressure_median_cm_h2o();
-      return std::nullopt;
-    });
+    auto pressure =
+        series("pressure", "#1a5fb4", [](const v1::Aggregate& m) -> std::optional<double> {
+          if (m.respiratory().has_pressure_median_cm_h2o())
+            return m.respiratory().pressure_median_cm_h2o();
+          return std::nullopt;
+        });
     auto leak = series("leak p50", "#986a44", [](const v1::Aggregate& m) -> std::optional<double> {
       if (m.respiratory().has_leak_p50_lpm()) return m.respiratory().leak_p50_lpm();
       return std::nullopt;
     });
     auto rr = series("resp. rate", "#26a269", [](const v1::Aggregate& m) -> std::optional<double> {
-      if (m.respiratory().has_respiratory_rate_median_bpm()) return m.respiratory().respiratory_rate_median_bpm();
+      if (m.respiratory().has_respiratory_rate_median_bpm())
+        return m.respiratory().respiratory_rate_median_bpm();
       return std::nullopt;
     });
-    auto mv = series("minute vent.", "#613583", [](const v1::Aggregate& m) -> std::optional<double> {
-      if (m.respiratory().has_minute_ventilation_median_lpm()) return m.respiratory().minute_ventilation_median_lpm();
-      return std::nullopt;
-    });
+    auto mv =
+        series("minute vent.", "#613583", [](const v1::Aggregate& m) -> std::optional<double> {
+          if (m.respiratory().has_minute_ventilation_median_lpm())
+            return m.respiratory().minute_ventilation_median_lpm();
+          return std::nullopt;
+        });
     auto co2 = series("CO2", "#c64600", [](const v1::Aggregate& m) -> std::optional<double> {
       if (m.co2().has_median_mm_hg()) return m.co2().median_mm_hg();
       return std::nullopt;
@@ -279,7 +300,8 @@ std::string Trends(const ReportData& d) {
     if (t1 <= t0) continue;
     html += fmt::format("<h3>{} &ndash; {}</h3>", Escape(LocalTime(t0, d.time_zone, "%F %H:%M")),
                         Escape(LocalTime(t1, d.time_zone, "%F %H:%M")));
-    const auto resp_shades = ShadesFor(d, {ops::EpisodeKind::kApnea, ops::EpisodeKind::kHypopnea}, "#62a0ea");
+    const auto resp_shades =
+        ShadesFor(d, {ops::EpisodeKind::kApnea, ops::EpisodeKind::kHypopnea}, "#62a0ea");
     if (!hr.points.empty()) {
       html += Panel("Heart rate, atrial fibrillation shaded", "bpm", t0, t1, {hr},
                     ShadesFor(d, {ops::EpisodeKind::kAtrialFibrillation}, "#f6d32d"), d.time_zone);
@@ -298,7 +320,8 @@ std::string Trends(const ReportData& d) {
     }
     if (!co2.points.empty()) {
       html += Panel("CO2, hypoventilation shaded", "mmHg", t0, t1, {co2},
-                    ShadesFor(d, {ops::EpisodeKind::kSleepHypoventilation}, "#ffa348"), d.time_zone, 55.0);
+                    ShadesFor(d, {ops::EpisodeKind::kSleepHypoventilation}, "#ffa348"), d.time_zone,
+                    55.0);
     }
   }
   return html;

@@ -25,8 +25,8 @@ std::vector<std::string> ReadPatientRecords(const KafkaReportOptions& options,
                                             const std::string& topic,
                                             const std::string& patient_id) {
   kafka::Properties props = options.properties;
-  props["group.id"] = fmt::format("vigil-report-{}",
-                                  std::chrono::steady_clock::now().time_since_epoch().count());
+  props["group.id"] =
+      fmt::format("vigil-report-{}", std::chrono::steady_clock::now().time_since_epoch().count());
   props["enable.auto.commit"] = "false";
   props["isolation.level"] = "read_committed";
   props["enable.partition.eof"] = "true";
@@ -91,8 +91,8 @@ ReportData CollectFromKafka(const std::string& patient_id,
         "patient {}: no committed telemetry on {} ({} records with this key, {} undecodable)",
         patient_id, options.telemetry_topic, st.telemetry_records, st.undecodable_records));
   }
-  EnvelopeSource source(std::move(envelopes),
-                        fmt::format("{} records of {}", st.telemetry_records, options.telemetry_topic));
+  EnvelopeSource source(std::move(envelopes), fmt::format("{} records of {}", st.telemetry_records,
+                                                          options.telemetry_topic));
   ReportData data = CollectOffline(source, plan, patient_id);
   for (const auto& a : data.alerts) {
     if (a.state() == v1::ALERT_STATE_RAISED) ++st.reanalysed_raised_alerts;
@@ -122,10 +122,17 @@ ReportData CollectFromKafka(const std::string& patient_id,
   for (auto& [key, g] : windows) {
     ++st.published_aggregates;
     switch (g.window()) {
-      case v1::WINDOW_KIND_MINUTE: minutes.push_back(std::move(g)); break;
-      case v1::WINDOW_KIND_THERAPY_DAY: days.push_back(std::move(g)); break;
-      case v1::WINDOW_KIND_ROLLING_30_DAYS: rolling.push_back(std::move(g)); break;
-      default: break;
+      case v1::WINDOW_KIND_MINUTE:
+        minutes.push_back(std::move(g));
+        break;
+      case v1::WINDOW_KIND_THERAPY_DAY:
+        days.push_back(std::move(g));
+        break;
+      case v1::WINDOW_KIND_ROLLING_30_DAYS:
+        rolling.push_back(std::move(g));
+        break;
+      default:
+        break;
     }
   }
   st.published_alerts = alerts.size();

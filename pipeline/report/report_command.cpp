@@ -16,10 +16,15 @@ namespace {
 
 bool IsArrhythmia(v1::Condition c) {
   switch (c) {
-    case v1::CONDITION_ASYSTOLE: case v1::CONDITION_PAUSE: case v1::CONDITION_BRADYCARDIA:
-    case v1::CONDITION_EXTREME_BRADYCARDIA: case v1::CONDITION_TACHYCARDIA:
-    case v1::CONDITION_EXTREME_TACHYCARDIA: case v1::CONDITION_VENTRICULAR_TACHYCARDIA:
-    case v1::CONDITION_VENTRICULAR_FIBRILLATION: case v1::CONDITION_ATRIAL_FIBRILLATION:
+    case v1::CONDITION_ASYSTOLE:
+    case v1::CONDITION_PAUSE:
+    case v1::CONDITION_BRADYCARDIA:
+    case v1::CONDITION_EXTREME_BRADYCARDIA:
+    case v1::CONDITION_TACHYCARDIA:
+    case v1::CONDITION_EXTREME_TACHYCARDIA:
+    case v1::CONDITION_VENTRICULAR_TACHYCARDIA:
+    case v1::CONDITION_VENTRICULAR_FIBRILLATION:
+    case v1::CONDITION_ATRIAL_FIBRILLATION:
       return true;
     default:
       return false;
@@ -51,17 +56,25 @@ ReportData CollectOffline(replay::TelemetrySource& source,
   auto take = [&] {
     for (auto& e : out.events) {
       if (auto* b = std::get_if<ops::Beat>(&e)) beats.push_back(*b);
-      if (auto* ep = std::get_if<ops::Episode>(&e); ep && ep->phase == ops::Episode::Phase::kClosed) {
+      if (auto* ep = std::get_if<ops::Episode>(&e);
+          ep && ep->phase == ops::Episode::Phase::kClosed) {
         data.episodes.push_back(*ep);
       }
     }
     for (auto& a : out.alerts) data.alerts.push_back(std::move(a));
     for (auto& g : out.aggregates) {
       switch (g.window()) {
-        case v1::WINDOW_KIND_MINUTE: data.minutes.push_back(std::move(g)); break;
-        case v1::WINDOW_KIND_THERAPY_DAY: data.days.push_back(std::move(g)); break;
-        case v1::WINDOW_KIND_ROLLING_30_DAYS: data.rolling.push_back(std::move(g)); break;
-        default: break;
+        case v1::WINDOW_KIND_MINUTE:
+          data.minutes.push_back(std::move(g));
+          break;
+        case v1::WINDOW_KIND_THERAPY_DAY:
+          data.days.push_back(std::move(g));
+          break;
+        case v1::WINDOW_KIND_ROLLING_30_DAYS:
+          data.rolling.push_back(std::move(g));
+          break;
+        default:
+          break;
       }
     }
     out.clear();
@@ -69,32 +82,32 @@ ReportData CollectOffline(replay::TelemetrySource& source,
 
   v1::TelemetryEnvelope envelope;
   while (source.Next(envelope)) {
-    replay::FeedEnvelope(envelope, patient, out,
-                         [&](const v1::SignalFrame& f, std::span<const float> values) {
-                           if (f.kind() != v1::SIGNAL_KIND_ECG) return;
-                           const std::string key =
-                               fmt::format("{}|{}", f.device_id(), static_cast<int>(f.lead()));
-                           if (ecg_stream.empty()) {
-                             ecg_stream = key;
-                             ecg_start = f.first_sample_time_us();
-                             ecg_rate = f.sample_rate_hz();
-                           }
-                           if (key == ecg_stream) ecg.insert(ecg.end(), values.begin(), values.end());
-                         });
+    replay::FeedEnvelope(
+        envelope, patient, out, [&](const v1::SignalFrame& f, std::span<const float> values) {
+          if (f.kind() != v1::SIGNAL_KIND_ECG) return;
+          const std::string key = fmt::format("{}|{}", f.device_id(), static_cast<int>(f.lead()));
+          if (ecg_stream.empty()) {
+            ecg_stream = key;
+            ecg_start = f.first_sample_time_us();
+            ecg_rate = f.sample_rate_hz();
+          }
+          if (key == ecg_stream) ecg.insert(ecg.end(), values.begin(), values.end());
+        });
     take();
   }
   patient.Finish(out);
   take();
 
   for (const auto& a : data.alerts) {
-    if (a.state() != v1::ALERT_STATE_RAISED || !IsArrhythmia(a.condition()) || ecg.empty()) continue;
+    if (a.state() != v1::ALERT_STATE_RAISED || !IsArrhythmia(a.condition()) || ecg.empty())
+      continue;
     if (data.strips.size() == kMaxStrips) break;
     const auto first = std::max<int64_t>(
         0, static_cast<int64_t>(ops::ToSeconds(a.onset_time_us() - ecg_start) * ecg_rate -
                                 kStripBeforeS * ecg_rate));
-    const auto last = std::min<int64_t>(
-        static_cast<int64_t>(ecg.size()),
-        first + static_cast<int64_t>((kStripBeforeS + kStripAfterS) * ecg_rate));
+    const auto last =
+        std::min<int64_t>(static_cast<int64_t>(ecg.size()),
+                          first + static_cast<int64_t>((kStripBeforeS + kStripAfterS) * ecg_rate));
     if (last <= first) continue;
     EcgStrip strip;
     strip.alert = a;
@@ -117,8 +130,9 @@ void AddReportCommand(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "report", "Write a self-contained HTML report for a patient (ECG strips around alerts, "
-                "night trends, adherence calendar), from a recording or from Kafka");
+      "report",
+      "Write a self-contained HTML report for a patient (ECG strips around alerts, "
+      "night trends, adherence calendar), from a recording or from Kafka");
   cmd->add_option("recording", args->recording,
                   "Recording to analyse offline (WFDB record path without extension, or a card)");
   cmd->add_option("--patient", args->patient, "Pseudonymous patient id")->capture_default_str();

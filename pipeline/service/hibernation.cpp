@@ -16,9 +16,9 @@ std::string Hibernate(const analysis::PatientAnalysis& patient) {
   std::string packed(sizeof(uint64_t) + size, '\0');
   const uint64_t original = bytes.size();
   std::memcpy(packed.data(), &original, sizeof original);
-  const int rc = compress2(reinterpret_cast<Bytef*>(packed.data() + sizeof original), &size,
-                           reinterpret_cast<const Bytef*>(bytes.data()),
-                           static_cast<uLong>(bytes.size()), 1);
+  const int rc =
+      compress2(reinterpret_cast<Bytef*>(packed.data() + sizeof original), &size,
+                reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uLong>(bytes.size()), 1);
   if (rc != Z_OK) throw std::runtime_error(fmt::format("hibernating a patient: zlib error {}", rc));
   packed.resize(sizeof original + size);
   packed.shrink_to_fit();
@@ -29,7 +29,8 @@ v1::PatientStateSnapshot Unpack(const std::string& packed) {
   uint64_t original = 0;
   if (packed.size() < sizeof original) throw ops::SnapshotError("hibernated patient: truncated");
   std::memcpy(&original, packed.data(), sizeof original);
-  if (original > (uint64_t{1} << 31)) throw ops::SnapshotError("hibernated patient: implausible size");
+  if (original > (uint64_t{1} << 31))
+    throw ops::SnapshotError("hibernated patient: implausible size");
   std::string bytes(original, '\0');
   uLongf size = static_cast<uLongf>(original);
   const int rc = uncompress(reinterpret_cast<Bytef*>(bytes.data()), &size,
@@ -39,7 +40,8 @@ v1::PatientStateSnapshot Unpack(const std::string& packed) {
     throw ops::SnapshotError(fmt::format("hibernated patient: zlib error {}", rc));
   }
   v1::PatientStateSnapshot snapshot;
-  if (!snapshot.ParseFromString(bytes)) throw ops::SnapshotError("hibernated patient: not a snapshot");
+  if (!snapshot.ParseFromString(bytes))
+    throw ops::SnapshotError("hibernated patient: not a snapshot");
   return snapshot;
 }
 

@@ -37,8 +37,8 @@ KafkaReplayStats ReplayToKafka(replay::TelemetrySource& source, const KafkaRepla
                                         static_cast<double>(t - device_start) / options.speed));
       while (!stop.load() && std::chrono::steady_clock::now() < due) {
         producer.Poll(std::chrono::milliseconds(0));
-        std::this_thread::sleep_until(std::min(due, std::chrono::steady_clock::now() +
-                                                        std::chrono::milliseconds(100)));
+        std::this_thread::sleep_until(
+            std::min(due, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
       }
     }
     envelope.SerializeToString(&bytes);
@@ -48,7 +48,8 @@ KafkaReplayStats ReplayToKafka(replay::TelemetrySource& source, const KafkaRepla
     if (stats.envelopes % 1024 == 0) producer.Poll(std::chrono::milliseconds(0));
   }
   producer.Flush(std::chrono::seconds(60));
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   return stats;
 }
 

@@ -17,7 +17,9 @@ void LivenessWatch::Begin(size_t lane, Clock::time_point now) {
   busy_since_[lane].store(std::max<int64_t>(1, Ticks(now)), std::memory_order_relaxed);
 }
 
-void LivenessWatch::End(size_t lane) { busy_since_[lane].store(0, std::memory_order_relaxed); }
+void LivenessWatch::End(size_t lane) {
+  busy_since_[lane].store(0, std::memory_order_relaxed);
+}
 
 void LivenessWatch::Turn(Clock::time_point now) {
   last_turn_.store(Ticks(now), std::memory_order_relaxed);
@@ -25,7 +27,8 @@ void LivenessWatch::Turn(Clock::time_point now) {
 
 std::string LivenessWatch::Stalled(Clock::time_point now) const {
   const auto age = [&](int64_t since) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(now - Clock::time_point(Clock::duration(since)));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+        now - Clock::time_point(Clock::duration(since)));
   };
   for (size_t i = 0; i < lanes_; ++i) {
     const int64_t since = busy_since_[i].load(std::memory_order_relaxed);

@@ -31,7 +31,7 @@ class LivenessWatch {
   std::chrono::milliseconds deadline_;
   size_t lanes_;
   std::unique_ptr<std::atomic<int64_t>[]> busy_since_;  // 0 = idle
-  std::atomic<int64_t> last_turn_;  // 0 = the loop has not started
+  std::atomic<int64_t> last_turn_;                      // 0 = the loop has not started
 };
 
 }  // namespace vigil::service

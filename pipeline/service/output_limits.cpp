@@ -14,7 +14,8 @@ SnapshotFit FitSnapshot(v1::PatientStateSnapshot& snapshot, size_t max_bytes) {
     for (int i = 0; i < ops->size(); ++i) {
       const size_t bytes = ops->Get(i).ByteSizeLong();
       const bool alerts = ops->Get(i).operator_name() == "_alert_manager";
-      const bool victim_alerts = victim >= 0 && ops->Get(victim).operator_name() == "_alert_manager";
+      const bool victim_alerts =
+          victim >= 0 && ops->Get(victim).operator_name() == "_alert_manager";
       // Any other state before the alert manager's; among equals the largest.
       if (victim < 0 || (victim_alerts && !alerts) ||
           (victim_alerts == alerts && bytes > victim_bytes)) {

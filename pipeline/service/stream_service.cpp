@@ -15,8 +15,8 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <set>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -116,9 +116,9 @@ class PatientConfigs {
 
 // The run loop's view of one assigned telemetry partition.
 struct PartitionState {
-  int64_t start_offset = -1;   // where reading began after assignment or recovery; -1 = committed
-  int64_t next_offset = -1;    // offset after the last dispatched record; -1 = none yet
-  int64_t replay_until = -1;   // records below this offset are catch-up (outputs suppressed)
+  int64_t start_offset = -1;  // where reading began after assignment or recovery; -1 = committed
+  int64_t next_offset = -1;   // offset after the last dispatched record; -1 = none yet
+  int64_t replay_until = -1;  // records below this offset are catch-up (outputs suppressed)
   int64_t last_timestamp_ms = -1;
   bool needs_snapshot = false;  // snapshot every patient at the next commit (new owner)
   // A catch-up that starts below the partition's newest snapshot (a patient's newest snapshot
@@ -144,7 +144,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
  private:
   struct Lane {
     std::unordered_map<std::string, PatientSlot> patients;
-    uint64_t next_sequence = 0;  // run loop only
+    uint64_t next_sequence = 0;                    // run loop only
     std::vector<int64_t> committed_timestamps_ms;  // lane only, read by the loop when idle
     // Per-operator histograms by operator name: looking a labelled series up in its family
     // per record and operator cost more than the leak and CO2 operators together.
@@ -212,7 +212,8 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   }
   bool InFlightHalf() const {
     return in_flight_.load(std::memory_order_acquire) <= config_.limits.max_in_flight_records / 2 &&
-           in_flight_bytes_.load(std::memory_order_acquire) <= config_.limits.max_in_flight_bytes / 2;
+           in_flight_bytes_.load(std::memory_order_acquire) <=
+               config_.limits.max_in_flight_bytes / 2;
   }
   std::atomic<bool> lane_failed_{false};
   std::mutex lane_error_mutex_;
@@ -223,7 +224,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<kafka::Consumer> config_reader_;
   std::map<int32_t, PartitionState> partitions_;  // assigned telemetry partitions
   bool paused_ = false;
-  bool rebalanced_ = false;  // the group's first rebalance reached this member
+  bool rebalanced_ = false;                      // the group's first rebalance reached this member
   std::optional<Clock::time_point> full_since_;  // in flight reached the limit (not yet half)
   bool fatal_ = false;
   int consecutive_aborts_ = 0;
@@ -239,7 +240,8 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   try {
     plan_ = analysis::AnalysisPlan::Make(config_.analysis);
   } catch (const ops::OptionError& e) {
-    throw config::ConfigError("analysis.operators." + e.field(), e.what(), "rejected by the operator");
+    throw config::ConfigError("analysis.operators." + e.field(), e.what(),
+                              "rejected by the operator");
   } catch (const std::invalid_argument& e) {
     throw config::ConfigError("analysis.operators", e.what(), "invalid operator configuration");
   }
@@ -251,8 +253,8 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   const int threads = config_.limits.threads > 0 ? config_.limits.threads : hw;
   // + 1: the run loop's thread takes part only while it waits for the graph (commits), so
   // `threads` workers are needed for `threads` lanes to run at once.
-  threads_ = std::make_unique<tbb::global_control>(
-      tbb::global_control::max_allowed_parallelism, static_cast<size_t>(threads) + 1);
+  threads_ = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                   static_cast<size_t>(threads) + 1);
   arena_ = std::make_unique<tbb::task_arena>(threads, /*reserved_for_masters=*/0);
   // A graph spawns its tasks in the arena it was created in.
   arena_->execute([this] { graph_ = std::make_unique<tbb::flow::graph>(); });
@@ -268,8 +270,8 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
 void StreamService::Impl::BuildGraph() {
   using namespace tbb::flow;
   for (auto& lane : lanes_) {
-    lane.decode = std::make_unique<function_node<WorkPtr, WorkPtr>>(
-        *graph_, unlimited, [this](WorkPtr work) {
+    lane.decode =
+        std::make_unique<function_node<WorkPtr, WorkPtr>>(*graph_, unlimited, [this](WorkPtr work) {
           if (work->kind != Work::Kind::kRecord) return work;
           const auto start = Clock::now();
           try {
@@ -277,14 +279,14 @@ void StreamService::Impl::BuildGraph() {
           } catch (const std::exception& e) {  // e.g. std::bad_alloc on a hostile size
             work->decoded = Rejection{v1::DEAD_LETTER_REASON_UNDECODABLE, e.what(), -1};
           }
-          decode_seconds_->Observe(
-              std::chrono::duration<double>(Clock::now() - start).count());
+          decode_seconds_->Observe(std::chrono::duration<double>(Clock::now() - start).count());
           return work;
         });
     lane.order = std::make_unique<sequencer_node<WorkPtr>>(
         *graph_, [](const WorkPtr& work) { return static_cast<size_t>(work->lane_sequence); });
     lane.analyse = std::make_unique<function_node<WorkPtr>>(
-        *graph_, serial, [this, &lane, index = static_cast<size_t>(&lane - lanes_.data())](WorkPtr work) {
+        *graph_, serial,
+        [this, &lane, index = static_cast<size_t>(&lane - lanes_.data())](WorkPtr work) {
           liveness_->Begin(index);
           try {
             Analyse(lane, *work);
@@ -306,8 +308,7 @@ void StreamService::Impl::BuildGraph() {
 void StreamService::Impl::Dispatch(kafka::Record record) {
   const int32_t partition = record.partition;
   auto& part = partitions_[partition];
-  const size_t lane_index =
-      record.key ? std::hash<std::string>{}(*record.key) % lanes_.size() : 0;
+  const size_t lane_index = record.key ? std::hash<std::string>{}(*record.key) % lanes_.size() : 0;
   Lane& lane = lanes_[lane_index];
   auto work = std::make_shared<Work>();
   work->lane_sequence = lane.next_sequence++;
@@ -328,7 +329,8 @@ void StreamService::Impl::Dispatch(kafka::Record record) {
   // re-read after a restore ticks at the same records as the first reading did. A tick within
   // the silent re-read publishes nothing: its device-offline alerts were committed the first time.
   const auto bucket = [this](int64_t ms) {
-    return static_cast<int64_t>(static_cast<double>(ms) / (config_.limits.device_check_interval_s * 1000));
+    return static_cast<int64_t>(static_cast<double>(ms) /
+                                (config_.limits.device_check_interval_s * 1000));
   };
   if (previous_ts >= 0 && bucket(ts) > bucket(previous_ts)) DispatchTick(partition, ts, replay);
 }
@@ -393,7 +395,8 @@ void StreamService::Impl::Analyse(Lane& lane, Work& work) {
     for (auto& [patient, slot] : lane.patients) {
       if (slot.partition != work.tick_partition || !slot.analysis) continue;
       out.clear();
-      slot.analysis->CheckDevicesOnline(work.tick_now_us, config_.limits.device_offline_after_s, out);
+      slot.analysis->CheckDevicesOnline(work.tick_now_us, config_.limits.device_offline_after_s,
+                                        out);
       if (!out.alerts.empty() || !out.aggregates.empty()) {
         slot.dirty = true;
         Publish(work, patient, out);
@@ -460,9 +463,10 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
       continue;
     }
     if (outcome == analysis::FrameOutcome::kDuplicate) {
-      item_rejections.push_back({v1::DEAD_LETTER_REASON_DUPLICATE,
-                                 fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence),
-                                 static_cast<int>(i)});
+      item_rejections.push_back(
+          {v1::DEAD_LETTER_REASON_DUPLICATE,
+           fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence),
+           static_cast<int>(i)});
     } else if (outcome == analysis::FrameOutcome::kTooLate) {
       item_rejections.push_back(
           {v1::DEAD_LETTER_REASON_TOO_LATE,
@@ -478,8 +482,7 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   }
   slot.analysis->CheckDevicesOnline(ops::FromMillis(work.record.timestamp_ms),
                                     config_.limits.device_offline_after_s, out);
-  analysis_seconds_->Observe(
-      std::chrono::duration<double>(Clock::now() - start).count());
+  analysis_seconds_->Observe(std::chrono::duration<double>(Clock::now() - start).count());
   for (const auto& [op, ns] : out.operator_ns) {
     auto it = lane.operator_seconds.find(op);
     if (it == lane.operator_seconds.end()) {
@@ -520,7 +523,8 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
   letter.set_offset(record.offset);
   letter.set_kafka_timestamp_ms(record.timestamp_ms);
   if (record.key) {
-    SetOriginalKey(letter, *record.key, static_cast<size_t>(config_.limits.dead_letter_value_bytes));
+    SetOriginalKey(letter, *record.key,
+                   static_cast<size_t>(config_.limits.dead_letter_value_bytes));
   }
   if (record.value) {
     SetOriginalValue(letter, *record.value,
@@ -531,7 +535,8 @@ void StreamService::Impl::DeadLetter(const kafka::Record& record, const Rejectio
   letter.set_dead_lettered_at_us(WallMicros());
   letter.set_item_index(rejection.item_index);
   const std::string_view key = record.key ? std::string_view(*record.key) : std::string_view();
-  producer_->Produce(config_.topics.dead_letter, key.substr(0, std::min(key.size(), kMaxPatientIdBytes)),
+  producer_->Produce(config_.topics.dead_letter,
+                     key.substr(0, std::min(key.size(), kMaxPatientIdBytes)),
                      letter.SerializeAsString());
   metrics_.DeadLetters(v1::DeadLetterReason_Name(rejection.reason)).Increment();
   spdlog::debug("dead letter {}[{}]@{}: {} ({})", record.topic, record.partition, record.offset,
@@ -576,7 +581,8 @@ void StreamService::Impl::UpdateBackpressure() {
   }
   if (InFlightHalf()) full_since_.reset();
   metrics_.in_flight_records.Set(static_cast<double>(in_flight_.load(std::memory_order_acquire)));
-  metrics_.in_flight_bytes.Set(static_cast<double>(in_flight_bytes_.load(std::memory_order_acquire)));
+  metrics_.in_flight_bytes.Set(
+      static_cast<double>(in_flight_bytes_.load(std::memory_order_acquire)));
 }
 
 // --- per-patient configuration ---------------------------------------------------------------
@@ -598,7 +604,8 @@ void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
   if (record.key->size() > kMaxPatientIdBytes) {
     DeadLetter(record, {v1::DEAD_LETTER_REASON_OVERSIZED,
                         fmt::format("patient config key = {} bytes: a patient id has at most {}",
-                                    record.key->size(), kMaxPatientIdBytes), -1});
+                                    record.key->size(), kMaxPatientIdBytes),
+                        -1});
     transaction_dirty_ = true;
     return;
   }
@@ -621,7 +628,8 @@ void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
     try {
       std::map<std::string, double> overrides(pc.parameters().begin(), pc.parameters().end());
       for (const auto& [key, value] : overrides) {
-        if (!std::isfinite(value)) throw ops::OptionError(key, fmt::format("{}", value), "not finite");
+        if (!std::isfinite(value))
+          throw ops::OptionError(key, fmt::format("{}", value), "not finite");
       }
       PatientConfigs::Entry entry;
       entry.plan = overrides.empty() && pc.time_zone().empty()
@@ -636,16 +644,16 @@ void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
                    pc.version(), overrides.size());
       return;
     } catch (const std::exception& e) {
-      rejection = {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, fmt::format("patient config: {}", e.what()), -1};
+      rejection = {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE,
+                   fmt::format("patient config: {}", e.what()), -1};
     }
   }
   metrics_.patient_config_rejected.Increment();
-  spdlog::warn("patient {}: configuration at {}[{}]@{} rejected, previous settings stay: {}", log_id,
-               record.topic, record.partition, record.offset, rejection.detail);
+  spdlog::warn("patient {}: configuration at {}[{}]@{} rejected, previous settings stay: {}",
+               log_id, record.topic, record.partition, record.offset, rejection.detail);
   DeadLetter(record, rejection);
   transaction_dirty_ = true;
 }
-
 
 // --- transactions, state and rebalances ----------------------------------------------------
 
@@ -666,8 +674,8 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       throw kafka::KafkaError("producing from a lane: " + lane_error_, RdKafka::ERR__STATE, false,
                               true);
     }
-    const bool interval_due =
-        Clock::now() - last_snapshot_ >= std::chrono::milliseconds(config_.limits.snapshot_interval_ms);
+    const bool interval_due = Clock::now() - last_snapshot_ >=
+                              std::chrono::milliseconds(config_.limits.snapshot_interval_ms);
     const bool all = snapshot_all || interval_due;
     int snapshots = 0;
     for (auto& lane : lanes_) {
@@ -698,27 +706,31 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
         if (part->second.last_timestamp_ms >= 0) {
           snapshot.set_source_record_time_ms(part->second.last_timestamp_ms);
         }
-        const auto fit = FitSnapshot(snapshot, static_cast<size_t>(config_.limits.max_output_bytes));
+        const auto fit =
+            FitSnapshot(snapshot, static_cast<size_t>(config_.limits.max_output_bytes));
         if (!fit.dropped.empty() || !fit.fits) {
           const std::string log_id = PatientLogId(config_.logging.patient_hash_salt, patient);
           if (!fit.fits) {
             // Cannot happen with a bounded patient id (every part can be dropped). If it does, a
             // restore gets this patient's previous snapshot without the records since it.
             metrics_.snapshots_skipped.Increment();
-            spdlog::error("patient {}: state of {} bytes cannot fit limits.max_output_bytes = {}; "
-                          "not written: after a restore this patient lacks its records since its "
-                          "previous snapshot",
-                          log_id, fit.original_bytes, config_.limits.max_output_bytes);
+            spdlog::error(
+                "patient {}: state of {} bytes cannot fit limits.max_output_bytes = {}; "
+                "not written: after a restore this patient lacks its records since its "
+                "previous snapshot",
+                log_id, fit.original_bytes, config_.limits.max_output_bytes);
             slot.dirty = false;
             continue;
           }
           metrics_.snapshots_reduced.Increment();
-          spdlog::warn("patient {}: state of {} bytes is over limits.max_output_bytes = {}; "
-                       "written without {} ({} bytes), which restart fresh after a restore",
-                       log_id, fit.original_bytes, config_.limits.max_output_bytes,
-                       fmt::join(fit.dropped, ", "), fit.bytes);
+          spdlog::warn(
+              "patient {}: state of {} bytes is over limits.max_output_bytes = {}; "
+              "written without {} ({} bytes), which restart fresh after a restore",
+              log_id, fit.original_bytes, config_.limits.max_output_bytes,
+              fmt::join(fit.dropped, ", "), fit.bytes);
         }
-        producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(), slot.partition);
+        producer_->Produce(config_.topics.state, patient, snapshot.SerializeAsString(),
+                           slot.partition);
         slot.dirty = false;
         ++snapshots;
       }
@@ -735,7 +747,8 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
       // the lower position would move it back, and a crash, revocation or Recover would then
       // publish the records up to the old committed offset a second time.
       if (part.next_offset >= 0 && part.next_offset >= part.replay_until) {
-        offsets.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p, part.next_offset));
+        offsets.push_back(
+            RdKafka::TopicPartition::create(config_.topics.telemetry, p, part.next_offset));
       }
     }
     struct Destroy {
@@ -768,7 +781,8 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
                                .count();
     for (auto& lane : lanes_) {
       for (const int64_t ts : lane.committed_timestamps_ms) {
-        metrics_.end_to_end_latency.Observe(static_cast<double>(std::max<int64_t>(0, now_ms - ts)) * 1e-3);
+        metrics_.end_to_end_latency.Observe(static_cast<double>(std::max<int64_t>(0, now_ms - ts)) *
+                                            1e-3);
       }
       lane.committed_timestamps_ms.clear();
     }
@@ -791,9 +805,9 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
     if (++consecutive_aborts_ > 5) {
       // Something outside this process is wrong (fenced, ACLs, broker): let the orchestrator
       // restart us rather than spin.
-      throw kafka::KafkaError(fmt::format("{} transactions aborted in a row, last: {}",
-                                          consecutive_aborts_, e.what()),
-                              e.code(), false, false, true);
+      throw kafka::KafkaError(
+          fmt::format("{} transactions aborted in a row, last: {}", consecutive_aborts_, e.what()),
+          e.code(), false, false, true);
     }
     for (auto& lane : lanes_) lane.committed_timestamps_ms.clear();
     return false;
@@ -802,26 +816,29 @@ bool StreamService::Impl::Commit(bool snapshot_all, const std::set<int32_t>* sna
   return true;
 }
 
-std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vector<int32_t>& partitions) {
+std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(
+    const std::vector<int32_t>& partitions) {
   std::map<int32_t, int64_t> positions;
   if (partitions.empty()) return positions;
   if (restore_failures_left_ > 0) {
     --restore_failures_left_;
-    throw kafka::KafkaError("reading the state topic: injected restore failure (faults.restore_failures)",
-                            RdKafka::ERR__TRANSPORT, true, true);
+    throw kafka::KafkaError(
+        "reading the state topic: injected restore failure (faults.restore_failures)",
+        RdKafka::ERR__TRANSPORT, true, true);
   }
   const auto start = Clock::now();
   // Committed offsets of the group: where the outputs stop.
   std::map<int32_t, int64_t> committed;
   {
     std::vector<RdKafka::TopicPartition*> tps;
-    for (int32_t p : partitions) tps.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p));
+    for (int32_t p : partitions)
+      tps.push_back(RdKafka::TopicPartition::create(config_.topics.telemetry, p));
     const auto err = consumer_->handle().committed(tps, 30000);
     for (auto* tp : tps) committed[tp->partition()] = tp->offset();
     RdKafka::TopicPartition::destroy(tps);
     if (err != RdKafka::ERR_NO_ERROR) {
-      throw kafka::KafkaError(fmt::format("reading committed offsets: {}", RdKafka::err2str(err)), err,
-                              true, true);
+      throw kafka::KafkaError(fmt::format("reading committed offsets: {}", RdKafka::err2str(err)),
+                              err, true, true);
     }
   }
   // The latest snapshot of every patient in the same-numbered state partitions.
@@ -843,7 +860,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
     kafka::Consumer reader(props);
     std::vector<RdKafka::TopicPartition*> tps;
     for (int32_t p : partitions) {
-      tps.push_back(RdKafka::TopicPartition::create(config_.topics.state, p, RdKafka::Topic::OFFSET_BEGINNING));
+      tps.push_back(RdKafka::TopicPartition::create(config_.topics.state, p,
+                                                    RdKafka::Topic::OFFSET_BEGINNING));
     }
     reader.handle().assign(tps);
     RdKafka::TopicPartition::destroy(tps);
@@ -862,7 +880,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       }
       if (m->err() == RdKafka::ERR__TIMED_OUT) continue;
       if (m->err() != RdKafka::ERR_NO_ERROR) {
-        throw kafka::KafkaError(fmt::format("reading the state topic: {}", m->errstr()), m->err(), true, true);
+        throw kafka::KafkaError(fmt::format("reading the state topic: {}", m->errstr()), m->err(),
+                                true, true);
       }
       if (!m->key_pointer()) continue;
       std::string key(static_cast<const char*>(m->key_pointer()), m->key_len());
@@ -875,10 +894,11 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       v1::PatientStateSnapshot snapshot;
       if (!snapshot.ParseFromArray(m->payload(), static_cast<int>(m->len())) ||
           snapshot.patient_id() != key) {
-        spdlog::error("state topic {}[{}]@{}: undecodable snapshot of patient {}; restoring its "
-                      "previous one and re-reading from there",
-                      config_.topics.state, m->partition(), m->offset(),
-                      PatientLogId(config_.logging.patient_hash_salt, key));
+        spdlog::error(
+            "state topic {}[{}]@{}: undecodable snapshot of patient {}; restoring its "
+            "previous one and re-reading from there",
+            config_.topics.state, m->partition(), m->offset(),
+            PatientLogId(config_.logging.patient_hash_salt, key));
         corrupt[m->partition()].insert(key);
         continue;
       }
@@ -916,7 +936,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       if (s > c) spdlog::error("partition {}: snapshot offset {} beyond committed {}", p, s, c);
       // Committed without any snapshot (the snapshot interval had not passed): rebuild the
       // state from the start of the partition, publishing nothing before the committed offset.
-      spdlog::warn("partition {}: no usable state snapshot, re-reading from the beginning to {}", p, c);
+      spdlog::warn("partition {}: no usable state snapshot, re-reading from the beginning to {}", p,
+                   c);
       positions[p] = RdKafka::Topic::OFFSET_BEGINNING;
       state.replay_until = c;
       state.needs_snapshot = true;
@@ -957,8 +978,10 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       slot.dirty = false;
     }
     if (from_beginning) {
-      spdlog::warn("partition {}: a patient has no restorable snapshot, re-reading from the "
-                   "beginning to {}", p, c);
+      spdlog::warn(
+          "partition {}: a patient has no restorable snapshot, re-reading from the "
+          "beginning to {}",
+          p, c);
       positions[p] = RdKafka::Topic::OFFSET_BEGINNING;
       state.replay_until = c;
       state.snapshot_floor = s;
@@ -966,8 +989,9 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
       partitions_[p] = state;
       continue;
     }
-    spdlog::info("partition {}: {} patients at offset {}, committed {}: {} records to re-analyse silently",
-                 p, patient_snapshots.size(), from, c, c - from);
+    spdlog::info(
+        "partition {}: {} patients at offset {}, committed {}: {} records to re-analyse silently",
+        p, patient_snapshots.size(), from, c, c - from);
     positions[p] = from;
     state.start_offset = from;
     state.snapshot_floor = s;
@@ -977,7 +1001,8 @@ std::map<int32_t, int64_t> StreamService::Impl::RestorePartitions(const std::vec
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   metrics_.state_restore_seconds.Observe(seconds);
-  spdlog::info("restored {} patients of {} partitions in {:.3f} s", restored, partitions.size(), seconds);
+  spdlog::info("restored {} patients of {} partitions in {:.3f} s", restored, partitions.size(),
+               seconds);
   return positions;
 }
 
@@ -1012,9 +1037,9 @@ void StreamService::Impl::Recover(const std::string& why) {
     int64_t offset = position;
     if (offset == RdKafka::Topic::OFFSET_INVALID) {
       // Nothing was ever committed: back to where this instance began reading.
-      offset = first_offsets[p] >= 0 ? first_offsets[p]
+      offset = first_offsets[p] >= 0                           ? first_offsets[p]
                : config_.kafka.auto_offset_reset == "earliest" ? RdKafka::Topic::OFFSET_BEGINNING
-                                                                : RdKafka::Topic::OFFSET_END;
+                                                               : RdKafka::Topic::OFFSET_END;
     }
     partitions_[p].start_offset = offset >= 0 ? offset : first_offsets[p];
     std::unique_ptr<RdKafka::TopicPartition> tp(
@@ -1060,7 +1085,9 @@ void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka
         partitions_[tp->partition()].start_offset = it != positions.end() ? it->second : -1;
       }
       std::unique_ptr<RdKafka::Error> error(consumer->incremental_assign(partitions));
-      if (error) throw kafka::KafkaError("incremental_assign: " + error->str(), error->code(), false, false, true);
+      if (error)
+        throw kafka::KafkaError("incremental_assign: " + error->str(), error->code(), false, false,
+                                true);
       if (paused_) consumer->pause(partitions);
       metrics_.rebalances_assigned.Increment(static_cast<double>(numbers.size()));
       spdlog::info("assigned telemetry partitions [{}]", fmt::join(numbers, ", "));
@@ -1074,7 +1101,8 @@ void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka
       DropPartitions(revoked);
       std::unique_ptr<RdKafka::Error> error(consumer->incremental_unassign(partitions));
       metrics_.rebalances_revoked.Increment(static_cast<double>(numbers.size()));
-      spdlog::info("{} telemetry partitions [{}]", lost ? "lost" : "revoked", fmt::join(numbers, ", "));
+      spdlog::info("{} telemetry partitions [{}]", lost ? "lost" : "revoked",
+                   fmt::join(numbers, ", "));
       if (lost || (attempt && !committed)) {
         // What this instance did since the last commit is void: rebuild the partitions it keeps.
         if (transaction_open_) {
@@ -1145,7 +1173,8 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
       auto topic = topics.find(config_.topics.telemetry);
       if (topic == topics.end()) return;
       double total = 0;
-      for (const auto& [name, partition] : topic->second.struct_value().fields().at("partitions").struct_value().fields()) {
+      for (const auto& [name, partition] :
+           topic->second.struct_value().fields().at("partitions").struct_value().fields()) {
         if (name == "-1") continue;
         const auto& pf = partition.struct_value().fields();
         if (!pf.count("consumer_lag") || !pf.count("fetch_state")) continue;
@@ -1165,9 +1194,10 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
       } else if (event.err() == RdKafka::ERR__AUTHENTICATION) {
         // librdkafka retries these forever; without this line a wrong password reads as a
         // generic "transport failure" at start-up (deploy/README.md, exit codes).
-        spdlog::critical("Kafka authentication failed: {} (check kafka.properties sasl.mechanisms, "
-                         "sasl.username and the password or its _file)",
-                         event.str());
+        spdlog::critical(
+            "Kafka authentication failed: {} (check kafka.properties sasl.mechanisms, "
+            "sasl.username and the password or its _file)",
+            event.str());
       } else {
         spdlog::warn("Kafka client: {} ({})", event.str(), RdKafka::err2str(event.err()));
       }
@@ -1190,7 +1220,9 @@ void StreamService::Impl::event_cb(RdKafka::Event& event) {
 
 namespace {
 std::atomic<bool> g_signal_stop{false};
-extern "C" void OnStopSignal(int) { g_signal_stop.store(true); }
+extern "C" void OnStopSignal(int) {
+  g_signal_stop.store(true);
+}
 }  // namespace
 
 int StreamService::Impl::Run() {
@@ -1209,12 +1241,15 @@ int StreamService::Impl::Run() {
   producer_ = std::make_unique<kafka::Producer>(producer_props, this);
 
   // The state topic must mirror the telemetry partitions: restore reads one partition.
-  const int telemetry_partitions = kafka::PartitionCount(producer_->handle(), config_.topics.telemetry, 30s);
-  const int state_partitions = kafka::PartitionCount(producer_->handle(), config_.topics.state, 30s);
+  const int telemetry_partitions =
+      kafka::PartitionCount(producer_->handle(), config_.topics.telemetry, 30s);
+  const int state_partitions =
+      kafka::PartitionCount(producer_->handle(), config_.topics.state, 30s);
   if (telemetry_partitions != state_partitions) {
-    throw config::ConfigError("topics.state", config_.topics.state,
-                              fmt::format("has {} partitions but {} has {}: they must be equal",
-                                          state_partitions, config_.topics.telemetry, telemetry_partitions));
+    throw config::ConfigError(
+        "topics.state", config_.topics.state,
+        fmt::format("has {} partitions but {} has {}: they must be equal", state_partitions,
+                    config_.topics.telemetry, telemetry_partitions));
   }
   // A restarted instance with the same transactional.id fences its predecessor and aborts the
   // transaction a crash left open.
@@ -1345,8 +1380,12 @@ int StreamService::Impl::Run() {
 StreamService::StreamService(config::ServiceConfig config)
     : impl_(std::make_unique<Impl>(std::move(config))) {}
 StreamService::~StreamService() = default;
-int StreamService::Run() { return impl_->Run(); }
-void StreamService::RequestStop() { impl_->RequestStop(); }
+int StreamService::Run() {
+  return impl_->Run();
+}
+void StreamService::RequestStop() {
+  impl_->RequestStop();
+}
 
 std::atomic<bool>& InstallStopSignals() {
   struct sigaction action {};

@@ -20,9 +20,11 @@ size_t GenerateTelemetry(const SyntheticOptions& options,
   size_t envelopes = 0;
   v1::TelemetryEnvelope envelope;
   for (int64_t k = 0; k < frames; ++k) {
-    const int64_t t0 = options.start_us + static_cast<int64_t>(std::llround(k * options.frame_seconds * 1e6));
+    const int64_t t0 =
+        options.start_us + static_cast<int64_t>(std::llround(k * options.frame_seconds * 1e6));
     for (int p = 0; p < options.patients; ++p) {
-      if (options.drop_every > 0 && (k + p) % options.drop_every == options.drop_every - 1) continue;
+      if (options.drop_every > 0 && (k + p) % options.drop_every == options.drop_every - 1)
+        continue;
       envelope.Clear();
       envelope.set_patient_id(SyntheticPatientId(options, p));
       envelope.set_gateway_id(fmt::format("gw-{}", p % 7));
@@ -42,7 +44,8 @@ size_t GenerateTelemetry(const SyntheticOptions& options,
         const double phase = std::fmod(t * bpm / 60.0, 1.0);
         const double qrs = std::exp(-std::pow((phase - 0.3) / 0.012, 2)) * 1.2;
         const double twave = std::exp(-std::pow((phase - 0.6) / 0.05, 2)) * 0.25;
-        ecg->add_samples(static_cast<int32_t>(std::lround((qrs + twave + 0.02 * std::sin(t * 0.7 + p)) / 0.005)));
+        ecg->add_samples(static_cast<int32_t>(
+            std::lround((qrs + twave + 0.02 * std::sin(t * 0.7 + p)) / 0.005)));
       }
       if (samples) *samples += static_cast<uint64_t>(ecg_n);
       if (options.ventilation) {
@@ -58,7 +61,8 @@ size_t GenerateTelemetry(const SyntheticOptions& options,
           for (int i = 0; i < vent_n; ++i) {
             const double t = (static_cast<double>(k) * vent_n + i) / vent_hz;
             const double breath = std::sin(2 * M_PI * t * (14 + p % 5) / 60.0);
-            const double value = kind == v1::SIGNAL_KIND_FLOW ? 30 * breath : 12 + 6 * std::max(0.0, breath);
+            const double value =
+                kind == v1::SIGNAL_KIND_FLOW ? 30 * breath : 12 + 6 * std::max(0.0, breath);
             f->add_samples(static_cast<int32_t>(std::lround(value / 0.1)));
           }
           if (samples) *samples += static_cast<uint64_t>(vent_n);

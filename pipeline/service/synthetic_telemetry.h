@@ -14,10 +14,10 @@ namespace vigil::service {
 
 struct SyntheticOptions {
   int patients = 10;
-  double seconds = 60;        // device time per patient
-  double frame_seconds = 1;   // one envelope per patient per this much device time
+  double seconds = 60;       // device time per patient
+  double frame_seconds = 1;  // one envelope per patient per this much device time
   double ecg_hz = 250;
-  bool ventilation = true;    // add flow and pressure frames
+  bool ventilation = true;  // add flow and pressure frames
   std::string patient_prefix = "synthetic";
   int64_t start_us = 1'735'689'600'000'000;  // 2025-01-01T00:00:00Z
   // Every this many frames of a patient, one frame is dropped (a sequence gap); 0 = never.

@@ -27,20 +27,23 @@ std::unique_ptr<google::protobuf::Message> MessageForTopic(const std::string& to
   if (is("aggregate", "aggregates")) return std::make_unique<v1::Aggregate>();
   if (is("dead-letter", "dlq")) return std::make_unique<v1::DeadLetter>();
   if (is("state", "state")) return std::make_unique<v1::PatientStateSnapshot>();
-  throw std::invalid_argument(fmt::format(
-      "topic {}: cannot tell its message type{}; use --type telemetry|alert|aggregate|"
-      "dead-letter|state|patient-config", topic, type.empty() ? "" : " (unknown --type " + type + ")"));
+  throw std::invalid_argument(
+      fmt::format("topic {}: cannot tell its message type{}; use --type telemetry|alert|aggregate|"
+                  "dead-letter|state|patient-config",
+                  topic, type.empty() ? "" : " (unknown --type " + type + ")"));
 }
 
 size_t Tail(const TailOptions& options, std::ostream& out, std::ostream& err,
             const std::atomic<bool>& stop) {
   auto message = MessageForTopic(options.topic, options.type);
   kafka::Properties props = options.properties;
-  props["group.id"] = fmt::format("vigil-tail-{}", std::chrono::steady_clock::now().time_since_epoch().count());
+  props["group.id"] =
+      fmt::format("vigil-tail-{}", std::chrono::steady_clock::now().time_since_epoch().count());
   props["enable.auto.commit"] = "false";
   props["isolation.level"] = "read_committed";
   kafka::Consumer consumer(props);
-  const int partitions = kafka::PartitionCount(consumer.handle(), options.topic, std::chrono::seconds(30));
+  const int partitions =
+      kafka::PartitionCount(consumer.handle(), options.topic, std::chrono::seconds(30));
   std::vector<RdKafka::TopicPartition*> assignment;
   for (int p = 0; p < partitions; ++p) {
     assignment.push_back(RdKafka::TopicPartition::create(
@@ -57,7 +60,8 @@ size_t Tail(const TailOptions& options, std::ostream& out, std::ostream& err,
     auto record = consumer.Poll(std::chrono::milliseconds(100));
     if (!record) {
       if (options.until_idle_s &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - last).count() >= *options.until_idle_s) {
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - last).count() >=
+              *options.until_idle_s) {
         break;
       }
       continue;

@@ -4,14 +4,14 @@
 // canonical protobuf JSON.
 #pragma once
 
+#include <google/protobuf/message.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
-
-#include <google/protobuf/message.h>
 
 #include "pipeline/kafka/kafka_client.h"
 

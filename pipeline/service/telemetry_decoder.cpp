@@ -24,9 +24,9 @@ std::variant<DecodedRecord, Rejection> DecodeTelemetry(const std::optional<std::
                               kMaxPatientIdBytes));
   }
   if (value->size() > limits.max_record_bytes) {
-    return Reject(v1::DEAD_LETTER_REASON_OVERSIZED,
-                  fmt::format("record size = {} bytes: at most {}", value->size(),
-                              limits.max_record_bytes));
+    return Reject(
+        v1::DEAD_LETTER_REASON_OVERSIZED,
+        fmt::format("record size = {} bytes: at most {}", value->size(), limits.max_record_bytes));
   }
   // One message per thread, cleared rather than rebuilt: protobuf keeps the frames and their
   // sample arrays allocated across Clear(), which saves several allocations per record.

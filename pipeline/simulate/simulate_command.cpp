@@ -40,7 +40,9 @@ struct SimulateArgs {
 };
 
 std::atomic<bool> g_stop{false};
-extern "C" void OnSignal(int) { g_stop = true; }
+extern "C" void OnSignal(int) {
+  g_stop = true;
+}
 
 ops::TimeUs ParseStart(const std::string& text) {
   if (text.empty()) return sim::SimulationOptions{}.start_us;
@@ -52,9 +54,10 @@ ops::TimeUs ParseStart(const std::string& text) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
   char z = 0;
   if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 ||
-      z != 'Z' || !date::year_month_day{date::year{y}, date::month(static_cast<unsigned>(mo)),
-                                         date::day(static_cast<unsigned>(d))}
-                       .ok() ||
+      z != 'Z' ||
+      !date::year_month_day{date::year{y}, date::month(static_cast<unsigned>(mo)),
+                            date::day(static_cast<unsigned>(d))}
+           .ok() ||
       h > 23 || mi > 59 || s > 59 || h < 0 || mi < 0 || s < 0) {
     throw CLI::ValidationError("--start", text + ": expected YYYY-MM-DDTHH:MM:SSZ or 'now'");
   }
@@ -154,8 +157,8 @@ int RunOffline(const SimulateArgs& args) {
     std::vector<sim::TruthEvent> events;
     auto source = MakePatientSource(profile, options.simulation, &events, args.frame_s);
     std::ostringstream lines;
-    const auto stats = replay::ReplayToJsonLines(*source, plan, profile.patient_id, {}, lines,
-                                                 std::cerr);
+    const auto stats =
+        replay::ReplayToJsonLines(*source, plan, profile.patient_id, {}, lines, std::cerr);
     std::istringstream in(lines.str());
     for (std::string line; std::getline(in, line);) {
       if (line.size() < 2 || line[0] != '{') continue;
@@ -170,10 +173,10 @@ int RunOffline(const SimulateArgs& args) {
   file.flush();
   if (!file) throw std::runtime_error(args.out + ": write failed");
   truth.Close();
-  std::cerr << fmt::format("vigil simulate: {} patients, {} envelopes, {} samples; {} episodes, "
-                           "{} alerts -> {}\n",
-                           args.patients, total.envelopes, total.samples, total.episodes,
-                           total.alerts, args.out);
+  std::cerr << fmt::format(
+      "vigil simulate: {} patients, {} envelopes, {} samples; {} episodes, "
+      "{} alerts -> {}\n",
+      args.patients, total.envelopes, total.samples, total.episodes, total.alerts, args.out);
   return 0;
 }
 
@@ -188,12 +191,12 @@ int RunStream(const SimulateArgs& args) {
   std::ofstream file;
   std::ostream* json = nullptr;
   if (!args.kafka.empty()) {
-    producer = std::make_unique<kafka::Producer>(kafka::Properties{
-        {"bootstrap.servers", args.kafka},
-        {"client.id", "vigil-simulate"},
-        {"enable.idempotence", "true"},
-        {"compression.type", "lz4"},
-        {"linger.ms", "20"}});
+    producer =
+        std::make_unique<kafka::Producer>(kafka::Properties{{"bootstrap.servers", args.kafka},
+                                                            {"client.id", "vigil-simulate"},
+                                                            {"enable.idempotence", "true"},
+                                                            {"compression.type", "lz4"},
+                                                            {"linger.ms", "20"}});
   } else {
     json = &std::cout;
     if (!args.out.empty() && args.out != "-") {
@@ -217,9 +220,10 @@ int RunStream(const SimulateArgs& args) {
     if (speed > 0) {
       // Send a block once its device time has passed on the scaled wall clock.
       const double due_s = ops::ToSeconds(block_start - options.simulation.start_us +
-                                          args.frame_s * ops::kMicrosPerSecond) / speed;
-      const auto due = wall0 + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(due_s));
+                                          args.frame_s * ops::kMicrosPerSecond) /
+                           speed;
+      const auto due =
+          wall0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(due_s));
       while (Clock::now() < due && !g_stop) {
         if (producer) producer->Poll(std::chrono::milliseconds(0));
         std::this_thread::sleep_until(std::min(due, Clock::now() + std::chrono::milliseconds(100)));

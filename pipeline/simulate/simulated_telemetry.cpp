@@ -9,9 +9,12 @@ namespace {
 
 v1::MaskType ToMaskType(sim::MaskKind mask) {
   switch (mask) {
-    case sim::MaskKind::kNasal: return v1::MASK_TYPE_NASAL;
-    case sim::MaskKind::kNasalPillows: return v1::MASK_TYPE_NASAL_PILLOWS;
-    case sim::MaskKind::kFullFace: return v1::MASK_TYPE_FULL_FACE;
+    case sim::MaskKind::kNasal:
+      return v1::MASK_TYPE_NASAL;
+    case sim::MaskKind::kNasalPillows:
+      return v1::MASK_TYPE_NASAL_PILLOWS;
+    case sim::MaskKind::kFullFace:
+      return v1::MASK_TYPE_FULL_FACE;
   }
   return v1::MASK_TYPE_UNSPECIFIED;
 }

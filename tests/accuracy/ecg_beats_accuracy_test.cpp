@@ -10,7 +10,6 @@
 // regression guards set below the measured development values (Se 84.3, +P 76.1).
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 
 #include <cmath>
@@ -75,7 +74,9 @@ int RunCommand(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string Quoted(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 // The real contract: `vigil replay <record> --out <record>.jsonl` for every record, then
 // `vigil eval --replays <dir> --records <mitdb>`; the floors are asserted on the scores of
@@ -89,7 +90,7 @@ TEST(EcgBeatsAccuracy, MitdbQrsAndVentricularBeats) {
     const auto record = SharedData(std::string("mitdb/") + name + ".hea").replace_extension();
     const auto replay = dir / (std::string(name) + ".jsonl");
     ASSERT_EQ(RunCommand(fmt::format("{} replay {} --out {} --no-aggregates 2>/dev/null",
-                              Quoted(vigil_bin), Quoted(record), Quoted(replay))),
+                                     Quoted(vigil_bin), Quoted(record), Quoted(replay))),
               0)
         << "vigil replay failed on " << name;
     vigil::eval::AddRecord(report, vigil::eval::EvaluateRecord(replay, record));
@@ -165,9 +166,9 @@ TEST(EcgBeatsAccuracy, OtherSamplingRates) {
       for (auto& a : reference) a.sample = std::llround(static_cast<double>(a.sample) * rate / fs);
       const auto replay = dir / fmt::format("{}_{}.jsonl", name, rate);
       ReplayToJsonl(Resample(rec.PhysicalSignal(0), fs, rate), rate, replay);
-      vigil::eval::AddRecord(report, vigil::eval::EvaluateRecordBeats(
-                                         name, reference,
-                                         vigil::eval::ReadReplayBeats(replay, rate), rate));
+      vigil::eval::AddRecord(
+          report, vigil::eval::EvaluateRecordBeats(
+                      name, reference, vigil::eval::ReadReplayBeats(replay, rate), rate));
     }
     const auto& g = report.gross_beats.all;
     std::cout << fmt::format(

@@ -15,7 +15,7 @@ TEST(ReferenceData, MitdbRecordAndAnnotations) {
   EXPECT_EQ(rec.header.sampling_frequency, 360);
   ASSERT_EQ(rec.adc.size(), 2u);
   EXPECT_EQ(rec.adc[0].size(), 650000u);
-  EXPECT_EQ(rec.adc[0][0], 955);   // initial values from the header
+  EXPECT_EQ(rec.adc[0][0], 955);  // initial values from the header
   EXPECT_EQ(rec.adc[1][0], 992);
   const auto anns = vigil::io::ReadWfdbAnnotations(SharedData("mitdb/101.hea").replace_extension());
   size_t beats = 0;

@@ -2,17 +2,17 @@
 // and Vigil's replay against the device's own figures (STR.edf, PLD, EVE). Criteria (issue 4):
 // nightly usage within 5 min on >= 90 % of the days with data, AHI within 1 event/h on >= 80 %,
 // median respiratory rate within 1/min and median tidal volume within 10 % of the device's.
+#include "operators/io/resmed_card.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <memory>
-
-#include <fstream>
 #include <sstream>
 
 #include "operators/io/edf_file.h"
-#include "operators/io/resmed_card.h"
 #include "pipeline/eval/card_compare.h"
 #include "pipeline/replay/offline_replay.h"
 #include "pipeline/replay/telemetry_source.h"

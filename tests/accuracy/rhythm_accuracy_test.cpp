@@ -2,9 +2,8 @@
 // times; RR derived here) and the record's first signal in 1 s chunks: separates what the AF
 // detector does from what the QRS detector and classifier feed it. The end-to-end floors are in
 // rhythm_replay_accuracy_test.cpp (vigil replay -> vigil eval).
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -27,10 +26,9 @@ using vigil::eval::EpisodeSpan;
 using vigil::testing::SharedData;
 namespace ops = vigil::ops;
 
-const std::vector<std::string> kMitdb = {"101", "102", "104", "106", "107", "108", "109", "112",
-                                         "114", "115", "116", "118", "119", "122", "124", "201",
-                                         "203", "205", "207", "208", "209", "215", "217", "220",
-                                         "223", "230"};
+const std::vector<std::string> kMitdb = {
+    "101", "102", "104", "106", "107", "108", "109", "112", "114", "115", "116", "118", "119",
+    "122", "124", "201", "203", "205", "207", "208", "209", "215", "217", "220", "223", "230"};
 const std::vector<std::string> kVfdb = {"418", "420", "422", "424", "426", "428",
                                         "430", "605", "609", "611", "614"};
 
@@ -50,11 +48,13 @@ std::vector<ops::Beat> ReferenceBeats(const std::vector<vigil::io::WfdbAnnotatio
     b.sample = a.sample;
     b.time_us = ops::SampleTime(0, fs, a.sample);
     const char c = a.AamiClass();
-    b.label = c == 'V' ? ops::BeatClass::kVentricular
+    b.label = c == 'V'   ? ops::BeatClass::kVentricular
               : c == 'S' ? ops::BeatClass::kSupraventricular
               : c == 'F' ? ops::BeatClass::kFusion
-              : c == 'Q' ? ops::BeatClass::kUnclassifiable : ops::BeatClass::kNormal;
-    if (!beats.empty()) b.rr_s = static_cast<float>(ops::ToSeconds(b.time_us - beats.back().time_us));
+              : c == 'Q' ? ops::BeatClass::kUnclassifiable
+                         : ops::BeatClass::kNormal;
+    if (!beats.empty())
+      b.rr_s = static_cast<float>(ops::ToSeconds(b.time_us - beats.back().time_us));
     beats.push_back(b);
   }
   return beats;
@@ -124,7 +124,8 @@ RecordRun RunRecord(const std::filesystem::path& record, Beats source,
   const double fs = rec.header.sampling_frequency;
   const auto signal = rec.PhysicalSignal(0);
   std::vector<vigil::io::WfdbAnnotation> anns;
-  if (std::filesystem::exists(record.string() + ".atr")) anns = vigil::io::ReadWfdbAnnotations(record);
+  if (std::filesystem::exists(record.string() + ".atr"))
+    anns = vigil::io::ReadWfdbAnnotations(record);
   std::vector<ops::Beat> reference;
   std::vector<vigil::ecg::AtrialSegment> atrial;  // PR-interval segments at the reference beats
   if (source == Beats::kReference) {
@@ -134,8 +135,9 @@ RecordRun RunRecord(const std::filesystem::path& record, Beats source,
     for (const auto& b : reference) {
       atrial.push_back(vigil::ecg::ExtractAtrialSegment(
           [&signal](int64_t k) {
-            return k >= 0 && k < static_cast<int64_t>(signal.size()) ? signal[static_cast<size_t>(k)]
-                                                                     : 0.0f;
+            return k >= 0 && k < static_cast<int64_t>(signal.size())
+                       ? signal[static_cast<size_t>(k)]
+                       : 0.0f;
           },
           b.sample, fs));
     }
@@ -182,7 +184,8 @@ RecordRun RunRecord(const std::filesystem::path& record, Beats source,
 TEST(RhythmAccuracy, AtrialFibrillationOnMitdb201And203) {
   std::vector<vigil::eval::RecordEpisodeScore> rows;
   for (const std::string r : {"201", "203"}) {
-    const auto run = RunRecord(SharedData("mitdb/" + r + ".hea").replace_extension(), Beats::kReference);
+    const auto run =
+        RunRecord(SharedData("mitdb/" + r + ".hea").replace_extension(), Beats::kReference);
     rows.push_back({std::string(r), vigil::eval::ScoreAfEpisodes(run.reference, run.detected)});
   }
   std::cout << vigil::eval::EpisodeTable("AF episodes, MIT-BIH (reference beats)", rows)
@@ -195,7 +198,7 @@ TEST(RhythmAccuracy, AtrialFibrillationOnMitdb201And203) {
   // a stretch the reference calls sinus (+P 0.805 without it); on the detector's own beats
   // (rhythm_replay_accuracy_test) 201's +P rose with it, 0.914 -> 0.915.
   const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.72}},
-                                                                  {"203", {0.89, 0.95}}};
+                                                                   {"203", {0.89, 0.95}}};
   for (const auto& row : rows) {
     EXPECT_GE(row.score.DurationSensitivity(), floors.at(row.record).first) << row.record;
     EXPECT_GE(row.score.DurationPositivePredictivity(), floors.at(row.record).second) << row.record;

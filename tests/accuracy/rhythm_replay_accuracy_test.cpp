@@ -9,17 +9,15 @@
 // And issue 15: CinC 2015 bedside alarms (challenge score, TPR per alarm type, TNR) and false
 // VT/VF episodes per hour on mitdb, vfdb and cinc2017 N records; where a target is not met the
 // test holds today's level (see Target).
-#include <gtest/gtest.h>
-
-#include <map>
-#include <sys/wait.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -32,7 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using vigil::testing::SharedData;
 
-std::string Quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string Quoted(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 int RunCommand(const std::string& command) {
   const int status = std::system(command.c_str());
@@ -87,15 +87,14 @@ vigil::eval::EpisodeEvaluation Evaluate(const fs::path& dir, const std::string& 
   return ev;
 }
 
-
-// Issues 3 and 15 set the targets below. Where the detectors do not reach a target yet, the test holds
-// today's measured level as a regression floor (so any loss fails) and prints whether the
+// Issues 3 and 15 set the targets below. Where the detectors do not reach a target yet, the test
+// holds today's measured level as a regression floor (so any loss fails) and prints whether the
 // target is met; the issue stays open until every target line says "met".
 void Target(const std::string& what, double measured, double target, double regression_floor,
             bool higher_is_better = true) {
   const bool met = higher_is_better ? measured >= target : measured <= target;
-  std::cout << fmt::format("target {:<48} measured {:8.4f}  target {:8.4f}  {}\n", what,
-                           measured, target, met ? "met" : "NOT MET");
+  std::cout << fmt::format("target {:<48} measured {:8.4f}  target {:8.4f}  {}\n", what, measured,
+                           target, met ? "met" : "NOT MET");
   if (higher_is_better) {
     EXPECT_GE(measured, regression_floor) << what << " fell below its regression floor";
   } else {
@@ -150,7 +149,7 @@ TEST(RhythmReplayAccuracy, Mitdb) {
   // 201: 0.982 / 0.915, 203: 0.926 / 0.981; floors at the 0.90 target where the measurement
   // clears it by less than ~3 points, otherwise ~3 points below it.
   const std::map<std::string, std::pair<double, double>> floors = {{"201", {0.95, 0.90}},
-                                                                  {"203", {0.90, 0.95}}};
+                                                                   {"203", {0.90, 0.95}}};
   int seen = 0;
   for (const auto& row : ev.af) {
     const auto floor = floors.find(row.record);
@@ -194,8 +193,8 @@ TEST(RhythmReplayAccuracy, Cinc2017) {
   std::vector<std::string> names;
   for (const auto& [name, label] : labels) names.push_back(name);
   const auto dir = ReplayAll("cinc2017", names);
-  const auto ev = Evaluate(dir, "cinc2017",
-                           "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
+  const auto ev =
+      Evaluate(dir, "cinc2017", "--cinc " + Quoted(SharedData("cinc2017/REFERENCE.csv")));
   ASSERT_EQ(ev.cinc.size(), 1500u);
   // Regression floor: measured 0.797 on 2026-11-24 (0.662 before the P-wave coherence test,
   // 0.767 before the P-wave bound on AF onsets, 0.770 before the COSEn veto, 0.773 before the

@@ -1,9 +1,8 @@
 // Against the real test broker: a telemetry envelope produced inside a transaction is read back
 // by a read_committed consumer and decodes equal; a record from an aborted transaction is never
 // seen by read_committed readers (while a read_uncommitted reader proves it was written).
-#include <gtest/gtest.h>
-
 #include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/topics.h"
@@ -102,7 +101,8 @@ TEST(KafkaTransactions, BadPropertyFailsWithKeyAndValue) {
 
 TEST(KafkaTransactions, SecretValuesAreNotEchoed) {
   try {
-    Producer producer({{"bootstrap.servers", "localhost:1"}, {"sasl.password", "hunter2"},
+    Producer producer({{"bootstrap.servers", "localhost:1"},
+                       {"sasl.password", "hunter2"},
                        {"no.such.property.password", "hunter2"}});
     FAIL() << "expected std::invalid_argument";
   } catch (const std::invalid_argument& e) {

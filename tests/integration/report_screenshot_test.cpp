@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 std::string Chromium(const fs::path& profile) {
   return "chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
          "--disable-background-networking --disable-component-update --disable-sync "
-         "--hide-scrollbars --user-data-dir=" + profile.string();
+         "--hide-scrollbars --user-data-dir=" +
+         profile.string();
 }
 
 size_t Count(const std::string& s, const std::string& what) {
@@ -35,22 +36,21 @@ TEST(ReportScreenshot, ChromiumRendersTheReportWithItsPlots) {
 
   int status = -1;
   vigil::testing::RunCommand(vigil::testing::VigilBinary().string() + " report " + record.string() +
-          " --patient mitdb-201 --out " + html.string() + " 2>&1",
-      &status);
+                                 " --patient mitdb-201 --out " + html.string() + " 2>&1",
+                             &status);
   ASSERT_EQ(status, 0);
   ASSERT_TRUE(fs::exists(html));
 
-  const std::string dom = vigil::testing::RunCommand(Chromium(dir / "profile1") + " --dump-dom file://" + html.string() +
-                                  " 2>/dev/null",
-                              &status);
+  const std::string dom = vigil::testing::RunCommand(
+      Chromium(dir / "profile1") + " --dump-dom file://" + html.string() + " 2>/dev/null", &status);
   ASSERT_EQ(status, 0);
   EXPECT_NE(dom.find("Vigil patient report: mitdb-201"), std::string::npos);
   EXPECT_GE(Count(dom, "<svg class=\"panel\""), 1u) << "night trends must be plotted";
   EXPECT_GE(Count(dom, "<polyline"), 1u);
 
-  vigil::testing::RunCommand(Chromium(dir / "profile2") + " --window-size=1100,1600 --screenshot=" + png.string() +
-          " file://" + html.string() + " 2>&1",
-      &status);
+  vigil::testing::RunCommand(Chromium(dir / "profile2") + " --window-size=1100,1600 --screenshot=" +
+                                 png.string() + " file://" + html.string() + " 2>&1",
+                             &status);
   ASSERT_EQ(status, 0);
   ASSERT_TRUE(fs::exists(png));
   std::ifstream in(png, std::ios::binary);

@@ -3,9 +3,8 @@
 // allowed difference is at the end: the offline replay finishes the recording (closing open
 // episodes and windows), a stream never ends - so the Kafka lines must be a prefix of the
 // offline lines, missing at most what Finish() adds.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <fstream>
 #include <sstream>
@@ -48,8 +47,8 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
   std::string offline;
   const auto out_file = std::filesystem::temp_directory_path() / (name + ".jsonl");
   std::string diagnostics;
-  const int offline_code = RunVigil({"replay", recording.string(), "--patient", patient, "--no-beats",
-                                     "--out", out_file.string()},
+  const int offline_code = RunVigil({"replay", recording.string(), "--patient", patient,
+                                     "--no-beats", "--out", out_file.string()},
                                     &diagnostics);
   ASSERT_EQ(offline_code, 0) << diagnostics;
   {
@@ -62,9 +61,10 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
 
   const auto topics = CreateTestTopics(name, 2);
   std::string output;
-  const int produce_code = RunVigil({"replay", recording.string(), "--kafka", KafkaBootstrap(), "--topic",
-                                     topics.telemetry, "--patient", patient, "--speed", "max"},
-                                    &output);
+  const int produce_code =
+      RunVigil({"replay", recording.string(), "--kafka", KafkaBootstrap(), "--topic",
+                topics.telemetry, "--patient", patient, "--speed", "max"},
+               &output);
   ASSERT_EQ(produce_code, 0) << output;
   const int port = FreePort();
   ServiceProcess service("recording", ServiceYaml(topics, name + "-group", name + "-0", port));
@@ -89,7 +89,8 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
   ASSERT_FALSE(offline_aggregates.empty()) << "the offline replay produced no aggregates";
   EXPECT_FALSE(kafka_aggregates.empty());
   const size_t missing_alerts = ExpectPrefix(kafka_alerts, offline_alerts, "alerts");
-  const size_t missing_aggregates = ExpectPrefix(kafka_aggregates, offline_aggregates, "aggregates");
+  const size_t missing_aggregates =
+      ExpectPrefix(kafka_aggregates, offline_aggregates, "aggregates");
   // What only Finish() adds at the end of a finite recording: the clearing records of episodes
   // still open, the minutes still inside the aggregator's allowed lateness (at most 2), and the
   // therapy-day and rolling 30-day windows of a night that never reached its noon.
@@ -135,7 +136,8 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
     for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
     return n;
   };
-  const std::string kafka_html = read(dir / "kafka.html"), offline_html = read(dir / "offline.html");
+  const std::string kafka_html = read(dir / "kafka.html"),
+                    offline_html = read(dir / "offline.html");
   EXPECT_NE(report_log.find(fmt::format("{} published alert records", kafka_alerts.size())),
             std::string::npos)
       << report_log;
@@ -154,8 +156,8 @@ TEST_P(RecordingThroughKafka, SameAlertsAndAggregatesAsOfflineReplay) {
   std::cout << GetParam() << ": report from Kafka " << kafka_strips << " ECG strips, offline "
             << offline_strips << "\n";
 
-  std::cout << GetParam() << ": " << kafka_alerts.size() << "/" << offline_alerts.size() << " alerts, "
-            << kafka_aggregates.size() << "/" << offline_aggregates.size()
+  std::cout << GetParam() << ": " << kafka_alerts.size() << "/" << offline_alerts.size()
+            << " alerts, " << kafka_aggregates.size() << "/" << offline_aggregates.size()
             << " aggregates through Kafka/offline\n";
 }
 

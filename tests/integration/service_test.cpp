@@ -16,7 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-
 void ExpectSameOutputs(const PatientOutputs& expected, const PatientOutputs& got) {
   EXPECT_EQ(expected.alerts.size(), got.alerts.size());
   for (const auto& [patient, alerts] : expected.alerts) {
@@ -92,11 +91,13 @@ TEST(Service, PatientConfigAppliesFromTheFirstRecord) {
   ServiceProcess service("cfg", ServiceYaml(topics, name + "-group", name + "-0", port));
   ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 90s)) << service.Log();
   ASSERT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
-  EXPECT_NE(service.Log().find("patient configuration read to its end: 1 records"), std::string::npos)
+  EXPECT_NE(service.Log().find("patient configuration read to its end: 1 records"),
+            std::string::npos)
       << service.Log();
 
   analysis::AnalysisConfig defaults;
-  for (const auto& e : analysis::Operators()) defaults.operators.push_back({std::string(e.name), {}});
+  for (const auto& e : analysis::Operators())
+    defaults.operators.push_back({std::string(e.name), {}});
   analysis::AnalysisConfig limits = defaults;
   for (auto& op : limits.operators) {
     if (op.name == "ecg.arrhythmia") op.parameters = {{"hr_low_bpm", 30}, {"hr_high_bpm", 40}};
@@ -107,7 +108,8 @@ TEST(Service, PatientConfigAppliesFromTheFirstRecord) {
   const auto overridden = OfflineReference(mine, limits, 300);
   ASSERT_TRUE(overridden.alerts.count(patient)) << "the 40 bpm limit raises a tachycardia alert";
   expected.alerts[patient] = overridden.alerts.at(patient);
-  if (overridden.aggregates.count(patient)) expected.aggregates[patient] = overridden.aggregates.at(patient);
+  if (overridden.aggregates.count(patient))
+    expected.aggregates[patient] = overridden.aggregates.at(patient);
   ExpectSameOutputs(expected, OutputsFromTopics(topics));
 }
 
@@ -125,7 +127,8 @@ TEST(Service, InFlightBytesAreBounded) {
   ASSERT_TRUE(WaitForGroupCaughtUp(name + "-group", topics.telemetry, 90s)) << service.Log();
   std::string metrics;
   ASSERT_EQ(HttpGet(port, "/metrics", &metrics), 200);
-  EXPECT_GT(MetricValue(metrics, R"(vigil_events_total{event="backpressure_waits"})"), 0) << metrics;
+  EXPECT_GT(MetricValue(metrics, R"(vigil_events_total{event="backpressure_waits"})"), 0)
+      << metrics;
   EXPECT_NE(metrics.find(R"(vigil_state{kind="in_flight_bytes"})"), std::string::npos);
   ASSERT_EQ(service.Terminate(10s), std::optional<int>(0)) << service.Log();
   analysis::AnalysisConfig config;
@@ -145,12 +148,18 @@ TEST(ServiceCli, ConfigErrorsNameKeyAndValue) {
       {"kafka:\n  bootstrap_server: x\n", {}, "kafka.bootstrap_server = x: unknown key"},
       {"limits:\n  lanes: many\n", {}, "limits.lanes = many: not an integer"},
       {"limits:\n  transaction_interval_ms: 5\n", {}, "limits.transaction_interval_ms = 5"},
-      {"", {{"VIGIL_LIMITS_MAX_IN_FLIGHT_RECORDS", "0"}}, "limits.max_in_flight_records (from VIGIL_LIMITS_MAX_IN_FLIGHT_RECORDS) = 0"},
+      {"",
+       {{"VIGIL_LIMITS_MAX_IN_FLIGHT_RECORDS", "0"}},
+       "limits.max_in_flight_records (from VIGIL_LIMITS_MAX_IN_FLIGHT_RECORDS) = 0"},
       {"kafka:\n  auto_offset_reset: sometimes\n", {}, "kafka.auto_offset_reset = sometimes"},
       {"kafka:\n  properties:\n    linger.ms: -5\n", {}, "kafka.properties.linger.ms = -5"},
-      {"analysis:\n  operators:\n    no.such.operator: {}\n", {}, "analysis.operators.no.such.operator = no.such.operator: unknown operator"},
+      {"analysis:\n  operators:\n    no.such.operator: {}\n",
+       {},
+       "analysis.operators.no.such.operator = no.such.operator: unknown operator"},
       {"analysis:\n  reorder_tolerance_s: nan\n", {}, "analysis.reorder_tolerance_s = nan"},
-      {"", {{"VIGIL_ANALYSIS_OPERATORS__NOPE__X", "1"}}, "analysis.operators.nope.x (from VIGIL_ANALYSIS_OPERATORS__NOPE__X) = 1"},
+      {"",
+       {{"VIGIL_ANALYSIS_OPERATORS__NOPE__X", "1"}},
+       "analysis.operators.nope.x (from VIGIL_ANALYSIS_OPERATORS__NOPE__X) = 1"},
   };
   for (const auto& c : cases) {
     const auto file = std::filesystem::temp_directory_path() / (UniqueName("bad-config") + ".yaml");
@@ -158,14 +167,17 @@ TEST(ServiceCli, ConfigErrorsNameKeyAndValue) {
     std::string output;
     const int code = RunVigil({"run", "--config", file.string()}, &output, c.env);
     EXPECT_EQ(code, 2) << c.yaml << output;
-    EXPECT_NE(output.find(c.expected), std::string::npos) << "expected '" << c.expected << "' in: " << output;
+    EXPECT_NE(output.find(c.expected), std::string::npos)
+        << "expected '" << c.expected << "' in: " << output;
     std::filesystem::remove(file);
   }
   // Environment overrides apply on top of the file.
   std::string output;
-  ASSERT_EQ(RunVigil({"run", "--config", (SourceDir() / "deploy/local/vigil.yaml").string(), "--print-config"},
-                     &output, {{"VIGIL_KAFKA_BOOTSTRAP_SERVERS", "broker-7:9093"},
-                               {"VIGIL_KAFKA_PROPERTIES__SECURITY__PROTOCOL", "ssl"}}),
+  ASSERT_EQ(RunVigil({"run", "--config", (SourceDir() / "deploy/local/vigil.yaml").string(),
+                      "--print-config"},
+                     &output,
+                     {{"VIGIL_KAFKA_BOOTSTRAP_SERVERS", "broker-7:9093"},
+                      {"VIGIL_KAFKA_PROPERTIES__SECURITY__PROTOCOL", "ssl"}}),
             0)
       << output;
   EXPECT_NE(output.find("broker-7:9093"), std::string::npos) << output;

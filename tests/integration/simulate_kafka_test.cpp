@@ -2,6 +2,7 @@
 // one record per patient per second on vigil.telemetry.v1, keyed by patient id, each key in
 // one partition with its frames in sequence order, and a truth file equal to the in-process
 // simulation's.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <fstream>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/simulate/simulated_telemetry.h"
@@ -26,8 +25,8 @@ using namespace std::chrono_literals;
 TEST(SimulateKafka, FivePatientsThirtySecondsKeyedByPatient) {
   // Patient indices unique to this run, so records of other runs or tests are told apart.
   const uint32_t first = 10000 + static_cast<uint32_t>(getpid() % 80000);
-  const auto truth = std::filesystem::temp_directory_path() /
-                     vigil::testing::UniqueName("simulate-truth");
+  const auto truth =
+      std::filesystem::temp_directory_path() / vigil::testing::UniqueName("simulate-truth");
   const std::string command = fmt::format(
       "'{}' simulate --patients 5 --duration 30 --speed max --seed 3 --first-patient {} "
       "--event-rate 500 --kafka {} --truth '{}'",
@@ -83,8 +82,8 @@ TEST(SimulateKafka, FivePatientsThirtySecondsKeyedByPatient) {
     for (uint32_t i = 0; i < cohort.size(); ++i) {
       cohort.NextEnvelope(i, envelope, events);
       for (const auto& e : events) {
-        expected.push_back(vigil::sim::TruthLine(cohort.profile(i).patient_id, e,
-                                                 options.simulation.start_us));
+        expected.push_back(
+            vigil::sim::TruthLine(cohort.profile(i).patient_id, e, options.simulation.start_us));
       }
       events.clear();
     }

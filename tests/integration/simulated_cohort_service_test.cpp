@@ -3,6 +3,7 @@
 // each patient's first record, together with the first live frames: the service must hand them to
 // the operators before the frames (as the offline replay does), or the history is lost and no
 // adherence alert is ever raised through Kafka (which was the case until this test existed).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,8 +11,6 @@
 #include <regex>
 #include <set>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "support/service_harness.h"
 #include "support/test_support.h"
@@ -45,8 +44,8 @@ TEST(SimulatedCohortService, AdherenceAlertsFromTheUploadedHistoryEqualTheOfflin
   const auto dir = std::filesystem::temp_directory_path() / name;
   std::filesystem::create_directories(dir);
   // The topics are this test's own, so the cohort can be the same on every run.
-  const std::vector<std::string> cohort = {"simulate", "--patients", "12", "--duration", "60",
-                                           "--seed", "2"};
+  const std::vector<std::string> cohort = {"simulate", "--patients", "12", "--duration",
+                                           "60",       "--seed",     "2"};
 
   std::string log;
   auto offline_args = cohort;
@@ -57,8 +56,8 @@ TEST(SimulatedCohortService, AdherenceAlertsFromTheUploadedHistoryEqualTheOfflin
 
   const auto topics = CreateTestTopics(name, 2);
   auto kafka_args = cohort;
-  kafka_args.insert(kafka_args.end(), {"--speed", "max", "--kafka", KafkaBootstrap(), "--topic",
-                                       topics.telemetry});
+  kafka_args.insert(kafka_args.end(),
+                    {"--speed", "max", "--kafka", KafkaBootstrap(), "--topic", topics.telemetry});
   ASSERT_EQ(RunVigil(kafka_args, &log), 0) << log;
   {
     ServiceProcess service("cohort", ServiceYaml(topics, name + "-group", name + "-0", FreePort()));

@@ -7,9 +7,9 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <set>
-#include <mutex>
 #include <thread>
 
 #include "pipeline/analysis/operator_registry.h"
@@ -24,7 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-
 analysis::AnalysisConfig DefaultAnalysis() {
   analysis::AnalysisConfig config;
   for (const auto& e : analysis::Operators()) config.operators.push_back({std::string(e.name), {}});
@@ -34,8 +33,9 @@ analysis::AnalysisConfig DefaultAnalysis() {
 // Produces `envelopes` in slices of `slice` records every `pause`, like live devices. A joining
 // thread: a failed ASSERT that leaves the test early waits for it instead of aborting the whole
 // binary (std::terminate) and losing the failure message.
-std::jthread PacedProducer(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes,
-                          size_t slice, std::chrono::milliseconds pause) {
+std::jthread PacedProducer(const std::string& topic,
+                           const std::vector<v1::TelemetryEnvelope>& envelopes, size_t slice,
+                           std::chrono::milliseconds pause) {
   return std::jthread([topic, &envelopes, slice, pause] {
     kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()},
                               {"enable.idempotence", "true"},
@@ -78,8 +78,9 @@ void ExpectExactlyTheReference(const TopicSet& topics) {
   for (const auto& [patient, aggregates] : expected.aggregates) {
     const auto it = got.aggregates.find(patient);
     ASSERT_TRUE(it != got.aggregates.end()) << "aggregates lost for " << patient;
-    EXPECT_TRUE(aggregates == it->second) << patient << ": " << aggregates.size()
-                                          << " aggregates expected, " << it->second.size() << " committed";
+    EXPECT_TRUE(aggregates == it->second)
+        << patient << ": " << aggregates.size() << " aggregates expected, " << it->second.size()
+        << " committed";
   }
   for (const auto& [patient, alerts] : got.alerts) {
     EXPECT_TRUE(expected.alerts.count(patient)) << "alerts for a patient without any: " << patient;
@@ -134,15 +135,16 @@ class CommittedOffsetWatch {
           std::vector<int64_t> last(static_cast<size_t>(partitions), -1);
           while (!stop.stop_requested()) {
             std::vector<RdKafka::TopicPartition*> tps;
-            for (int p = 0; p < partitions; ++p) tps.push_back(RdKafka::TopicPartition::create(topic, p));
+            for (int p = 0; p < partitions; ++p)
+              tps.push_back(RdKafka::TopicPartition::create(topic, p));
             if (probe.handle().committed(tps, 5000) == RdKafka::ERR_NO_ERROR) {
               ++samples_;
               for (auto* tp : tps) {
                 auto& before = last[static_cast<size_t>(tp->partition())];
                 if (tp->offset() >= 0 && tp->offset() < before) {
                   std::lock_guard lock(mutex_);
-                  decreases_.push_back(fmt::format("partition {}: {} -> {}", tp->partition(), before,
-                                                   tp->offset()));
+                  decreases_.push_back(
+                      fmt::format("partition {}: {} -> {}", tp->partition(), before, tp->offset()));
                 }
                 if (tp->offset() >= 0) before = tp->offset();
               }
@@ -214,8 +216,10 @@ TEST(ExactlyOnce, KillDuringCatchUpNeverMovesTheCommittedOffsetBack) {
     second.Kill();
     ASSERT_GT(replayed, 0) << second.Log();
     ASSERT_LT(replayed, 0.9 * static_cast<double>(envelopes.size()))
-        << "the kill came after the catch-up: the test proves nothing\n" << second.Log();
-    std::cout << "killed after re-reading " << replayed << " of " << envelopes.size() << " records\n";
+        << "the kill came after the catch-up: the test proves nothing\n"
+        << second.Log();
+    std::cout << "killed after re-reading " << replayed << " of " << envelopes.size()
+              << " records\n";
   }
   ServiceProcess third("catchup-third", yaml, env);
   ASSERT_TRUE(third.WaitForLog("assigned telemetry partitions", 60s)) << third.Log();
@@ -247,13 +251,14 @@ TEST(ExactlyOnce, FailedRestoreNeverAnalysesWithEmptyState) {
                              {{"VIGIL_FAULTS_RESTORE_FAILURES", "1"}});
   EXPECT_NE(once.find("injected restore failure"), std::string::npos) << once;
   const size_t outputs_before = OutputsFromTopics(topics).total();
-  ProduceEnvelopes(topics.telemetry, {envelopes.begin() + static_cast<std::ptrdiff_t>(2 * part),
-                                      envelopes.end()});
+  ProduceEnvelopes(topics.telemetry,
+                   {envelopes.begin() + static_cast<std::ptrdiff_t>(2 * part), envelopes.end()});
   {
     // Restores that keep failing: the process stops, consuming nothing.
     ServiceProcess third("restore-never", yaml, {{"VIGIL_FAULTS_RESTORE_FAILURES", "1000"}});
     const auto code = third.Wait(60s);
-    ASSERT_TRUE(code.has_value()) << "still running with partitions it could not restore\n" << third.Log();
+    ASSERT_TRUE(code.has_value()) << "still running with partitions it could not restore\n"
+                                  << third.Log();
     EXPECT_NE(*code, 0) << third.Log();
     EXPECT_FALSE(WaitForGroupCaughtUp(group, topics.telemetry, 1s)) << "it committed offsets";
     EXPECT_EQ(OutputsFromTopics(topics).total(), outputs_before) << "it published outputs";
@@ -293,7 +298,8 @@ TEST(ExactlyOnce, CorruptNewestSnapshotReReadsFromThePreviousOne) {
     producer.Produce(topics.state, patient, "\xff\xff\xff not a snapshot", older->partition);
     producer.Flush(30s);
   }
-  const auto log = RunToEnd(topics, group, yaml, "corrupt-third", envelopes, 2 * part, envelopes.size());
+  const auto log =
+      RunToEnd(topics, group, yaml, "corrupt-third", envelopes, 2 * part, envelopes.size());
   EXPECT_NE(log.find("undecodable snapshot of patient"), std::string::npos) << log;
   ExpectExactlyTheReference(topics);
 }
@@ -307,18 +313,22 @@ TEST(ExactlyOnce, HibernatedIdlePatientWakesWithExactlyItsState) {
   const auto envelopes = SyntheticEnvelopes(name, 3, 60, 0);
   const std::string quiet = envelopes[0].patient_id();
   const int64_t start_us = envelopes[0].frames(0).first_sample_time_us();
-  const int64_t base_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
-      120'000;
-  struct Timed { std::string key, value; int64_t ms; };
+  const int64_t base_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count() -
+                          120'000;
+  struct Timed {
+    std::string key, value;
+    int64_t ms;
+  };
   std::vector<Timed> records;
   for (const auto& e : envelopes) {
     const int64_t offset_ms = (e.frames(0).first_sample_time_us() - start_us) / 1000;
     if (e.patient_id() == quiet && offset_ms >= 20'000 && offset_ms < 45'000) continue;
     records.push_back({e.patient_id(), e.SerializeAsString(), base_ms + offset_ms});
   }
-  const std::map<std::string, std::string> fast = {
-      {"VIGIL_LIMITS_DEVICE_OFFLINE_AFTER_S", "5"}, {"VIGIL_LIMITS_DEVICE_CHECK_INTERVAL_S", "1"}};
+  const std::map<std::string, std::string> fast = {{"VIGIL_LIMITS_DEVICE_OFFLINE_AFTER_S", "5"},
+                                                   {"VIGIL_LIMITS_DEVICE_CHECK_INTERVAL_S", "1"}};
   std::vector<TopicSet> sets;
   std::vector<std::unique_ptr<ServiceProcess>> services;
   std::vector<int> ports;
@@ -327,18 +337,19 @@ TEST(ExactlyOnce, HibernatedIdlePatientWakesWithExactlyItsState) {
     const auto set_name = name + "-evict" + evict;
     groups.push_back(set_name + "-group");
     sets.push_back(CreateTestTopics(set_name, 1));
-    kafka::Producer producer({{"bootstrap.servers", KafkaBootstrap()}, {"enable.idempotence", "true"}});
+    kafka::Producer producer(
+        {{"bootstrap.servers", KafkaBootstrap()}, {"enable.idempotence", "true"}});
     for (const auto& r : records) producer.Produce(sets.back().telemetry, r.key, r.value, 0, r.ms);
     producer.Flush(60s);
     ports.push_back(FreePort());
     auto env = fast;
     env["VIGIL_LIMITS_EVICT_IDLE_AFTER_S"] = evict;
     services.push_back(std::make_unique<ServiceProcess>(
-        "idle-" + evict, ServiceYaml(sets.back(), set_name + "-group", set_name + "-0", ports.back()), env));
+        "idle-" + evict,
+        ServiceYaml(sets.back(), set_name + "-group", set_name + "-0", ports.back()), env));
   }
   for (size_t i = 0; i < sets.size(); ++i) {
-    ASSERT_TRUE(WaitForGroupCaughtUp(groups[i], sets[i].telemetry, 90s))
-        << services[i]->Log();
+    ASSERT_TRUE(WaitForGroupCaughtUp(groups[i], sets[i].telemetry, 90s)) << services[i]->Log();
   }
   std::string metrics;
   ASSERT_EQ(HttpGet(ports[0], "/metrics", &metrics), 200);
@@ -389,7 +400,8 @@ TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   EXPECT_GT(a_assigned, 0);
   ASSERT_GT(b_assigned, 0) << b.Log();
   ASSERT_GE(a_processed, 300);
-  const double b_restores_before = MetricValue(metrics, R"(vigil_latency_seconds_count{kind="state_restore"})");
+  const double b_restores_before =
+      MetricValue(metrics, R"(vigil_latency_seconds_count{kind="state_restore"})");
   const auto code = a.Terminate(10s);  // mid-stream
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << a.Log();
@@ -403,8 +415,10 @@ TEST(ExactlyOnce, SecondInstanceTakesOverWithRestoredState) {
   EXPECT_GT(MetricValue(metrics, R"(vigil_events_total{event="records_processed"})"), 0);
   ASSERT_TRUE(b.Terminate(10s).has_value());
   const auto log = b.Log();
-  EXPECT_NE(log.find(fmt::format("restored {} patients of {} partitions", 8, a_assigned)), std::string::npos)
-      << "b restored the 8 patients of a's partitions:\n" << log;
+  EXPECT_NE(log.find(fmt::format("restored {} patients of {} partitions", 8, a_assigned)),
+            std::string::npos)
+      << "b restored the 8 patients of a's partitions:\n"
+      << log;
   ExpectExactlyTheReference(topics);
 }
 
@@ -443,7 +457,8 @@ TEST(ExactlyOnce, DeviceOfflineFoundByATickIsNotPublishedAgainAfterARestore) {
     // records' Kafka timestamps are the device-check clock).
     for (size_t i = 0; i < envelopes.size(); ++i) {
       if (i >= 4 && envelopes[i].patient_id() == silent) continue;
-      producer.Produce(topics.telemetry, envelopes[i].patient_id(), envelopes[i].SerializeAsString());
+      producer.Produce(topics.telemetry, envelopes[i].patient_id(),
+                       envelopes[i].SerializeAsString());
       producer.Flush(10s);
       std::this_thread::sleep_for(250ms);
     }
@@ -460,7 +475,8 @@ TEST(ExactlyOnce, DeviceOfflineFoundByATickIsNotPublishedAgainAfterARestore) {
   ASSERT_NE(at, std::string::npos) << log;
   const auto number = log.rfind(' ', at - 1);
   EXPECT_GE(std::stoi(log.substr(number + 1, at - number - 1)), 8)
-      << "the successor re-read from a snapshot older than the silence:\n" << log;
+      << "the successor re-read from a snapshot older than the silence:\n"
+      << log;
   const auto code = second.Terminate(10s);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << second.Log();
@@ -553,7 +569,8 @@ TEST(Robustness, HostileInputIsDeadLetteredAndAccountedFor) {
     const bool item_only = letter.reason() == v1::DEAD_LETTER_REASON_DUPLICATE ||
                            letter.reason() == v1::DEAD_LETTER_REASON_TOO_LATE;
     if (!item_only) {
-      EXPECT_TRUE(whole.insert({letter.partition(), letter.offset()}).second) << "dead-lettered twice";
+      EXPECT_TRUE(whole.insert({letter.partition(), letter.offset()}).second)
+          << "dead-lettered twice";
       EXPECT_FALSE(letter.original_value().empty()) << "the original bytes travel with the letter";
     }
   }
@@ -618,7 +635,8 @@ TEST(Robustness, OversizedRecordsAndHostileSequencesNeverStopTheOthers) {
   records.emplace_back(patient, envelope({frame(uint64_t{1} << 62, after + 10'000'000, 250)}));
   records.emplace_back(patient, envelope({frame(1, after + 40'000'000, 250)}));  // a reboot
   records.emplace_back(patient, envelope({frame(2, std::numeric_limits<int64_t>::max() / 2, 250)}));
-  records.emplace_back(patient, envelope({frame(2, -(std::numeric_limits<int64_t>::max() / 2), 250)}));
+  records.emplace_back(patient,
+                       envelope({frame(2, -(std::numeric_limits<int64_t>::max() / 2), 250)}));
   for (const auto& e : good) records.emplace_back(e.patient_id(), e.SerializeAsString());
   ProduceRaw(topics.telemetry, records, {{"message.max.bytes", "8388608"}});
 

@@ -1,12 +1,12 @@
 // Test-only helpers to drive one operator over constructed signals (header-only).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "operators/core/event.h"
 #include "operators/core/stream_operator.h"

@@ -1,7 +1,5 @@
 #include "support/service_harness.h"
 
-#include "pipeline/service/synthetic_telemetry.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -18,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "pipeline/service/synthetic_telemetry.h"
 #include "pipeline/service/telemetry_decoder.h"
 #include "support/test_support.h"
 #include "vigil/v1/aggregate.pb.h"
@@ -79,7 +78,8 @@ ServiceProcess::ServiceProcess(std::string name, const std::string& yaml,
     dup2(fd, 2);
     close(fd);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    execl(binary.c_str(), binary.c_str(), "run", "--config", config.c_str(), static_cast<char*>(nullptr));
+    execl(binary.c_str(), binary.c_str(), "run", "--config", config.c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fd);
@@ -123,7 +123,8 @@ std::optional<int> ServiceProcess::Terminate(std::chrono::milliseconds timeout,
   if (Running()) kill(pid_, SIGTERM);
   auto result = Wait(timeout);
   if (took) {
-    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   }
   return result;
 }
@@ -174,8 +175,8 @@ int RunVigil(const std::vector<std::string>& args, std::string* output,
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
-std::string ServiceYaml(const TopicSet& topics, const std::string& group, const std::string& instance,
-                        int metrics_port, const std::string& extra) {
+std::string ServiceYaml(const TopicSet& topics, const std::string& group,
+                        const std::string& instance, int metrics_port, const std::string& extra) {
   return fmt::format(R"(kafka:
   bootstrap_servers: {}
   group_id: {}
@@ -220,14 +221,16 @@ std::vector<v1::TelemetryEnvelope> SyntheticEnvelopes(const std::string& prefix,
   return out;
 }
 
-void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes) {
+void ProduceEnvelopes(const std::string& topic,
+                      const std::vector<v1::TelemetryEnvelope>& envelopes) {
   std::vector<std::pair<std::string, std::string>> records;
   records.reserve(envelopes.size());
   for (const auto& e : envelopes) records.emplace_back(e.patient_id(), e.SerializeAsString());
   ProduceRaw(topic, records);
 }
 
-void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+void ProduceRaw(const std::string& topic,
+                const std::vector<std::pair<std::string, std::string>>& records,
                 const kafka::Properties& properties) {
   kafka::Properties props = properties;
   props["bootstrap.servers"] = KafkaBootstrap();
@@ -288,7 +291,8 @@ size_t PatientOutputs::total() const {
 PatientOutputs OutputsFromTopics(const TopicSet& topics) {
   PatientOutputs out;
   // Records of one patient share a partition, so reading partition by partition keeps order.
-  for (auto& r : ReadCommitted(topics.alerts)) out.alerts[r.key.value_or("")].push_back(r.value.value_or(""));
+  for (auto& r : ReadCommitted(topics.alerts))
+    out.alerts[r.key.value_or("")].push_back(r.value.value_or(""));
   for (auto& r : ReadCommitted(topics.aggregates)) {
     out.aggregates[r.key.value_or("")].push_back(r.value.value_or(""));
   }
@@ -296,7 +300,8 @@ PatientOutputs OutputsFromTopics(const TopicSet& topics) {
 }
 
 PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
-                                const analysis::AnalysisConfig& config, double device_offline_after_s) {
+                                const analysis::AnalysisConfig& config,
+                                double device_offline_after_s) {
   auto plan = analysis::AnalysisPlan::Make(config);
   std::map<std::string, analysis::PatientAnalysis> patients;
   PatientOutputs out;
@@ -308,7 +313,8 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
     auto* d = std::get_if<service::DecodedRecord>(&decoded);
     if (!d) continue;
     auto it = patients.find(d->patient_id);
-    if (it == patients.end()) it = patients.emplace(d->patient_id, analysis::PatientAnalysis(d->patient_id, plan)).first;
+    if (it == patients.end())
+      it = patients.emplace(d->patient_id, analysis::PatientAnalysis(d->patient_id, plan)).first;
     analysis::Outputs o;
     for (const auto& f : d->frames) {
       analysis::FrameView v = service::ViewOf(f, record.timestamp_ms * 1000);
@@ -317,7 +323,8 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
     for (const auto& e : d->events) it->second.OnDeviceEvent(e.device_id, e.view, o);
     it->second.CheckDevicesOnline(record.timestamp_ms * 1000, device_offline_after_s, o);
     for (const auto& a : o.alerts) out.alerts[d->patient_id].push_back(a.SerializeAsString());
-    for (const auto& g : o.aggregates) out.aggregates[d->patient_id].push_back(g.SerializeAsString());
+    for (const auto& g : o.aggregates)
+      out.aggregates[d->patient_id].push_back(g.SerializeAsString());
   }
   return out;
 }
@@ -339,7 +346,8 @@ int HttpGet(int port, const std::string& path, std::string* body) {
   }
   std::string response;
   char buffer[4096];
-  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;)
+    response.append(buffer, static_cast<size_t>(n));
   close(fd);
   int status = 0;
   if (std::sscanf(response.c_str(), "HTTP/%*s %d", &status) != 1) return 0;

@@ -42,7 +42,8 @@ class ServiceProcess {
   bool Running();
   void Kill();  // SIGKILL and reap
   // SIGTERM; waits up to `timeout`. Returns the exit code (or -signal, or nullopt on timeout).
-  std::optional<int> Terminate(std::chrono::milliseconds timeout, std::chrono::milliseconds* took = nullptr);
+  std::optional<int> Terminate(std::chrono::milliseconds timeout,
+                               std::chrono::milliseconds* took = nullptr);
   // Waits for exit by itself. Returns the exit code, nullopt on timeout.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
   std::string Log() const;
@@ -62,8 +63,9 @@ int RunVigil(const std::vector<std::string>& args, std::string* output,
              const std::map<std::string, std::string>& env = {});
 
 // The YAML of a service bound to `topics` with `group` and `instance`, fast intervals for tests.
-std::string ServiceYaml(const TopicSet& topics, const std::string& group, const std::string& instance,
-                        int metrics_port, const std::string& extra = "");
+std::string ServiceYaml(const TopicSet& topics, const std::string& group,
+                        const std::string& instance, int metrics_port,
+                        const std::string& extra = "");
 
 // Produces envelopes keyed by patient id (idempotent producer), flushes.
 // Deterministic synthetic telemetry (service::GenerateTelemetry) for `patients` patients over
@@ -71,15 +73,17 @@ std::string ServiceYaml(const TopicSet& topics, const std::string& group, const 
 std::vector<v1::TelemetryEnvelope> SyntheticEnvelopes(const std::string& prefix, int patients,
                                                       double seconds, int drop_every);
 
-void ProduceEnvelopes(const std::string& topic, const std::vector<v1::TelemetryEnvelope>& envelopes);
+void ProduceEnvelopes(const std::string& topic,
+                      const std::vector<v1::TelemetryEnvelope>& envelopes);
 // Produces raw key/value records; returns nothing, flushes.
 // `properties` are added to the producer's (e.g. message.max.bytes for large records).
-void ProduceRaw(const std::string& topic, const std::vector<std::pair<std::string, std::string>>& records,
+void ProduceRaw(const std::string& topic,
+                const std::vector<std::pair<std::string, std::string>>& records,
                 const kafka::Properties& properties = {});
 
 // Every committed record of `topic` (read_committed, from the beginning) until `idle` passes.
-std::vector<kafka::Record> ReadCommitted(const std::string& topic,
-                                         std::chrono::milliseconds idle = std::chrono::milliseconds(1500));
+std::vector<kafka::Record> ReadCommitted(
+    const std::string& topic, std::chrono::milliseconds idle = std::chrono::milliseconds(1500));
 
 // Waits until the group's committed offsets reach the end of every partition of `topic`.
 // Returns false on timeout.
@@ -101,7 +105,8 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
                                 const analysis::AnalysisConfig& config,
                                 double device_offline_after_s);
 
-// GET http://127.0.0.1:<port><path>; returns the HTTP status and fills `body`. 0 on connect failure.
+// GET http://127.0.0.1:<port><path>; returns the HTTP status and fills `body`. 0 on connect
+// failure.
 int HttpGet(int port, const std::string& path, std::string* body = nullptr);
 // Value of a metric line that starts with `series` (e.g. `vigil_events_total{event="records_in"}`).
 double MetricValue(const std::string& metrics_text, const std::string& series);

@@ -1,9 +1,8 @@
 #include "support/test_support.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
-
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -19,9 +18,13 @@ std::string FromEnv(const char* name, const char* fallback) {
 }
 }  // namespace
 
-std::string KafkaBootstrap() { return FromEnv("VIGIL_TEST_KAFKA", VIGIL_TEST_KAFKA_DEFAULT); }
+std::string KafkaBootstrap() {
+  return FromEnv("VIGIL_TEST_KAFKA", VIGIL_TEST_KAFKA_DEFAULT);
+}
 
-std::filesystem::path VigilBinary() { return FromEnv("VIGIL_BINARY", VIGIL_BINARY_DEFAULT); }
+std::filesystem::path VigilBinary() {
+  return FromEnv("VIGIL_BINARY", VIGIL_BINARY_DEFAULT);
+}
 
 std::filesystem::path SourceDir() {
   return FromEnv("VIGIL_SOURCE_DIR", VIGIL_SOURCE_DIR_DEFAULT);

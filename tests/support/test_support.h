@@ -16,8 +16,9 @@ std::filesystem::path VigilBinary();
 // The project's source tree (override: VIGIL_SOURCE_DIR).
 std::filesystem::path SourceDir();
 
-// ../shared/data beside the source tree (override: VIGIL_SHARED_DATA). Throws std::runtime_error with the path it
-// looked in when the folder or `relative` inside it is missing, so accuracy tests fail loudly.
+// ../shared/data beside the source tree (override: VIGIL_SHARED_DATA). Throws std::runtime_error
+// with the path it looked in when the folder or `relative` inside it is missing, so accuracy tests
+// fail loudly.
 std::filesystem::path SharedData(const std::string& relative = "");
 
 // Runs `command` through the shell; returns its standard output and sets `*exit_code` to its

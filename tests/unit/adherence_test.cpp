@@ -1,8 +1,7 @@
 // Adherence: therapy days across DST in both zones, the 5-minute session rule, the 30-day
 // compliance rule and the decline warning at their edges.
-#include <gtest/gtest.h>
-
 #include <date/tz.h>
+#include <gtest/gtest.h>
 
 #include "operators/adherence/adherence_rules.h"
 #include "operators/adherence/therapy_day.h"
@@ -195,7 +194,7 @@ TEST(AdherenceRules, ComplianceEdges) {
 
 TEST(AdherenceRules, DeclineEdges) {
   const ops::AdherenceRules r;
-  EXPECT_FALSE(ops::EvaluateAdherence(Nights({{7, 4.0}}), r).decline);   // not < 4 h
+  EXPECT_FALSE(ops::EvaluateAdherence(Nights({{7, 4.0}}), r).decline);        // not < 4 h
   const auto low = ops::EvaluateAdherence(Nights({{6, 4.0}, {1, 3.93}}), r);  // mean 3.99
   EXPECT_TRUE(low.decline);
   EXPECT_NE(low.decline_reason.find("< 4 h"), std::string::npos);
@@ -227,14 +226,15 @@ TEST(TherapyUsage, DeclineAndNonComplianceEpisodes) {
   auto state = op->MakeState();
   const auto events = vt::Run(*op, *state, s, 600);
   EXPECT_EQ(vt::Only<ops::TherapyDay>(events).size(), 37u);
-  const auto decline = vt::EpisodesOf(events, ops::EpisodeKind::kAdherenceDecline,
-                                      ops::Episode::Phase::kOpened);
+  const auto decline =
+      vt::EpisodesOf(events, ops::EpisodeKind::kAdherenceDecline, ops::Episode::Phase::kOpened);
   ASSERT_EQ(decline.size(), 1u);
   // 30 x 6 h then 2 h nights: the 7-night mean falls below 4 h with the fourth short night
   // (6+6+6+2+2+2+2)/7 = 3.71 h; the "1.5 h below" branch needs 37 nights, so "< 4 h" fires.
-  EXPECT_EQ(decline[0].start_us, ops::TherapyDayAt(Local(zone, 2024, 2, 3, 22, 0),
-                                                   date::locate_zone(zone)).start_us);
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kNonCompliance, ops::Episode::Phase::kOpened).empty());
+  EXPECT_EQ(decline[0].start_us,
+            ops::TherapyDayAt(Local(zone, 2024, 2, 3, 22, 0), date::locate_zone(zone)).start_us);
+  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kNonCompliance, ops::Episode::Phase::kOpened)
+                  .empty());
 }
 
 TEST(TherapyUsage, OptionsAreValidated) {

@@ -121,7 +121,7 @@ TEST(AlarmVerification, AnotherLeadWithQrsComplexesHoldsAsystoleBack) {
   EXPECT_EQ(Opened(Analyse(leads, {{"verify_alarms", 0}}), ops::EpisodeKind::kAsystole).size(), 1u);
   // A second lead that is silent too supports the alarm.
   const auto both = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
-                         {ops::Signal::kEcg, 7, Ecg(kAsystoleBeats, 2)}});
+                             {ops::Signal::kEcg, 7, Ecg(kAsystoleBeats, 2)}});
   const auto asystole = Opened(both, ops::EpisodeKind::kAsystole);
   ASSERT_EQ(asystole.size(), 1u);
   EXPECT_EQ(Measure(asystole[0], "lead_7_beats"), 0);
@@ -129,10 +129,10 @@ TEST(AlarmVerification, AnotherLeadWithQrsComplexesHoldsAsystoleBack) {
 
 TEST(AlarmVerification, RegularPulseHoldsAsystoleBackAndNoPulseSupportsIt) {
   const auto with_pulse = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
-                               {ops::Signal::kPlethysmogram, 0, Pleth(BeatTimes())}});
+                                   {ops::Signal::kPlethysmogram, 0, Pleth(BeatTimes())}});
   EXPECT_TRUE(Opened(with_pulse, ops::EpisodeKind::kAsystole).empty());
   const auto no_pulse = Analyse({{ops::Signal::kEcg, 2, Ecg(kAsystoleBeats, 1)},
-                             {ops::Signal::kPlethysmogram, 0, Pleth(kAsystoleBeats)}});
+                                 {ops::Signal::kPlethysmogram, 0, Pleth(kAsystoleBeats)}});
   const auto asystole = Opened(no_pulse, ops::EpisodeKind::kAsystole);
   ASSERT_EQ(asystole.size(), 1u);
   EXPECT_EQ(Measure(asystole[0], "pleth_pulse_regular"), 0);
@@ -161,12 +161,12 @@ size_t Ventricular(const ops::Events& events) {
 TEST(AlarmVerification, AnotherLeadBeatingRegularlyHoldsVfBack) {
   const auto vf = Fibrillation(Ecg(kAsystoleBeats, 1));
   ASSERT_GE(Ventricular(Analyse({{ops::Signal::kEcg, 2, vf}})), 1u) << "VF on one lead alone";
-  EXPECT_EQ(Ventricular(Analyse({{ops::Signal::kEcg, 2, vf},
-                                 {ops::Signal::kEcg, 7, Ecg(BeatTimes(), 2)}})),
+  EXPECT_EQ(Ventricular(
+                Analyse({{ops::Signal::kEcg, 2, vf}, {ops::Signal::kEcg, 7, Ecg(BeatTimes(), 2)}})),
             0u);
   // Both leads fibrillating: raised, with the other lead's count in the evidence.
-  const auto both = Analyse({{ops::Signal::kEcg, 2, vf},
-                             {ops::Signal::kEcg, 7, Fibrillation(Ecg(kAsystoleBeats, 2))}});
+  const auto both = Analyse(
+      {{ops::Signal::kEcg, 2, vf}, {ops::Signal::kEcg, 7, Fibrillation(Ecg(kAsystoleBeats, 2))}});
   EXPECT_GE(Ventricular(both), 1u);
   // Every phase that goes out belongs to an opening that went out.
   int open = 0;
@@ -297,8 +297,8 @@ TEST(PulseDetector, SnapshotContinuesExactly) {
   ops::SnapshotReader r(bytes);
   ecg::PulseDetector::State second;
   detector.Load(second, r);
-  detector.Process(second, {ops::SampleTime(0, kFs, static_cast<int64_t>(half)), kFs,
-                            all.subspan(half)});
+  detector.Process(second,
+                   {ops::SampleTime(0, kFs, static_cast<int64_t>(half)), kFs, all.subspan(half)});
   ASSERT_EQ(second.pulses.size(), straight.pulses.size());
   for (size_t i = 0; i < straight.pulses.size(); ++i) {
     EXPECT_EQ(second.pulses[i].time_us, straight.pulses[i].time_us);

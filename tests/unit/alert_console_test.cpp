@@ -24,8 +24,8 @@ v1::Alert Alert(const std::string& patient, v1::Condition c, double onset_s) {
 }
 
 TEST(AlertConsole, LineCarriesWhatAClinicianNeeds) {
-  const auto line = console::FormatAlert(Alert("sim-00003", v1::CONDITION_VENTRICULAR_TACHYCARDIA, 5),
-                                         false, "UTC");
+  const auto line = console::FormatAlert(
+      Alert("sim-00003", v1::CONDITION_VENTRICULAR_TACHYCARDIA, 5), false, "UTC");
   EXPECT_NE(line.find("00:00:05"), std::string::npos) << line;
   EXPECT_NE(line.find("HIGH"), std::string::npos);
   EXPECT_NE(line.find("sim-00003"), std::string::npos);
@@ -38,10 +38,10 @@ TEST(AlertConsole, LineCarriesWhatAClinicianNeeds) {
 
 TEST(AlertConsole, TruthScoringMatchesByPatientConditionAndTime) {
   std::vector<console::TruthRecord> truth = {
-      {"a", "VT", kT0 + 100'000'000, kT0 + 106'000'000},   // alert 2 s after: detected
-      {"b", "VT", kT0 + 100'000'000, kT0 + 106'000'000},   // alert for another patient only
-      {"a", "PAUSE", kT0 + 500'000'000, kT0 + 504'000'000},// alert far too late: missed
-      {"a", "PVC", kT0 + 10'000'000, kT0 + 10'500'000},    // never alarmed by design
+      {"a", "VT", kT0 + 100'000'000, kT0 + 106'000'000},     // alert 2 s after: detected
+      {"b", "VT", kT0 + 100'000'000, kT0 + 106'000'000},     // alert for another patient only
+      {"a", "PAUSE", kT0 + 500'000'000, kT0 + 504'000'000},  // alert far too late: missed
+      {"a", "PVC", kT0 + 10'000'000, kT0 + 10'500'000},      // never alarmed by design
       {"a", "APNEA", kT0 + 200'000'000, kT0 + 215'000'000},
   };
   std::vector<v1::Alert> alerts = {Alert("a", v1::CONDITION_VENTRICULAR_TACHYCARDIA, 102),

@@ -16,7 +16,9 @@ namespace v1 = vigil::v1;
 
 constexpr TimeUs kT0 = 1'767'225'600'000'000;
 
-TimeUs At(double s) { return kT0 + FromSeconds(s); }
+TimeUs At(double s) {
+  return kT0 + FromSeconds(s);
+}
 
 Episode Make(EpisodeKind kind, Episode::Phase phase, double start_s, double end_s = 0) {
   Episode e;
@@ -35,7 +37,9 @@ class AlertManagerTest : public ::testing::Test {
  protected:
   AlertManager manager{"patient-1", AlertPolicy{}};
   std::vector<v1::Alert> out;
-  void Open(EpisodeKind k, double s) { manager.OnEpisode(Make(k, Episode::Phase::kOpened, s), "dev", out); }
+  void Open(EpisodeKind k, double s) {
+    manager.OnEpisode(Make(k, Episode::Phase::kOpened, s), "dev", out);
+  }
   void Close(EpisodeKind k, double s, double e) {
     manager.OnEpisode(Make(k, Episode::Phase::kClosed, s, e), "dev", out);
   }
@@ -162,7 +166,8 @@ TEST_F(AlertManagerTest, SnapshotRestoreContinuesIdentically) {
   }
   ASSERT_EQ(a.size(), b.size());
   ASSERT_FALSE(a.empty());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString());
   EXPECT_THROW(restored.Restore(snap.substr(0, snap.size() / 2)), vigil::ops::SnapshotError);
 }
 

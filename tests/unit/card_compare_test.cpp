@@ -1,11 +1,11 @@
 // `vigil eval-card`'s event agreement on a constructed card: EVE stamps every event at its end;
 // apneas carry their duration (start = stamp - duration), hypopneas do not and are matched by
 // the end of Vigil's episode.
+#include "pipeline/eval/card_compare.h"
+
 #include <gtest/gtest.h>
 
 #include <sstream>
-
-#include "pipeline/eval/card_compare.h"
 
 namespace {
 
@@ -37,9 +37,11 @@ vigil::eval::ReplayLines Episodes(const std::string& text) {
 TEST(CardCompare, ApneasMatchByStartHypopneasWithoutDurationByEnd) {
   const auto card = OneNight();
   // Times from the card's first telemetry item (1000 s): apnea at 2003 s, hypopnea 3004-3018 s.
-  const auto lines = Episodes(
-      R"({"type":"episode","rhythm":"APNEA","start":1003.0,"end":1013.0})" "\n"
-      R"({"type":"episode","rhythm":"HYPOPNEA","start":2004.0,"end":2018.0})" "\n");
+  const auto lines =
+      Episodes(R"({"type":"episode","rhythm":"APNEA","start":1003.0,"end":1013.0})"
+               "\n"
+               R"({"type":"episode","rhythm":"HYPOPNEA","start":2004.0,"end":2018.0})"
+               "\n");
   const auto c = vigil::eval::CompareCard(lines, card);
   EXPECT_EQ(c.eve_events, 2);
   EXPECT_EQ(c.vigil_events, 2);
@@ -50,9 +52,11 @@ TEST(CardCompare, ApneasMatchByStartHypopneasWithoutDurationByEnd) {
 TEST(CardCompare, EpisodeFarFromEveryStampIsNotMatched) {
   const auto card = OneNight();
   // The hypopnea ends 12 s before the device's stamp: outside 10 s. The apnea starts 11 s late.
-  const auto lines = Episodes(
-      R"({"type":"episode","rhythm":"APNEA","start":1011.0,"end":1021.0})" "\n"
-      R"({"type":"episode","rhythm":"HYPOPNEA","start":1996.0,"end":2008.0})" "\n");
+  const auto lines =
+      Episodes(R"({"type":"episode","rhythm":"APNEA","start":1011.0,"end":1021.0})"
+               "\n"
+               R"({"type":"episode","rhythm":"HYPOPNEA","start":1996.0,"end":2008.0})"
+               "\n");
   const auto c = vigil::eval::CompareCard(lines, card);
   EXPECT_EQ(c.eve_events, 2);
   EXPECT_EQ(c.matched, 0);

@@ -56,8 +56,8 @@ struct Case {
   std::vector<Segment> segments;
   std::function<double(int, double)> modify;
   bool expect_hypoventilation;
-  const char* branch;        // "branch A" / "branch B" when expected
-  int expect_start_s;        // offset of the episode start from kT0, when expected
+  const char* branch;  // "branch A" / "branch B" when expected
+  int expect_start_s;  // offset of the episode start from kT0, when expected
 };
 
 const double kHole = std::nan("");
@@ -71,31 +71,127 @@ std::vector<Case> Table() {
   };
   return {
       // Branch A: > 55 mmHg for >= 10 min (awake baseline 50, so branch B needs >= 60).
-      {"A exactly 55.0 for 20 min is not > 55", 50, {{40, 300}, {55.0, 1200}, {40, 300}}, nullptr, false, "", 0},
-      {"A 55.1 for 599 s is just short", 50, {{40, 300}, {55.1, 600}, {40, 300}}, nullptr, false, "", 0},
-      {"A 55.1 for 600 s is enough", 50, {{40, 300}, {55.1, 601}, {40, 300}}, nullptr, true, "branch A", 300},
+      {"A exactly 55.0 for 20 min is not > 55",
+       50,
+       {{40, 300}, {55.0, 1200}, {40, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"A 55.1 for 599 s is just short",
+       50,
+       {{40, 300}, {55.1, 600}, {40, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"A 55.1 for 600 s is enough",
+       50,
+       {{40, 300}, {55.1, 601}, {40, 300}},
+       nullptr,
+       true,
+       "branch A",
+       300},
       {"A 70 for 9 min is too short", 50, {{40, 300}, {70, 540}, {40, 300}}, nullptr, false, "", 0},
-      {"A 56 split by a 120 s gap (signal lost) is two short runs", 50,
-       {{40, 300}, {56, 500}, {kHole, 120}, {56, 500}, {40, 60}}, nullptr, false, "", 0},
-      {"A 56 with a 20 s hole (<= 30 s) is bridged", 50,
-       {{40, 300}, {56, 400}, {kHole, 20}, {56, 400}, {40, 60}}, nullptr, true, "branch A", 300},
-      {"A single-sample spikes to 80 every 20 s are noise", 50, {{40, 1800}}, spike_every(20, 80), false, "", 0},
-      {"A double-sample spikes to 80 every 10 s are noise", 50, {{40, 1800}}, double_spike_every(10, 80), false, "", 0},
-      {"A 56 for 15 min with single-sample dips to 30 each minute", 50,
-       {{40, 300}, {56, 900}, {40, 300}}, [](int k, double v) { return (k % 60 == 59 && v > 50) ? 30.0 : v; },
-       true, "branch A", 300},
+      {"A 56 split by a 120 s gap (signal lost) is two short runs",
+       50,
+       {{40, 300}, {56, 500}, {kHole, 120}, {56, 500}, {40, 60}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"A 56 with a 20 s hole (<= 30 s) is bridged",
+       50,
+       {{40, 300}, {56, 400}, {kHole, 20}, {56, 400}, {40, 60}},
+       nullptr,
+       true,
+       "branch A",
+       300},
+      {"A single-sample spikes to 80 every 20 s are noise",
+       50,
+       {{40, 1800}},
+       spike_every(20, 80),
+       false,
+       "",
+       0},
+      {"A double-sample spikes to 80 every 10 s are noise",
+       50,
+       {{40, 1800}},
+       double_spike_every(10, 80),
+       false,
+       "",
+       0},
+      {"A 56 for 15 min with single-sample dips to 30 each minute",
+       50,
+       {{40, 300}, {56, 900}, {40, 300}},
+       [](int k, double v) { return (k % 60 == 59 && v > 50) ? 30.0 : v; },
+       true,
+       "branch A",
+       300},
       // Branch B: >= 10 above the awake baseline and > 50, for >= 10 min.
-      {"B rise 10.5 to 48.5 is not > 50", 38, {{38, 300}, {48.5, 900}, {38, 300}}, nullptr, false, "", 0},
-      {"B 50.5 (rise 12.5) for 599 s is just short", 38, {{38, 300}, {50.5, 600}, {38, 300}}, nullptr, false, "", 0},
-      {"B 50.5 (rise 12.5) for 600 s is enough", 38, {{38, 300}, {50.5, 601}, {38, 300}}, nullptr, true, "branch B", 300},
-      {"B rise 9.9 to 51.9 is not enough", 42, {{42, 300}, {51.9, 900}, {42, 300}}, nullptr, false, "", 0},
-      {"B rise exactly 10.0 to 52.0 is enough", 42, {{42, 300}, {52.0, 900}, {42, 300}}, nullptr, true, "branch B", 300},
-      {"B estimated awake baseline 40, then 51 for 15 min", -1, {{40, 600}, {51, 900}, {40, 300}}, nullptr, true, "branch B", 600},
-      {"B estimated awake baseline 45, then 51 (rise 6)", -1, {{45, 600}, {51, 900}, {45, 300}}, nullptr, false, "", 0},
-      {"B 50.5 split by a 60 s gap is two short runs", 38,
-       {{38, 300}, {50.5, 480}, {kHole, 60}, {50.5, 420}, {38, 60}}, nullptr, false, "", 0},
-      {"B spike to 75 at the start does not make the baseline", -1,
-       {{40, 600}, {51, 900}}, [](int k, double v) { return k == 10 ? 75.0 : v; }, true, "branch B", 600},
+      {"B rise 10.5 to 48.5 is not > 50",
+       38,
+       {{38, 300}, {48.5, 900}, {38, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"B 50.5 (rise 12.5) for 599 s is just short",
+       38,
+       {{38, 300}, {50.5, 600}, {38, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"B 50.5 (rise 12.5) for 600 s is enough",
+       38,
+       {{38, 300}, {50.5, 601}, {38, 300}},
+       nullptr,
+       true,
+       "branch B",
+       300},
+      {"B rise 9.9 to 51.9 is not enough",
+       42,
+       {{42, 300}, {51.9, 900}, {42, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"B rise exactly 10.0 to 52.0 is enough",
+       42,
+       {{42, 300}, {52.0, 900}, {42, 300}},
+       nullptr,
+       true,
+       "branch B",
+       300},
+      {"B estimated awake baseline 40, then 51 for 15 min",
+       -1,
+       {{40, 600}, {51, 900}, {40, 300}},
+       nullptr,
+       true,
+       "branch B",
+       600},
+      {"B estimated awake baseline 45, then 51 (rise 6)",
+       -1,
+       {{45, 600}, {51, 900}, {45, 300}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"B 50.5 split by a 60 s gap is two short runs",
+       38,
+       {{38, 300}, {50.5, 480}, {kHole, 60}, {50.5, 420}, {38, 60}},
+       nullptr,
+       false,
+       "",
+       0},
+      {"B spike to 75 at the start does not make the baseline",
+       -1,
+       {{40, 600}, {51, 900}},
+       [](int k, double v) { return k == 10 ? 75.0 : v; },
+       true,
+       "branch B",
+       600},
   };
 }
 
@@ -107,8 +203,10 @@ TEST(Co2Hypoventilation, ConstructedTable) {
     const auto op = ops::Hypoventilation::Make(o);
     auto state = op->MakeState();
     const auto events = vt::Run(*op, *state, Trace(c.segments, c.modify), 60);
-    const auto opened = EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened);
-    const auto closed = EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kClosed);
+    const auto opened =
+        EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened);
+    const auto closed =
+        EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kClosed);
     EXPECT_EQ(opened.size(), c.expect_hypoventilation ? 1u : 0u);
     EXPECT_EQ(closed.size(), opened.size());
     if (c.expect_hypoventilation && opened.size() == 1) {
@@ -155,8 +253,10 @@ TEST(Co2Hypoventilation, CapnogramBranchA) {
     const auto op = ops::Hypoventilation::Make(o);
     auto state = op->MakeState();
     const auto events = vt::Run(*op, *state, {Capnogram(plateau, 12, kT0)}, 10);
-    EXPECT_EQ(EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened).size(),
-              expect ? 1u : 0u) << plateau;
+    EXPECT_EQ(
+        EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened).size(),
+        expect ? 1u : 0u)
+        << plateau;
   }
 }
 
@@ -168,8 +268,10 @@ TEST(Co2Hypoventilation, ChronicHypercapniaOnTheNightlyMedian) {
     auto state = op->MakeState();
     const auto events = vt::Run(*op, *state, Trace({{value, 3600}}), 60);
     EXPECT_EQ(EpisodesOf(events, EpisodeKind::kHypercapnia, Episode::Phase::kClosed).size(),
-              expect ? 1u : 0u) << value;
-    EXPECT_TRUE(EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened).empty());
+              expect ? 1u : 0u)
+        << value;
+    EXPECT_TRUE(
+        EpisodesOf(events, EpisodeKind::kSleepHypoventilation, Episode::Phase::kOpened).empty());
   }
 }
 

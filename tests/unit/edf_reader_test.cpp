@@ -34,16 +34,16 @@ std::string Edf(const std::vector<std::string>& labels, int records) {
   const auto each = [&](const std::string& value, size_t width) {
     for (size_t i = 0; i < ns; ++i) h += Field(value.empty() ? labels[i] : value, width);
   };
-  each("", 16);           // label
-  each(" ", 80);          // transducer
-  each("-", 8);           // physical dimension
-  each("-32768", 8);      // physical minimum
-  each("32767", 8);       // physical maximum
-  each("-32768", 8);      // digital minimum
-  each("32767", 8);       // digital maximum
-  each(" ", 80);          // prefiltering
-  each("1", 8);           // samples per record
-  each(" ", 32);          // reserved
+  each("", 16);       // label
+  each(" ", 80);      // transducer
+  each("-", 8);       // physical dimension
+  each("-32768", 8);  // physical minimum
+  each("32767", 8);   // physical maximum
+  each("-32768", 8);  // digital minimum
+  each("32767", 8);   // digital maximum
+  each(" ", 80);      // prefiltering
+  each("1", 8);       // samples per record
+  each(" ", 32);      // reserved
   h += std::string(2 * ns * static_cast<size_t>(records), '\0');
   return h;
 }

@@ -1,8 +1,8 @@
 // `vigil eval --alarms`: an alert counts when it is active in the record's last 16 s.
 #include <gtest/gtest.h>
 
-#include <sstream>
 #include <cstdint>
+#include <sstream>
 #include <string>
 
 #include "pipeline/eval/alarm_eval.h"
@@ -12,8 +12,8 @@ namespace {
 constexpr int64_t kOrigin = 1'767'225'600'000'000;
 
 std::string Line(double t, const std::string& condition, const std::string& state) {
-  return "{\"type\":\"alert\",\"alert\":{\"alertId\":\"x\",\"condition\":\"CONDITION_" +
-         condition + "\",\"state\":\"ALERT_STATE_" + state + "\",\"eventTimeUs\":\"" +
+  return "{\"type\":\"alert\",\"alert\":{\"alertId\":\"x\",\"condition\":\"CONDITION_" + condition +
+         "\",\"state\":\"ALERT_STATE_" + state + "\",\"eventTimeUs\":\"" +
          std::to_string(kOrigin + static_cast<int64_t>(t * 1e6)) +
          "\",\"evidence\":{\"measurements\":[{\"name\":\"x\"}]}}}\n";
 }
@@ -27,13 +27,13 @@ bool Active(const std::string& lines, const std::string& alarm) {
 }
 
 TEST(AlarmEval, ActiveInTheLastSixteenSeconds) {
-  EXPECT_FALSE(Active(Line(250, "ASYSTOLE", "RAISED") + Line(283, "ASYSTOLE", "CLEARED"),
-                      "Asystole"));
-  EXPECT_TRUE(Active(Line(250, "ASYSTOLE", "RAISED") + Line(285, "ASYSTOLE", "CLEARED"),
-                     "Asystole"));
-  EXPECT_TRUE(Active(Line(299, "ASYSTOLE", "RAISED"), "Asystole"));          // still active
-  EXPECT_TRUE(Active(Line(100, "ASYSTOLE", "RAISED"), "Asystole"));          // latched
-  EXPECT_FALSE(Active(Line(299, "PAUSE", "RAISED"), "Asystole"));            // other condition
+  EXPECT_FALSE(
+      Active(Line(250, "ASYSTOLE", "RAISED") + Line(283, "ASYSTOLE", "CLEARED"), "Asystole"));
+  EXPECT_TRUE(
+      Active(Line(250, "ASYSTOLE", "RAISED") + Line(285, "ASYSTOLE", "CLEARED"), "Asystole"));
+  EXPECT_TRUE(Active(Line(299, "ASYSTOLE", "RAISED"), "Asystole"));  // still active
+  EXPECT_TRUE(Active(Line(100, "ASYSTOLE", "RAISED"), "Asystole"));  // latched
+  EXPECT_FALSE(Active(Line(299, "PAUSE", "RAISED"), "Asystole"));    // other condition
   EXPECT_TRUE(Active(Line(290, "EXTREME_BRADYCARDIA", "RAISED"), "Bradycardia"));
   EXPECT_TRUE(Active(Line(290, "TACHYCARDIA", "RAISED"), "Tachycardia"));
   EXPECT_FALSE(Active(Line(290, "TACHYCARDIA", "RAISED"), "Ventricular_Tachycardia"));

@@ -24,9 +24,8 @@ constexpr int kNormal = 1, kPvc = 5, kFusion = 6, kVfOn = 32, kVfOff = 33, kRhyt
 
 TEST(BeatScoring, MatchWindowFalsePositivesAndNegatives) {
   const double fs = 100;  // 150 ms = 15 samples
-  const std::vector<io::WfdbAnnotation> ref = {Ann(100, kNormal), Ann(200, kNormal),
-                                               Ann(300, kPvc), Ann(400, kNormal),
-                                               Ann(450, kRhythm)};
+  const std::vector<io::WfdbAnnotation> ref = {Ann(100, kNormal), Ann(200, kNormal), Ann(300, kPvc),
+                                               Ann(400, kNormal), Ann(450, kRhythm)};
   const std::vector<eval::TestBeat> test = {
       {114, 'N'},  // within 15 samples: match
       {216, 'N'},  // 16 samples off: a false positive and a false negative
@@ -59,9 +58,9 @@ TEST(BeatScoring, ClosestPairsWinAndEachBeatIsUsedOnce) {
 
 TEST(BeatScoring, LearningPeriodAndVentricularFibrillationAreNotScored) {
   const double fs = 100;
-  std::vector<io::WfdbAnnotation> ref = {Ann(100, kNormal), Ann(29990, kNormal),
+  std::vector<io::WfdbAnnotation> ref = {Ann(100, kNormal),   Ann(29990, kNormal),
                                          Ann(31000, kNormal), Ann(32000, kVfOn),
-                                         Ann(33000, kVfOff), Ann(34000, kNormal)};
+                                         Ann(33000, kVfOff),  Ann(34000, kNormal)};
   const std::vector<eval::TestBeat> test = {{5000, 'N'},  {29995, 'N'}, {31000, 'N'},
                                             {32500, 'N'}, {34000, 'V'}, {34500, 'N'}};
   eval::BeatScoringOptions late;
@@ -69,12 +68,12 @@ TEST(BeatScoring, LearningPeriodAndVentricularFibrillationAreNotScored) {
   const auto c = eval::ScoreBeats(ref, test, fs, late);
   EXPECT_EQ(c.ref_beats, 2);  // 31000, 34000
   EXPECT_EQ(c.tp, 2);
-  EXPECT_EQ(c.fp, 1);         // 34500; 5000 and 29995 are before the start, 32500 in VF
+  EXPECT_EQ(c.fp, 1);  // 34500; 5000 and 29995 are before the start, 32500 in VF
   EXPECT_EQ(c.v_fp, 1);
   const auto whole = eval::ScoreBeats(ref, test, fs);
   EXPECT_EQ(whole.ref_beats, 4);
-  EXPECT_EQ(whole.fn, 1);     // 100
-  EXPECT_EQ(whole.fp, 2);     // 5000, 34500
+  EXPECT_EQ(whole.fn, 1);  // 100
+  EXPECT_EQ(whole.fp, 2);  // 5000, 34500
 }
 
 TEST(BeatScoring, VentricularOnFusionIsNotAFalsePositive) {
@@ -86,9 +85,8 @@ TEST(BeatScoring, VentricularOnFusionIsNotAFalsePositive) {
 }
 
 TEST(JsonLines, TopLevelScalarsAndNestedValuesSkipped) {
-  const auto f = eval::ParseJsonObjectLine(
-      R"({"type":"beat","t":12.345,"sample":4444,"label":"N",)"
-      R"("why":{"a":[1,{"b":"}"}]},"ok":true,"x":null})");
+  const auto f = eval::ParseJsonObjectLine(R"({"type":"beat","t":12.345,"sample":4444,"label":"N",)"
+                                           R"("why":{"a":[1,{"b":"}"}]},"ok":true,"x":null})");
   EXPECT_EQ(eval::StringField(f, "type"), "beat");
   EXPECT_DOUBLE_EQ(*eval::NumberField(f, "t"), 12.345);
   EXPECT_DOUBLE_EQ(*eval::NumberField(f, "sample"), 4444);
@@ -102,14 +100,17 @@ TEST(JsonLines, TopLevelScalarsAndNestedValuesSkipped) {
 }
 
 TEST(ReplayBeats, ReadsBeatLinesOnlyAndUsesTheTime) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    (vigil::testing::UniqueName("replay") + ".jsonl");
+  const auto path =
+      std::filesystem::temp_directory_path() / (vigil::testing::UniqueName("replay") + ".jsonl");
   {
     std::ofstream out(path);
-    out << R"({"type":"beat","t":1.0,"sample":1,"label":"N"})" << "\n"
-        << R"({"type":"episode","kind":"AFIB","start":0.5,"why":{"measures":[]}})" << "\n"
+    out << R"({"type":"beat","t":1.0,"sample":1,"label":"N"})"
         << "\n"
-        << R"({"type":"beat","t":2.5,"sample":2,"label":"V"})" << "\n";
+        << R"({"type":"episode","kind":"AFIB","start":0.5,"why":{"measures":[]}})"
+        << "\n"
+        << "\n"
+        << R"({"type":"beat","t":2.5,"sample":2,"label":"V"})"
+        << "\n";
   }
   const auto beats = eval::ReadReplayBeats(path, 360);
   ASSERT_EQ(beats.size(), 2u);
@@ -118,7 +119,8 @@ TEST(ReplayBeats, ReadsBeatLinesOnlyAndUsesTheTime) {
   EXPECT_EQ(beats[1].label, 'V');
   {
     std::ofstream out(path);
-    out << R"({"type":"beat","label":"N"})" << "\n";
+    out << R"({"type":"beat","label":"N"})"
+        << "\n";
   }
   EXPECT_THROW(eval::ReadReplayBeats(path, 360), std::runtime_error);
   std::filesystem::remove(path);

@@ -32,8 +32,7 @@ TEST(EpisodeScoring, ReferenceFlutterIsCutOutOfAfPositivePredictivity) {
   // AF 0-100 s, flutter 100-200 s, sinus after. Detections: one AF call running on through the
   // flutter (0-150 s), one wholly inside the flutter (160-190 s), one in sinus (300-320 s).
   const std::vector<EpisodeSpan> ref = {{"AFIB", 0, 100}, {"AFL", 100, 200}, {"N", 200, 400}};
-  const std::vector<EpisodeSpan> det = {
-      {"AFIB", 0, 150}, {"AFIB", 160, 190}, {"AFIB", 300, 320}};
+  const std::vector<EpisodeSpan> det = {{"AFIB", 0, 150}, {"AFIB", 160, 190}, {"AFIB", 300, 320}};
   const auto plain = vigil::eval::ScoreEpisodes(ref, det, {"AFIB"});
   EXPECT_EQ(plain.detected_episodes, 3);
   EXPECT_DOUBLE_EQ(plain.detected_s, 200);
@@ -81,8 +80,7 @@ TEST(CincEvaluation, CountsVentricularEpisodesPerLabelAsFalseAlarms) {
                        "per hour)"),
             std::string::npos)
       << table;
-  EXPECT_NE(vigil::eval::CincJson(ev.cinc).find("\"ventricular_episodes\":2"),
-            std::string::npos);
+  EXPECT_NE(vigil::eval::CincJson(ev.cinc).find("\"ventricular_episodes\":2"), std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -134,17 +134,26 @@ TEST(OrderStatistic, SameValueAsNthElementAndInputUntouched) {
     std::vector<float> x(n);
     for (auto& v : x) {
       switch (trial % 5) {
-        case 0: v = static_cast<float>(rng() % 5); break;                  // many ties
-        case 1: v = normal(rng); break;
-        case 2: v = 0.005f * static_cast<float>(static_cast<int>(rng() % 200) - 100); break;
-        case 3: v = std::ldexp(normal(rng), static_cast<int>(rng() % 80) - 40); break;  // wide
-        default: v = rng() % 50 ? 0.01f * normal(rng) : 20 * normal(rng); break;        // spiky
+        case 0:
+          v = static_cast<float>(rng() % 5);
+          break;  // many ties
+        case 1:
+          v = normal(rng);
+          break;
+        case 2:
+          v = 0.005f * static_cast<float>(static_cast<int>(rng() % 200) - 100);
+          break;
+        case 3:
+          v = std::ldexp(normal(rng), static_cast<int>(rng() % 80) - 40);
+          break;  // wide
+        default:
+          v = rng() % 50 ? 0.01f * normal(rng) : 20 * normal(rng);
+          break;  // spiky
       }
     }
     const size_t k = rng() % n;
     std::vector<float> sorted = x;
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k),
-                     sorted.end());
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
     const std::vector<float> before = x;
     ASSERT_EQ(OrderStatistic(x, k), sorted[k]) << "trial " << trial << " n " << n << " k " << k;
     ASSERT_EQ(x, before);

@@ -210,9 +210,10 @@ TEST_F(FuzzRegression, SnapshotPendingFrameWithImpossibleRateIsSnapshotError) {
 }
 
 // fuzz_snapshot: patient snapshots whose ecg.arrhythmia state gave the VF detector a sample
-// rate of 2.9e253 Hz, or a NaN in its window, restored; the next gap resized the detector's window by it (double -> size_t
-// overflow). The fuzzer's input was a 28 KB snapshot; this is its essence at the detector's own
-// state, and the same for the signal-quality state, which sizes its blocks the same way.
+// rate of 2.9e253 Hz, or a NaN in its window, restored; the next gap resized the detector's window
+// by it (double -> size_t overflow). The fuzzer's input was a 28 KB snapshot; this is its essence
+// at the detector's own state, and the same for the signal-quality state, which sizes its blocks
+// the same way.
 TEST_F(FuzzRegression, SnapshotEcgStateWithImpossibleRateIsSnapshotError) {
   const auto save = [](auto state, double rate) {
     state.sample_rate_hz = rate;
@@ -320,9 +321,16 @@ TEST_F(FuzzRegression, ResmedEmptyDateSignalIsEdfError) {
   std::string h = field("0", 8) + field("X", 80) + field("X", 80) + field("01.01.26", 8) +
                   field("12.00.00", 8) + field(std::to_string(256 * (ns + 1)), 8) + field("", 44) +
                   field("0", 8) + field("86400", 8) + field(std::to_string(ns), 4);
-  for (const auto& [value, width] : std::vector<std::pair<std::string, size_t>>{
-           {"", 16}, {" ", 80}, {"-", 8}, {"-32768", 8}, {"32767", 8}, {"-32768", 8},
-           {"32767", 8}, {" ", 80}, {"1", 8}, {" ", 32}}) {
+  for (const auto& [value, width] : std::vector<std::pair<std::string, size_t>>{{"", 16},
+                                                                                {" ", 80},
+                                                                                {"-", 8},
+                                                                                {"-32768", 8},
+                                                                                {"32767", 8},
+                                                                                {"-32768", 8},
+                                                                                {"32767", 8},
+                                                                                {" ", 80},
+                                                                                {"1", 8},
+                                                                                {" ", 32}}) {
     for (size_t i = 0; i < ns; ++i) h += field(value.empty() ? labels[i] : value, width);
   }
   fs::create_directories(dir_ / "card/DATALOG/20250202");

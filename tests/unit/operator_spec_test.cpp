@@ -126,7 +126,8 @@ std::vector<std::string> Names() {
 INSTANTIATE_TEST_SUITE_P(Registry, EveryOperator, ::testing::ValuesIn(Names()),
                          [](const ::testing::TestParamInfo<std::string>& param) {
                            std::string name = param.param;
-                           for (auto& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           for (auto& c : name)
+                             c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return name;
                          });
 

@@ -42,10 +42,14 @@ std::vector<Frame> MakeStream(uint32_t seed, int seconds) {
       }
       const double d = (t - next_beat) / 0.012;
       double v = 1.2 * std::exp(-0.5 * d * d) + 0.02 * noise(rng);
-      if (mode < 0.05) v = std::nan("");                       // invalid samples
-      else if (mode < 0.10) v = 0;                               // flat line
-      else if (mode < 0.15) v = 3 * noise(rng);                  // motion noise
-      else if (mode < 0.18) v = std::clamp(v * 20, -5.0, 5.0);   // clipping
+      if (mode < 0.05)
+        v = std::nan("");  // invalid samples
+      else if (mode < 0.10)
+        v = 0;  // flat line
+      else if (mode < 0.15)
+        v = 3 * noise(rng);  // motion noise
+      else if (mode < 0.18)
+        v = std::clamp(v * 20, -5.0, 5.0);  // clipping
       f.values.push_back(static_cast<float>(v));
     }
     frames.push_back(std::move(f));

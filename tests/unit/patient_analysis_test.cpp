@@ -47,7 +47,9 @@ class RecorderOperator : public ops::StreamOperator {
   std::string_view name() const override { return "test.recorder"; }
   std::string_view version() const override { return "1.0.0"; }
   std::span<const ops::Signal> inputs() const override { return kInputs; }
-  std::unique_ptr<ops::OperatorState> MakeState() const override { return std::make_unique<State>(); }
+  std::unique_ptr<ops::OperatorState> MakeState() const override {
+    return std::make_unique<State>();
+  }
   void Process(ops::OperatorState& state, ops::Signal, const ops::Chunk& chunk,
                ops::Events& out) const override {
     auto& s = dynamic_cast<State&>(state);
@@ -68,7 +70,8 @@ class RecorderOperator : public ops::StreamOperator {
       out.push_back(e);
     }
   }
-  void OnGap(ops::OperatorState&, ops::Signal, TimeUs from, TimeUs to, ops::Events& out) const override {
+  void OnGap(ops::OperatorState&, ops::Signal, TimeUs from, TimeUs to,
+             ops::Events& out) const override {
     out.push_back(ops::Measurement{"gap", ops::ToSeconds(to - from), from});
   }
 
@@ -110,7 +113,8 @@ struct Feed {
 std::vector<double> Chunks(const Outputs& out, const std::string& name = "chunk") {
   std::vector<double> v;
   for (const auto& e : out.events) {
-    if (const auto* m = std::get_if<ops::Measurement>(&e); m && m->name == name) v.push_back(m->value);
+    if (const auto* m = std::get_if<ops::Measurement>(&e); m && m->name == name)
+      v.push_back(m->value);
   }
   return v;
 }
@@ -196,11 +200,13 @@ TEST(PatientAnalysis, SnapshotRestoreMidStreamEqualsUninterruptedRun) {
 
   PatientAnalysis first("p", Plan());
   Outputs b;
-  for (size_t i = 0; i < 6; ++i) first.OnFrame(feed.Frame(order[i], value(order[i])), b);  // 7 pending
+  for (size_t i = 0; i < 6; ++i)
+    first.OnFrame(feed.Frame(order[i], value(order[i])), b);  // 7 pending
   const auto snapshot = first.Snapshot();
   PatientAnalysis second("p", Plan());
   second.Restore(snapshot);
-  for (size_t i = 6; i < order.size(); ++i) second.OnFrame(feed.Frame(order[i], value(order[i])), b);
+  for (size_t i = 6; i < order.size(); ++i)
+    second.OnFrame(feed.Frame(order[i], value(order[i])), b);
   second.Finish(b);
 
   EXPECT_EQ(Chunks(a, "running_sum"), Chunks(b, "running_sum"));
@@ -372,7 +378,8 @@ TEST(AnalysisPlan, UnknownOperatorAndBadOverrideNameTheKey) {
     analysis::AnalysisPlan::Make(config);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("operators[0].name = no.such.operator"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("operators[0].name = no.such.operator"),
+              std::string::npos);
   }
   analysis::AnalysisConfig tz;
   tz.default_time_zone = "Mars/Olympus";
@@ -395,7 +402,8 @@ TEST(AnalysisPlan, PatientTimeZoneReachesTheAdherenceOperator) {
     ops::Events out;
     const TimeUs start = kT0 + 14 * 3600'000'000LL;  // 2026-01-01T14:00Z
     op.OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStart, start}, out);
-    op.OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, start + 3600'000'000LL}, out);
+    op.OnDeviceEvent(*state, {ops::DeviceEventView::Type::kSessionStop, start + 3600'000'000LL},
+                     out);
     op.AdvanceTo(*state, start + 2 * 86400'000'000LL, out);
     for (const auto& e : out) {
       if (const auto* d = std::get_if<ops::TherapyDay>(&e); d && d->usage_min > 0) return d->date;

@@ -30,23 +30,26 @@ std::vector<vt::Stream> Signals() {
     const double t = i / 25.0;
     const double cycle = std::fmod(t, 600);
     const double scale = cycle > 300 && cycle < 318 ? 0.03 : (cycle > 400 && cycle < 420 ? 0.4 : 1);
-    flow.values.push_back(static_cast<float>(scale * 28 * std::sin(2 * std::numbers::pi * t / 4.2)));
+    flow.values.push_back(
+        static_cast<float>(scale * 28 * std::sin(2 * std::numbers::pi * t / 4.2)));
     pressure.values.push_back(t < 7000 || t > 7300 ? 9.0f : 0.2f);
   }
   for (int s = 0; s < seconds; s += 2) leak.values.push_back(std::fmod(s, 900) < 40 ? 30.0f : 6.0f);
   for (int s = 0; s < seconds; ++s) {
     spo2.values.push_back(std::fmod(s, 600) > 310 && std::fmod(s, 600) < 340 ? 92.0f : 96.0f);
-    co2.values.push_back(static_cast<float>(s < 600 ? 40 : (s < 5000 ? 57 : 45) + (s % 97 == 0 ? 30 : 0)));
+    co2.values.push_back(
+        static_cast<float>(s < 600 ? 40 : (s < 5000 ? 57 : 45) + (s % 97 == 0 ? 30 : 0)));
   }
   return {flow, pressure, leak, spo2, co2};
 }
 
 // The streams before / from `split_us`.
-std::pair<std::vector<vt::Stream>, std::vector<vt::Stream>> Split(const std::vector<vt::Stream>& all,
-                                                                  ops::TimeUs split_us) {
+std::pair<std::vector<vt::Stream>, std::vector<vt::Stream>> Split(
+    const std::vector<vt::Stream>& all, ops::TimeUs split_us) {
   std::vector<vt::Stream> a, b;
   for (const auto& s : all) {
-    const auto k = static_cast<size_t>(std::ceil(ops::ToSeconds(split_us - s.first_us) * s.rate_hz));
+    const auto k =
+        static_cast<size_t>(std::ceil(ops::ToSeconds(split_us - s.first_us) * s.rate_hz));
     vt::Stream x = s, y = s;
     x.values.assign(s.values.begin(), s.values.begin() + static_cast<std::ptrdiff_t>(k));
     y.values.assign(s.values.begin() + static_cast<std::ptrdiff_t>(k), s.values.end());
@@ -90,9 +93,17 @@ void ExpectEquivalent(const ops::StreamOperator& op) {
 TEST(RespiratorySnapshots, BreathSegmentation) {
   ExpectEquivalent(*ops::BreathSegmentation::Make({}));
 }
-TEST(RespiratorySnapshots, RespiratoryEvents) { ExpectEquivalent(*ops::RespiratoryEvents::Make({})); }
-TEST(RespiratorySnapshots, Leak) { ExpectEquivalent(*ops::LeakMonitor::Make({})); }
-TEST(RespiratorySnapshots, Hypoventilation) { ExpectEquivalent(*ops::Hypoventilation::Make({})); }
-TEST(RespiratorySnapshots, TherapyUsage) { ExpectEquivalent(*ops::TherapyUsage::Make({})); }
+TEST(RespiratorySnapshots, RespiratoryEvents) {
+  ExpectEquivalent(*ops::RespiratoryEvents::Make({}));
+}
+TEST(RespiratorySnapshots, Leak) {
+  ExpectEquivalent(*ops::LeakMonitor::Make({}));
+}
+TEST(RespiratorySnapshots, Hypoventilation) {
+  ExpectEquivalent(*ops::Hypoventilation::Make({}));
+}
+TEST(RespiratorySnapshots, TherapyUsage) {
+  ExpectEquivalent(*ops::TherapyUsage::Make({}));
+}
 
 }  // namespace

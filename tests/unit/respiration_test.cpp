@@ -26,7 +26,8 @@ vt::Stream Flow(double seconds, double bpm, double peak_lpm,
   for (size_t i = 0; i < n; ++i) {
     const double t = static_cast<double>(i) / kRate;
     const double a = scale ? scale(t) : 1.0;
-    s.values.push_back(static_cast<float>(a * peak_lpm * std::sin(2 * std::numbers::pi * bpm / 60 * t)));
+    s.values.push_back(
+        static_cast<float>(a * peak_lpm * std::sin(2 * std::numbers::pi * bpm / 60 * t)));
   }
   return s;
 }
@@ -55,8 +56,9 @@ TEST(BreathSegmentation, NoBreathsWhilePressureIsOffOrAcrossAGap) {
   EXPECT_TRUE(vt::Only<ops::Breath>(vt::Run(*op, *state, {p, Flow(60, 15, 30)}, 60)).empty());
   // Two recordings 10 minutes apart: no breath spans the gap.
   auto state2 = op->MakeState();
-  const auto breaths = vt::Only<ops::Breath>(vt::Run(
-      *op, *state2, {Flow(60, 15, 30), Flow(60, 15, 30, nullptr, kT0 + 660 * ops::kMicrosPerSecond)}));
+  const auto breaths = vt::Only<ops::Breath>(
+      vt::Run(*op, *state2,
+              {Flow(60, 15, 30), Flow(60, 15, 30, nullptr, kT0 + 660 * ops::kMicrosPerSecond)}));
   for (const auto& b : breaths) EXPECT_LT(b.end_us - b.start_us, 5 * ops::kMicrosPerSecond);
 }
 
@@ -66,12 +68,14 @@ TEST(RespiratoryEvents, ApneaIsScoredWithItsTimes) {
   // 3 min of breathing, 20 s of (almost) no flow, 2 min of breathing.
   const auto flow = Flow(320, 15, 30, [](double t) { return (t >= 180 && t < 200) ? 0.02 : 1.0; });
   const auto events = vt::Run(*op, *state, {flow});
-  const auto apneas = vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed);
+  const auto apneas =
+      vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed);
   ASSERT_EQ(apneas.size(), 1u);
   EXPECT_NEAR(ops::ToSeconds(apneas[0].start_us - kT0), 180, 2.5);
   EXPECT_NEAR(ops::ToSeconds(apneas[0].end_us - apneas[0].start_us), 20, 3);
   EXPECT_NE(apneas[0].why.note.find("device convention"), std::string::npos);  // no SpO2
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
 }
 
 TEST(RespiratoryEvents, ShortPauseIsNotAnApnea) {
@@ -79,17 +83,21 @@ TEST(RespiratoryEvents, ShortPauseIsNotAnApnea) {
   auto state = op->MakeState();
   const auto flow = Flow(320, 15, 30, [](double t) { return (t >= 180 && t < 186) ? 0.0 : 1.0; });
   const auto events = vt::Run(*op, *state, {flow});
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
 }
 
 TEST(RespiratoryEvents, DeviceHypopneaWithoutSpo2) {
   const auto op = ops::RespiratoryEvents::Make({});
   for (const auto& [level, expect] : {std::pair{0.4, true}, std::pair{0.6, false}}) {
     auto state = op->MakeState();
-    const auto flow = Flow(330, 15, 30, [l = level](double t) { return (t >= 180 && t < 204) ? l : 1.0; });
+    const auto flow =
+        Flow(330, 15, 30, [l = level](double t) { return (t >= 180 && t < 204) ? l : 1.0; });
     const auto events = vt::Run(*op, *state, {flow});
-    const auto h = vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
+    const auto h =
+        vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
     ASSERT_EQ(h.size(), expect ? 1u : 0u) << level;
     if (expect) {
       EXPECT_NE(h[0].why.note.find("device convention"), std::string::npos);
@@ -107,8 +115,10 @@ TEST(RespiratoryEvents, NineSecondReductionIsNotAHypopnea) {
   auto state = op->MakeState();
   const auto flow = Flow(330, 15, 30, [](double t) { return (t >= 180 && t < 189) ? 0.3 : 1.0; });
   const auto events = vt::Run(*op, *state, {flow});
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
 }
 
 TEST(RespiratoryEvents, WaxingWaningBreathingIsNotAHypopneaEveryCycle) {
@@ -117,12 +127,13 @@ TEST(RespiratoryEvents, WaxingWaningBreathingIsNotAHypopneaEveryCycle) {
   // between dips (the waxing phases) would call every waning phase a hypopnea.
   const auto op = ops::RespiratoryEvents::Make({});
   auto state = op->MakeState();
-  const auto flow = Flow(1200, 15, 30, [](double t) {
-    return 0.65 + 0.35 * std::sin(2 * std::numbers::pi * t / 60);
-  });
+  const auto flow = Flow(
+      1200, 15, 30, [](double t) { return 0.65 + 0.35 * std::sin(2 * std::numbers::pi * t / 60); });
   const auto events = vt::Run(*op, *state, {flow});
-  EXPECT_LE(vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).size(), 1u);
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
+  EXPECT_LE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed).size(), 1u);
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
 }
 
 TEST(RespiratoryEvents, NotScoredDuringLargeLeak) {
@@ -133,7 +144,8 @@ TEST(RespiratoryEvents, NotScoredDuringLargeLeak) {
     vt::Stream leak{ops::Signal::kLeak, kT0, 0.5, {}};
     for (int t = 0; t < 330; t += 2) leak.values.push_back(t >= 170 && t < 210 ? leak_lpm : 4.0f);
     const auto events = vt::Run(*op, *state, {flow, leak});
-    const auto h = vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
+    const auto h =
+        vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
     EXPECT_EQ(h.size(), leak_lpm > 24 ? 0u : 1u) << leak_lpm;
   }
 }
@@ -146,7 +158,8 @@ TEST(RespiratoryEvents, AasmHypopneaNeedsTheDesaturation) {
     vt::Stream spo2{ops::Signal::kSpo2, kT0, 1, {}};
     for (int t = 0; t < 330; ++t) spo2.values.push_back(t >= 195 && t < 225 ? nadir : 97.0f);
     const auto events = vt::Run(*op, *state, {flow, spo2});
-    const auto h = vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
+    const auto h =
+        vt::EpisodesOf(events, ops::EpisodeKind::kHypopnea, ops::Episode::Phase::kClosed);
     ASSERT_EQ(h.size(), expect ? 1u : 0u) << nadir;
     if (expect) {
       EXPECT_NE(h[0].why.note.find("AASM"), std::string::npos);
@@ -157,9 +170,11 @@ TEST(RespiratoryEvents, AasmHypopneaNeedsTheDesaturation) {
 TEST(RespiratoryEvents, GapIsNotAnApneaAndAhiCountsTherapyTime) {
   const auto op = ops::RespiratoryEvents::Make({});
   auto state = op->MakeState();
-  const auto events = vt::Run(
-      *op, *state, {Flow(300, 15, 30), Flow(300, 15, 30, nullptr, kT0 + 330 * ops::kMicrosPerSecond)});
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
+  const auto events =
+      vt::Run(*op, *state,
+              {Flow(300, 15, 30), Flow(300, 15, 30, nullptr, kT0 + 330 * ops::kMicrosPerSecond)});
+  EXPECT_TRUE(
+      vt::EpisodesOf(events, ops::EpisodeKind::kApnea, ops::Episode::Phase::kClosed).empty());
   double hours = 0, ahi = -1;
   for (const auto& m : vt::Only<ops::Measurement>(events)) {
     if (m.name == "therapy_hours") hours = m.value;
@@ -177,8 +192,10 @@ TEST(LeakMonitor, LargeLeakNeedsMoreThan24LpmForTenSeconds) {
     vt::Stream s{ops::Signal::kLeak, kT0, 0.5, {}};
     for (int t = 0; t < 200; t += 2) s.values.push_back(t >= 60 && t < 60 + seconds ? leak : 5.0f);
     const auto events = vt::Run(*op, *state, {s}, 20);
-    EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kLargeLeak, ops::Episode::Phase::kOpened).size(),
-              expect ? 1u : 0u) << leak << " " << seconds;
+    EXPECT_EQ(
+        vt::EpisodesOf(events, ops::EpisodeKind::kLargeLeak, ops::Episode::Phase::kOpened).size(),
+        expect ? 1u : 0u)
+        << leak << " " << seconds;
     EXPECT_EQ(vt::Only<ops::Measurement>(events).size(), 100u);
   }
 }
@@ -190,20 +207,27 @@ TEST(LeakMonitor, DisconnectionFromAVeryLargeLeakOrOpenCircuit) {
   vt::Stream s{ops::Signal::kLeak, kT0, 0.5, {}};
   for (int t = 0; t < 120; t += 2) s.values.push_back(t >= 40 && t < 50 ? 100.0f : 5.0f);
   auto events = vt::Run(*op, *state, {s}, 20);
-  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(), 1u);
-  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kClosed).size(), 1u);
+  EXPECT_EQ(
+      vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(),
+      1u);
+  EXPECT_EQ(
+      vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kClosed).size(),
+      1u);
   // 3 s of it is not (disconnect_min_s = 5 s).
   auto state2 = op->MakeState();
   vt::Stream s2{ops::Signal::kLeak, kT0, 0.5, {}};
   for (int t = 0; t < 120; t += 2) s2.values.push_back(t >= 40 && t < 44 ? 100.0f : 5.0f);
   events = vt::Run(*op, *state2, {s2}, 20);
-  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).empty());
+  EXPECT_TRUE(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened)
+                  .empty());
   // Without a device leak: pressure near 0 while the blower drives > 60 L/min into open air.
   auto state3 = op->MakeState();
   vt::Stream p{ops::Signal::kAirwayPressure, kT0, 25, std::vector<float>(25 * 300, 0.3f)};
   vt::Stream f{ops::Signal::kFlow, kT0, 25, std::vector<float>(25 * 300, 120.0f)};
   events = vt::Run(*op, *state3, {p, f}, 10);
-  EXPECT_EQ(vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(), 1u);
+  EXPECT_EQ(
+      vt::EpisodesOf(events, ops::EpisodeKind::kDisconnection, ops::Episode::Phase::kOpened).size(),
+      1u);
 }
 
 TEST(LeakMonitor, EstimatedFromTotalFlowMinusIntendedLeak) {

@@ -1,6 +1,8 @@
 // The rhythm stage on constructed signals and beat series: each CLINICAL.md rule just under and
 // just over its threshold and duration, the extreme forms, pauses, gaps and unusable signal that
 // must not become asystole, per-patient overrides, and snapshot/restore mid-episode.
+#include "operators/ecg/rhythm_analyzer.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,14 +14,13 @@
 #include <vector>
 
 #include "operators/core/options.h"
-#include "operators/ecg/rhythm_analyzer.h"
 
 namespace {
 
 namespace ops = vigil::ops;
+using ops::EpisodeKind;
 using vigil::ecg::RhythmAnalyzer;
 using vigil::ecg::RhythmOptions;
-using ops::EpisodeKind;
 
 constexpr double kFs = 250;
 
@@ -72,9 +73,9 @@ struct Gap {
 // Feeds the signal in 0.5 s chunks with the beats up to each chunk's end (final there), as
 // ecg_monitor does; a gap drops the samples in it and is reported with OnGap.
 ops::Events Feed(const RhythmAnalyzer& analyzer, vigil::ecg::RhythmState& state,
-                const std::vector<float>& x, const std::vector<ops::Beat>& beats,
-                const std::vector<Gap>& gaps = {}, bool finish = true, size_t from = 0,
-                size_t to = SIZE_MAX, const std::vector<vigil::ecg::AtrialSegment>& atrial = {}) {
+                 const std::vector<float>& x, const std::vector<ops::Beat>& beats,
+                 const std::vector<Gap>& gaps = {}, bool finish = true, size_t from = 0,
+                 size_t to = SIZE_MAX, const std::vector<vigil::ecg::AtrialSegment>& atrial = {}) {
   ops::Events out;
   const size_t chunk = static_cast<size_t>(kFs / 2);
   size_t next = 0;
@@ -107,7 +108,7 @@ ops::Events Feed(const RhythmAnalyzer& analyzer, vigil::ecg::RhythmState& state,
 }
 
 ops::Events Feed(const RhythmAnalyzer& analyzer, const std::vector<float>& x,
-                const std::vector<ops::Beat>& beats, const std::vector<Gap>& gaps = {}) {
+                 const std::vector<ops::Beat>& beats, const std::vector<Gap>& gaps = {}) {
   auto state = analyzer.MakeState();
   return Feed(analyzer, *state, x, beats, gaps);
 }
@@ -321,7 +322,8 @@ TEST(BeatAbsence, NoAsystoleInNoiseFlatLineOrLeadOff) {
   auto noisy = base;
   std::mt19937 rng(7);
   std::normal_distribution<float> n(0, 0.3f);
-  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < noisy.size(); ++i) noisy[i] += n(rng);
+  for (size_t i = static_cast<size_t>((last + 0.3) * kFs); i < noisy.size(); ++i)
+    noisy[i] += n(rng);
   auto events = Feed(Default(), noisy, ToBeats(beats));
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
   EXPECT_TRUE(Episodes(events, EpisodeKind::kVentricularFibrillation).empty());
@@ -345,7 +347,8 @@ TEST(BeatAbsence, MissedQrsComplexesAreNotAsystole) {
   // The signal keeps its QRS complexes but the detector reports none after 10 s.
   const auto all = BeatsEvery(0.5, 30, 0.8);
   std::vector<double> reported;
-  for (double b : all) if (b < 10) reported.push_back(b);
+  for (double b : all)
+    if (b < 10) reported.push_back(b);
   const auto events = Feed(Default(), CleanEcg(31, all), ToBeats(reported));
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAsystole).empty());
 }
@@ -448,19 +451,20 @@ TEST(VentricularTachycardia, SlowIrregularArtefactIsNotVt) {
   std::vector<std::string> limits;
   for (const auto& l : slow_vt[0].why.limits) limits.push_back(l.name);
   EXPECT_NE(std::find(limits.begin(), limits.end(), "vt_artifact_rr_change_min"), limits.end());
-  EXPECT_EQ(std::find(limits.begin(), limits.end(), "vt_artifact_low_frequency_min"),
-            limits.end());
+  EXPECT_EQ(std::find(limits.begin(), limits.end(), "vt_artifact_low_frequency_min"), limits.end());
 
-  const auto narrow = Episodes(Feed(Default(), CleanEcg(irregular.back() + 1, irregular),
-                                    ToBeats(irregular, labels)),
-                               EpisodeKind::kVentricularTachycardia);
+  const auto narrow = Episodes(
+      Feed(Default(), CleanEcg(irregular.back() + 1, irregular), ToBeats(irregular, labels)),
+      EpisodeKind::kVentricularTachycardia);
   ASSERT_EQ(narrow.size(), 1u);
   EXPECT_NEAR(ops::ToSeconds(narrow[0].start_us), irregular[labels.find('V')], 1e-3);
 
   // Disabled (limit 1): the artefact alarms as before.
-  EXPECT_EQ(Episodes(Feed(WithParameters({{"vt_artifact_low_frequency_min", 1}}),
-                          slow(irregular), ToBeats(irregular, labels)),
-                     EpisodeKind::kVentricularTachycardia).size(), 1u);
+  EXPECT_EQ(Episodes(Feed(WithParameters({{"vt_artifact_low_frequency_min", 1}}), slow(irregular),
+                          ToBeats(irregular, labels)),
+                     EpisodeKind::kVentricularTachycardia)
+                .size(),
+            1u);
 }
 
 TEST(VentricularTachycardia, LowFrequencyFraction) {
@@ -481,7 +485,7 @@ TEST(VentricularTachycardia, LowFrequencyFraction) {
   for (size_t i = 0; i < mix.size(); ++i) mix[i] += high[i];
   EXPECT_NEAR(vigil::ecg::LowFrequencyFraction(mix, settle, kFs), 0.5 * 16.0 / 17.0, 0.03);
   EXPECT_TRUE(std::isnan(vigil::ecg::LowFrequencyFraction(std::vector<float>(500, 1.0f), 100,
-                                                          kFs)));  // no energy
+                                                          kFs)));                   // no energy
   EXPECT_TRUE(std::isnan(vigil::ecg::LowFrequencyFraction(sine(1, 1), 250, kFs)));  // too short
 }
 
@@ -580,8 +584,7 @@ TEST(AtrialFibrillation, DeviceClockDriftDoesNotMisplaceBeatAmplitudes) {
   std::vector<ops::Beat> beats = ToBeats(beat_s);
   for (auto& b : beats) {
     const auto sample = static_cast<size_t>(b.sample);
-    b.time_us = ops::SampleTime(stamp(sample / kChunk), kFs,
-                                static_cast<int64_t>(sample % kChunk));
+    b.time_us = ops::SampleTime(stamp(sample / kChunk), kFs, static_cast<int64_t>(sample % kChunk));
   }
   auto state = Default().MakeState();
   ops::Events events;
@@ -591,8 +594,7 @@ TEST(AtrialFibrillation, DeviceClockDriftDoesNotMisplaceBeatAmplitudes) {
     const ops::Chunk c{stamp(i / kChunk), kFs, std::span<const float>(x).subspan(i, n)};
     const size_t first = next;
     while (next < beats.size() && beats[next].time_us < c.end_us()) ++next;
-    Default().Process(*state, c, std::span(beats).subspan(first, next - first), c.end_us(),
-                      events);
+    Default().Process(*state, c, std::span(beats).subspan(first, next - first), c.end_us(), events);
   }
   Default().Finish(*state, events);
   const auto closed =
@@ -634,7 +636,8 @@ TEST(AtrialFibrillation, ShortInterruptionDoesNotSplitAnEpisode) {
 TEST(AtrialFibrillation, EctopyAndBigeminyAreNotAf) {
   // Sinus at 75 bpm with a premature beat every 4th beat (with compensatory pause).
   std::vector<double> ectopy{0.5};
-  for (int i = 1; i < 120; ++i) ectopy.push_back(ectopy.back() + (i % 4 == 0 ? 0.5 : i % 4 == 1 ? 1.1 : 0.8));
+  for (int i = 1; i < 120; ++i)
+    ectopy.push_back(ectopy.back() + (i % 4 == 0 ? 0.5 : i % 4 == 1 ? 1.1 : 0.8));
   auto events = Feed(Default(), CleanEcg(ectopy.back() + 1, ectopy), ToBeats(ectopy));
   EXPECT_TRUE(Episodes(events, EpisodeKind::kAtrialFibrillation).empty());
   // Atrial bigeminy: short-long alternation.
@@ -655,8 +658,8 @@ TEST(AtrialFibrillation, RecurringIntervalPatternIsNotAf) {
   std::vector<double> beats{0.5};
   for (int i = 1; i < 150; ++i) beats.push_back(beats.back() + pattern[i % 3] + jitter(rng));
   const auto x = CleanEcg(beats.back() + 1, beats);
-  EXPECT_TRUE(Episodes(Feed(Default(), x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation)
-                  .empty());
+  EXPECT_TRUE(
+      Episodes(Feed(Default(), x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
   const auto off = WithParameters({{"af_entropy_min", -100}});
   EXPECT_FALSE(Episodes(Feed(off, x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
   // The measure itself.
@@ -714,8 +717,8 @@ TEST(AtrialFibrillation, IrregularRhythmWithPWavesIsNotAf) {
     auto x = CleanEcg(beats.back() + 1, beats);
     AddAtrialActivity(x, beats, p_waves);
     auto state = Default().MakeState();
-    const auto events = Feed(Default(), *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
-                             Segments(x, beats));
+    const auto events =
+        Feed(Default(), *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX, Segments(x, beats));
     EXPECT_EQ(Episodes(events, EpisodeKind::kAtrialFibrillation).empty(), p_waves);
   }
 }
@@ -732,8 +735,8 @@ TEST(AtrialFibrillation, NoiseBetweenSmallBeatsIsNotAf) {
     std::normal_distribution<float> noise(0, static_cast<float>(noise_mv));
     for (auto& v : x) v += noise(rng);
     auto state = analyzer.MakeState();
-    const auto events = Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
-                             Segments(x, beats));
+    const auto events =
+        Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX, Segments(x, beats));
     EXPECT_TRUE(Episodes(events, EpisodeKind::kEcgNoise).empty());
     return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
   };
@@ -842,8 +845,8 @@ TEST(AtrialFibrillation, PreviousTWaveAtFastRatesIsNotAPWave) {
   const auto run = [](bool p_waves, const RhythmAnalyzer& analyzer) {
     const auto [x, beats] = FastRhythm(p_waves);
     auto state = analyzer.MakeState();
-    const auto events = Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX,
-                             Segments(x, beats));
+    const auto events =
+        Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX, Segments(x, beats));
     return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
   };
   EXPECT_TRUE(run(false, Default()));

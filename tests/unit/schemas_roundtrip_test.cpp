@@ -124,10 +124,10 @@ std::vector<const Descriptor*> AllV1Messages() {
 TEST(SchemasRoundTrip, CoversEveryTopicMessage) {
   std::set<std::string> names;
   for (const auto* d : AllV1Messages()) names.insert(d->full_name());
-  for (const char* expected : {"vigil.v1.TelemetryEnvelope", "vigil.v1.SignalFrame",
-                               "vigil.v1.DeviceEvent", "vigil.v1.Alert", "vigil.v1.Aggregate",
-                               "vigil.v1.DeadLetter", "vigil.v1.PatientStateSnapshot",
-                               "vigil.v1.PatientConfig", "vigil.v1.TherapySession"}) {
+  for (const char* expected :
+       {"vigil.v1.TelemetryEnvelope", "vigil.v1.SignalFrame", "vigil.v1.DeviceEvent",
+        "vigil.v1.Alert", "vigil.v1.Aggregate", "vigil.v1.DeadLetter",
+        "vigil.v1.PatientStateSnapshot", "vigil.v1.PatientConfig", "vigil.v1.TherapySession"}) {
     EXPECT_TRUE(names.count(expected)) << expected;
   }
 }
@@ -144,15 +144,15 @@ TEST(SchemasRoundTrip, EveryMessageThroughBinaryAndJson) {
     std::unique_ptr<Message> from_binary(original->New());
     ASSERT_TRUE(from_binary->ParseFromString(original->SerializeAsString()));
     EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*original, *from_binary))
-        << original->DebugString() << "\nvs\n" << from_binary->DebugString();
+        << original->DebugString() << "\nvs\n"
+        << from_binary->DebugString();
 
     std::string json;
     ASSERT_TRUE(google::protobuf::util::MessageToJsonString(*original, &json).ok());
     std::unique_ptr<Message> from_json(original->New());
     const auto status = google::protobuf::util::JsonStringToMessage(json, from_json.get());
     ASSERT_TRUE(status.ok()) << status.ToString() << "\n" << json;
-    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*original, *from_json))
-        << json;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*original, *from_json)) << json;
     ++checked;
   }
   EXPECT_GE(checked, 20);

@@ -20,9 +20,9 @@ std::filesystem::path WriteFile(const std::string& name, const std::string& cont
 
 TEST(ServiceConfigSecretFile, EnvironmentFileBecomesTheProperty) {
   const auto file = WriteFile("password", "s3cret-value\n");
-  const auto config = LoadServiceConfig(
-      "", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()},
-           {"VIGIL_KAFKA_PROPERTIES__SASL__USERNAME", "vigil"}});
+  const auto config =
+      LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()},
+                             {"VIGIL_KAFKA_PROPERTIES__SASL__USERNAME", "vigil"}});
   EXPECT_EQ(config.kafka.properties.at("sasl.password"), "s3cret-value");  // line break removed
   EXPECT_EQ(config.kafka.properties.count("sasl.password_file"), 0u);
   EXPECT_EQ(config.kafka.properties.at("sasl.username"), "vigil");
@@ -34,8 +34,9 @@ TEST(ServiceConfigSecretFile, EnvironmentFileBecomesTheProperty) {
 
 TEST(ServiceConfigSecretFile, YamlFileKeyWorksInProducerProperties) {
   const auto secret = WriteFile("keypass", "pem-pass");
-  const auto yaml = WriteFile("config.yaml", "kafka:\n  producer_properties:\n    ssl.key.password_file: " +
-                                                 secret.string() + "\n");
+  const auto yaml = WriteFile(
+      "config.yaml",
+      "kafka:\n  producer_properties:\n    ssl.key.password_file: " + secret.string() + "\n");
   const auto config = LoadServiceConfig(yaml, {});
   EXPECT_EQ(config.kafka.producer_properties.at("ssl.key.password"), "pem-pass");
   std::filesystem::remove(secret);
@@ -44,7 +45,8 @@ TEST(ServiceConfigSecretFile, YamlFileKeyWorksInProducerProperties) {
 
 TEST(ServiceConfigSecretFile, MissingFileNamesTheKey) {
   try {
-    LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", "/nonexistent/vigil/password"}});
+    LoadServiceConfig(
+        "", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", "/nonexistent/vigil/password"}});
     FAIL() << "expected ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.key(), "kafka.properties.sasl.password_file");
@@ -54,16 +56,18 @@ TEST(ServiceConfigSecretFile, MissingFileNamesTheKey) {
 
 TEST(ServiceConfigSecretFile, ValueAndFileTogetherIsAnError) {
   const auto file = WriteFile("password", "from-file");
-  EXPECT_THROW(LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()},
-                                      {"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD", "inline"}}),
-               ConfigError);
+  EXPECT_THROW(
+      LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()},
+                             {"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD", "inline"}}),
+      ConfigError);
   std::filesystem::remove(file);
 }
 
 TEST(ServiceConfigSecretFile, EmptyFileIsAnError) {
   const auto file = WriteFile("password", "\n");
-  EXPECT_THROW(LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()}}),
-               ConfigError);
+  EXPECT_THROW(
+      LoadServiceConfig("", {{"VIGIL_KAFKA_PROPERTIES__SASL__PASSWORD_FILE", file.string()}}),
+      ConfigError);
   std::filesystem::remove(file);
 }
 

@@ -1,18 +1,20 @@
 // `vigil run` configuration: YAML, environment overrides, and errors that name key and value.
+#include "pipeline/config/service_config.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "pipeline/analysis/operator_registry.h"
-#include "pipeline/config/service_config.h"
 #include "support/test_support.h"
 
 namespace vigil::config {
 namespace {
 
 std::filesystem::path Write(const std::string& yaml) {
-  const auto path = std::filesystem::temp_directory_path() / (testing::UniqueName("config") + ".yaml");
+  const auto path =
+      std::filesystem::temp_directory_path() / (testing::UniqueName("config") + ".yaml");
   std::ofstream(path) << yaml;
   return path;
 }
@@ -58,11 +60,17 @@ TEST(ServiceConfig, OperatorsByListOrMap) {
   EXPECT_EQ(LoadServiceConfig(path, {}).analysis.operators.size(), 1u);
   std::filesystem::remove(path);
   path = Write("analysis:\n  operators: none\n");
-  const auto c = LoadServiceConfig(path, {{"VIGIL_ANALYSIS_OPERATORS__" + [&] {
-                                              std::string env;
-                                              for (char ch : name) env += ch == '.' ? std::string("__") : std::string(1, static_cast<char>(std::toupper(ch)));
-                                              return env;
-                                            }() + "__SOME_KEY", "4.5"}});
+  const auto c = LoadServiceConfig(
+      path, {{"VIGIL_ANALYSIS_OPERATORS__" +
+                  [&] {
+                    std::string env;
+                    for (char ch : name)
+                      env += ch == '.' ? std::string("__")
+                                       : std::string(1, static_cast<char>(std::toupper(ch)));
+                    return env;
+                  }() +
+                  "__SOME_KEY",
+              "4.5"}});
   std::filesystem::remove(path);
   ASSERT_EQ(c.analysis.operators.size(), 1u);
   EXPECT_EQ(c.analysis.operators[0].name, name);
@@ -70,22 +78,26 @@ TEST(ServiceConfig, OperatorsByListOrMap) {
 }
 
 TEST(ServiceConfig, ErrorsNameKeyAndValue) {
-  EXPECT_NE(ErrorOf("kafka:\n  bootstrap_server: x\n").find("kafka.bootstrap_server = x: unknown key"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("kafka:\n  bootstrap_server: x\n").find("kafka.bootstrap_server = x: unknown key"),
+      std::string::npos);
   EXPECT_NE(ErrorOf("nonsense: 1\n").find("nonsense = 1: unknown key"), std::string::npos);
   EXPECT_NE(ErrorOf("limits:\n  lanes: -1\n").find("limits.lanes = -1: must be in [0, 1024]"),
             std::string::npos);
   EXPECT_NE(ErrorOf("limits:\n  lanes: [1, 2]\n").find("limits.lanes"), std::string::npos);
   EXPECT_NE(ErrorOf("metrics:\n  port: 70000\n").find("metrics.port = 70000"), std::string::npos);
-  EXPECT_NE(ErrorOf("analysis:\n  minute_aggregates: maybe\n").find("analysis.minute_aggregates = maybe: not a boolean"),
+  EXPECT_NE(ErrorOf("analysis:\n  minute_aggregates: maybe\n")
+                .find("analysis.minute_aggregates = maybe: not a boolean"),
             std::string::npos);
-  EXPECT_NE(ErrorOf("", {{"VIGIL_METRICS_PORT", "http"}}).find("metrics.port (from VIGIL_METRICS_PORT) = http"),
+  EXPECT_NE(ErrorOf("", {{"VIGIL_METRICS_PORT", "http"}})
+                .find("metrics.port (from VIGIL_METRICS_PORT) = http"),
             std::string::npos);
   // A property not known to be harmless is never echoed: it may be a misspelt secret.
   EXPECT_NE(ErrorOf("kafka:\n  properties:\n    sasl.password: hunter2\n    no.such: 1\n")
                 .find("kafka.properties.no.such = <redacted>"),
             std::string::npos);
-  EXPECT_EQ(ErrorOf("kafka:\n  properties:\n    no.such.password: hunter2\n").find("hunter2"), std::string::npos)
+  EXPECT_EQ(ErrorOf("kafka:\n  properties:\n    no.such.password: hunter2\n").find("hunter2"),
+            std::string::npos)
       << "secrets are never echoed";
   EXPECT_NE(ErrorOf("limits:\n  transaction_interval_ms: 5000\n  snapshot_interval_ms: 1000\n")
                 .find("limits.snapshot_interval_ms = 1000"),
@@ -118,7 +130,8 @@ TEST(ServiceConfig, EvictionBeforeTheDeviceOfflineAlertIsRefused) {
 }
 
 TEST(ServiceConfig, ProducerThatCannotCarryTheLargestOutputIsRefused) {
-  const std::string error = ErrorOf("kafka:\n  producer_properties:\n    message.max.bytes: 500000\n");
+  const std::string error =
+      ErrorOf("kafka:\n  producer_properties:\n    message.max.bytes: 500000\n");
   EXPECT_NE(error.find("kafka.producer_properties.message.max.bytes = 500000"), std::string::npos)
       << error;
   EXPECT_NE(error.find("limits.max_output_bytes"), std::string::npos) << error;

@@ -3,13 +3,13 @@
 // follows the partition), and the liveness watch behind /healthz.
 #include <gtest/gtest.h>
 
+#include "operators/core/snapshot.h"
 #include "pipeline/analysis/operator_registry.h"
 #include "pipeline/service/hibernation.h"
 #include "pipeline/service/liveness.h"
+#include "pipeline/service/output_limits.h"
 #include "pipeline/service/synthetic_telemetry.h"
 #include "pipeline/service/telemetry_decoder.h"
-#include "pipeline/service/output_limits.h"
-#include "operators/core/snapshot.h"
 
 namespace {
 
@@ -36,7 +36,8 @@ TEST(FitSnapshot, DropsTheLargestStatesFirstAndKeepsTheAlertManager) {
   EXPECT_GT(fit.original_bytes, 500000u);
   EXPECT_LE(fit.bytes, 150000u);
   EXPECT_EQ(fit.bytes, snap.ByteSizeLong());
-  EXPECT_EQ(fit.dropped, (std::vector<std::string>{"ecg.arrhythmia/dev/ECG/1", "_streams/dev/ECG/1"}));
+  EXPECT_EQ(fit.dropped,
+            (std::vector<std::string>{"ecg.arrhythmia/dev/ECG/1", "_streams/dev/ECG/1"}));
   ASSERT_EQ(snap.operators_size(), 2);
   EXPECT_EQ(snap.operators(0).operator_name(), "_alert_manager");
   EXPECT_EQ(snap.operators(1).operator_name(), "resp.breaths");
@@ -110,8 +111,9 @@ TEST(LivenessWatch, ALaneStuckOnOneRecordOrAStoppedLoopIsReported) {
 }
 
 // Everything a patient produces, fed the synthetic telemetry of `patient` in [from, to) envelopes.
-std::vector<std::string> Feed(analysis::PatientAnalysis& p, const std::vector<v1::TelemetryEnvelope>& all,
-                              size_t from, size_t to) {
+std::vector<std::string> Feed(analysis::PatientAnalysis& p,
+                              const std::vector<v1::TelemetryEnvelope>& all, size_t from,
+                              size_t to) {
   std::vector<std::string> outputs;
   analysis::Outputs out;
   for (size_t i = from; i < to; ++i) {
@@ -134,7 +136,8 @@ TEST(Hibernation, AWokenPatientContinuesExactlyAsOneThatNeverSlept) {
   options.patients = 1;
   options.seconds = 240;
   std::vector<v1::TelemetryEnvelope> envelopes;
-  service::GenerateTelemetry(options, [&](const v1::TelemetryEnvelope& e) { envelopes.push_back(e); });
+  service::GenerateTelemetry(options,
+                             [&](const v1::TelemetryEnvelope& e) { envelopes.push_back(e); });
   const std::string id = envelopes[0].patient_id();
   analysis::PatientAnalysis awake(id, plan);
   auto expected = Feed(awake, envelopes, 0, 120);

@@ -1,6 +1,8 @@
 // `vigil simulate`'s envelopes: deterministic by seed, valid for the pipeline's frame decoder,
 // sequences +1 per stream, frames contiguous in device time, and the offline replay accepts
 // them without rejecting anything.
+#include "pipeline/simulate/simulated_telemetry.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -9,7 +11,6 @@
 
 #include "pipeline/analysis/frame_decoder.h"
 #include "pipeline/replay/offline_replay.h"
-#include "pipeline/simulate/simulated_telemetry.h"
 
 namespace {
 
@@ -37,8 +38,8 @@ SimRun Simulate(uint64_t seed, uint32_t patients, int seconds, int block_seconds
         run.envelopes.push_back(envelope.SerializeAsString());
       }
       for (const auto& t : truth) {
-        run.truth.push_back(sim::TruthLine(cohort.profile(i).patient_id, t,
-                                           options.simulation.start_us));
+        run.truth.push_back(
+            sim::TruthLine(cohort.profile(i).patient_id, t, options.simulation.start_us));
       }
       truth.clear();
     }
@@ -148,8 +149,8 @@ TEST(SimulatedTelemetry, OfflineReplayAcceptsEveryFrame) {
 }
 
 TEST(SimulatedTelemetry, TruthLinesCarryPatientKindAndTimes) {
-  sim::TruthEvent e{sim::TruthKind::kApnea, 1'767'646'812'000'000, 1'767'646'830'500'000,
-                    {{"drop_pct", 96}}};
+  sim::TruthEvent e{
+      sim::TruthKind::kApnea, 1'767'646'812'000'000, 1'767'646'830'500'000, {{"drop_pct", 96}}};
   const auto line = sim::TruthLine("sim-00042", e, 1'767'646'800'000'000);
   EXPECT_EQ(line,
             "{\"patient\":\"sim-00042\",\"kind\":\"APNEA\",\"start_us\":1767646812000000,"

@@ -1,9 +1,8 @@
 // The simulator's ground truth matches its signals: each injected condition is measured back
 // from the generated samples with simple, independent signal measurements (an R-peak picker,
 // breath amplitude envelopes, means, run lengths against the clinical rules).
-#include <gtest/gtest.h>
-
 #include <date/tz.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,8 +19,12 @@ using vigil::ops::FromSeconds;
 using vigil::ops::TimeUs;
 
 constexpr TimeUs kStart = SimulationOptions{}.start_us;
-TimeUs At(double s) { return kStart + FromSeconds(s); }
-double Sec(TimeUs t) { return vigil::ops::ToSeconds(t - kStart); }
+TimeUs At(double s) {
+  return kStart + FromSeconds(s);
+}
+double Sec(TimeUs t) {
+  return vigil::ops::ToSeconds(t - kStart);
+}
 
 PatientProfile CardiacProfile() {
   auto p = DrawProfile(11, 3);
@@ -327,9 +330,9 @@ double BaselineAmplitude(const std::vector<double>& flow, double from, double to
 }
 
 TEST(SimulatedVentilation, ApneaAndHypopneaDropFlowAmplitude) {
-  const auto niv = RunNiv({{TruthKind::kApnea, At(300), At(322), 0.03},
-                           {TruthKind::kHypopnea, At(450), At(478), 0.42}},
-                          520);
+  const auto niv = RunNiv(
+      {{TruthKind::kApnea, At(300), At(322), 0.03}, {TruthKind::kHypopnea, At(450), At(478), 0.42}},
+      520);
   ASSERT_NE(FindTruth(niv.truth, TruthKind::kApnea), nullptr);
   ASSERT_NE(FindTruth(niv.truth, TruthKind::kHypopnea), nullptr);
   const double before_apnea = BaselineAmplitude(niv.flow, 180, 298);

@@ -160,7 +160,8 @@ TEST(SnapshotUpgrade, APartOfANewerEnvelopeFormatRestartsAlone) {
   analysis::PatientAnalysis p(service::SyntheticPatientId({}, 0), DefaultPlan());
   ASSERT_NO_THROW(p.Restore(snap));
   ASSERT_EQ(p.restore_fallbacks().size(), 1u);
-  EXPECT_EQ(p.restore_fallbacks()[0].rfind("respiration.events/", 0), 0u) << p.restore_fallbacks()[0];
+  EXPECT_EQ(p.restore_fallbacks()[0].rfind("respiration.events/", 0), 0u)
+      << p.restore_fallbacks()[0];
   snap.set_format_version(0);  // no version at all: not a snapshot of any release
   EXPECT_THROW(p.Restore(snap), ops::SnapshotError);
 }

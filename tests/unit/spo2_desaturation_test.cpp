@@ -18,7 +18,9 @@ constexpr TimeUs kT0 = 1'768'435'200'000'000;
 
 struct Trace {
   std::vector<float> values;  // 1 Hz from kT0
-  void Hold(double v, int seconds) { values.insert(values.end(), static_cast<size_t>(seconds), static_cast<float>(v)); }
+  void Hold(double v, int seconds) {
+    values.insert(values.end(), static_cast<size_t>(seconds), static_cast<float>(v));
+  }
 };
 
 // The nightly measures of `trace`, by name.
@@ -111,7 +113,8 @@ TEST(Spo2Desaturation, MeanAndMinimumOfValidSamplesOnly) {
   t.Hold(98, 101);
   const auto m = Night(t);
   EXPECT_NEAR(m.at("spo2_min_pct"), 94, 1e-6);
-  // 99 s at 94 %, the last 94 % sample bridging the 51-s hole capped at max_gap_s (30 s), 100 s at 98 %.
+  // 99 s at 94 %, the last 94 % sample bridging the 51-s hole capped at max_gap_s (30 s), 100 s at
+  // 98 %.
   EXPECT_NEAR(m.at("spo2_mean_pct"), (94.0 * 129 + 98.0 * 100) / 229, 1e-9);
   EXPECT_NEAR(m.at("spo2_hours"), 229.0 / 3600, 1e-9);
 }

@@ -1,11 +1,11 @@
 // Record-level validation of telemetry: each bad record maps to its dead-letter reason.
-#include <gtest/gtest.h>
+#include "pipeline/service/telemetry_decoder.h"
 
-#include "pipeline/analysis/frame_decoder.h"
+#include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "pipeline/service/telemetry_decoder.h"
+#include "pipeline/analysis/frame_decoder.h"
 #include "vigil/v1/telemetry.pb.h"
 
 namespace vigil::service {
@@ -27,8 +27,8 @@ v1::TelemetryEnvelope Envelope() {
   return e;
 }
 
-v1::DeadLetterReason ReasonOf(const std::optional<std::string>& key, const std::optional<std::string>& value,
-                              DecodeLimits limits = {}) {
+v1::DeadLetterReason ReasonOf(const std::optional<std::string>& key,
+                              const std::optional<std::string>& value, DecodeLimits limits = {}) {
   auto result = DecodeTelemetry(key, value, limits);
   if (auto* r = std::get_if<Rejection>(&result)) return r->reason;
   return v1::DEAD_LETTER_REASON_UNSPECIFIED;

@@ -44,8 +44,9 @@ std::string Pack212(const std::vector<int>& interleaved) {
 }
 
 TEST_F(WfdbReaderTest, Format212TwoSignalsWithCrlfHeader) {
-  Write("r1.hea",
-        "r1 2 250 4\r\nr1.dat 212 200 12 0 -128 0 0 ECG\r\nr1.dat 212 100(10)/mV 12 0 5 0 0 V1\r\n");
+  Write(
+      "r1.hea",
+      "r1 2 250 4\r\nr1.dat 212 200 12 0 -128 0 0 ECG\r\nr1.dat 212 100(10)/mV 12 0 5 0 0 V1\r\n");
   // frames: (s0, s1) = (-2048, 2047), (0, -1), (1024, -1024), (7, 10)
   Write("r1.dat", Pack212({-2048, 2047, 0, -1, 1024, -1024, 7, 10}));
   const auto rec = ReadWfdbRecord(dir_ / "r1");
@@ -105,8 +106,7 @@ TEST_F(WfdbReaderTest, NegativeByteOffsetIsAnErrorNamingFileAndField) {
     ReadWfdbRecord(dir_ / "n");
     FAIL() << "expected WfdbError";
   } catch (const WfdbError& e) {
-    EXPECT_NE(std::string(e.what()).find("n.hea:2: byte offset -5"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("n.hea:2: byte offset -5"), std::string::npos) << e.what();
   }
 }
 
@@ -128,10 +128,10 @@ TEST_F(WfdbReaderTest, AnnotationsWithSkipAuxNumChn) {
     b.push_back(static_cast<char>(half & 0xFF));
     b.push_back(static_cast<char>(half >> 8));
   }
-  PutWord(b, 5, 3);    // V at 70108
-  PutWord(b, 60, 2);   // NUM 2
-  PutWord(b, 62, 1);   // CHN 1
-  PutWord(b, 28, 2);   // rhythm at 70110
+  PutWord(b, 5, 3);   // V at 70108
+  PutWord(b, 60, 2);  // NUM 2
+  PutWord(b, 62, 1);  // CHN 1
+  PutWord(b, 28, 2);  // rhythm at 70110
   PutWord(b, 63, 2);
   b += "(N";
   PutWord(b, 0, 0);
