@@ -1,8 +1,6 @@
 #include "pipeline/service/stream_service.h"
 
 #include <fmt/format.h>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
@@ -25,9 +23,12 @@
 #include "pipeline/kafka/kafka_client.h"
 #include "pipeline/metrics/service_metrics.h"
 #include "pipeline/service/hibernation.h"
+#include "pipeline/service/kafka_client_properties.h"
+#include "pipeline/service/kafka_statistics.h"
 #include "pipeline/service/liveness.h"
 #include "pipeline/service/log_id.h"
 #include "pipeline/service/output_limits.h"
+#include "pipeline/service/patient_config_store.h"
 #include "pipeline/service/telemetry_decoder.h"
 #include "vigil/v1/dead_letter.pb.h"
 #include "vigil/v1/patient_config.pb.h"
@@ -78,40 +79,6 @@ struct PatientSlot {
   int64_t last_record_ms = -1;  // Kafka timestamp of its newest record
   // Idle: `analysis` is null and this holds its compressed snapshot (hibernation.h).
   std::string hibernated;
-};
-
-// The latest valid per-patient configuration, read from vigil.patient-config.v1 by the run loop
-// and applied by the lanes. Thread-safe.
-class PatientConfigs {
- public:
-  struct Entry {
-    uint64_t version = 0;
-    std::string time_zone;
-    std::shared_ptr<const analysis::AnalysisPlan> plan;
-  };
-  void Set(const std::string& patient, Entry entry) {
-    std::lock_guard lock(mutex_);
-    entries_[patient] = std::move(entry);
-  }
-  void Erase(const std::string& patient) {
-    std::lock_guard lock(mutex_);
-    entries_.erase(patient);
-  }
-  std::optional<Entry> Get(const std::string& patient) const {
-    std::lock_guard lock(mutex_);
-    auto it = entries_.find(patient);
-    if (it == entries_.end()) return std::nullopt;
-    return it->second;
-  }
-  uint64_t Version(const std::string& patient) const {
-    std::lock_guard lock(mutex_);
-    auto it = entries_.find(patient);
-    return it == entries_.end() ? 0 : it->second.version;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, Entry> entries_;
 };
 
 // The run loop's view of one assigned telemetry partition.
@@ -190,7 +157,7 @@ class StreamService::Impl : public RdKafka::RebalanceCb, public RdKafka::EventCb
   std::unique_ptr<LivenessWatch> liveness_;  // per lane and the run loop, for /healthz
   metrics::ServiceMetrics metrics_;
   std::shared_ptr<const analysis::AnalysisPlan> plan_;
-  PatientConfigs patient_configs_;
+  std::unique_ptr<PatientConfigStore> patient_configs_;  // after plan_
   DecodeLimits limits_;
 
   prometheus::Histogram* decode_seconds_ = &metrics_.StageSeconds("decode");
@@ -245,6 +212,7 @@ StreamService::Impl::Impl(config::ServiceConfig config) : config_(std::move(conf
   } catch (const std::invalid_argument& e) {
     throw config::ConfigError("analysis.operators", e.what(), "invalid operator configuration");
   }
+  patient_configs_ = std::make_unique<PatientConfigStore>(plan_);
   restore_failures_left_ = config_.faults.restore_failures;
   limits_.max_record_bytes = static_cast<size_t>(config_.limits.max_record_bytes);
   limits_.max_frames_per_record = static_cast<size_t>(config_.limits.max_frames_per_record);
@@ -374,9 +342,9 @@ PatientSlot& StreamService::Impl::Slot(Lane& lane, const std::string& patient, i
     metrics_.patients_hibernated.Decrement();
   }
   // A changed per-patient configuration takes effect from this record on.
-  const uint64_t version = patient_configs_.Version(patient);
+  const uint64_t version = patient_configs_->Version(patient);
   if (version != slot.config_version) {
-    if (auto entry = patient_configs_.Get(patient)) {
+    if (auto entry = patient_configs_->Get(patient)) {
       slot.analysis->SetPlan(entry->plan, entry->time_zone);
       slot.config_version = entry->version;
     } else {
@@ -596,62 +564,33 @@ void StreamService::Impl::PollPatientConfigs() {
 }
 
 void StreamService::Impl::OnPatientConfig(const kafka::Record& record) {
-  if (!record.key) {
-    DeadLetter(record, {v1::DEAD_LETTER_REASON_MISSING_PATIENT, "patient config without key", -1});
-    transaction_dirty_ = true;
-    return;
-  }
-  if (record.key->size() > kMaxPatientIdBytes) {
-    DeadLetter(record, {v1::DEAD_LETTER_REASON_OVERSIZED,
-                        fmt::format("patient config key = {} bytes: a patient id has at most {}",
-                                    record.key->size(), kMaxPatientIdBytes),
-                        -1});
-    transaction_dirty_ = true;
-    return;
-  }
-  const std::string log_id = PatientLogId(config_.logging.patient_hash_salt, *record.key);
-  if (!record.value) {  // tombstone: back to the service defaults
-    patient_configs_.Erase(*record.key);
-    spdlog::info("patient {}: configuration removed, service defaults apply", log_id);
-    return;
-  }
-  v1::PatientConfig pc;
-  Rejection rejection;
-  if (!pc.ParseFromString(*record.value)) {
-    rejection = {v1::DEAD_LETTER_REASON_UNDECODABLE, "not a vigil.v1.PatientConfig", -1};
-  } else if (pc.patient_id() != *record.key) {
-    rejection = {v1::DEAD_LETTER_REASON_KEY_MISMATCH, "record key differs from patient_id", -1};
-  } else if (pc.version() != 0 && pc.version() <= patient_configs_.Version(*record.key)) {
-    spdlog::info("patient {}: configuration version {} ignored (not newer)", log_id, pc.version());
-    return;
-  } else {
-    try {
-      std::map<std::string, double> overrides(pc.parameters().begin(), pc.parameters().end());
-      for (const auto& [key, value] : overrides) {
-        if (!std::isfinite(value))
-          throw ops::OptionError(key, fmt::format("{}", value), "not finite");
-      }
-      PatientConfigs::Entry entry;
-      entry.plan = overrides.empty() && pc.time_zone().empty()
-                       ? plan_
-                       : plan_->WithOverrides(overrides, pc.time_zone());
-      entry.time_zone = pc.time_zone();
-      // Version 0 still has to differ from "no configuration".
-      entry.version = std::max<uint64_t>(pc.version(), patient_configs_.Version(*record.key) + 1);
-      patient_configs_.Set(*record.key, std::move(entry));
+  using Kind = PatientConfigStore::Outcome::Kind;
+  const auto outcome = patient_configs_->Apply(record);
+  const std::string log_id =
+      record.key ? PatientLogId(config_.logging.patient_hash_salt, *record.key) : "(no key)";
+  switch (outcome.kind) {
+    case Kind::kRemoved:
+      spdlog::info("patient {}: configuration removed, service defaults apply", log_id);
+      return;
+    case Kind::kIgnored:
+      spdlog::info("patient {}: configuration version {} ignored (not newer)", log_id,
+                   outcome.version);
+      return;
+    case Kind::kAccepted:
       metrics_.patient_config_applied.Increment();
       spdlog::info("patient {}: configuration version {} accepted ({} overrides)", log_id,
-                   pc.version(), overrides.size());
+                   outcome.version, outcome.overrides);
       return;
-    } catch (const std::exception& e) {
-      rejection = {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE,
-                   fmt::format("patient config: {}", e.what()), -1};
-    }
+    case Kind::kRejected:
+      break;
   }
-  metrics_.patient_config_rejected.Increment();
-  spdlog::warn("patient {}: configuration at {}[{}]@{} rejected, previous settings stay: {}",
-               log_id, record.topic, record.partition, record.offset, rejection.detail);
-  DeadLetter(record, rejection);
+  // A record without a usable key is a dead letter without a patient to warn about.
+  if (record.key && record.key->size() <= kMaxPatientIdBytes) {
+    metrics_.patient_config_rejected.Increment();
+    spdlog::warn("patient {}: configuration at {}[{}]@{} rejected, previous settings stay: {}",
+                 log_id, record.topic, record.partition, record.offset, outcome.rejection->detail);
+  }
+  DeadLetter(record, *outcome.rejection);
   transaction_dirty_ = true;
 }
 
@@ -1157,33 +1096,15 @@ void StreamService::Impl::rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka
 void StreamService::Impl::event_cb(RdKafka::Event& event) {
   switch (event.type()) {
     case RdKafka::Event::EVENT_STATS: {
-      google::protobuf::Struct stats;
-      if (!google::protobuf::util::JsonStringToMessage(event.str(), &stats).ok()) return;
-      const auto& f = stats.fields();
-      const auto number = [&](const char* key) {
-        auto it = f.find(key);
-        return it == f.end() ? 0.0 : it->second.number_value();
-      };
-      const std::string client = f.count("type") ? f.at("type").string_value() : "unknown";
-      for (const char* key : {"msg_cnt", "msg_size", "tx", "rx", "txmsgs", "rxmsgs", "replyq"}) {
-        metrics_.KafkaStatistic(key, client).Set(number(key));
+      const auto stats = ParseKafkaStatistics(event.str(), config_.topics.telemetry);
+      if (!stats) return;
+      for (const auto& [key, value] : stats->counters) {
+        metrics_.KafkaStatistic(key, stats->client).Set(value);
       }
-      if (client != "consumer" || !f.count("topics")) return;
-      const auto& topics = f.at("topics").struct_value().fields();
-      auto topic = topics.find(config_.topics.telemetry);
-      if (topic == topics.end()) return;
-      double total = 0;
-      for (const auto& [name, partition] :
-           topic->second.struct_value().fields().at("partitions").struct_value().fields()) {
-        if (name == "-1") continue;
-        const auto& pf = partition.struct_value().fields();
-        if (!pf.count("consumer_lag") || !pf.count("fetch_state")) continue;
-        if (pf.at("fetch_state").string_value() == "none") continue;  // not assigned here
-        const double lag = std::max(0.0, pf.at("consumer_lag").number_value());
-        metrics_.PartitionLag(std::stoi(name)).Set(lag);
-        total += lag;
-      }
-      metrics_.consumer_lag.Set(total);
+      if (!stats->total_lag) return;
+      for (const auto& [partition, lag] : stats->partition_lag)
+        metrics_.PartitionLag(partition).Set(lag);
+      metrics_.consumer_lag.Set(*stats->total_lag);
       return;
     }
     case RdKafka::Event::EVENT_ERROR:
@@ -1228,17 +1149,8 @@ extern "C" void OnStopSignal(int) {
 int StreamService::Impl::Run() {
   metrics_.Serve(config_.metrics.bind_address, config_.metrics.port, config_.metrics.health_port);
   const auto& k = config_.kafka;
-  kafka::Properties common = k.properties;
-  common["bootstrap.servers"] = k.bootstrap_servers;
-  common["statistics.interval.ms"] = std::to_string(k.statistics_interval_ms);
-
-  kafka::Properties producer_props = common;
-  producer_props["transactional.id"] = k.instance_id;
-  producer_props["transaction.timeout.ms"] = std::to_string(k.transaction_timeout_ms);
-  producer_props["client.id"] = k.instance_id;
-  producer_props["linger.ms"] = "5";
-  for (const auto& [key, value] : k.producer_properties) producer_props[key] = value;
-  producer_ = std::make_unique<kafka::Producer>(producer_props, this);
+  const auto props = KafkaClientProperties(k);
+  producer_ = std::make_unique<kafka::Producer>(props.producer, this);
 
   // The state topic must mirror the telemetry partitions: restore reads one partition.
   const int telemetry_partitions =
@@ -1255,28 +1167,9 @@ int StreamService::Impl::Run() {
   // transaction a crash left open.
   producer_->InitTransactions(60s);
 
-  kafka::Properties consumer_props = common;
-  consumer_props["group.id"] = k.group_id;
-  consumer_props["client.id"] = k.instance_id;
-  consumer_props["partition.assignment.strategy"] = "cooperative-sticky";
-  consumer_props["enable.auto.commit"] = "false";
-  consumer_props["enable.auto.offset.store"] = "false";
-  consumer_props["isolation.level"] = "read_committed";
-  consumer_props["auto.offset.reset"] = k.auto_offset_reset;
-  consumer_props["session.timeout.ms"] = std::to_string(k.session_timeout_ms);
-  // Bounded prefetch: librdkafka's own queue is one of the buffers between Kafka and the graph.
-  consumer_props["queued.max.messages.kbytes"] = "16384";
-  for (const auto& [key, value] : k.consumer_properties) consumer_props[key] = value;
-  consumer_ = std::make_unique<kafka::Consumer>(consumer_props, this, this);
+  consumer_ = std::make_unique<kafka::Consumer>(props.consumer, this, this);
 
-  kafka::Properties config_props = common;
-  config_props.erase("statistics.interval.ms");
-  config_props["group.id"] = k.instance_id + "-patient-config";  // assign only, never commits
-  config_props["client.id"] = k.instance_id + "-patient-config";
-  config_props["enable.auto.commit"] = "false";
-  config_props["isolation.level"] = "read_committed";
-  config_props["enable.partition.eof"] = "true";
-  config_reader_ = std::make_unique<kafka::Consumer>(config_props);
+  config_reader_ = std::make_unique<kafka::Consumer>(props.patient_config);
   config_reader_->AssignAllFromBeginning(config_.topics.patient_config, 30s);
 
   spdlog::info("vigil run: group {}, instance {}, {} lanes, {} operators, bootstrap {}", k.group_id,
