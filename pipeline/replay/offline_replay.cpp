@@ -5,6 +5,7 @@
 #include "pipeline/analysis/frame_decoder.h"
 #include "pipeline/analysis/operator_registry.h"
 #include "pipeline/output/json_lines.h"
+#include "pipeline/service/record_feed.h"
 
 namespace vigil::replay {
 
@@ -20,50 +21,14 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
                                               analysis::PatientAnalysis& patient,
                                               analysis::Outputs& outputs,
                                               const FrameCallback& on_frame) {
-  static const analysis::DecodeLimits kLimits;
-  thread_local std::vector<float> values;
-  std::vector<analysis::Rejection> rejected;
-  for (int i = 0; i < envelope.events_size(); ++i) {
-    const auto& e = envelope.events(i);
-    auto view = analysis::DecodeDeviceEvent(e);
-    if (view &&
-        patient.OnDeviceEvent(e.device_id(), *view, outputs) == analysis::FrameOutcome::kRejected) {
-      rejected.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
-                          fmt::format("events[{}].{}", i, patient.last_rejection()),
-                          envelope.frames_size() + i});
-    }
+  static const service::DecodeLimits kLimits;
+  const auto decoded = service::DecodeEnvelope(envelope, kLimits);
+  if (const auto* rejection = std::get_if<analysis::Rejection>(&decoded)) return {*rejection};
+  const auto& record = std::get<service::DecodedRecord>(decoded);
+  if (on_frame) {
+    for (const auto& f : record.frames) on_frame(f);
   }
-  for (int i = 0; i < envelope.frames_size(); ++i) {
-    const auto& f = envelope.frames(i);
-    if (auto rejection = analysis::DecodeFrame(f, i, kLimits, values)) {
-      rejected.push_back(std::move(*rejection));
-      continue;
-    }
-    if (on_frame) on_frame(f, values);
-    analysis::FrameView view;
-    view.device_id = f.device_id();
-    view.signal = analysis::ToSignal(f.kind());
-    view.lead = f.lead();
-    view.sequence = f.sequence();
-    view.first_sample_us = f.first_sample_time_us();
-    view.sample_rate_hz = f.sample_rate_hz();
-    view.values = values;
-    const auto outcome = patient.OnFrame(view, outputs);
-    if (outcome == analysis::FrameOutcome::kDuplicate) {
-      rejected.push_back(
-          {v1::DEAD_LETTER_REASON_DUPLICATE,
-           fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence()), i});
-    } else if (outcome == analysis::FrameOutcome::kTooLate) {
-      rejected.push_back({v1::DEAD_LETTER_REASON_TOO_LATE,
-                          fmt::format("frames[{}].sequence = {}: older than the reorder tolerance",
-                                      i, f.sequence()),
-                          i});
-    } else if (outcome == analysis::FrameOutcome::kRejected) {
-      rejected.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
-                          fmt::format("frames[{}].{}", i, patient.last_rejection()), i});
-    }
-  }
-  return rejected;
+  return service::FeedRecord(record, 0, patient, outputs);
 }
 
 ReplayStats ReplayToJsonLines(TelemetrySource& source,
@@ -104,11 +69,11 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
   v1::TelemetryEnvelope envelope;
   while (source.Next(envelope)) {
     ++stats.envelopes;
-    for (const auto& rejection : FeedEnvelope(
-             envelope, patient, outputs, [&](const v1::SignalFrame&, std::span<const float> v) {
-               ++stats.frames;
-               stats.samples += v.size();
-             })) {
+    for (const auto& rejection :
+         FeedEnvelope(envelope, patient, outputs, [&](const service::DecodedFrame& f) {
+           ++stats.frames;
+           stats.samples += f.values.size();
+         })) {
       ++stats.rejected_frames;
       diagnostics << fmt::format("rejected envelope {} {}: {}\n", stats.envelopes - 1,
                                  v1::DeadLetterReason_Name(rejection.reason), rejection.detail);

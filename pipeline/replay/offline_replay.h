@@ -11,6 +11,7 @@
 #include "pipeline/analysis/frame_decoder.h"
 #include "pipeline/analysis/patient_analysis.h"
 #include "pipeline/replay/telemetry_source.h"
+#include "pipeline/service/telemetry_decoder.h"
 
 namespace vigil::replay {
 
@@ -41,11 +42,12 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
                               const std::string& patient_id, const ReplayOutputOptions& options,
                               std::ostream& out, std::ostream& diagnostics);
 
-// Feeds one envelope to `patient` as the service does: device events first, then every frame
-// decoded by analysis::DecodeFrame. `on_frame` (optional) sees each decoded frame before it is
-// analysed. Returns the frames the service would dead-letter: undecodable ones, duplicates and
-// frames older than the reordering tolerance.
-using FrameCallback = std::function<void(const v1::SignalFrame&, std::span<const float>)>;
+// Feeds one envelope to `patient` exactly as the service does: decoded by
+// service::DecodeEnvelope (one bad frame rejects the envelope), then service::FeedRecord
+// (device events first, then the frames). `on_frame` (optional) sees each decoded frame before
+// it is analysed. Returns what the service would dead-letter: the envelope, or the items the
+// analysis refused (duplicates, frames older than the reordering tolerance, ...).
+using FrameCallback = std::function<void(const service::DecodedFrame&)>;
 std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envelope,
                                               analysis::PatientAnalysis& patient,
                                               analysis::Outputs& outputs,

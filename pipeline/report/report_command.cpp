@@ -82,17 +82,16 @@ ReportData CollectOffline(replay::TelemetrySource& source,
 
   v1::TelemetryEnvelope envelope;
   while (source.Next(envelope)) {
-    replay::FeedEnvelope(
-        envelope, patient, out, [&](const v1::SignalFrame& f, std::span<const float> values) {
-          if (f.kind() != v1::SIGNAL_KIND_ECG) return;
-          const std::string key = fmt::format("{}|{}", f.device_id(), static_cast<int>(f.lead()));
-          if (ecg_stream.empty()) {
-            ecg_stream = key;
-            ecg_start = f.first_sample_time_us();
-            ecg_rate = f.sample_rate_hz();
-          }
-          if (key == ecg_stream) ecg.insert(ecg.end(), values.begin(), values.end());
-        });
+    replay::FeedEnvelope(envelope, patient, out, [&](const service::DecodedFrame& f) {
+      if (f.signal != ops::Signal::kEcg) return;
+      const std::string key = fmt::format("{}|{}", f.device_id, f.lead);
+      if (ecg_stream.empty()) {
+        ecg_stream = key;
+        ecg_start = f.first_sample_us;
+        ecg_rate = f.sample_rate_hz;
+      }
+      if (key == ecg_stream) ecg.insert(ecg.end(), f.values.begin(), f.values.end());
+    });
     take();
   }
   patient.Finish(out);

@@ -29,6 +29,7 @@
 #include "pipeline/service/log_id.h"
 #include "pipeline/service/output_limits.h"
 #include "pipeline/service/patient_config_store.h"
+#include "pipeline/service/record_feed.h"
 #include "pipeline/service/telemetry_decoder.h"
 #include "vigil/v1/dead_letter.pb.h"
 #include "vigil/v1/patient_config.pb.h"
@@ -402,52 +403,8 @@ void StreamService::Impl::AnalyseRecord(Lane& lane, Work& work) {
   slot.last_record_ms = std::max(slot.last_record_ms, work.record.timestamp_ms);
   Outputs out;
   const auto start = Clock::now();
-  std::vector<Rejection> item_rejections;
-  // Device events before frames, as the offline replay (replay::FeedEnvelope) does: a gateway's
-  // upload of a device's stored history (old session events) comes with the first live frames,
-  // and operators must see that history before the frames move the patient's clock past it.
-  for (size_t i = 0; i < decoded.events.size(); ++i) {
-    const int item = static_cast<int>(decoded.frames.size() + i);
-    try {
-      if (slot.analysis->OnDeviceEvent(decoded.events[i].device_id, decoded.events[i].view, out) ==
-          analysis::FrameOutcome::kRejected) {
-        item_rejections.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
-                                   fmt::format("events[{}].{}", i, slot.analysis->last_rejection()),
-                                   item});
-      }
-    } catch (const std::exception& e) {
-      item_rejections.push_back({v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(), item});
-    }
-  }
-  for (size_t i = 0; i < decoded.frames.size(); ++i) {
-    const auto& f = decoded.frames[i];
-    analysis::FrameView view = ViewOf(f, ops::FromMillis(work.record.timestamp_ms));
-    analysis::FrameOutcome outcome;
-    try {
-      outcome = slot.analysis->OnFrame(view, out);
-    } catch (const std::exception& e) {
-      item_rejections.push_back(
-          {v1::DEAD_LETTER_REASON_OPERATOR_FAILURE, e.what(), static_cast<int>(i)});
-      continue;
-    }
-    if (outcome == analysis::FrameOutcome::kDuplicate) {
-      item_rejections.push_back(
-          {v1::DEAD_LETTER_REASON_DUPLICATE,
-           fmt::format("frames[{}].sequence = {}: already processed", i, f.sequence),
-           static_cast<int>(i)});
-    } else if (outcome == analysis::FrameOutcome::kTooLate) {
-      item_rejections.push_back(
-          {v1::DEAD_LETTER_REASON_TOO_LATE,
-           fmt::format("frames[{}].first_sample_time_us = {}: older than the reorder tolerance", i,
-                       f.first_sample_us),
-           static_cast<int>(i)});
-    } else if (outcome == analysis::FrameOutcome::kRejected) {
-      // A time that cannot be placed on the patient's clock (far future, or no date at all).
-      item_rejections.push_back({v1::DEAD_LETTER_REASON_INVALID_FRAME,
-                                 fmt::format("frames[{}].{}", i, slot.analysis->last_rejection()),
-                                 static_cast<int>(i)});
-    }
-  }
+  const std::vector<Rejection> item_rejections =
+      FeedRecord(decoded, ops::FromMillis(work.record.timestamp_ms), *slot.analysis, out);
   slot.analysis->CheckDevicesOnline(ops::FromMillis(work.record.timestamp_ms),
                                     config_.limits.device_offline_after_s, out);
   analysis_seconds_->Observe(std::chrono::duration<double>(Clock::now() - start).count());

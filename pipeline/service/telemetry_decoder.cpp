@@ -44,6 +44,11 @@ std::variant<DecodedRecord, Rejection> DecodeTelemetry(const std::optional<std::
     return Reject(v1::DEAD_LETTER_REASON_KEY_MISMATCH,
                   key ? "record key differs from patient_id" : "record has no key");
   }
+  return DecodeEnvelope(envelope, limits);
+}
+
+std::variant<DecodedRecord, Rejection> DecodeEnvelope(const v1::TelemetryEnvelope& envelope,
+                                                      const DecodeLimits& limits) {
   if (static_cast<size_t>(envelope.frames_size()) > limits.max_frames_per_record) {
     return Reject(v1::DEAD_LETTER_REASON_OVERSIZED,
                   fmt::format("frames = {}: at most {}", envelope.frames_size(),

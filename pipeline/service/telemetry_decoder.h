@@ -18,6 +18,10 @@
 #include "pipeline/analysis/frame_decoder.h"
 #include "pipeline/analysis/patient_analysis.h"
 
+namespace vigil::v1 {
+class TelemetryEnvelope;
+}
+
 namespace vigil::service {
 
 using Rejection = analysis::Rejection;
@@ -75,5 +79,10 @@ struct DecodedRecord {
 std::variant<DecodedRecord, Rejection> DecodeTelemetry(const std::optional<std::string>& key,
                                                        const std::optional<std::string>& value,
                                                        const DecodeLimits& limits);
+
+// The checks after parsing, on an envelope already in memory (the offline replay's): frame
+// count, then every frame. The patient id is taken as it is.
+std::variant<DecodedRecord, Rejection> DecodeEnvelope(const v1::TelemetryEnvelope& envelope,
+                                                      const DecodeLimits& limits);
 
 }  // namespace vigil::service

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "pipeline/service/record_feed.h"
 #include "pipeline/service/synthetic_telemetry.h"
 #include "pipeline/service/telemetry_decoder.h"
 #include "support/test_support.h"
@@ -316,11 +317,7 @@ PatientOutputs OfflineReference(const std::vector<kafka::Record>& telemetry,
     if (it == patients.end())
       it = patients.emplace(d->patient_id, analysis::PatientAnalysis(d->patient_id, plan)).first;
     analysis::Outputs o;
-    for (const auto& f : d->frames) {
-      analysis::FrameView v = service::ViewOf(f, record.timestamp_ms * 1000);
-      it->second.OnFrame(v, o);
-    }
-    for (const auto& e : d->events) it->second.OnDeviceEvent(e.device_id, e.view, o);
+    service::FeedRecord(*d, record.timestamp_ms * 1000, it->second, o);  // as the service does
     it->second.CheckDevicesOnline(record.timestamp_ms * 1000, device_offline_after_s, o);
     for (const auto& a : o.alerts) out.alerts[d->patient_id].push_back(a.SerializeAsString());
     for (const auto& g : o.aggregates)
