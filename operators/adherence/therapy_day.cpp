@@ -6,6 +6,9 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "operators/core/options.h"
+#include "operators/core/parameters.h"
+
 namespace vigil::ops {
 namespace {
 
@@ -39,6 +42,15 @@ TherapyDayWindow NextTherapyDay(const TherapyDayWindow& day, const date::time_zo
   date::local_days d;
   in >> date::parse("%F", d);
   return WindowStartingOn(d + date::days(1), zone);
+}
+
+const date::time_zone* ZoneOption(std::string_view op, const std::string& name) {
+  try {
+    return date::locate_zone(name);
+  } catch (const std::exception&) {
+    throw OptionError(ParameterName(op, "time_zone"), name,
+                      "unknown time zone (IANA name expected, e.g. Europe/Copenhagen)");
+  }
 }
 
 const date::time_zone* LocateZone(const std::string& name) {

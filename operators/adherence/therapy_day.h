@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "operators/core/time.h"
 
@@ -30,5 +31,9 @@ TherapyDayWindow NextTherapyDay(const TherapyDayWindow& day, const date::time_zo
 
 // Throws std::runtime_error naming the zone when the OS tz database does not know it.
 const date::time_zone* LocateZone(const std::string& name);
+
+// The zone of an operator's options: throws OptionError naming "<op>.time_zone" and the name
+// when the tz database does not know it.
+const date::time_zone* ZoneOption(std::string_view op, const std::string& name);
 
 }  // namespace vigil::ops

@@ -246,13 +246,7 @@ const OperatorSpec& TherapyUsage::Spec() {
 }
 
 std::unique_ptr<const TherapyUsage> TherapyUsage::Make(const TherapyUsageOptions& o) {
-  const date::time_zone* zone = nullptr;
-  try {
-    zone = date::locate_zone(o.time_zone);
-  } catch (const std::exception&) {
-    throw OptionError(ParameterName(kName, "time_zone"), o.time_zone,
-                      "unknown time zone (IANA name expected, e.g. Europe/Copenhagen)");
-  }
+  const date::time_zone* zone = ZoneOption(kName, o.time_zone);
   UsageParameters().Check(kName, o);
   return std::unique_ptr<const TherapyUsage>(new TherapyUsage(o, zone));
 }

@@ -427,12 +427,7 @@ const OperatorSpec& Hypoventilation::Spec() {
 }
 
 std::unique_ptr<const Hypoventilation> Hypoventilation::Make(const HypoventilationOptions& o) {
-  const date::time_zone* zone = nullptr;
-  try {
-    zone = date::locate_zone(o.time_zone);
-  } catch (const std::exception&) {
-    throw OptionError(ParameterName(kName, "time_zone"), o.time_zone, "unknown time zone");
-  }
+  const date::time_zone* zone = ZoneOption(kName, o.time_zone);
   Co2Parameters().Check(kName, o);
   RequireParameter(o.end_tidal.off_mm_hg < o.end_tidal.on_mm_hg, kName, "capnogram_off_mm_hg",
                    o.end_tidal.off_mm_hg, "must be below capnogram_on_mm_hg");

@@ -160,12 +160,7 @@ const OperatorSpec& Desaturation::Spec() {
 }
 
 std::unique_ptr<const Desaturation> Desaturation::Make(const DesaturationOptions& o) {
-  const date::time_zone* zone = nullptr;
-  try {
-    zone = date::locate_zone(o.time_zone);
-  } catch (const std::exception&) {
-    throw OptionError(ParameterName(kName, "time_zone"), o.time_zone, "unknown time zone");
-  }
+  const date::time_zone* zone = ZoneOption(kName, o.time_zone);
   DesaturationParameters().Check(kName, o);
   return std::unique_ptr<const Desaturation>(new Desaturation(o, zone));
 }
