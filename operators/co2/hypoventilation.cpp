@@ -15,6 +15,7 @@
 namespace vigil::ops {
 namespace {
 
+constexpr TimeUs kNightCloseDelayUs = 60 * kMicrosPerSecond;
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr int kMedianN = 5;
 constexpr double kBinMmHg = 0.1;  // histogram bins (median resolution)
@@ -471,7 +472,10 @@ void Hypoventilation::AdvanceTo(OperatorState& state, TimeUs now_us, Events& out
     c.EndRuns(s.last_center);
     s.ring_n = 0;
   }
-  if (s.have_night && now_us >= s.night.end_us) c.CloseNight();
+  // A night closes on device time a minute past its end: end-tidal values come a breath after
+  // their plateau, and one of the night's last breaths must not reopen it (a later value closes
+  // it at once, see Value).
+  if (s.have_night && now_us >= s.night.end_us + kNightCloseDelayUs) c.CloseNight();
 }
 
 void Hypoventilation::Finish(OperatorState& state, Events& out) const {

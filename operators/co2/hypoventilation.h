@@ -21,7 +21,8 @@
 //  value where neither branch holds.
 // CHRONIC HYPERCAPNIA: a therapy night whose median CO2 is > `hypercapnia_mm_hg` (52.5 mmHg =
 //  7 kPa) gives a HYPERCAPNIA episode over the night (kClosed).
-// NIGHTLY MEASURES (noon-to-noon therapy day in `time_zone`): Measurements "co2_median_mm_hg",
+// NIGHTLY MEASURES (noon-to-noon therapy day in `time_zone`; a night closes at the first value
+//  after its end, or when device time is a minute past it): Measurements "co2_median_mm_hg",
 //  "co2_max_mm_hg", "co2_minutes_above_50", "co2_minutes_above_55" (each value stands for the
 //  time to the next one, at most max_gap_s), and after >= `trend_nights` (7) nights the
 //  least-squares slope of the last 7 nightly medians, "co2_trend_mm_hg_per_night"; a slope

@@ -6,7 +6,7 @@
 //
 // Operators stay free of Kafka and protobuf: an alert rule names its condition as the
 // `vigil.v1.Condition` value without its prefix ("ASYSTOLE"); the alert manager resolves the
-// names at start and refuses one the schema does not have.
+// names when the analysis plan is built (at start) and refuses one the schema does not have.
 #pragma once
 
 #include <functional>

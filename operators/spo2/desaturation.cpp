@@ -18,7 +18,10 @@ namespace {
 constexpr uint32_t kSnapshotVersion = 1;
 constexpr std::array<double, 2> kDrops = {3, 4};  // ODI3, ODI4 (AASM)
 constexpr double kT90Pct = 90;
-constexpr size_t kMaxBaselineSamples = 1 << 16;  // 120 s at up to 500 Hz
+// The baseline keeps at most one sample a second (SpO2 changes over seconds; a 256-Hz stream
+// would otherwise copy 30k values per sample): 600 s at most.
+constexpr TimeUs kBaselineStepUs = kMicrosPerSecond;
+constexpr size_t kMaxBaselineSamples = 601;
 
 // One desaturation index: a candidate below the frozen baseline, counted once it lasts.
 struct Dip {
@@ -213,6 +216,14 @@ void Desaturation::Process(OperatorState& state, Signal signal, const Chunk& chu
       s.night.window = TherapyDayAt(t, zone_);
       s.last_v = std::numeric_limits<double>::quiet_NaN();
     }
+    // A hole longer than max_gap_s (probe off) ends any desaturation in progress: the values
+    // after it say nothing of how long the one before lasted.
+    if (s.last_t != 0 && t - s.last_t > FromSeconds(options_.max_gap_s)) {
+      for (auto& d : s.dips) {
+        d.below_since = 0;
+        d.counted = false;
+      }
+    }
     // The previous sample stands for the time up to this one.
     if (!std::isnan(s.last_v)) {
       const double dt = std::min(ToSeconds(t - s.last_t), options_.max_gap_s);
@@ -228,8 +239,13 @@ void Desaturation::Process(OperatorState& state, Signal signal, const Chunk& chu
            (s.recent.front().first < t - baseline_us || s.recent.size() >= kMaxBaselineSamples)) {
       s.recent.pop_front();
     }
-    const double baseline = Median(s.recent);
-    s.recent.emplace_back(t, static_cast<float>(v));
+    // Scored only once the baseline window is at least half full (the start of a stream, or
+    // after a probe-off longer than baseline_s): one or two readings are no baseline.
+    const bool baseline_known = !s.recent.empty() && t - s.recent.front().first >= baseline_us / 2;
+    const double baseline = baseline_known ? Median(s.recent) : 0;
+    if (s.recent.empty() || t - s.recent.back().first >= kBaselineStepUs) {
+      s.recent.emplace_back(t, static_cast<float>(v));
+    }
     if (baseline <= 0) continue;
     for (size_t k = 0; k < kDrops.size(); ++k) {
       Dip& d = s.dips[k];

@@ -3,15 +3,18 @@
 // 1 Hz).
 //
 // Valid samples: `valid_min_pct`-100 % (oximeters send 0, 127 or NaN when they lose the finger).
-// Each valid sample stands for the time to the next one, at most `max_gap_s`.
+// Each valid sample stands for the time to the next one in the same night, at most `max_gap_s`.
 //
 // Desaturations (oxygen desaturation index, ODI): SpO2 at least 3 % (ODI3) or 4 % (ODI4) below
-// the baseline for at least `min_event_s` (10 s), the drops and the minimum duration of the AASM
-// scoring manual's desaturation criteria (Berry et al., AASM Manual for the Scoring of Sleep and
-// Associated Events v2.6, 2020). The manual leaves the oximetry baseline to the device; here it
-// is the median of the valid SpO2 of the last `baseline_s` (120 s), which brief repetitive dips
-// hardly move, frozen when SpO2 first falls below it by the drop. A desaturation ends when SpO2
-// is back above that frozen baseline minus the drop. The two indices are counted independently.
+// the baseline - the drops of the AASM scoring manual's desaturation criteria (Berry et al., AASM
+// Manual for the Scoring of Sleep and Associated Events v2.6, 2020) - for at least `min_event_s`
+// (10 s, the usual convention of oximetry ODI; the manual itself sets no duration for a
+// desaturation). The manual leaves the oximetry baseline to the device; here it is the median
+// of the valid SpO2 of the last `baseline_s` (120 s; at most one sample a second is kept), which
+// brief repetitive dips hardly move, frozen when SpO2 first falls below it by the drop. Nothing
+// is scored until that window is half full (stream start, or a probe-off longer than it). A
+// desaturation ends when SpO2 is back above the frozen baseline minus the drop, or at a hole
+// longer than `max_gap_s`. The two indices are counted independently.
 //
 // Per night, as nightly Measurements (OperatorSpec: they reach that night's therapy-day
 // aggregate and the report), at the night's end, when at least one valid sample was seen:

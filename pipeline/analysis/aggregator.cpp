@@ -182,7 +182,18 @@ void Aggregator::OnEvent(const ops::Event& event) {
         } else if constexpr (std::is_same_v<T, ops::Measurement>) {
           if (NightlyUnits().count(e.name)) {
             // Emitted at the night's end at the latest: the instant before is inside it.
-            night_measures_[DateOf(e.time_us - 1)][e.name] = e.value;
+            const std::string& date = DateOf(e.time_us - 1);
+            if (std::find(published_nights_.begin(), published_nights_.end(), date) !=
+                published_nights_.end()) {
+              return;  // its window went out already
+            }
+            if (!night_measures_.count(date) && night_measures_.size() >= kMaxHeldNights) {
+              night_measures_.erase(night_measures_.begin());  // bounded: the oldest goes
+            }
+            auto& night = night_measures_[date];
+            night.start_us = day_cache_start_;
+            night.end_us = day_cache_end_;
+            night.measures[e.name] = e.value;
             return;
           }
           const bool leak = e.name == "leak_lpm";
@@ -277,6 +288,11 @@ void Aggregator::EmitMinute(const Minute& m, std::vector<v1::Aggregate>& out) co
   out.push_back(std::move(a));
 }
 
+void Aggregator::MarkPublished(const std::string& date) {
+  published_nights_.push_back(date);
+  while (published_nights_.size() > kMaxHeldNights) published_nights_.pop_front();
+}
+
 void Aggregator::EmitDay(const ops::TherapyDay& day) {
   Day stats;
   if (auto it = days_.find(day.date); it != days_.end()) {
@@ -342,21 +358,44 @@ void Aggregator::EmitDay(const ops::TherapyDay& day) {
 }
 
 void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>& out) {
+  const auto attach = [this](const Night& night, v1::Aggregate& a) {
+    for (const auto& [name, value] : night.measures) {
+      const auto unit = NightlyUnits().find(name);
+      auto* m = a.add_measures();
+      m->set_name(name);
+      m->set_value(value);
+      m->set_unit(unit == NightlyUnits().end() ? "" : unit->second);
+    }
+  };
   for (auto& a : pending_) {
     if (a.window() == v1::WINDOW_KIND_THERAPY_DAY) {
+      MarkPublished(a.therapy_date());
       if (auto it = night_measures_.find(a.therapy_date()); it != night_measures_.end()) {
-        for (const auto& [name, value] : it->second) {
-          auto* m = a.add_measures();
-          m->set_name(name);
-          m->set_value(value);
-          m->set_unit(NightlyUnits().at(name));
-        }
+        attach(it->second, a);
         night_measures_.erase(it);
       }
     }
     out.push_back(std::move(a));
   }
   pending_.clear();
+  // Nightly measurements whose day got no window of its own from the adherence operator.
+  for (auto it = night_measures_.begin(); it != night_measures_.end();) {
+    if (it->second.end_us > watermark_us - kNightGraceUs) {
+      ++it;
+      continue;
+    }
+    v1::Aggregate a;
+    a.set_patient_id(patient_id_);
+    a.set_window(v1::WINDOW_KIND_THERAPY_DAY);
+    a.set_window_start_us(it->second.start_us);
+    a.set_window_end_us(it->second.end_us);
+    a.set_therapy_date(it->first);
+    a.set_time_zone(time_zone_);
+    attach(it->second, a);
+    out.push_back(std::move(a));
+    MarkPublished(it->first);
+    it = night_measures_.erase(it);
+  }
   const ops::TimeUs close_before = watermark_us - kAllowedLatenessUs;
   while (!minutes_.empty() && minutes_.begin()->first + kMinuteUs <= close_before) {
     auto& m = minutes_.begin()->second;
@@ -414,10 +453,12 @@ std::string Aggregator::Snapshot() const {
   w.Put<uint64_t>(late_events_);
   if (!night_measures_.empty()) {
     w.Put<uint64_t>(night_measures_.size());
-    for (const auto& [date, measures] : night_measures_) {
+    for (const auto& [date, night] : night_measures_) {
       w.PutString(date);
-      w.Put<uint64_t>(measures.size());
-      for (const auto& [name, value] : measures) {
+      w.Put<int64_t>(night.start_us);
+      w.Put<int64_t>(night.end_us);
+      w.Put<uint64_t>(night.measures.size());
+      for (const auto& [name, value] : night.measures) {
         w.PutString(name);
         w.Put<double>(value);
       }
@@ -473,14 +514,18 @@ void Aggregator::Restore(std::string_view bytes) {
   decltype(night_measures_) night;
   if (version >= 2) {
     const auto nn = r.Get<uint64_t>();
-    if (nn > 400) throw ops::SnapshotError("aggregator: too many nights");
+    if (nn > kMaxHeldNights) throw ops::SnapshotError("aggregator: too many nights");
     for (uint64_t i = 0; i < nn; ++i) {
-      auto& measures = night[r.GetString(64)];
+      auto& n = night[r.GetString(64)];
+      n.start_us = r.Get<int64_t>();
+      n.end_us = r.Get<int64_t>();
       const auto count = r.Get<uint64_t>();
       if (count > 256) throw ops::SnapshotError("aggregator: too many nightly measures");
       for (uint64_t k = 0; k < count; ++k) {
         std::string name = r.GetString(256);
-        measures[std::move(name)] = r.Get<double>();
+        const double value = r.Get<double>();
+        // A name no operator declares any more (renamed across an upgrade) is left out.
+        if (NightlyUnits().count(name)) n.measures[std::move(name)] = value;
       }
     }
   }

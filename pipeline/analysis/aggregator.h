@@ -1,9 +1,11 @@
 // Per-patient aggregates for dashboards, in device time: minute windows (heart rate, AF burden,
 // respiratory rate, tidal and minute volume, CO2, leak) and, when the adherence operator closes
 // a therapy day, the therapy-day and rolling 30-day windows. The therapy-day window also carries,
-// by name, every nightly measurement an operator's spec declares (Aggregate.measures) that
-// reached the aggregator before the window went out (at the next AdvanceTo after the day closed;
-// operators close nights on the same watermark); later ones are dropped. Bounded state: minute
+// by name, every nightly measurement an operator's spec declares (Aggregate.measures): with the
+// adherence operator's window of that day when it goes out (operators close nights on the same
+// watermark), else in a therapy-day window of their own once device time is `kNightGraceUs`
+// past the day's end (a patient with an oximeter or a CO2 monitor and no ventilator). A nightly
+// value for a day already published is dropped. Bounded state: minute
 // windows keep at most a minute of values; day statistics use fixed-bin histograms.
 //
 // Not thread-safe: one instance per patient.
@@ -61,6 +63,9 @@ class Aggregator {
   // How long after a minute ends it stays open for delayed operator events (QRS detection,
   // breath segmentation, episode confirmation report events seconds after they happen).
   static constexpr ops::TimeUs kAllowedLatenessUs = 30 * ops::kMicrosPerSecond;
+  // How long after a therapy day's end its nightly measurements wait for the adherence operator's
+  // window of that day before they go out alone.
+  static constexpr ops::TimeUs kNightGraceUs = 3600 * ops::kMicrosPerSecond;
 
   std::string Snapshot() const;
   void Restore(std::string_view bytes);  // throws ops::SnapshotError
@@ -103,9 +108,17 @@ class Aggregator {
   std::string day_cache_date_;
   std::deque<std::pair<std::string, double>> usage_history_;  // last 30 days' usage (min)
   std::vector<v1::Aggregate> pending_;  // day aggregates waiting for AdvanceTo
-  // Nightly measurements (OperatorSpec: nightly) by therapy date and name, until that date's
-  // therapy-day aggregate goes out.
-  std::map<std::string, std::map<std::string, double>> night_measures_;
+  // Nightly measurements (OperatorSpec: nightly) of one therapy day, until its aggregate goes out.
+  struct Night {
+    ops::TimeUs start_us = 0, end_us = 0;
+    std::map<std::string, double> measures;
+  };
+  std::map<std::string, Night> night_measures_;  // by therapy date
+  // Dates whose therapy-day window went out (the last kMaxHeldNights; not in snapshots: a
+  // restore can at worst publish a late nightly value in a window of its own).
+  std::deque<std::string> published_nights_;
+  void MarkPublished(const std::string& date);
+  static constexpr size_t kMaxHeldNights = 64;
   std::vector<std::pair<ops::TimeUs, ops::TimeUs>> af_open_;  // open AF episode starts
 };
 

@@ -97,6 +97,10 @@ std::string Summary(const v1::Alert& a, ops::TimeUs now_us) {
 
 }  // namespace
 
+void CheckAlertRules() {
+  Rules();
+}
+
 std::string ConditionTitle(v1::Condition condition) {
   std::string name = v1::Condition_Name(condition);
   name.erase(0, std::string("CONDITION_").size());

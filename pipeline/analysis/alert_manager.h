@@ -39,6 +39,10 @@ struct ConditionRule {
 // kind differ.
 const ConditionRule& RuleFor(ops::EpisodeKind kind);
 
+// Collects the alert rules now (otherwise at the first episode): throws std::logic_error as
+// RuleFor does. AnalysisPlan::Make calls it, so a bad declaration stops the start.
+void CheckAlertRules();
+
 // "Ventricular tachycardia": the one display title of a condition.
 std::string ConditionTitle(v1::Condition condition);
 

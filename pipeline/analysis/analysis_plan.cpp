@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "operators/core/options.h"
+#include "pipeline/analysis/alert_manager.h"
 #include "pipeline/analysis/operator_registry.h"
 #include "pipeline/analysis/patient_analysis.h"
 
@@ -19,6 +20,7 @@ std::string KnownOperators() {
 }  // namespace
 
 std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
+  CheckAlertRules();  // a bad alert declaration stops the start, not the first episode
   auto plan = std::shared_ptr<AnalysisPlan>(new AnalysisPlan());
   try {
     date::locate_zone(config.default_time_zone);

@@ -700,6 +700,16 @@ std::string DescribeConfig(const ServiceConfig& config) {
           set != op.parameters.end() ? fmt::format("{}", set->second)
                                      : fmt::format("{} (default)", parameter.default_value));
     }
+    // A configured key the operator does not have (the start refuses it; shown so it is seen).
+    for (const auto& [key, value] : op.parameters) {
+      const bool known = std::any_of(spec->parameters.begin(), spec->parameters.end(),
+                                     [&](const auto& p) { return p.key == key; });
+      if (known) continue;
+      out += fmt::format(
+          "{:48} {:52} {} (unknown parameter)\n",
+          std::string(kOperatorsPath) + "." + op.name + "." + key,
+          EnvName(kOperatorsPath) + "__" + Upper(Replace(op.name + "." + key, ".", "__")), value);
+    }
   }
   return out;
 }

@@ -21,7 +21,13 @@ std::vector<analysis::Rejection> FeedEnvelope(const v1::TelemetryEnvelope& envel
                                               analysis::PatientAnalysis& patient,
                                               analysis::Outputs& outputs,
                                               const FrameCallback& on_frame) {
-  static const service::DecodeLimits kLimits;
+  // The service's limits, except the frames per record: a recording read from disk is no
+  // hostile input, and a card cut into large envelopes has many frames where NaN splits series.
+  static const service::DecodeLimits kLimits = [] {
+    service::DecodeLimits limits;
+    limits.max_frames_per_record = 1u << 20;
+    return limits;
+  }();
   const auto decoded = service::DecodeEnvelope(envelope, kLimits);
   if (const auto* rejection = std::get_if<analysis::Rejection>(&decoded)) return {*rejection};
   const auto& record = std::get<service::DecodedRecord>(decoded);

@@ -55,6 +55,15 @@ TEST_P(EveryOperator, EveryParameterIsDocumentedAndItsDefaultIsValid) {
 
 TEST_P(EveryOperator, BadOptionsFailWithTheKeyNamed) {
   for (const auto& p : spec().parameters) {
+    // Below the range too (unless that is its "off" value).
+    if (p.kind != ops::ValueKind::kFlag && p.lo - 1 != p.off) {
+      try {
+        spec().make({{p.key, p.lo - 1}}, {});
+        ADD_FAILURE() << p.key << " = " << p.lo - 1 << " accepted (valid: " << p.Range() << ")";
+      } catch (const ops::OptionError& e) {
+        EXPECT_EQ(e.field(), std::string(spec().name) + "." + p.key) << e.what();
+      }
+    }
     const double bad = Invalid(p);
     try {
       spec().make({{p.key, bad}}, {});

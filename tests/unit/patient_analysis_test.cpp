@@ -481,3 +481,32 @@ TEST(Aggregator, NightlyMeasurementsGoIntoTheirTherapyDay) {
 }
 
 }  // namespace
+
+namespace {
+
+// A patient without a ventilator (no adherence days): its nightly measurements go out in a
+// therapy-day window of their own an hour after the day ends, once; a name no operator declares
+// (from an older release's snapshot) is left out on restore instead of failing every record.
+TEST(Aggregator, NightlyMeasurementsWithoutATherapyDayGoOutAlone) {
+  analysis::Aggregator agg("p", "Europe/Copenhagen", false);
+  const auto night = analysis::TherapyDayOf(kT0, "Europe/Copenhagen");
+  agg.OnEvent(ops::Measurement{"spo2_t90_min", 12.5, night.end_us});
+  std::vector<v1::Aggregate> out;
+  agg.AdvanceTo(night.end_us + analysis::Aggregator::kNightGraceUs - 1, out);
+  EXPECT_TRUE(out.empty()) << "it waits for the adherence operator's window of that day";
+  analysis::Aggregator restored("p", "Europe/Copenhagen", false);
+  restored.Restore(agg.Snapshot());
+  restored.AdvanceTo(night.end_us + analysis::Aggregator::kNightGraceUs, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].window(), v1::WINDOW_KIND_THERAPY_DAY);
+  EXPECT_EQ(out[0].therapy_date(), night.date);
+  EXPECT_EQ(out[0].window_start_us(), night.start_us);
+  ASSERT_EQ(out[0].measures_size(), 1);
+  EXPECT_EQ(out[0].measures(0).unit(), "min");
+  // Late for a published day: dropped, never a second window of that day.
+  restored.OnEvent(ops::Measurement{"spo2_min_pct", 88, night.end_us});
+  restored.AdvanceTo(night.end_us + 3 * analysis::Aggregator::kNightGraceUs, out);
+  EXPECT_EQ(out.size(), 1u);
+}
+
+}  // namespace

@@ -90,6 +90,26 @@ TEST(Spo2Desaturation, RepetitiveDipsAreEachCountedAgainstAStableBaseline) {
   EXPECT_NEAR(m.at("spo2_odi3_per_h") * m.at("spo2_hours"), 20, 1e-9);
 }
 
+TEST(Spo2Desaturation, NoBaselineNoDesaturation) {
+  // One reading of 99 % and then 95 %: no baseline yet, so no 4 % desaturation.
+  Trace t;
+  t.Hold(99, 1);
+  t.Hold(95, 60);
+  EXPECT_EQ(Night(t).at("spo2_odi4_per_h"), 0);
+}
+
+TEST(Spo2Desaturation, AProbeOffEndsADesaturation) {
+  // 5 s low, then the probe is off for 40 s (more than max_gap_s), then 8 s low: two pieces
+  // of under 10 s, not one desaturation of 53 s.
+  Trace t;
+  t.Hold(96, 300);
+  t.Hold(91, 5);
+  t.Hold(0, 40);
+  t.Hold(91, 8);
+  t.Hold(96, 100);
+  EXPECT_EQ(Night(t).at("spo2_odi3_per_h"), 0);
+}
+
 TEST(Spo2Desaturation, T90CountsTimeBelowNinetyOnly) {
   Trace below;
   below.Hold(95, 60);
