@@ -20,6 +20,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -85,7 +86,7 @@ class ParameterTable {
                             return std::visit([&o](auto member) -> Ref { return &(o.*member); },
                                               field);
                           },
-                          p.lo, p.hi, p.off, p.unit, p.doc});
+                          p.lo, p.hi, p.off, p.unit, p.doc, KindOf(p.field)});
     }
   }
 
@@ -94,7 +95,7 @@ class ParameterTable {
   ParameterTable& Include(Inner O::*part, const ParameterTable<Inner>& inner) {
     for (const auto& e : inner.entries_) {
       entries_.push_back({e.key, [part, ref = e.ref](O& o) { return ref(o.*part); }, e.lo, e.hi,
-                          e.off, e.unit, e.doc});
+                          e.off, e.unit, e.doc, e.kind});
     }
     return *this;
   }
@@ -158,7 +159,19 @@ class ParameterTable {
     std::function<Ref(O&)> ref;
     double lo, hi, off;
     std::string_view unit, doc;
+    ValueKind kind;  // follows the field's type
   };
+
+  static ValueKind KindOf(const Field& field) {
+    return std::visit(
+        [](auto member) {
+          using T = std::remove_reference_t<decltype(std::declval<O&>().*member)>;
+          return std::is_same_v<T, bool>  ? ValueKind::kFlag
+                 : std::is_same_v<T, int> ? ValueKind::kWhole
+                                          : ValueKind::kReal;
+        },
+        field);
+  }
 
   const Entry* Find(std::string_view key) const {
     for (const auto& e : entries_) {
@@ -178,16 +191,7 @@ class ParameterTable {
     info.off = e.off;
     info.unit = e.unit;
     info.doc = e.doc;
-    // The kind follows the field's type, whatever the instance.
-    O probe{};
-    info.kind = std::visit(
-        [](auto* field) {
-          using T = std::remove_pointer_t<decltype(field)>;
-          return std::is_same_v<T, bool>  ? ValueKind::kFlag
-                 : std::is_same_v<T, int> ? ValueKind::kWhole
-                                          : ValueKind::kReal;
-        },
-        e.ref(probe));
+    info.kind = e.kind;
     return info;
   }
 

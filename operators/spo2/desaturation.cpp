@@ -11,6 +11,7 @@
 #include "operators/core/options.h"
 #include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
+#include "operators/filters/order_statistic.h"
 
 namespace vigil::ops {
 namespace {
@@ -127,9 +128,7 @@ double Median(const std::deque<std::pair<TimeUs, float>>& recent) {
   static thread_local std::vector<float> values;
   values.clear();
   for (const auto& [t, v] : recent) values.push_back(v);
-  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
-  std::nth_element(values.begin(), mid, values.end());
-  return *mid;
+  return filters::OrderStatistic(values, values.size() / 2);
 }
 
 }  // namespace
