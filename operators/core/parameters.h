@@ -104,7 +104,10 @@ class ParameterTable {
   // naming "<op>.<key>" and the value for an unknown key, a value out of its range, a fraction
   // for a whole number, or a flag other than 0 or 1.
   O Read(std::string_view op, const Parameters& parameters, O defaults = O{}) const {
-    for (const auto& [key, value] : parameters) {
+    for (const auto& entry : parameters) {
+      // Named copies: clang 14 cannot capture structured bindings in the lambda below.
+      const std::string& key = entry.first;
+      const double value = entry.second;
       const Entry* e = Find(key);
       if (e == nullptr) {
         throw OptionError(ParameterName(op, key), fmt::format("{}", value),

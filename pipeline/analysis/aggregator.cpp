@@ -358,7 +358,7 @@ void Aggregator::EmitDay(const ops::TherapyDay& day) {
 }
 
 void Aggregator::AdvanceTo(ops::TimeUs watermark_us, std::vector<v1::Aggregate>& out) {
-  const auto attach = [this](const Night& night, v1::Aggregate& a) {
+  const auto attach = [](const Night& night, v1::Aggregate& a) {
     for (const auto& [name, value] : night.measures) {
       const auto unit = NightlyUnits().find(name);
       auto* m = a.add_measures();
