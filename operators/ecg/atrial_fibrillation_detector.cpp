@@ -1,5 +1,7 @@
 #include "operators/ecg/atrial_fibrillation_detector.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -66,6 +68,17 @@ const ops::ParameterTable<AtrialFibrillationOptions>& AfParameters() {
        "noise between the beats over the QRS amplitude above which the evidence is not trusted"},
       {"af_close_hold_s", &O::close_hold_s, 0, 120, "s",
        "an episode closes only when AF has not resumed within this time"},
+      {"af_model", &O::use_model, 0, 1, "",
+       "1: the trained model's AF probability (models/ecg_af.model); 0: the rules alone"},
+      {"af_probability_min", &O::probability_min, 0.05, 0.99, "",
+       "smoothed model probability above which AF opens (lower: more sensitive, more alerts); "
+       "0: the model's operating point, chosen by cross-validation when it was trained",
+       0},
+      {"af_model_vetoes", &O::model_vetoes, 0, 1, "",
+       "1: the regular-rhythm (af_regular_fraction_max) and recurring-pattern (af_entropy_min) "
+       "vetoes apply to the model too"},
+      {"af_feature_trace", &O::feature_trace, 0, 1, "",
+       "1: emit every window's model inputs as measurements (training; off in service)"},
   };
   return table;
 }
@@ -80,8 +93,90 @@ AtrialFibrillationDetector AtrialFibrillationDetector::Make(const AtrialFibrilla
   return AtrialFibrillationDetector(o);
 }
 
-ops::Explanation AtrialFibrillationDetector::Explain(const State& s) const {
+AtrialFibrillationDetector::AtrialFibrillationDetector(const AtrialFibrillationOptions& o)
+    : options_(o), model_(o.use_model ? CurrentAfModel() : nullptr) {}
+
+double AtrialFibrillationDetector::Threshold() const {
+  if (!model_) return options_.threshold;
+  return options_.probability_min > 0 ? options_.probability_min : model_->operating_point();
+}
+
+AfModelInputs AtrialFibrillationDetector::ModelInputs(const WindowFeatures& f) {
+  // COSEn is +infinity when no two intervals match (no structure at all): the largest value
+  // 16 intervals can give is about 3, so 10 stands for "none" without leaving the number line.
+  const auto finite = [](double e) { return std::isinf(e) ? 10 : e; };
+  return {f.irregularity,
+          f.regular_fraction,
+          f.amplitude_cv,
+          f.p_wave_coherence,
+          f.p_wave_lock,
+          finite(f.rr_entropy),
+          f.atrial_noise,
+          f.heart_rate_bpm,
+          f.successive_difference,
+          f.coverage,
+          f.irregularity_long,
+          f.successive_difference_long,
+          finite(f.rr_entropy_long),
+          f.turning_point_ratio,
+          f.shannon_entropy};
+}
+
+namespace {
+
+// The context features of WindowFeatures over the last kAfContextBeats intervals of `iv`.
+template <typename Intervals>
+void ContextFeatures(const Intervals& iv, double tolerance_s,
+                     AtrialFibrillationDetector::WindowFeatures& f) {
+  constexpr size_t kMax = AtrialFibrillationDetector::kAfContextBeats;
+  const size_t n = std::min(iv.size(), kMax);
+  if (n < kMax / 2) return;
+  std::array<double, kMax> r{};
+  double mean = 0;
+  for (size_t k = 0; k < n; ++k) {
+    r[k] = iv[iv.size() - n + k].rr_s;
+    mean += r[k];
+  }
+  mean /= static_cast<double>(n);
+  std::array<double, kMax> d{};
+  double sum_d2 = 0;
+  size_t turns = 0;
+  for (size_t k = 1; k < n; ++k) {
+    d[k - 1] = std::fabs(r[k] - r[k - 1]);
+    sum_d2 += d[k - 1] * d[k - 1];
+    if (k + 1 < n) turns += (r[k] - r[k - 1]) * (r[k + 1] - r[k]) < 0;
+  }
+  const auto half = static_cast<ptrdiff_t>((n - 1) / 2);
+  std::nth_element(d.begin(), d.begin() + half, d.begin() + static_cast<ptrdiff_t>(n - 1));
+  f.irregularity_long = d[static_cast<size_t>(half)] / mean;
+  f.successive_difference_long = std::sqrt(sum_d2 / static_cast<double>(n - 1)) / mean;
+  f.rr_entropy_long = CoefficientOfSampleEntropy(std::span(r.data(), n), tolerance_s);
+  f.turning_point_ratio = static_cast<double>(turns) / static_cast<double>(n - 2);
+  // Dash et al.: the shortest and longest intervals left out (here 1/16 each side), the rest in
+  // 16 equal bins between its extremes; entropy over log(16), 0 (one bin) to 1 (uniform).
+  std::array<double, kMax> sorted = r;
+  std::sort(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(n));
+  const size_t cut = n / 16;
+  const double lo = sorted[cut], hi = sorted[n - 1 - cut];
+  std::array<int, 16> bins{};
+  for (size_t k = cut; k < n - cut; ++k) {
+    const double x = hi > lo ? (sorted[k] - lo) / (hi - lo) : 0;
+    ++bins[std::min<size_t>(15, static_cast<size_t>(x * 16))];
+  }
+  double entropy = 0;
+  const auto used = static_cast<double>(n - 2 * cut);
+  for (const int b : bins) {
+    if (b > 0) entropy -= b / used * std::log(b / used);
+  }
+  f.shannon_entropy = entropy / std::log(16.0);
+}
+
+}  // namespace
+
+ops::Explanation AtrialFibrillationDetector::Explain(const State& s,
+                                                     const AfModelInputs* inputs) const {
   ops::Explanation why;
+  if (model_) return ExplainModel(s, inputs);
   why.algorithm = "ecg.af.rr_irregularity";
   why.version = "1.5.0";  // 1.4: close hold; 1.5: P waves must stay locked at fast rates
   double mean_rr = 0;
@@ -159,8 +254,50 @@ double CoefficientOfSampleEntropy(std::span<const double> rr, double tolerance_s
   return -std::log(ratio) + std::log(2 * tolerance_s) - std::log(mean);
 }
 
+ops::Explanation AtrialFibrillationDetector::ExplainModel(const State& s,
+                                                          const AfModelInputs* inputs) const {
+  ops::Explanation why;
+  why.algorithm = fmt::format("{}.trees", model_->name());
+  why.version = model_->version();
+  double mean_rr = 0;
+  for (const auto& i : s.intervals) mean_rr += i.rr_s;
+  if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
+  why.measures = {{"af_probability", s.smoothed, "1"},
+                  {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
+                  {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  why.limits = {{"af_probability_min", Threshold(), "1", ">"},
+                {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
+                {"af_close_hold_s", options_.close_hold_s, "s", ">="}};
+  why.rule =
+      "AF probability of a gradient-boosted tree model over the beat window's RR irregularity, "
+      "P-wave coherence, RR entropy, regularity, beat reliability and noise, smoothed, above "
+      "af_probability_min; an episode ends only after af_close_hold_s without AF; an AF alarm "
+      "needs an episode >= 30 s";
+  why.note = fmt::format("model {} {} ({} trees), trained on the PhysioNet/CinC 2017 training set",
+                         model_->name(), model_->version(), model_->trees());
+  if (inputs == nullptr) return why;
+  // The window that opened the episode: the three features that raised the probability most.
+  AfModelInputs share{};
+  model_->Attribute(*inputs, share);
+  std::array<size_t, kAfModelFeatures.size()> order{};
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return share[a] > share[b]; });
+  std::string top;
+  for (size_t k = 0; k < 3 && share[order[k]] > 0; ++k) {
+    const size_t f = order[k];
+    if (!std::isnan((*inputs)[f])) {
+      why.measures.push_back({fmt::format("feature.{}", kAfModelFeatures[f]), (*inputs)[f], "1"});
+    }
+    top += fmt::format("{}{} {} ({:+.2f})", top.empty() ? "" : ", ", kAfModelFeatures[f],
+                       std::isnan((*inputs)[f]) ? "unknown" : fmt::format("{:.3g}", (*inputs)[f]),
+                       share[f]);
+  }
+  if (!top.empty()) why.note += "; raised most by " + top + " (log-odds)";
+  return why;
+}
+
 AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
-    const std::deque<Interval>& iv) const {
+    const std::deque<Interval>& iv, bool complete) const {
   WindowFeatures f;
   const auto lags = static_cast<size_t>(options_.max_lag);
   if (iv.size() < MinWindow() + lags) return f;
@@ -210,23 +347,35 @@ AtrialFibrillationDetector::WindowFeatures AtrialFibrillationDetector::Features(
     best = std::min(best, d[window / 2]);
   }
   f.irregularity = best / mean_rr;
+  f.heart_rate_bpm = 60 / mean_rr;
+  double sum_d2 = 0;
+  for (size_t k = 0; k < window; ++k) {
+    const double dk = iv[first + k].rr_s - iv[first + k - 1].rr_s;
+    sum_d2 += dk * dk;
+  }
+  f.successive_difference = std::sqrt(sum_d2 / static_cast<double>(window)) / mean_rr;
+  const double span_s = ops::ToSeconds(iv.back().end_us - iv[first].end_us) + r[0];
+  f.coverage = span_s > 0 ? std::min(1.0, mean_rr * static_cast<double>(window) / span_s) : 1;
 
   const size_t p_beats = std::min(iv.size(), static_cast<size_t>(options_.p_wave_beats));
   std::array<const AtrialSegment*, kMaxWindowBeats> segments{};
   for (size_t k = 0; k < p_beats; ++k) segments[k] = &iv[iv.size() - p_beats + k].atrial;
   f.p_wave_coherence = PWaveCoherence(std::span(segments.data(), p_beats), p_beats / 2);
-  if (!std::isnan(f.p_wave_coherence) && f.p_wave_coherence > options_.p_wave_coherence_max) {
+  if (!std::isnan(f.p_wave_coherence) &&
+      (complete || f.p_wave_coherence > options_.p_wave_coherence_max)) {
     std::array<float, kMaxWindowBeats> rr{};
     for (size_t k = 0; k < p_beats; ++k) rr[k] = iv[iv.size() - p_beats + k].rr_s;
     const std::span<const float> window_rr(rr.data(), p_beats);
-    if (filters::OrderStatistic(window_rr, p_beats / 2) < options_.p_wave_lock_max_rr_s) {
+    if (complete ||
+        filters::OrderStatistic(window_rr, p_beats / 2) < options_.p_wave_lock_max_rr_s) {
       f.p_wave_lock = PWaveRateLock(std::span(segments.data(), p_beats), window_rr);
     }
   }
 
   // Steps 6 and 7 only where the irregularity matters: they cost a pass over all interval pairs
   // and over the window's PR-interval segments.
-  if (f.irregularity < options_.threshold * options_.release) return f;
+  if (complete) ContextFeatures(iv, options_.entropy_tolerance_s, f);
+  if (!complete && f.irregularity < options_.threshold * options_.release) return f;
   std::array<double, kMaxWindowBeats> noise{};
   size_t noisy_known = 0;
   for (size_t k = first; k < iv.size(); ++k) {
@@ -262,6 +411,17 @@ bool AtrialFibrillationDetector::HasPWaves(const WindowFeatures& f) const {
   }
   // At fast rates: coherent, but moving with the preceding interval (the previous T wave).
   return std::isnan(f.p_wave_lock) || f.p_wave_lock >= options_.p_wave_lock_min;
+}
+
+bool AtrialFibrillationDetector::RegularVeto(const WindowFeatures& f) const {
+  const bool no_p =
+      !std::isnan(f.p_wave_coherence) && f.p_wave_coherence < options_.p_wave_absent_max;
+  return f.regular_fraction >
+         (no_p ? options_.regular_fraction_max_no_p : options_.regular_fraction_max);
+}
+
+bool AtrialFibrillationDetector::PatternVeto(const WindowFeatures& f) const {
+  return RegularVeto(f) || (!std::isnan(f.rr_entropy) && f.rr_entropy < options_.entropy_min);
 }
 
 double AtrialFibrillationDetector::Measure(const WindowFeatures& f) const {
@@ -301,7 +461,8 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   const auto needed = MinWindow() + static_cast<size_t>(options_.max_lag);
   const auto keep = std::max({static_cast<size_t>(options_.window_beats + options_.max_lag),
                               static_cast<size_t>(options_.p_wave_beats),
-                              static_cast<size_t>(options_.entropy_beats)});
+                              static_cast<size_t>(options_.entropy_beats),
+                              model_ || options_.feature_trace ? kAfContextBeats : size_t{0}});
   if (left_out) {
     if (++s.left_out_in_a_row > options_.window_beats) Stop(s, out);
     return;
@@ -323,21 +484,42 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
   const auto window = std::min(static_cast<size_t>(options_.window_beats),
                                s.intervals.size() - static_cast<size_t>(options_.max_lag));
 
+  // The rules' features (P waves, regularity) always; the model's complete inputs only where
+  // the model is asked: a window over a regular rhythm is vetoed before it (PatternVeto) and
+  // costs no more than the rules, which is most windows of most patients.
   const auto features = Features(s.intervals);
-  const double irregularity = Measure(features);
+  AfModelInputs inputs{};
+  bool have_inputs = false;
+  double irregularity = 0;
+  if (!model_) {
+    irregularity = Measure(features);
+  } else if (!(options_.model_vetoes && RegularVeto(features))) {
+    const auto complete = Features(s.intervals, true);
+    inputs = ModelInputs(complete);
+    have_inputs = true;
+    irregularity = options_.model_vetoes && PatternVeto(complete) ? 0 : model_->Probability(inputs);
+  }
+  if (options_.feature_trace && !have_inputs) inputs = ModelInputs(Features(s.intervals, true));
+  if (options_.feature_trace) {
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      out.emplace_back(ops::Measurement{fmt::format("af_feature.{}", kAfModelFeatures[k]),
+                                        inputs[k], beat.time_us});
+    }
+    out.emplace_back(ops::Measurement{"af_measure", irregularity, beat.time_us});
+  }
   s.last_irregularity = irregularity;
   s.last_p_wave_coherence = features.p_wave_coherence;
   s.smoothed =
       s.primed ? s.smoothed + options_.smoothing * (irregularity - s.smoothed) : irregularity;
   s.primed = true;
 
-  const double release = options_.threshold * options_.release;
+  const double release = Threshold() * options_.release;
   if (s.smoothed > release) s.last_irregular_us = beat.time_us;
   const ops::TimeUs previous_p_wave_us = s.last_p_wave_us;
   if (s.intervals.size() >= static_cast<size_t>(options_.p_wave_beats) && HasPWaves(features)) {
     s.last_p_wave_us = beat.time_us;
   }
-  if (!s.open && s.smoothed > options_.threshold) {
+  if (!s.open && s.smoothed > Threshold()) {
     s.open = true;
     // The window's first interval starts at the beat before it. Where intervals were left out
     // (ectopic beats, noise) the window spans more time than it judged: the onset is set back
@@ -355,8 +537,8 @@ void AtrialFibrillationDetector::OnBeat(State& s, const ops::Beat& beat, bool us
                            beat.time_us - ops::FromSeconds(2 * judged_s), s.last_end_us,
                            previous_p_wave_us});
     out.push_back(MakeEpisode(ops::EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened,
-                              s.start_us, 0, Explain(s)));
-  } else if (s.open && s.closing && s.smoothed > options_.threshold) {
+                              s.start_us, 0, Explain(s, have_inputs ? &inputs : nullptr)));
+  } else if (s.open && s.closing && s.smoothed > Threshold()) {
     s.closing = false;  // AF resumed within the hold: still the same episode
     s.held_af_us = 0;
   } else if (s.open && !s.closing && s.smoothed <= release) {

@@ -82,11 +82,14 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 
 #include "operators/core/event.h"
 #include "operators/core/parameters.h"
 #include "operators/core/snapshot.h"
+#include "operators/core/tree_ensemble.h"
+#include "operators/ecg/af_model.h"
 #include "operators/ecg/atrial_activity.h"
 
 namespace vigil::ecg {
@@ -130,6 +133,18 @@ struct AtrialFibrillationOptions {
   // 30 s, the minimum duration of an AF episode (CLINICAL.md): a break shorter than an episode
   // could be does not split one (MIT-BIH 203: 20 -> 9 episodes, AF duration Se 87 -> 93 %).
   double close_hold_s = 30;
+  // 1: the measure is the trained model's AF probability for the window (af_model.h), compared
+  // with `probability_min` (steps 2-7 become its inputs, the decision of step 8 stays);
+  // 0: the rules of steps 2-8 with `threshold`.
+  bool use_model = true;
+  double probability_min = 0;  // 0: the model's operating point
+  // 1: with the model, a window whose rhythm underneath is regular (step 4) or whose
+  // irregularity recurs in a pattern (step 6) still scores 0: ectopy on a regular rhythm, which
+  // the CinC 2017 training records hold too little of for the model to learn.
+  bool model_vetoes = true;
+  // 1: every window's model inputs (and probability) are emitted as measurements
+  // "af_feature.<name>" / "af_probability": what training reads (`vigil replay --measurements`).
+  bool feature_trace = false;
 };
 
 // Keys "af_*" of ecg.arrhythmia.
@@ -160,6 +175,18 @@ class AtrialFibrillationDetector {
     double p_wave_lock = NAN;       // step 3 at fast rates (NaN when not needed or unknown)
     double rr_entropy = NAN;        // step 6 (NaN when not needed or too few intervals)
     double atrial_noise = NAN;      // step 7 (NaN when not needed or unknown)
+    // Computed for every window (inputs of the trained model, af_model.h):
+    double heart_rate_bpm = 0;         // 60 / the window's mean interval
+    double successive_difference = 0;  // RMS of successive interval differences / mean interval
+    double coverage = 1;  // the window's intervals over the time from its first beat to its last
+                          // (below 1 where beats were left out)
+    // Over the last kAfContextBeats accepted intervals (NaN when fewer than half are there): the
+    // longer view a record-level classifier has, as the CinC 2017 entries used it.
+    double irregularity_long = NAN;           // as `irregularity`
+    double successive_difference_long = NAN;  // as `successive_difference`
+    double rr_entropy_long = NAN;             // COSEn
+    double turning_point_ratio = NAN;  // local extrema / (n - 2) (Dash et al. 2009; AF ~ 2/3)
+    double shannon_entropy = NAN;      // of the RR histogram, 16 bins, normalised (Dash et al.)
   };
   struct State {
     std::deque<Interval> intervals;  // accepted, newest last (window + 2 for the differences)
@@ -194,22 +221,39 @@ class AtrialFibrillationDetector {
   void OnBeat(State& state, const ops::Beat& beat, bool usable, float amplitude_mv,
               const AtrialSegment* atrial, ops::Events& out) const;
   // The features of a full window of intervals, oldest first (window_beats + max_lag entries).
-  WindowFeatures Features(const std::deque<Interval>& intervals) const;
+  // `complete`: every feature (the model's inputs); otherwise steps 6 and 7, and the P-wave
+  // lock, only where the rules need them.
+  WindowFeatures Features(const std::deque<Interval>& intervals, bool complete = false) const;
   // The measure compared with the threshold: the irregularity, 0 when a veto applies.
   double Measure(const WindowFeatures& f) const;
+  // Step 4: a regular rhythm underneath.
+  bool RegularVeto(const WindowFeatures& f) const;
+  // Steps 4 and 6: a regular rhythm underneath, or an irregularity that recurs in a pattern.
+  bool PatternVeto(const WindowFeatures& f) const;
   // Step 3: an atrial wave locked to the QRS complexes.
   bool HasPWaves(const WindowFeatures& f) const;
   // Measure(Features(intervals)). Exposed for tests.
   double Irregularity(const std::deque<Interval>& intervals) const;
+  // The longest history the model's inputs look at.
+  static constexpr size_t kAfContextBeats = 32;
+  // The model's inputs for `f` (kAfModelFeatures order; unknown values NaN).
+  static AfModelInputs ModelInputs(const WindowFeatures& f);
+  // The model served (null when use_model is 0).
+  const ops::TreeEnsemble* model() const { return model_.get(); }
   // Closes an open episode (gap, end of recording) at the last irregular beat.
   void Stop(State& state, ops::Events& out) const;
 
  private:
-  explicit AtrialFibrillationDetector(const AtrialFibrillationOptions& o) : options_(o) {}
+  explicit AtrialFibrillationDetector(const AtrialFibrillationOptions& o);
   void Close(State& s, ops::TimeUs end_us, ops::Events& out) const;
   size_t MinWindow() const;
-  ops::Explanation Explain(const State& s) const;
+  // `inputs`: the window that opened the episode (its top features are named), or null.
+  ops::Explanation Explain(const State& s, const AfModelInputs* inputs = nullptr) const;
+  ops::Explanation ExplainModel(const State& s, const AfModelInputs* inputs) const;
+  // The level the smoothed measure must cross: af_threshold, or the model's probability.
+  double Threshold() const;
   AtrialFibrillationOptions options_;
+  std::shared_ptr<const ops::TreeEnsemble> model_;
 };
 
 }  // namespace vigil::ecg

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "operators/core/options.h"
+#include "operators/ecg/af_model.h"
 #include "pipeline/analysis/alert_manager.h"
 #include "pipeline/analysis/operator_registry.h"
 #include "pipeline/analysis/patient_analysis.h"
@@ -21,6 +22,9 @@ std::string KnownOperators() {
 
 std::shared_ptr<const AnalysisPlan> AnalysisPlan::Make(AnalysisConfig config) {
   CheckAlertRules();  // a bad alert declaration stops the start, not the first episode
+  // A model file replacing the built-in one is loaded and checked before any operator is made:
+  // a missing or foreign model stops the start naming its path (ops::ModelError).
+  if (!config.af_model.empty()) ecg::InstallAfModel(config.af_model);
   auto plan = std::shared_ptr<AnalysisPlan>(new AnalysisPlan());
   try {
     date::locate_zone(config.default_time_zone);

@@ -49,6 +49,9 @@ struct AnalysisConfig {
   AlertPolicy alerts;
   // IANA zone used for therapy days when the patient's configuration names none.
   std::string default_time_zone = "Europe/Copenhagen";
+  // The AF model file to serve instead of the built-in models/ecg_af.model ("": built in;
+  // operators/ecg/af_model.h). Loaded and validated when the plan is made.
+  std::string af_model;
   // Frames up to this much older than the patient's newest are reordered; older ones rejected.
   double reorder_tolerance_s = 5;
   // A hole of more than this between consecutive frames of a stream is a gap (signal lost).

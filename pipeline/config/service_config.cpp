@@ -149,6 +149,7 @@ const std::vector<Field>& Fields() {
       BoolField("analysis.alerts.technical_suppresses_clinical",
                 VIGIL_MEMBER(analysis.alerts.technical_suppresses_clinical)),
       StringField("analysis.default_time_zone", VIGIL_MEMBER(analysis.default_time_zone)),
+      StringField("analysis.af_model", VIGIL_MEMBER(analysis.af_model)),
       DoubleField("analysis.reorder_tolerance_s", VIGIL_MEMBER(analysis.reorder_tolerance_s), 0,
                   3600),
       DoubleField("analysis.gap_tolerance_s", VIGIL_MEMBER(analysis.gap_tolerance_s), 0, 3600),
@@ -702,8 +703,9 @@ std::string DescribeConfig(const ServiceConfig& config) {
     }
     // A configured key the operator does not have (the start refuses it; shown so it is seen).
     for (const auto& [key, value] : op.parameters) {
+      const std::string_view name = key;  // clang 14 cannot capture a structured binding
       const bool known = std::any_of(spec->parameters.begin(), spec->parameters.end(),
-                                     [&](const auto& p) { return p.key == key; });
+                                     [&](const auto& p) { return p.key == name; });
       if (known) continue;
       out += fmt::format(
           "{:48} {:52} {} (unknown parameter)\n",

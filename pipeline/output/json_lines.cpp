@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace vigil::output {
@@ -52,6 +53,12 @@ std::string EpisodeLine(const ops::Episode& episode, ops::TimeUs origin_us) {
   return fmt::format(R"({{"type":"episode","rhythm":"{}","start":{:.3f},"end":{:.3f}}})",
                      ops::EpisodeName(episode.kind), Seconds(episode.start_us, origin_us),
                      Seconds(episode.end_us, origin_us));
+}
+
+std::string MeasurementLine(const ops::Measurement& m, ops::TimeUs origin_us) {
+  return fmt::format(R"({{"type":"measurement","name":"{}","t":{:.4f},"value":{}}})", m.name,
+                     Seconds(m.time_us, origin_us),
+                     std::isfinite(m.value) ? fmt::format("{:.7g}", m.value) : "null");
 }
 
 std::string AlertLine(const v1::Alert& alert) {

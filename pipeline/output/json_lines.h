@@ -16,6 +16,9 @@ namespace vigil::output {
 std::string BeatLine(const ops::Beat& beat, ops::TimeUs origin_us);
 // {"type":"episode","rhythm":"AFIB","start":100.0,"end":160.5}; only for closed episodes.
 std::string EpisodeLine(const ops::Episode& episode, ops::TimeUs origin_us);
+// {"type":"measurement","name":"af_feature.irregularity","t":12.345,"value":0.21}; a
+// non-finite value is null.
+std::string MeasurementLine(const ops::Measurement& measurement, ops::TimeUs origin_us);
 // {"type":"alert","alert":{...protobuf JSON...}}
 std::string AlertLine(const v1::Alert& alert);
 // The first line of `vigil replay` output: the device time its other lines' seconds count

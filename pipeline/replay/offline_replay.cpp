@@ -55,6 +55,8 @@ ReplayStats ReplayToJsonLines(TelemetrySource& source,
         if (episode->phase != ops::Episode::Phase::kClosed) continue;
         ++stats.episodes;
         if (options.episodes) out << output::EpisodeLine(*episode, origin) << '\n';
+      } else if (const auto* m = std::get_if<ops::Measurement>(&event)) {
+        if (options.measurements) out << output::MeasurementLine(*m, origin) << '\n';
       }
     }
     for (const auto& alert : outputs.alerts) {

@@ -32,6 +32,7 @@ struct ReplayOutputOptions {
   bool episodes = true;
   bool alerts = true;
   bool aggregates = true;
+  bool measurements = false;  // operators' measurement events (e.g. the AF model's inputs)
 };
 
 // Runs `source` through a PatientAnalysis built from `plan` and writes the lines to `out`.

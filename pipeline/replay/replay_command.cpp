@@ -20,6 +20,8 @@ struct ReplayArgs {
   std::vector<std::string> overrides;  // "operator.key=value"
   bool no_beats = false;
   bool no_aggregates = false;
+  bool measurements = false;
+  std::string af_model;  // a model file replacing models/ecg_af.model
   double frame_s = 1.0;
   std::string time_zone = "Europe/Copenhagen";  // device clock and therapy days (ResMed cards)
   std::string kafka;  // bootstrap servers: produce to Kafka instead of analysing offline
@@ -54,11 +56,13 @@ int RunOffline(const ReplayArgs& args) {
   auto source = OpenRecording(args.recording, options);
   auto config = DefaultAnalysisConfig();
   config.default_time_zone = args.time_zone;
+  config.af_model = args.af_model;
   auto plan = analysis::AnalysisPlan::Make(config);
   plan = plan->WithOverrides(ParseOverrides(args.overrides));
   ReplayOutputOptions what;
   what.beats = !args.no_beats;
   what.aggregates = !args.no_aggregates;
+  what.measurements = args.measurements;
   std::ofstream file;
   std::ostream* out = &std::cout;
   if (!args.out.empty() && args.out != "-") {
@@ -134,6 +138,11 @@ void AddReplayCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-beats", args->no_beats, "Do not write beat lines");
   cmd->add_flag("--no-aggregates", args->no_aggregates, "Do not write aggregate lines");
+  cmd->add_flag("--measurements", args->measurements,
+                "Write the operators' measurement events (with ecg.arrhythmia.af_feature_trace=1: "
+                "the AF model's inputs per beat window, which training/train_af.sh reads)");
+  cmd->add_option("--af-model", args->af_model,
+                  "AF model file to serve instead of the built-in models/ecg_af.model");
   cmd->callback([args] {
     try {
       const int rc = args->kafka.empty() ? RunOffline(*args) : RunToKafka(*args);

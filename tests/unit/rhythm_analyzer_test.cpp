@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "operators/core/options.h"
+#include "operators/ecg/af_model.h"
 
 namespace {
 
 namespace ops = vigil::ops;
 using ops::EpisodeKind;
+using vigil::ecg::CurrentAfModel;
 using vigil::ecg::RhythmAnalyzer;
 using vigil::ecg::RhythmOptions;
 
@@ -130,6 +132,12 @@ RhythmAnalyzer WithParameters(const ops::Parameters& parameters) {
 
 const RhythmAnalyzer& Default() {
   static const RhythmAnalyzer analyzer = RhythmAnalyzer::Make({});
+  return analyzer;
+}
+
+// The AF rules of steps 2-8 alone (af_model = 0), as the tests of each veto need them.
+const RhythmAnalyzer& Rules() {
+  static const RhythmAnalyzer analyzer = WithParameters({{"af_model", 0}});
   return analyzer;
 }
 
@@ -552,6 +560,40 @@ TEST(AtrialFibrillation, IrregularRhythmIsAfWithItsStart) {
   EXPECT_GT(closed[0].why.measures.at(2).value, 30);
 }
 
+// Issue 18: the served model explains itself (probability, version, the features that raised
+// it), and af_probability_min trades sensitivity for alerts per patient.
+TEST(AtrialFibrillation, TheModelsAlertNamesItsProbabilityVersionAndTopFeatures) {
+  auto beats = BeatsEvery(0.5, 30, 0.8);
+  const auto af = IrregularBeats(30.5, 120, 3);
+  beats.insert(beats.end(), af.begin(), af.end());
+  const auto x = CleanEcg(beats.back() + 1, beats);
+  const auto events = Feed(Default(), x, ToBeats(beats));
+  const auto opened =
+      Episodes(events, EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened);
+  ASSERT_EQ(opened.size(), 1u);
+  const auto& why = opened[0].why;
+  EXPECT_EQ(why.algorithm, "ecg.af.trees");
+  EXPECT_EQ(why.version, CurrentAfModel()->version());
+  ASSERT_FALSE(why.measures.empty());
+  EXPECT_EQ(why.measures[0].name, "af_probability");
+  EXPECT_GT(why.measures[0].value, CurrentAfModel()->operating_point());
+  int features = 0;
+  for (const auto& m : why.measures) features += m.name.rfind("feature.", 0) == 0;
+  EXPECT_GE(features, 1);
+  EXPECT_NE(why.note.find("raised most by"), std::string::npos) << why.note;
+  EXPECT_EQ(why.limits.at(0).name, "af_probability_min");
+  EXPECT_DOUBLE_EQ(why.limits.at(0).value, CurrentAfModel()->operating_point());
+  // A clinician who asks for near-certainty gets no alert for the same rhythm...
+  const auto strict = Feed(WithParameters({{"af_probability_min", 0.99}}), x, ToBeats(beats));
+  EXPECT_TRUE(Episodes(strict, EpisodeKind::kAtrialFibrillation).empty());
+  // ... and one who asks for more sensitivity gets it no later.
+  const auto sensitive =
+      Episodes(Feed(WithParameters({{"af_probability_min", 0.1}}), x, ToBeats(beats)),
+               EpisodeKind::kAtrialFibrillation, ops::Episode::Phase::kOpened);
+  ASSERT_EQ(sensitive.size(), 1u);
+  EXPECT_LE(sensitive[0].start_us, opened[0].start_us);
+}
+
 TEST(SampleAnchor, FollowsDriftButNotJitter) {
   ops::SampleAnchor a;
   a.OnChunk(0, 1'000'000, kFs);
@@ -658,9 +700,8 @@ TEST(AtrialFibrillation, RecurringIntervalPatternIsNotAf) {
   std::vector<double> beats{0.5};
   for (int i = 1; i < 150; ++i) beats.push_back(beats.back() + pattern[i % 3] + jitter(rng));
   const auto x = CleanEcg(beats.back() + 1, beats);
-  EXPECT_TRUE(
-      Episodes(Feed(Default(), x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
-  const auto off = WithParameters({{"af_entropy_min", -100}});
+  EXPECT_TRUE(Episodes(Feed(Rules(), x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
+  const auto off = WithParameters({{"af_model", 0}, {"af_entropy_min", -100}});
   EXPECT_FALSE(Episodes(Feed(off, x, ToBeats(beats)), EpisodeKind::kAtrialFibrillation).empty());
   // The measure itself.
   std::vector<double> rr;
@@ -740,9 +781,9 @@ TEST(AtrialFibrillation, NoiseBetweenSmallBeatsIsNotAf) {
     EXPECT_TRUE(Episodes(events, EpisodeKind::kEcgNoise).empty());
     return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
   };
-  EXPECT_TRUE(run(0, Default()));
-  EXPECT_FALSE(run(0.03, Default()));
-  EXPECT_TRUE(run(0.03, WithParameters({{"af_atrial_noise_max", 100}})));
+  EXPECT_TRUE(run(0, Rules()));
+  EXPECT_FALSE(run(0.03, Rules()));
+  EXPECT_TRUE(run(0.03, WithParameters({{"af_model", 0}, {"af_atrial_noise_max", 100}})));
 }
 
 TEST(AtrialFibrillation, OnsetDoesNotReachBackIntoARhythmWithPWaves) {
@@ -849,10 +890,10 @@ TEST(AtrialFibrillation, PreviousTWaveAtFastRatesIsNotAPWave) {
         Feed(analyzer, *state, x, ToBeats(beats), {}, true, 0, SIZE_MAX, Segments(x, beats));
     return !Episodes(events, EpisodeKind::kAtrialFibrillation).empty();
   };
-  EXPECT_TRUE(run(false, Default()));
-  EXPECT_FALSE(run(false, WithParameters({{"af_p_wave_lock_min", -1}})));
-  EXPECT_FALSE(run(false, WithParameters({{"af_p_wave_lock_max_rr_s", 0.3}})));
-  EXPECT_FALSE(run(true, Default()));
+  EXPECT_TRUE(run(false, Rules()));
+  EXPECT_FALSE(run(false, WithParameters({{"af_model", 0}, {"af_p_wave_lock_min", -1}})));
+  EXPECT_FALSE(run(false, WithParameters({{"af_model", 0}, {"af_p_wave_lock_max_rr_s", 0.3}})));
+  EXPECT_FALSE(run(true, Rules()));
 }
 
 // Ventricular fibrillation: an oscillation of 3-7 Hz whose rate and amplitude (0.2-1 mV) wander
