@@ -1,5 +1,6 @@
 #include "pipeline/analysis/patient_analysis.h"
 
+#include <date/tz.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -625,6 +626,14 @@ void PatientAnalysis::RestorePart(Impl& fresh, const v1::OperatorState& os) {
     } else if (os.operator_name() == "_streams") {
       ops::SnapshotReader r(os.state());
       fresh.time_zone = r.GetString();
+      // Only a zone the service accepted can have been saved: any other (a corrupt or forged
+      // snapshot) threw at the first therapy-day boundary, in the middle of processing
+      // (fuzz_snapshot). Refused here, the part restarts fresh with the default zone.
+      try {
+        date::locate_zone(fresh.time_zone);
+      } catch (const std::exception&) {
+        throw ops::SnapshotError(fmt::format("unknown time zone '{}'", fresh.time_zone));
+      }
       const auto ns = r.Get<uint64_t>();
       for (uint64_t i = 0; i < ns; ++i) {
         Stream s;

@@ -146,6 +146,26 @@ TEST_F(FuzzRegression, SnapshotRespiratoryCountersOutOfRangeRestartThatPart) {
   }
 }
 
+// fuzz_snapshot: a patient snapshot whose time zone was not a zone ("Europe/Copdnhagen")
+// restored, and the first therapy-day boundary threw std::runtime_error from the time-zone
+// database in the middle of processing (here Finish; in the service every record of the
+// patient). The zone is checked when it is restored: that part restarts with the default zone.
+TEST_F(FuzzRegression, SnapshotWithAnUnknownTimeZoneRestartsThatPart) {
+  const std::string input = Input("snapshot_unknown_time_zone.bin");
+  ASSERT_LT(static_cast<uint8_t>(input.at(0)), 0x80) << "a whole-patient input of fuzz_snapshot";
+  v1::PatientStateSnapshot snap;
+  ASSERT_TRUE(snap.ParseFromString(input.substr(1)));
+  analysis::PatientAnalysis patient(snap.patient_id(), DefaultPlan());
+  patient.Restore(snap);
+  bool streams_fell_back = false;
+  for (const auto& part : patient.restore_fallbacks()) {
+    streams_fell_back |= part.rfind("_streams", 0) == 0;
+  }
+  EXPECT_TRUE(streams_fell_back);
+  analysis::Outputs out;
+  EXPECT_NO_THROW(patient.Finish(out));
+}
+
 // fuzz_snapshot: an ecg.arrhythmia state with an RR interval of 5e244 s overflowed the QRS
 // detector's search-back limit (double -> int64 conversion, undefined behaviour).
 TEST_F(FuzzRegression, SnapshotQrsRrOutOfRangeIsSnapshotError) {
