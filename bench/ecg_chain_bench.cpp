@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "operators/ecg/af_model.h"
 #include "operators/ecg/ecg_monitor.h"
 #include "operators/ecg/pulse_detector.h"
 #include "operators/ecg/qrs_detector.h"
@@ -216,5 +217,25 @@ void BM_ConditioningFilterOnly(benchmark::State& state) {
 BENCHMARK(BM_ConditioningFilterOnly)->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+// The AF model alone (issue 18): one window's probability, over 256 varied synthetic windows.
+void BM_AfModelWindow(benchmark::State& state) {
+  const auto model = vigil::ecg::CurrentAfModel();
+  std::vector<vigil::ecg::AfModelInputs> windows;
+  for (int k = 0; k < 256; ++k) {
+    vigil::ecg::AfModelInputs x{};
+    for (size_t f = 0; f < x.size(); ++f) x[f] = 0.01 * ((k * 37 + static_cast<int>(f) * 11) % 100);
+    x[7] = 50 + (k % 100);  // heart rate
+    windows.push_back(x);
+  }
+  size_t i = 0;
+  double sum = 0;
+  for (auto _ : state) {
+    sum += model->Probability(windows[i++ & 255]);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AfModelWindow);
 
 BENCHMARK_MAIN();
