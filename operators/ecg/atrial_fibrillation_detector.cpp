@@ -173,18 +173,28 @@ void ContextFeatures(const Intervals& iv, double tolerance_s,
 
 }  // namespace
 
+namespace {
+
+// The smoothed measure under `level`, the heart rate over the held intervals and the burden.
+std::vector<ops::Measure> StateMeasures(const AtrialFibrillationDetector::State& s,
+                                        std::string level) {
+  double mean_rr = 0;
+  for (const auto& i : s.intervals) mean_rr += i.rr_s;
+  if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
+  return {{std::move(level), s.smoothed, "1"},
+          {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
+          {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+}
+
+}  // namespace
+
 ops::Explanation AtrialFibrillationDetector::Explain(const State& s,
                                                      const AfModelInputs* inputs) const {
   ops::Explanation why;
   if (model_) return ExplainModel(s, inputs);
   why.algorithm = "ecg.af.rr_irregularity";
   why.version = "1.5.0";  // 1.4: close hold; 1.5: P waves must stay locked at fast rates
-  double mean_rr = 0;
-  for (const auto& i : s.intervals) mean_rr += i.rr_s;
-  if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
-  why.measures = {{"rr_irregularity", s.smoothed, "1"},
-                  {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
-                  {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  why.measures = StateMeasures(s, "rr_irregularity");
   if (!std::isnan(s.last_p_wave_coherence)) {
     why.measures.push_back({"p_wave_coherence", s.last_p_wave_coherence, "1"});
   }
@@ -259,12 +269,7 @@ ops::Explanation AtrialFibrillationDetector::ExplainModel(const State& s,
   ops::Explanation why;
   why.algorithm = fmt::format("{}.trees", model_->name());
   why.version = model_->version();
-  double mean_rr = 0;
-  for (const auto& i : s.intervals) mean_rr += i.rr_s;
-  if (!s.intervals.empty()) mean_rr /= static_cast<double>(s.intervals.size());
-  why.measures = {{"af_probability", s.smoothed, "1"},
-                  {"heart_rate", mean_rr > 0 ? 60 / mean_rr : 0, "bpm"},
-                  {"af_burden", s.analysed_us > 0 ? 100 * s.af_us / s.analysed_us : 0, "%"}};
+  why.measures = StateMeasures(s, "af_probability");
   why.limits = {{"af_probability_min", Threshold(), "1", ">"},
                 {"af_window", static_cast<double>(options_.window_beats), "beats", "="},
                 {"af_close_hold_s", options_.close_hold_s, "s", ">="}};
